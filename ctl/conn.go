@@ -1,0 +1,374 @@
+package ctl
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configure a Conn. The zero value is usable.
+type Options struct {
+	Limits Limits
+	// Trace, if set, receives the raw transcript: every line written
+	// prefixed "C: " and every line read prefixed "S: ". Secrets in
+	// AUTHENTICATE are replaced by "[scrubbed]".
+	Trace io.Writer
+	// Timeout bounds a command whose context has no deadline. Default 2m.
+	Timeout time.Duration
+	// EventBacklog is how many events may wait for the consumer before
+	// high-volume telemetry (BW, *_BW, CELL_STATS, TB_EMPTY, DEBUG, INFO)
+	// is dropped and counted. Other events are never dropped. Default 65536.
+	EventBacklog int
+	Logger       *slog.Logger
+}
+
+// Conn is a control-port connection. One goroutine reads the socket:
+// replies complete pending commands in order, so commands may be issued
+// from many goroutines at once and are pipelined; asynchronous events go to
+// Events. A read or write error is sticky: it fails every pending command
+// and every later one.
+type Conn struct {
+	rwc  io.ReadWriteCloser
+	opts Options
+	log  *slog.Logger
+
+	wmu  sync.Mutex // serialises writes and their place in the FIFO
+	wbuf bytes.Buffer
+
+	mu      sync.Mutex
+	pending []*pending // FIFO of commands awaiting a reply
+	err     error      // sticky; set once
+	done    chan struct{}
+
+	traceMu sync.Mutex
+
+	events *eventQueue
+}
+
+type pending struct {
+	ch chan result // buffered 1
+}
+
+type result struct {
+	r   *Reply
+	err error
+}
+
+// Dial connects to a control port: "HOST:PORT", "tcp:HOST:PORT" or
+// "unix:PATH". It does not authenticate (see Authenticate).
+func Dial(ctx context.Context, addr string, opts Options) (*Conn, error) {
+	network, address := "tcp", addr
+	switch {
+	case strings.HasPrefix(addr, "unix:"):
+		network, address = "unix", strings.TrimPrefix(addr, "unix:")
+	case strings.HasPrefix(addr, "tcp:"):
+		address = strings.TrimPrefix(addr, "tcp:")
+	case strings.HasPrefix(addr, "/"):
+		network = "unix"
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, fmt.Errorf("control port %s: %w", addr, err)
+	}
+	return NewConn(nc, opts), nil
+}
+
+// NewConn wraps an established connection and starts its reader goroutine.
+func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Minute
+	}
+	if opts.EventBacklog <= 0 {
+		opts.EventBacklog = 1 << 16
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	c := &Conn{rwc: rwc, opts: opts, log: opts.Logger, done: make(chan struct{})}
+	c.events = newEventQueue(opts.EventBacklog, c.log)
+	go c.readLoop()
+	return c
+}
+
+// Events delivers asynchronous events in the order tor sent them. The
+// channel is closed after the connection ends and every queued event has
+// been delivered. Events are only sent after a SETEVENTS.
+func (c *Conn) Events() <-chan Event { return c.events.out }
+
+// DroppedEvents counts the high-volume events dropped because the consumer
+// fell behind by more than Options.EventBacklog.
+func (c *Conn) DroppedEvents() uint64 { return c.events.droppedCount() }
+
+// Done is closed when the connection has ended.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err is the sticky error that ended the connection, or nil while it is up.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close closes the connection and fails every pending command with ErrClosed.
+func (c *Conn) Close() error {
+	c.fail(ErrClosed)
+	return nil
+}
+
+func (c *Conn) fail(err error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	p := c.pending
+	c.pending = nil
+	close(c.done)
+	c.mu.Unlock()
+	c.rwc.Close()
+	for _, q := range p {
+		q.ch <- result{err: err}
+	}
+}
+
+func (c *Conn) readLoop() {
+	defer c.events.close()
+	rr := NewReplyReader(c.rwc, c.opts.Limits)
+	for {
+		r, err := rr.ReadReply()
+		if err != nil {
+			c.mu.Lock()
+			closed := c.err != nil
+			c.mu.Unlock()
+			if !closed {
+				if err == io.EOF {
+					err = fmt.Errorf("control connection closed by tor: %w", io.EOF)
+				} else if _, ok := err.(*ProtocolError); !ok {
+					err = fmt.Errorf("control connection: %w", err)
+				}
+				c.log.Debug("control connection ended", "err", err)
+			}
+			c.fail(err)
+			return
+		}
+		if c.opts.Trace != nil {
+			c.trace("S: ", r.Raw)
+		}
+		if r.IsAsync() {
+			c.events.push(ParseEvent(r))
+			continue
+		}
+		c.mu.Lock()
+		if len(c.pending) == 0 {
+			c.mu.Unlock()
+			c.fail(&ProtocolError{Msg: "reply with no command pending", Line: r.Lines[0].Text})
+			return
+		}
+		q := c.pending[0]
+		c.pending[0] = nil
+		c.pending = c.pending[1:]
+		c.mu.Unlock()
+		q.ch <- result{r: r}
+	}
+}
+
+func (c *Conn) trace(prefix, raw string) {
+	c.traceMu.Lock()
+	defer c.traceMu.Unlock()
+	for raw != "" {
+		i := strings.IndexByte(raw, '\n')
+		var line string
+		if i < 0 {
+			line, raw = raw, ""
+		} else {
+			line, raw = raw[:i+1], raw[i+1:]
+		}
+		io.WriteString(c.opts.Trace, prefix+strings.TrimRight(line, "\r\n")+"\n")
+	}
+}
+
+// Do sends one command line (without CRLF) and waits for its reply. A 4yz
+// or 5yz reply returns both the reply and an *Error. The line may not
+// contain CR, LF or NUL; nothing is written if it does.
+func (c *Conn) Do(ctx context.Context, line string) (*Reply, error) {
+	if err := CheckArg("command", line); err != nil {
+		return nil, err
+	}
+	return c.roundTrip(ctx, line, "", false)
+}
+
+// DoData sends a multi-line command: "+" line CRLF, then data dot-stuffed
+// and terminated by "." (control-spec 2.2).
+func (c *Conn) DoData(ctx context.Context, line, data string) (*Reply, error) {
+	if err := CheckArg("command", line); err != nil {
+		return nil, err
+	}
+	if strings.IndexByte(data, 0) >= 0 {
+		return nil, fmt.Errorf("command data: %w: contains NUL", ErrUnsafeArgument)
+	}
+	return c.roundTrip(ctx, "+"+strings.TrimPrefix(line, "+"), data, true)
+}
+
+// Raw sends a command as a user typed it. A command whose keyword starts
+// with "+" is multi-line: its first line is the command and the rest is its
+// data. Any other command must be a single line.
+func (c *Conn) Raw(ctx context.Context, text string) (*Reply, error) {
+	text = strings.TrimRight(text, "\r\n")
+	if strings.HasPrefix(text, "+") {
+		line, data, _ := strings.Cut(text, "\n")
+		return c.DoData(ctx, strings.TrimSuffix(line, "\r"), data)
+	}
+	return c.Do(ctx, text)
+}
+
+func (c *Conn) roundTrip(ctx context.Context, line, data string, hasData bool) (*Reply, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+		defer cancel()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	q := &pending{ch: make(chan result, 1)}
+
+	c.wmu.Lock()
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		c.wmu.Unlock()
+		return nil, err
+	}
+	c.pending = append(c.pending, q)
+	c.mu.Unlock()
+	c.wbuf.Reset()
+	c.wbuf.WriteString(line)
+	c.wbuf.WriteString("\r\n")
+	if hasData {
+		stuff(&c.wbuf, data)
+	}
+	if c.opts.Trace != nil {
+		c.trace("C: ", scrub(c.wbuf.String()))
+	}
+	_, werr := c.rwc.Write(c.wbuf.Bytes())
+	c.wmu.Unlock()
+	if werr != nil {
+		c.fail(fmt.Errorf("control connection: write: %w", werr))
+	}
+
+	select {
+	case res := <-q.ch:
+		if res.err != nil {
+			return nil, res.err
+		}
+		return res.r, res.r.Err()
+	case <-ctx.Done():
+		// The reply will still arrive and be discarded: q stays in the
+		// FIFO so later replies keep their order.
+		return nil, fmt.Errorf("%s: %w", commandName(line), ctx.Err())
+	}
+}
+
+func commandName(line string) string {
+	name, _, _ := strings.Cut(line, " ")
+	return strings.TrimPrefix(name, "+")
+}
+
+// scrub hides the secret of an AUTHENTICATE command in the transcript.
+func scrub(s string) string {
+	if len(s) >= 12 && strings.EqualFold(s[:12], "AUTHENTICATE") && strings.TrimSpace(s[12:]) != "" {
+		return s[:12] + " [scrubbed]\r\n"
+	}
+	return s
+}
+
+// eventQueue stands between the reader and the consumer so that the reader
+// never blocks: it grows without bound for events that matter and drops
+// high-volume telemetry beyond the backlog.
+type eventQueue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	q       []Event
+	head    int
+	closed  bool
+	backlog int
+	dropped uint64
+	log     *slog.Logger
+	out     chan Event
+}
+
+func newEventQueue(backlog int, log *slog.Logger) *eventQueue {
+	e := &eventQueue{backlog: backlog, log: log, out: make(chan Event, 256)}
+	e.cond = sync.NewCond(&e.mu)
+	go e.pump()
+	return e
+}
+
+func (e *eventQueue) push(ev Event) {
+	e.mu.Lock()
+	if len(e.q)-e.head >= e.backlog && droppable(ev.EventType()) {
+		e.dropped++
+		n := e.dropped
+		e.mu.Unlock()
+		if n&(n-1) == 0 { // 1, 2, 4, 8, ...: loud but bounded
+			e.log.Warn("event consumer is behind; dropping high-volume events", "dropped", n, "type", ev.EventType())
+		}
+		return
+	}
+	e.q = append(e.q, ev)
+	e.mu.Unlock()
+	e.cond.Signal()
+}
+
+func (e *eventQueue) close() {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	e.cond.Signal()
+}
+
+func (e *eventQueue) droppedCount() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.dropped
+}
+
+func (e *eventQueue) pump() {
+	defer close(e.out)
+	var batch []Event
+	for {
+		e.mu.Lock()
+		for e.head == len(e.q) && !e.closed {
+			e.cond.Wait()
+		}
+		if e.head == len(e.q) && e.closed {
+			e.mu.Unlock()
+			return
+		}
+		batch = append(batch[:0], e.q[e.head:]...)
+		clear(e.q[e.head:])
+		e.q, e.head = e.q[:0], 0
+		e.mu.Unlock()
+		for i, ev := range batch {
+			e.out <- ev
+			batch[i] = nil
+		}
+	}
+}
+
+func droppable(typ string) bool {
+	switch typ {
+	case "BW", "STREAM_BW", "CIRC_BW", "CONN_BW", "CELL_STATS", "TB_EMPTY", "DEBUG", "INFO":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,267 @@
+package ctl
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Line is one line of a reply (control-spec 2.3): a MidReplyLine ('-'), a
+// DataReplyLine ('+') with its CmdData, or the EndReplyLine (' ').
+type Line struct {
+	Code int
+	Sep  byte   // '-', '+' or ' '
+	Text string // the ReplyText after the separator, without CRLF
+	// Data is the CmdData of a '+' line: dot-unstuffed, its lines joined
+	// with "\n" and no newline after the last one.
+	Data string
+}
+
+// Reply is one complete reply: every MidReplyLine and DataReplyLine up to
+// and including the EndReplyLine.
+type Reply struct {
+	// Raw is the reply exactly as it was read from the socket.
+	Raw   string
+	Lines []Line
+
+	first [1]Line // backing store for single-line replies
+}
+
+// Code is the status code of the EndReplyLine.
+func (r *Reply) Code() int { return r.Lines[len(r.Lines)-1].Code }
+
+// Text is the ReplyText of the EndReplyLine.
+func (r *Reply) Text() string { return r.Lines[len(r.Lines)-1].Text }
+
+// IsAsync reports whether the reply is an asynchronous event (6yz).
+func (r *Reply) IsAsync() bool { return r.Code()/100 == 6 }
+
+// OK reports whether the reply is a positive completion (2yz).
+func (r *Reply) OK() bool { return r.Code()/100 == 2 }
+
+// Err returns a *Error for a 4yz or 5yz reply and nil otherwise.
+func (r *Reply) Err() error {
+	if c := r.Code(); c >= 400 && c < 600 {
+		return &Error{Code: c, Msg: r.errorText()}
+	}
+	return nil
+}
+
+func (r *Reply) errorText() string {
+	if len(r.Lines) == 1 {
+		return r.Lines[0].Text
+	}
+	parts := make([]string, 0, len(r.Lines))
+	for _, l := range r.Lines {
+		parts = append(parts, l.Text)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// String is the raw text of the reply.
+func (r *Reply) String() string { return r.Raw }
+
+// Limits bound what a ReplyReader accepts from the peer.
+type Limits struct {
+	MaxLineBytes  int // one line, CRLF included; default 1 MiB
+	MaxReplyBytes int // one reply, data blocks included; default 64 MiB
+}
+
+const (
+	defaultMaxLine  = 1 << 20
+	defaultMaxReply = 64 << 20
+)
+
+// ReplyReader reads replies from a control connection.
+type ReplyReader struct {
+	r      *bufio.Reader
+	lim    Limits
+	buf    []byte // raw bytes of the reply being read
+	spans  []lineSpan
+	nLines int
+}
+
+type lineSpan struct {
+	code          int
+	sep           byte
+	textLo, textHi int
+	dataLo, dataHi int // raw data block, dot-stuffed, for '+' lines
+}
+
+// NewReplyReader returns a reader of replies from r. Zero limits take the
+// defaults.
+func NewReplyReader(r io.Reader, lim Limits) *ReplyReader {
+	if lim.MaxLineBytes <= 0 {
+		lim.MaxLineBytes = defaultMaxLine
+	}
+	if lim.MaxReplyBytes <= 0 {
+		lim.MaxReplyBytes = defaultMaxReply
+	}
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReaderSize(r, 64<<10)
+	}
+	return &ReplyReader{r: br, lim: lim}
+}
+
+// readLine appends one line, terminator included, to rr.buf and returns the
+// offsets of its content (without CRLF or LF).
+func (rr *ReplyReader) readLine() (lo, hi int, err error) {
+	lo = len(rr.buf)
+	for {
+		chunk, err := rr.r.ReadSlice('\n')
+		rr.buf = append(rr.buf, chunk...)
+		if n := len(rr.buf) - lo; n > rr.lim.MaxLineBytes {
+			return 0, 0, &ProtocolError{Msg: fmt.Sprintf("line longer than %d bytes", rr.lim.MaxLineBytes)}
+		}
+		if len(rr.buf) > rr.lim.MaxReplyBytes {
+			return 0, 0, &ProtocolError{Msg: fmt.Sprintf("reply longer than %d bytes", rr.lim.MaxReplyBytes)}
+		}
+		if err == nil {
+			break
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err == io.EOF && len(rr.buf) > lo {
+			return 0, 0, io.ErrUnexpectedEOF
+		}
+		return 0, 0, err
+	}
+	hi = len(rr.buf) - 1 // drop LF
+	if hi > lo && rr.buf[hi-1] == '\r' {
+		hi--
+	}
+	return lo, hi, nil
+}
+
+// ReadReply reads one complete reply.
+func (rr *ReplyReader) ReadReply() (*Reply, error) {
+	rr.buf = rr.buf[:0]
+	rr.spans = rr.spans[:0]
+	for {
+		lo, hi, err := rr.readLine()
+		if err != nil {
+			if err == io.EOF && len(rr.spans) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		line := rr.buf[lo:hi]
+		if len(line) < 4 || !isDigit(line[0]) || !isDigit(line[1]) || !isDigit(line[2]) {
+			return nil, &ProtocolError{Msg: "reply line does not start with a status code and separator", Line: string(line)}
+		}
+		code := int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
+		sep := line[3]
+		if sep != ' ' && sep != '-' && sep != '+' {
+			return nil, &ProtocolError{Msg: fmt.Sprintf("bad separator %q after status code", sep), Line: string(line)}
+		}
+		sp := lineSpan{code: code, sep: sep, textLo: lo + 4, textHi: hi}
+		if sep == '+' {
+			sp.dataLo = len(rr.buf)
+			for {
+				dlo, dhi, err := rr.readLine()
+				if err != nil {
+					if err == io.EOF {
+						err = io.ErrUnexpectedEOF
+					}
+					return nil, err
+				}
+				if dhi-dlo == 1 && rr.buf[dlo] == '.' {
+					sp.dataHi = dlo
+					break
+				}
+			}
+		}
+		rr.spans = append(rr.spans, sp)
+		if sep == ' ' {
+			return rr.build(), nil
+		}
+	}
+}
+
+func (rr *ReplyReader) build() *Reply {
+	raw := string(rr.buf)
+	r := &Reply{Raw: raw}
+	if len(rr.spans) == 1 {
+		r.Lines = r.first[:]
+	} else {
+		r.Lines = make([]Line, len(rr.spans))
+	}
+	for i, sp := range rr.spans {
+		l := &r.Lines[i]
+		l.Code, l.Sep, l.Text = sp.code, sp.sep, raw[sp.textLo:sp.textHi]
+		if sp.sep == '+' {
+			l.Data = unstuff(raw[sp.dataLo:sp.dataHi])
+		}
+	}
+	return r
+}
+
+// unstuff turns a raw CmdData block (without its terminating ".") into its
+// content: CRLF and bare LF become "\n", a leading ".." becomes ".", and the
+// newline after the last line is dropped.
+func unstuff(block string) string {
+	if block == "" {
+		return ""
+	}
+	if !strings.Contains(block, "\r") && !strings.Contains(block, "\n.") && block[0] != '.' {
+		return block[:len(block)-1]
+	}
+	var b strings.Builder
+	b.Grow(len(block))
+	for len(block) > 0 {
+		i := strings.IndexByte(block, '\n')
+		line := block[:i]
+		block = block[i+1:]
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if strings.HasPrefix(line, ".") {
+			line = line[1:]
+		}
+		b.WriteString(line)
+		if len(block) > 0 {
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// stuff writes data as a CmdData block: CRLF line ends, a leading "." doubled
+// and the terminating "." line. A "\r\n" in data is read as one line end.
+func stuff(w *bytes.Buffer, data string) {
+	data = strings.ReplaceAll(data, "\r\n", "\n")
+	if data != "" {
+		for _, line := range strings.Split(strings.TrimSuffix(data, "\n"), "\n") {
+			if strings.HasPrefix(line, ".") {
+				w.WriteByte('.')
+			}
+			w.WriteString(line)
+			w.WriteString("\r\n")
+		}
+	}
+	w.WriteString(".\r\n")
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// ParseReplies parses every complete reply in b. It is the pure form of
+// ReplyReader, for tests and fuzzing.
+func ParseReplies(b []byte, lim Limits) ([]*Reply, error) {
+	rr := NewReplyReader(bytes.NewReader(b), lim)
+	var out []*Reply
+	for {
+		r, err := rr.ReadReply()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+}
