@@ -71,3 +71,7 @@ type argError struct {
 }
 
 func (e *argError) Error() string { return e.cmd + ": " + e.msg }
+
+// Unwrap makes a missing or malformed argument an ErrUnsafeArgument, like
+// every other refusal before anything is written.
+func (e *argError) Unwrap() error { return ErrUnsafeArgument }

@@ -38,7 +38,10 @@ type Conn struct {
 	opts Options
 	log  *slog.Logger
 
-	wmu  sync.Mutex // serialises writes and their place in the FIFO
+	// wsem (capacity 1) serialises writes and their place in the FIFO; a
+	// channel rather than a mutex so that a command waiting to write still
+	// honours its context.
+	wsem chan struct{}
 	wbuf bytes.Buffer
 
 	mu      sync.Mutex
@@ -91,7 +94,7 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c := &Conn{rwc: rwc, opts: opts, log: opts.Logger, done: make(chan struct{})}
+	c := &Conn{rwc: rwc, opts: opts, log: opts.Logger, done: make(chan struct{}), wsem: make(chan struct{}, 1)}
 	c.events = newEventQueue(opts.EventBacklog, c.log)
 	go c.readLoop()
 	return c
@@ -240,12 +243,18 @@ func (c *Conn) roundTrip(ctx context.Context, line, data string, hasData bool) (
 	}
 	q := &pending{ch: make(chan result, 1)}
 
-	c.wmu.Lock()
+	select {
+	case c.wsem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: waiting to write: %w", commandName(line), ctx.Err())
+	case <-c.done:
+		return nil, c.Err()
+	}
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
-		c.wmu.Unlock()
+		<-c.wsem
 		return nil, err
 	}
 	c.pending = append(c.pending, q)
@@ -259,10 +268,21 @@ func (c *Conn) roundTrip(ctx context.Context, line, data string, hasData bool) (
 	if c.opts.Trace != nil {
 		c.trace("C: ", scrub(c.wbuf.String()))
 	}
+	// A write that cannot finish by the command's deadline (tor stopped
+	// reading) ends the connection: a half-written command cannot be
+	// taken back.
+	dl, hasDL := c.rwc.(interface{ SetWriteDeadline(time.Time) error })
+	if hasDL {
+		d, _ := ctx.Deadline()
+		dl.SetWriteDeadline(d)
+	}
 	_, werr := c.rwc.Write(c.wbuf.Bytes())
-	c.wmu.Unlock()
+	if hasDL {
+		dl.SetWriteDeadline(time.Time{})
+	}
+	<-c.wsem
 	if werr != nil {
-		c.fail(fmt.Errorf("control connection: write: %w", werr))
+		c.fail(fmt.Errorf("control connection: write %s: %w", commandName(line), werr))
 	}
 
 	select {

@@ -20,14 +20,17 @@ func CheckArg(what, s string) error {
 }
 
 // CheckToken refuses a value that must be a single bare word of the command
-// line (an id, a keyword, a nickname): no spaces, quotes, CR, LF or NUL, and
-// not empty.
+// line (an id, a keyword, a nickname): only visible ASCII other than the
+// double quote, and not empty. Tor splits arguments on any white space,
+// vertical tab and form feed included.
 func CheckToken(what, s string) error {
 	if s == "" {
 		return fmt.Errorf("%s: %w: empty", what, ErrUnsafeArgument)
 	}
-	if i := strings.IndexAny(s, " \t\"\r\n\x00"); i >= 0 {
-		return fmt.Errorf("%s: %w: %q contains %q at byte %d", what, ErrUnsafeArgument, s, s[i], i)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' {
+			return fmt.Errorf("%s: %w: %q contains %q at byte %d", what, ErrUnsafeArgument, s, s[i], i)
+		}
 	}
 	return nil
 }
@@ -49,11 +52,16 @@ func Quote(s string) string {
 	return b.String()
 }
 
-// QuoteIfNeeded returns s bare when it is a plain non-empty word, and as a
-// QuotedString otherwise.
+// QuoteIfNeeded returns s bare when it is a plain non-empty word of visible
+// ASCII, and as a QuotedString otherwise.
 func QuoteIfNeeded(s string) string {
-	if s == "" || strings.ContainsAny(s, " \t\"\\=") {
+	if s == "" {
 		return Quote(s)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' || c == '=' {
+			return Quote(s)
+		}
 	}
 	return s
 }

@@ -42,12 +42,18 @@ func (r *Reply) IsAsync() bool { return r.Code()/100 == 6 }
 // OK reports whether the reply is a positive completion (2yz).
 func (r *Reply) OK() bool { return r.Code()/100 == 2 }
 
-// Err returns a *Error for a 4yz or 5yz reply and nil otherwise.
+// Err returns a *Error for a 4yz or 5yz reply, a *ProtocolError for a
+// status code the protocol does not define for replies (1yz, 3yz, 6yz and
+// above), and nil for 2yz.
 func (r *Reply) Err() error {
-	if c := r.Code(); c >= 400 && c < 600 {
+	switch c := r.Code(); {
+	case c >= 200 && c < 300:
+		return nil
+	case c >= 400 && c < 600:
 		return &Error{Code: c, Msg: r.errorText()}
+	default:
+		return &ProtocolError{Msg: fmt.Sprintf("reply with status code %d", c), Line: r.Text()}
 	}
-	return nil
 }
 
 func (r *Reply) errorText() string {
@@ -77,16 +83,15 @@ const (
 
 // ReplyReader reads replies from a control connection.
 type ReplyReader struct {
-	r      *bufio.Reader
-	lim    Limits
-	buf    []byte // raw bytes of the reply being read
-	spans  []lineSpan
-	nLines int
+	r     *bufio.Reader
+	lim   Limits
+	buf   []byte // raw bytes of the reply being read
+	spans []lineSpan
 }
 
 type lineSpan struct {
-	code          int
-	sep           byte
+	code           int
+	sep            byte
 	textLo, textHi int
 	dataLo, dataHi int // raw data block, dot-stuffed, for '+' lines
 }
@@ -220,10 +225,7 @@ func unstuff(block string) string {
 		if n := len(line); n > 0 && line[n-1] == '\r' {
 			line = line[:n-1]
 		}
-		if strings.HasPrefix(line, ".") {
-			line = line[1:]
-		}
-		b.WriteString(line)
+		b.WriteString(strings.TrimPrefix(line, "."))
 		if len(block) > 0 {
 			b.WriteByte('\n')
 		}
