@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/chzyer/readline"
+	"github.com/spf13/cobra"
+
+	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/tests/testnet"
+)
+
+// connFlags are the connection flags every command that talks to tor shares.
+type connFlags struct {
+	control      string // HOST:PORT or unix:PATH
+	passwordFile string
+	cookie       string
+	trace        string // file for the raw transcript; "-" is stderr
+	launch       bool
+	launchTorrc  string
+	logLevel     string
+}
+
+func (cf *connFlags) addFlags(cmd *cobra.Command) {
+	fl := cmd.PersistentFlags()
+	fl.StringVar(&cf.control, "control", "", "control port: HOST:PORT or unix:PATH (env TORSCRIPT_CONTROL; default: try "+strings.Join(ctl.DefaultAddrs, ", ")+")")
+	fl.StringVar(&cf.passwordFile, "password-file", "", "file whose first line is the control password (env TORSCRIPT_PASSWORD; else a prompt on a terminal)")
+	fl.StringVar(&cf.cookie, "cookie", "", "control auth cookie file (env TORSCRIPT_COOKIE; default: the one tor names)")
+	fl.StringVar(&cf.trace, "trace", "", "write the raw control-port transcript to this file (- for stderr)")
+	fl.BoolVar(&cf.launch, "launch", false, "launch a private tor process for this run and stop it afterwards")
+	fl.StringVar(&cf.launchTorrc, "launch-torrc", "", "with --launch: extra torrc lines from this file")
+	fl.StringVar(&cf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+// factory holds what commands share: I/O streams, connection flags, and
+// what must be undone when the command ends.
+type factory struct {
+	in          io.Reader
+	out, errOut io.Writer
+	conn        connFlags
+	log         *slog.Logger
+	cleanups    []func()
+}
+
+func newFactory(in io.Reader, out, errOut io.Writer) *factory {
+	return &factory{in: in, out: out, errOut: errOut, log: slog.New(slog.NewTextHandler(errOut, nil))}
+}
+
+func (f *factory) setup() error {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(f.conn.logLevel)); err != nil {
+		return usageError{fmt.Errorf("--log-level: %w", err)}
+	}
+	f.log = slog.New(slog.NewTextHandler(f.errOut, &slog.HandlerOptions{Level: lvl}))
+	return nil
+}
+
+func (f *factory) cleanup() {
+	for i := len(f.cleanups) - 1; i >= 0; i-- {
+		f.cleanups[i]()
+	}
+	f.cleanups = nil
+}
+
+// connect opens an authenticated control connection as the flags say.
+func (f *factory) connect(ctx context.Context) (*ctl.Conn, error) {
+	cf := f.conn
+	opts := ctl.Options{Logger: f.log}
+	if cf.trace != "" {
+		if cf.trace == "-" {
+			opts.Trace = f.errOut
+		} else {
+			tf, err := os.OpenFile(cf.trace, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+			if err != nil {
+				return nil, usageError{fmt.Errorf("--trace: %w", err)}
+			}
+			f.cleanups = append(f.cleanups, func() { tf.Close() })
+			opts.Trace = tf
+		}
+	}
+	addr := cf.control
+	if addr == "" {
+		addr = os.Getenv("TORSCRIPT_CONTROL")
+	}
+	cred := ctl.Credentials{CookieFile: cf.cookie}
+	if cred.CookieFile == "" {
+		cred.CookieFile = os.Getenv("TORSCRIPT_COOKIE")
+	}
+	switch {
+	case cf.passwordFile != "":
+		cred.Password = ctl.PasswordFromFile(cf.passwordFile)
+	case os.Getenv("TORSCRIPT_PASSWORD") != "":
+		pw := os.Getenv("TORSCRIPT_PASSWORD")
+		cred.Password = func() (string, error) { return pw, nil }
+	case isTerminal(f.in):
+		cred.Password = func() (string, error) {
+			b, err := readline.Password("tor control password: ")
+			return string(b), err
+		}
+	}
+	if cf.launch {
+		if cf.control != "" {
+			return nil, usageError{fmt.Errorf("--launch and --control exclude each other")}
+		}
+		p, err := f.launch(ctx)
+		if err != nil {
+			return nil, connectError{err}
+		}
+		addr, cred.CookieFile = p.ControlAddr, p.CookiePath
+	}
+	c, _, err := ctl.Connect(ctx, addr, cred, opts)
+	if err != nil {
+		return nil, connectError{err}
+	}
+	f.cleanups = append(f.cleanups, func() { c.Close() })
+	return c, nil
+}
+
+func (f *factory) launch(ctx context.Context) (*testnet.Process, error) {
+	var extra []string
+	if f.conn.launchTorrc != "" {
+		b, err := os.ReadFile(f.conn.launchTorrc)
+		if err != nil {
+			return nil, fmt.Errorf("--launch-torrc: %w", err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				extra = append(extra, l)
+			}
+		}
+	}
+	dir, err := os.MkdirTemp("", "torscript-launch-")
+	if err != nil {
+		return nil, err
+	}
+	p, err := testnet.Launch(ctx, testnet.LaunchConfig{
+		Dir:      filepath.Join(dir, "tor"),
+		Torrc:    extra,
+		Auth:     "cookie",
+		Progress: func(s string) { f.log.Info("launch: " + s) },
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("--launch: %w", err)
+	}
+	f.cleanups = append(f.cleanups, func() { p.Stop(); os.RemoveAll(dir) })
+	return p, nil
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && readline.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,106 @@
+// Command torscript drives a Tor daemon through its control port.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/torscript/torscript/ctl"
+)
+
+// Exit codes, mapped from errors in exitCode and nowhere else.
+type exitCodeT int
+
+const (
+	exitOK       exitCodeT = 0
+	exitError    exitCodeT = 1 // anything not below
+	exitUsage    exitCodeT = 2 // bad flags or arguments
+	exitTorError exitCodeT = 3 // tor answered a command with an error reply
+	exitConnect  exitCodeT = 4 // no control port, or authentication failed
+)
+
+func main() {
+	os.Exit(int(mainRun()))
+}
+
+func mainRun() exitCodeT {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	f := newFactory(os.Stdin, os.Stdout, os.Stderr)
+	root := newCmdRoot(f)
+	root.SetArgs(os.Args[1:])
+	err := root.ExecuteContext(ctx)
+	f.cleanup()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "torscript:", err)
+	}
+	return exitCode(err)
+}
+
+// usageError marks errors in how torscript was called.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// connectError marks a failure to reach or authenticate to tor.
+type connectError struct{ err error }
+
+func (e connectError) Error() string { return e.err.Error() }
+func (e connectError) Unwrap() error { return e.err }
+
+// silentError carries an exit code for a failure already reported.
+type silentError struct{ code exitCodeT }
+
+func (e silentError) Error() string { return "" }
+
+func exitCode(err error) exitCodeT {
+	var (
+		ue usageError
+		ce connectError
+		se silentError
+		te *ctl.Error
+	)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &se):
+		return se.code
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &ce):
+		return exitConnect
+	case errors.As(err, &te):
+		return exitTorError
+	}
+	return exitError
+}
+
+func newCmdRoot(f *factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "torscript",
+		Short:         "Drive a Tor daemon through its control port",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return f.setup()
+		},
+	}
+	root.SetIn(f.in)
+	root.SetOut(f.out)
+	root.SetErr(f.errOut)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	f.conn.addFlags(root)
+	root.AddCommand(
+		newCmdRaw(f, nil),
+		newCmdEvents(f, nil),
+		newCmdTestnet(),
+	)
+	return root
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/torscript/torscript/ctl"
+)
+
+// rawOptions are the inputs of `torscript raw`.
+type rawOptions struct {
+	f        *factory
+	commands []string // empty: read commands from standard input
+}
+
+func newCmdRaw(f *factory, runF func(context.Context, *rawOptions) error) *cobra.Command {
+	opts := &rawOptions{f: f}
+	return &cobra.Command{
+		Use:   "raw 'COMMAND' ...",
+		Short: "Send raw control commands and print tor's replies",
+		Long: `Send each argument to tor as one control command and print the reply as tor
+wrote it. Without arguments, commands are read from standard input, one a
+line. A command starting with "+" is multi-line: use a literal newline to
+separate its data. After a successful SETEVENTS, events are printed until
+Ctrl-C, as tor-prompt --run does.`,
+		Example: `  torscript raw 'GETINFO version' 'GETINFO circuit-status'
+  torscript raw 'SETEVENTS STREAM CIRC'`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.commands = args
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return rawRun(cmd.Context(), opts)
+		},
+	}
+}
+
+func rawRun(ctx context.Context, opts *rawOptions) error {
+	c, err := opts.f.connect(ctx)
+	if err != nil {
+		return err
+	}
+	out := opts.f.out
+	var failed error
+	watching := false
+	send := func(cmd string) error {
+		r, err := c.Raw(ctx, cmd)
+		if r != nil {
+			io.WriteString(out, toLF(r.Raw))
+		}
+		var te *ctl.Error
+		switch {
+		case errors.As(err, &te):
+			failed = err
+			return nil
+		case err != nil:
+			return err
+		}
+		kw, args, _ := strings.Cut(strings.TrimSpace(cmd), " ")
+		if strings.EqualFold(kw, "SETEVENTS") {
+			watching = strings.TrimSpace(args) != ""
+		}
+		return nil
+	}
+	if len(opts.commands) > 0 {
+		for _, cmd := range opts.commands {
+			if err := send(cmd); err != nil {
+				return err
+			}
+		}
+	} else {
+		sc := bufio.NewScanner(opts.f.in)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
+				if err := send(line); err != nil {
+					return err
+				}
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return err
+		}
+	}
+	if watching {
+		if err := printEvents(ctx, c, out, false); err != nil {
+			return err
+		}
+	}
+	if failed != nil {
+		return silentError{code: exitCode(failed)}
+	}
+	return nil
+}
+
+// printEvents prints events until ctx ends or the connection drops.
+func printEvents(ctx context.Context, c *ctl.Conn, out io.Writer, asJSON bool) error {
+	w := bufio.NewWriter(out)
+	defer w.Flush()
+	for {
+		var ev ctl.Event
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok = <-c.Events():
+		}
+		if !ok {
+			if err := c.Err(); err != nil && !errors.Is(err, ctl.ErrClosed) {
+				return fmt.Errorf("while watching events: %w", err)
+			}
+			return nil
+		}
+		if asJSON {
+			if err := writeEventJSON(w, ev); err != nil {
+				return err
+			}
+		} else {
+			w.WriteString(toLF(ev.Reply().Raw))
+		}
+		if len(c.Events()) == 0 {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func toLF(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }

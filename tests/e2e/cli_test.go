@@ -1,0 +1,238 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/torscript/torscript/tests/testnet"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// torscript returns the path of a freshly built torscript binary.
+func torscript(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "torscript-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "torscript")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/torscript/torscript/cmd/torscript").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// cli prepares a torscript command connected to the network's client
+// through the environment.
+func cli(ctx context.Context, t *testing.T, args ...string) *exec.Cmd {
+	n := testnet.Shared(t)
+	cmd := exec.CommandContext(ctx, torscript(t), args...)
+	cmd.Env = append(os.Environ(), "TORSCRIPT_CONTROL="+n.ControlAddr(), "TORSCRIPT_COOKIE="+n.CookiePath())
+	return cmd
+}
+
+func exitStatus(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func TestCLIRaw(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	trace := filepath.Join(t.TempDir(), "trace")
+	cmd := cli(ctx, t, "raw", "--trace", trace, "GETINFO version", "GETINFO no-such-key", "GETCONF SocksPort")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if code := exitStatus(err); code != 3 {
+		t.Errorf("exit status %d, want 3 (tor answered one command with an error); stderr: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"250-version=0.", "250 OK\n", "552 ", "250 SocksPort="} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\r") {
+		t.Errorf("output has CR characters")
+	}
+
+	b, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := string(b)
+	for _, want := range []string{"C: PROTOCOLINFO 1\n", "C: AUTHENTICATE [scrubbed]\n", "C: GETINFO version\n", "S: 250-version=", "S: 552 "} {
+		if !strings.Contains(tr, want) {
+			t.Errorf("trace lacks %q:\n%s", want, tr)
+		}
+	}
+	cookie, err := os.ReadFile(testnet.Shared(t).CookiePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(strings.ToLower(tr), hex.EncodeToString(cookie)[:16]) {
+		t.Errorf("trace shows cookie bytes")
+	}
+}
+
+// TestCLIRawStreamsEvents: after SETEVENTS, raw prints events until SIGINT.
+func TestCLIRawStreamsEvents(t *testing.T) {
+	ctx := testCtx(t, 90*time.Second)
+	port := httpServer(t, "raw events")
+	cmd := cli(ctx, t, "raw", "SETEVENTS STREAM")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || sc.Text() != "250 OK" {
+		t.Fatalf("first line %q, want 250 OK; stderr %s", sc.Text(), stderr.String())
+	}
+	res := curl(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", port))
+	target := fmt.Sprintf(":%d ", port)
+	var id string
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || f[1] != "STREAM" {
+			continue
+		}
+		if f[3] == "NEW" && strings.Contains(sc.Text(), target) {
+			id = f[2]
+		}
+		if id != "" && f[2] == id && f[3] == "CLOSED" {
+			break
+		}
+	}
+	if id == "" {
+		t.Fatalf("no STREAM NEW for the curl; stderr %s", stderr.String())
+	}
+	if r := <-res; r.err != nil {
+		t.Fatal(r.err)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("after SIGINT: %v (stderr %s)", err, stderr.String())
+	}
+}
+
+func TestCLIEventsJSON(t *testing.T) {
+	ctx := testCtx(t, 90*time.Second)
+	port := httpServer(t, "json events")
+	cmd := cli(ctx, t, "events", "--json", "STREAM")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() }()
+	// Events flow once SETEVENTS is done; give it a moment, then curl.
+	time.Sleep(500 * time.Millisecond)
+	res := curl(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", port))
+	dec := json.NewDecoder(stdout)
+	var id string
+	for {
+		var ev struct {
+			Type   string
+			Raw    string
+			Fields struct {
+				ID, Status, CircuitID, TargetHost, SourceAddr string
+				TargetPort                                    int
+			}
+		}
+		if err := dec.Decode(&ev); err != nil {
+			t.Fatalf("decoding --json output: %v", err)
+		}
+		if ev.Type != "STREAM" || !strings.HasPrefix(ev.Raw, "650 STREAM ") {
+			t.Fatalf("event %+v", ev)
+		}
+		f := ev.Fields
+		if f.Status == "NEW" && f.TargetPort == port {
+			id = f.ID
+			if f.TargetHost != "127.0.0.1" || !strings.HasPrefix(f.SourceAddr, "127.0.0.1:") {
+				t.Errorf("NEW fields %+v", f)
+			}
+		}
+		if id != "" && f.ID == id && f.Status == "SUCCEEDED" {
+			if f.CircuitID == "0" || f.CircuitID == "" {
+				t.Errorf("SUCCEEDED without a circuit: %+v", f)
+			}
+			break
+		}
+	}
+	if r := <-res; r.err != nil {
+		t.Fatal(r.err)
+	}
+}
+
+func TestCLILaunch(t *testing.T) {
+	testnet.SkipWithoutTor(t)
+	ctx := testCtx(t, 60*time.Second)
+	torrc := filepath.Join(t.TempDir(), "torrc")
+	if err := os.WriteFile(torrc, []byte("DisableNetwork 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.CommandContext(ctx, torscript(t), "raw", "--launch", "--launch-torrc", torrc, "GETINFO version", "GETCONF DisableNetwork").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "250-version=") || !strings.Contains(string(out), "250 DisableNetwork=1") {
+		t.Errorf("output:\n%s", out)
+	}
+}
+
+func TestCLIConnectErrors(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	cmd := exec.CommandContext(ctx, torscript(t), "raw", "--control", "127.0.0.1:1", "GETINFO version")
+	out, err := cmd.CombinedOutput()
+	if code := exitStatus(err); code != 4 || !strings.Contains(string(out), "127.0.0.1:1") {
+		t.Errorf("unreachable control port: exit %d, output %s", code, out)
+	}
+	n := testnet.Shared(t)
+	cmd = exec.CommandContext(ctx, torscript(t), "raw", "--control", n.ControlAddr(), "--cookie", "/nonexistent/cookie", "GETINFO version")
+	out, err = cmd.CombinedOutput()
+	if code := exitStatus(err); code != 4 || !strings.Contains(string(out), "cannot read cookie file") || !strings.Contains(string(out), "SAFECOOKIE") {
+		t.Errorf("missing cookie: exit %d, output %s", code, out)
+	}
+	cmd = exec.CommandContext(ctx, torscript(t), "raw", "--control", n.ControlAddr(), "GETINFO version\r\nSIGNAL HALT")
+	cmd.Env = append(os.Environ(), "TORSCRIPT_COOKIE="+n.CookiePath())
+	out, err = cmd.CombinedOutput()
+	if exitStatus(err) == 0 || !strings.Contains(string(out), "unsafe argument") {
+		t.Errorf("a command with CRLF inside: exit %v, output %s", err, out)
+	}
+}

@@ -1,0 +1,18 @@
+# Sourced by tests/demo.sh and tests/run.sh: makes sure tor, tor-gencert and
+# curl are installed, installing Debian's packages when running as root.
+need=()
+command -v tor >/dev/null 2>&1 || need+=(tor)
+command -v tor-gencert >/dev/null 2>&1 || need+=(tor)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+	pkgs=$(printf '%s\n' "${need[@]}" | sort -u | tr '\n' ' ')
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "setup: installing ${pkgs}from Debian's packages" >&2
+		apt-get update -qq >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null
+	else
+		echo "setup: missing packages: ${pkgs}(install them with: sudo apt-get install -y ${pkgs})" >&2
+		exit 1
+	fi
+fi
+command -v go >/dev/null 2>&1 || { echo "setup: Go 1.26 is needed (https://go.dev/dl/)" >&2; exit 1; }
