@@ -82,11 +82,58 @@ const (
 )
 
 // ReplyReader reads replies from a control connection.
+//
+// To save allocations on the event path, replies are carved from small
+// shared blocks: their Reply structs from a block of replySlabLen, and the
+// raw text of replies of up to rawBlockMax bytes from a block of
+// rawBlockSize bytes. A reply kept alive keeps its blocks alive, so at most
+// about 2 KiB per reply.
 type ReplyReader struct {
 	r     *bufio.Reader
 	lim   Limits
 	buf   []byte // raw bytes of the reply being read
 	spans []lineSpan
+
+	// A line ReadReply read for its single-line fast path but left to
+	// readLine.
+	pending    []byte
+	pendingErr error
+	hasPending bool
+
+	slab []Reply         // Reply structs not yet handed out
+	raw  strings.Builder // block the raw text of small replies is copied to
+}
+
+const (
+	replySlabLen = 8
+	rawBlockSize = 1024
+	rawBlockMax  = 256
+)
+
+// newReply returns a zero Reply from the current slab.
+func (rr *ReplyReader) newReply() *Reply {
+	if len(rr.slab) == 0 {
+		rr.slab = make([]Reply, replySlabLen)
+	}
+	r := &rr.slab[0]
+	rr.slab = rr.slab[1:]
+	return r
+}
+
+// intern returns b as a string: a substring of the current raw block when b
+// is small, its own allocation otherwise. A strings.Builder never changes
+// the bytes it has written, so strings it returned stay valid.
+func (rr *ReplyReader) intern(b []byte) string {
+	if len(b) > rawBlockMax {
+		return string(b)
+	}
+	if rr.raw.Cap()-rr.raw.Len() < len(b) {
+		rr.raw = strings.Builder{}
+		rr.raw.Grow(rawBlockSize)
+	}
+	start := rr.raw.Len()
+	rr.raw.Write(b)
+	return rr.raw.String()[start:]
 }
 
 type lineSpan struct {
@@ -117,7 +164,14 @@ func NewReplyReader(r io.Reader, lim Limits) *ReplyReader {
 func (rr *ReplyReader) readLine() (lo, hi int, err error) {
 	lo = len(rr.buf)
 	for {
-		chunk, err := rr.r.ReadSlice('\n')
+		var chunk []byte
+		var err error
+		if rr.hasPending {
+			chunk, err = rr.pending, rr.pendingErr
+			rr.pending, rr.pendingErr, rr.hasPending = nil, nil, false
+		} else {
+			chunk, err = rr.r.ReadSlice('\n')
+		}
 		rr.buf = append(rr.buf, chunk...)
 		if n := len(rr.buf) - lo; n > rr.lim.MaxLineBytes {
 			return 0, 0, &ProtocolError{Msg: fmt.Sprintf("line longer than %d bytes", rr.lim.MaxLineBytes)}
@@ -147,6 +201,15 @@ func (rr *ReplyReader) readLine() (lo, hi int, err error) {
 func (rr *ReplyReader) ReadReply() (*Reply, error) {
 	rr.buf = rr.buf[:0]
 	rr.spans = rr.spans[:0]
+	// Fast path: a single-line reply, such as most events, whole in the
+	// buffer. Anything else goes the general way, starting with this line.
+	chunk, err := rr.r.ReadSlice('\n')
+	if err == nil {
+		if r := rr.single(chunk); r != nil {
+			return r, nil
+		}
+	}
+	rr.pending, rr.pendingErr, rr.hasPending = chunk, err, true
 	for {
 		lo, hi, err := rr.readLine()
 		if err != nil {
@@ -188,9 +251,32 @@ func (rr *ReplyReader) ReadReply() (*Reply, error) {
 	}
 }
 
+// single returns the reply of line, an EndReplyLine with its line end,
+// or nil if line is anything else or over the limits.
+func (rr *ReplyReader) single(line []byte) *Reply {
+	n := len(line)
+	if n > rr.lim.MaxLineBytes || n > rr.lim.MaxReplyBytes {
+		return nil
+	}
+	hi := n - 1 // drop LF
+	if hi > 0 && line[hi-1] == '\r' {
+		hi--
+	}
+	if hi < 4 || line[3] != ' ' || !isDigit(line[0]) || !isDigit(line[1]) || !isDigit(line[2]) {
+		return nil
+	}
+	raw := rr.intern(line)
+	r := rr.newReply()
+	r.Raw = raw
+	r.first[0] = Line{Code: int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0'), Sep: ' ', Text: raw[4:hi]}
+	r.Lines = r.first[:]
+	return r
+}
+
 func (rr *ReplyReader) build() *Reply {
-	raw := string(rr.buf)
-	r := &Reply{Raw: raw}
+	raw := rr.intern(rr.buf)
+	r := rr.newReply()
+	r.Raw = raw
 	if len(rr.spans) == 1 {
 		r.Lines = r.first[:]
 	} else {
