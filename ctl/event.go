@@ -16,10 +16,11 @@ type Event interface {
 	Reply() *Reply
 }
 
-// Base is embedded in every typed event.
+// Base is embedded in every typed event. It is left out of the event's
+// JSON form, which is its parsed fields.
 type Base struct {
-	Type string
-	Raw  *Reply
+	Type string `json:"-"`
+	Raw  *Reply `json:"-"`
 }
 
 func (b *Base) EventType() string { return b.Type }

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"encoding/json"
 	"os"
 	"reflect"
 	"slices"
@@ -736,5 +737,21 @@ func TestRealTorEvents(t *testing.T) {
 	}
 	if b := find("650 STREAM_BW 13").(*StreamBWEvent); b.Written != 105 || b.Read != 120153 || !b.Time.Equal(evUTC("2026-11-22T04:53:16.296944")) {
 		t.Errorf("STREAM_BW: %+v", b)
+	}
+}
+
+// An event's JSON form is its parsed fields, without the raw reply.
+func TestEventJSONIsFields(t *testing.T) {
+	rs, err := ParseReplies([]byte("650 STREAM 25 NEW 0 127.0.0.1:8080 SOURCE_ADDR=127.0.0.1:41234 PURPOSE=USER\r\n"), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(ParseEvent(rs[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	if strings.Contains(s, "Raw") || strings.Contains(s, `"Type"`) || !strings.Contains(s, `"TargetPort":8080`) || !strings.Contains(s, `"SourceAddr":"127.0.0.1:41234"`) {
+		t.Errorf("JSON %s", s)
 	}
 }
