@@ -681,3 +681,47 @@ func TestUnsafeArgumentsNeverSent(t *testing.T) {
 		t.Fatalf("after the refused command: %q, %v", v, err)
 	}
 }
+
+func TestAddDelOnion(t *testing.T) {
+	c := dial(t)
+	ctx := testCtx(t, 30*time.Second)
+	port := httpServer(t, "onion")
+	svc, err := c.AddOnion(ctx, ctl.AddOnionOptions{Ports: []ctl.OnionPort{{Virt: 80, Target: fmt.Sprintf("127.0.0.1:%d", port)}}})
+	if err != nil {
+		t.Fatalf("ADD_ONION: %v", err)
+	}
+	if len(svc.ServiceID) != 56 || !strings.HasPrefix(svc.PrivateKey, "ED25519-V3:") {
+		t.Errorf("ADD_ONION gave %+v", svc)
+	}
+	onions, err := c.GetInfoOne(ctx, "onions/current")
+	if err != nil || !strings.Contains(onions, svc.ServiceID) {
+		t.Errorf("onions/current = %q, %v; want %s", onions, err, svc.ServiceID)
+	}
+	if err := c.DelOnion(ctx, svc.ServiceID); err != nil {
+		t.Fatalf("DEL_ONION: %v", err)
+	}
+	if err := c.DelOnion(ctx, svc.ServiceID); ctl.ErrorCode(err) != 552 {
+		t.Errorf("second DEL_ONION: %v, want 552", err)
+	}
+}
+
+// RESOLVE answers at once and reports the lookup in an ADDRMAP event; the
+// exits of the private network have no DNS, so the answer is an error.
+func TestResolve(t *testing.T) {
+	c := dial(t)
+	ctx := testCtx(t, 60*time.Second)
+	if err := c.SetEvents(ctx, "ADDRMAP"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Resolve(ctx, []string{"127.0.0.1"}, true); err != nil {
+		t.Fatalf("RESOLVE mode=reverse: %v", err)
+	}
+	ev := waitEvent(t, c, 45*time.Second, "ADDRMAP for the reverse lookup", func(ev ctl.Event) bool {
+		a, ok := ev.(*ctl.AddrMapEvent)
+		return ok && strings.Contains(a.Address, "127.0.0.1")
+	}).(*ctl.AddrMapEvent)
+	if ev.NewAddress == "" {
+		t.Errorf("ADDRMAP %+v", ev)
+	}
+	t.Logf("%s", strings.TrimSpace(ev.Reply().Raw))
+}
