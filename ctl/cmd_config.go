@@ -95,17 +95,7 @@ func argConfKey(what, k string) error { return argChars(what, k, "_") }
 // (refused before) may stand inside the quotes as it is. Bare values must
 // not hold anything tor splits on (space, tab, CR, LF, VT) or would quote
 // on output.
-func confValue(v string) string {
-	if v == "" {
-		return `""`
-	}
-	for i := 0; i < len(v); i++ {
-		if b := v[i]; !cmdIsVChar(b) || strings.IndexByte("\"\\'=#", b) >= 0 {
-			return Quote(v)
-		}
-	}
-	return v
-}
+func confValue(v string) string { return QuoteIfNeeded(v) }
 
 // GetConf asks for the values of configuration options (control-spec 3.3).
 // The result keeps tor's order and every line of a multi-valued option; an

@@ -109,28 +109,12 @@ func completed(r *Reply, err error) (*Reply, error) {
 	return r, err
 }
 
-func cmdIsVChar(b byte) bool { return b > ' ' && b < 0x7f }
-
-func cmdIsAlnum(b byte) bool {
-	return b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
-}
-
 func cmdUnsafeArg(what, s, format string, args ...any) error {
 	return fmt.Errorf("%s: %w: %q %s", what, ErrUnsafeArgument, s, fmt.Sprintf(format, args...))
 }
 
 // argWord checks a single bare word: non-empty visible ASCII without '"'.
-func argWord(what, s string) error {
-	if err := CheckToken(what, s); err != nil {
-		return err
-	}
-	for i := 0; i < len(s); i++ {
-		if !cmdIsVChar(s[i]) {
-			return cmdUnsafeArg(what, s, "contains %q at byte %d", s[i], i)
-		}
-	}
-	return nil
-}
+func argWord(what, s string) error { return CheckToken(what, s) }
 
 // argName checks a word that tor's keyword parser must not read as
 // "key=value": a word without '='.
@@ -151,7 +135,7 @@ func argChars(what, s, extra string) error {
 		return err
 	}
 	for i := 0; i < len(s); i++ {
-		if !cmdIsAlnum(s[i]) && strings.IndexByte(extra, s[i]) < 0 {
+		if !isAlnum(s[i]) && strings.IndexByte(extra, s[i]) < 0 {
 			if extra == "" {
 				return cmdUnsafeArg(what, s, "contains %q at byte %d (only letters and digits are allowed)", s[i], i)
 			}
@@ -183,38 +167,16 @@ func argServerSpec(what, s string) error {
 	if i := strings.IndexAny(s, "~="); i >= 0 {
 		fp, nick, hasNick = s[:i], s[i+1:], true
 	}
-	isFP := len(strings.TrimPrefix(fp, "$")) == 40 && cmdIsHex(strings.TrimPrefix(fp, "$"))
+	isFP := len(strings.TrimPrefix(fp, "$")) == 40 && isHex(strings.TrimPrefix(fp, "$"))
 	switch {
 	case isFP && !hasNick:
 		return nil
-	case isFP && hasNick && cmdIsNickname(nick):
+	case isFP && hasNick && isNickname(nick):
 		return nil
-	case !hasNick && !strings.HasPrefix(s, "$") && cmdIsNickname(s):
+	case !hasNick && !strings.HasPrefix(s, "$") && isNickname(s):
 		return nil
 	}
 	return cmdUnsafeArg(what, s, "is not a relay fingerprint ($ and 40 hex digits, optionally ~nickname) or nickname (1 to 19 letters and digits)")
-}
-
-func cmdIsHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
-
-func cmdIsNickname(s string) bool {
-	if len(s) < 1 || len(s) > 19 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !cmdIsAlnum(s[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // argOnion checks an onion address (without ".onion"; a trailing ".onion"

@@ -214,6 +214,15 @@ func keywords(a *Args, extra []Line, set func(KeyValue) bool, unknown *[]KeyValu
 // noKeywords is the set function of events that name no keyword arguments.
 func noKeywords(KeyValue) bool { return false }
 
+// keywordEvent finishes an event whose arguments after the positional ones
+// are all keywords: set takes those it knows, the rest go to unknown.
+func keywordEvent(ev Event, a *Args, set func(KeyValue) bool, unknown *[]KeyValue) (Event, error) {
+	if err := keywords(a, extraLines(ev.Reply()), set, unknown); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
 func cutWord(s string) (word, rest string, ok bool) {
 	for i := 0; i < len(s); i++ {
 		if s[i] == ' ' {

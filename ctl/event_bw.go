@@ -85,10 +85,7 @@ func setUint(p *int64, s string) bool {
 
 func parseConnBWEvent(b Base, a *Args) (Event, error) {
 	ev := &ConnBWEvent{Base: b}
-	if err := keywords(a, extraLines(b.Raw), ev.set, &ev.Unknown); err != nil {
-		return nil, err
-	}
-	return ev, nil
+	return keywordEvent(ev, a, ev.set, &ev.Unknown)
 }
 
 // CircBWEvent is a CIRC_BW event: bytes the streams of a circuit carried
@@ -161,10 +158,7 @@ func (e *CircBWEvent) set(kv KeyValue) bool {
 
 func parseCircBWEvent(b Base, a *Args) (Event, error) {
 	ev := &CircBWEvent{Base: b}
-	if err := keywords(a, extraLines(b.Raw), ev.set, &ev.Unknown); err != nil {
-		return nil, err
-	}
-	return ev, nil
+	return keywordEvent(ev, a, ev.set, &ev.Unknown)
 }
 
 // CellStatsEvent is a CELL_STATS event: cells a circuit queued and
@@ -231,10 +225,7 @@ func (e *CellStatsEvent) set(kv KeyValue) bool {
 
 func parseCellStatsEvent(b Base, a *Args) (Event, error) {
 	ev := &CellStatsEvent{Base: b}
-	if err := keywords(a, extraLines(b.Raw), ev.set, &ev.Unknown); err != nil {
-		return nil, err
-	}
-	return ev, nil
+	return keywordEvent(ev, a, ev.set, &ev.Unknown)
 }
 
 // TBEmptyEvent is a TB_EMPTY event: a token bucket that had run empty was

@@ -74,17 +74,23 @@ var hexDigit = [256]bool{
 }
 
 // isNickname reports whether s is 1 to 19 letters and digits.
-func isNickname(s string) bool {
-	if s == "" || len(s) > 19 {
+func isNickname(s string) bool { return isAlnumWord(s, 19) }
+
+// isAlnumWord reports whether s is 1 to max ASCII letters and digits.
+func isAlnumWord(s string, max int) bool {
+	if s == "" || len(s) > max {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+		if !isAlnum(s[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
 }
 
 // isKeyword reports whether s is a non-empty run of letters, digits and '_'.

@@ -108,10 +108,7 @@ func (e *PTLogEvent) set(kv KeyValue) bool {
 
 func parsePTLogEvent(b Base, a *Args) (Event, error) {
 	ev := &PTLogEvent{Base: b}
-	if err := keywords(a, extraLines(b.Raw), ev.set, &ev.Unknown); err != nil {
-		return nil, err
-	}
-	return ev, nil
+	return keywordEvent(ev, a, ev.set, &ev.Unknown)
 }
 
 // PTStatusEvent is a PT_STATUS event: a status message from a pluggable

@@ -229,10 +229,7 @@ func (e *ClientsSeenEvent) set(kv KeyValue) bool {
 
 func parseClientsSeenEvent(b Base, a *Args) (Event, error) {
 	ev := &ClientsSeenEvent{Base: b}
-	if err := keywords(a, extraLines(b.Raw), ev.set, &ev.Unknown); err != nil {
-		return nil, err
-	}
-	return ev, nil
+	return keywordEvent(ev, a, ev.set, &ev.Unknown)
 }
 
 // BuildTimeoutSetEvent is a BUILDTIMEOUT_SET event: tor set a new circuit

@@ -19,14 +19,7 @@ func parseLines[T any](key, s string, parse func(*T, *Args) error) ([]T, error) 
 	var firstErr error
 	for s != "" {
 		var line string
-		if i := strings.IndexByte(s, '\n'); i >= 0 {
-			line, s = s[:i], s[i+1:]
-		} else {
-			line, s = s, ""
-		}
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
+		line, s = nextLine(s)
 		if strings.Trim(line, " ") == "" {
 			continue
 		}
@@ -192,4 +185,18 @@ func (c *Conn) AddressMappings(ctx context.Context, which string) ([]AddressMapp
 		return nil, err
 	}
 	return ParseAddressMappings(v)
+}
+
+// nextLine splits s after its first line and returns that line without its
+// LF or CRLF.
+func nextLine(s string) (line, rest string) {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		line, rest = s[:i], s[i+1:]
+	} else {
+		line = s
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, rest
 }

@@ -337,18 +337,7 @@ func parsePort(s string) (int, bool) {
 
 // isID reports whether s is a StreamID, CircuitID or ConnID: 1 to 16
 // letters or digits.
-func isID(s string) bool {
-	if s == "" || len(s) > 16 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
-			return false
-		}
-	}
-	return true
-}
+func isID(s string) bool { return isAlnumWord(s, 16) }
 
 // parseTime reads an ISOTime ("2012-01-11 12:15:33", sep ' '), an ISOTime2
 // or an ISOTime2Frac ("2012-01-11T12:15:33.51", sep 'T') in loc. A fraction

@@ -53,13 +53,15 @@ func Quote(s string) string {
 }
 
 // QuoteIfNeeded returns s bare when it is a plain non-empty word of visible
-// ASCII, and as a QuotedString otherwise.
+// ASCII, and as a QuotedString otherwise: anything tor splits on, and the
+// bytes it would read specially in a bare value (quote, backslash,
+// apostrophe, '=' and '#'), are quoted.
 func QuoteIfNeeded(s string) string {
 	if s == "" {
 		return Quote(s)
 	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' || c == '=' {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte("\"\\'=#", c) >= 0 {
 			return Quote(s)
 		}
 	}

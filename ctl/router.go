@@ -180,14 +180,7 @@ func ParseRouterStatuses(s string) ([]RouterStatus, error) {
 	var cur *RouterStatus
 	for s != "" {
 		var line string
-		if i := strings.IndexByte(s, '\n'); i >= 0 {
-			line, s = s[:i], s[i+1:]
-		} else {
-			line, s = s, ""
-		}
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
+		line, s = nextLine(s)
 		if line == "" {
 			continue
 		}
