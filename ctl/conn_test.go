@@ -3,6 +3,7 @@ package ctl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -65,5 +66,65 @@ func TestWhiteSpaceNeverBare(t *testing.T) {
 	}
 	if got := QuoteIfNeeded("plain-word_1.2"); got != "plain-word_1.2" {
 		t.Errorf("QuoteIfNeeded quoted a plain word: %s", got)
+	}
+}
+
+// A consumer that falls behind loses no STREAM or CIRC event; only
+// high-volume telemetry past the backlog is dropped, and counted.
+func TestSlowConsumerKeepsStreamEvents(t *testing.T) {
+	f, c := NewFakeControlPort(t, Options{EventBacklog: 10})
+	const n = 500
+	var b []byte
+	for i := 0; i < n; i++ {
+		b = append(b, fmt.Sprintf("650 BW %d 0\r\n650 STREAM %d NEW 0 127.0.0.1:80\r\n650 DEBUG noise\r\n", i, i+1)...)
+	}
+	b = append(b, "650 CIRC 1 BUILT\r\n"...)
+	f.Send(string(b))
+	time.Sleep(200 * time.Millisecond) // the reader queues everything while nobody reads
+	streams, bw, debug := 0, 0, 0
+	for {
+		ev := <-c.Events()
+		switch e := ev.(type) {
+		case *StreamEvent:
+			streams++
+			if e.ID != fmt.Sprint(streams) {
+				t.Fatalf("stream %s arrived as number %d: out of order", e.ID, streams)
+			}
+		case *BWEvent:
+			bw++
+		case *LogEvent:
+			debug++
+		case *CircEvent:
+			if streams != n {
+				t.Errorf("%d of %d STREAM events delivered", streams, n)
+			}
+			if dropped := c.DroppedEvents(); dropped == 0 || uint64(bw+debug)+dropped != 2*n {
+				t.Errorf("BW %d + DEBUG %d delivered, %d dropped; want all %d accounted for, some dropped", bw, debug, dropped, 2*n)
+			}
+			return
+		default:
+			t.Fatalf("unexpected %T", ev)
+		}
+	}
+}
+
+// The reader keeps reading while nobody consumes events, so replies to
+// commands are not held up behind them.
+func TestRepliesNotBlockedByEvents(t *testing.T) {
+	f, c := NewFakeControlPort(t, Options{})
+	var b []byte
+	for i := 0; i < 20000; i++ {
+		b = append(b, fmt.Sprintf("650 STREAM %d NEW 0 127.0.0.1:80\r\n", i+1)...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { _, err := c.Do(ctx, "DROPGUARDS"); errc <- err }()
+	if !f.Expect("DROPGUARDS\r\n") {
+		return
+	}
+	f.Send(string(b) + "250 OK\r\n")
+	if err := <-errc; err != nil {
+		t.Fatalf("reply stuck behind unread events: %v", err)
 	}
 }

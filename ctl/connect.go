@@ -9,16 +9,19 @@ import (
 	"time"
 )
 
-// DefaultAddrs are tried in order when no control address is given: tor's
-// default ControlPort, Debian's control socket, and Tor Browser's port.
-var DefaultAddrs = []string{"127.0.0.1:9051", "unix:/run/tor/control", "127.0.0.1:9151"}
+// DefaultAddrs returns the addresses tried in order when no control
+// address is given: tor's default ControlPort, Debian's control socket, and
+// Tor Browser's port.
+func DefaultAddrs() []string {
+	return []string{"127.0.0.1:9051", "unix:/run/tor/control", "127.0.0.1:9151"}
+}
 
 // Connect dials addr (or, when addr is empty, the first of DefaultAddrs that
 // answers) and authenticates.
 func Connect(ctx context.Context, addr string, cred Credentials, opts Options) (*Conn, *ProtocolInfo, error) {
 	addrs := []string{addr}
 	if addr == "" {
-		addrs = DefaultAddrs
+		addrs = DefaultAddrs()
 	}
 	var errs []error
 	for _, a := range addrs {
@@ -38,7 +41,7 @@ func Connect(ctx context.Context, addr string, cred Credentials, opts Options) (
 	}
 	if addr == "" {
 		return nil, nil, fmt.Errorf("no control port found (tried %s; give one with --control or TORSCRIPT_CONTROL): %w",
-			strings.Join(DefaultAddrs, ", "), errors.Join(errs...))
+			strings.Join(addrs, ", "), errors.Join(errs...))
 	}
 	return nil, nil, errors.Join(errs...)
 }

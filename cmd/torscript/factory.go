@@ -29,7 +29,7 @@ type connFlags struct {
 
 func (cf *connFlags) addFlags(cmd *cobra.Command) {
 	fl := cmd.PersistentFlags()
-	fl.StringVar(&cf.control, "control", "", "control port: HOST:PORT or unix:PATH (env TORSCRIPT_CONTROL; default: try "+strings.Join(ctl.DefaultAddrs, ", ")+")")
+	fl.StringVar(&cf.control, "control", "", "control port: HOST:PORT or unix:PATH (env TORSCRIPT_CONTROL; default: try "+strings.Join(ctl.DefaultAddrs(), ", ")+")")
 	fl.StringVar(&cf.passwordFile, "password-file", "", "file whose first line is the control password (env TORSCRIPT_PASSWORD; else a prompt on a terminal)")
 	fl.StringVar(&cf.cookie, "cookie", "", "control auth cookie file (env TORSCRIPT_COOKIE; default: the one tor names)")
 	fl.StringVar(&cf.trace, "trace", "", "write the raw control-port transcript to this file (- for stderr)")

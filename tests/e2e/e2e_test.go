@@ -725,3 +725,34 @@ func TestResolve(t *testing.T) {
 	}
 	t.Logf("%s", strings.TrimSpace(ev.Reply().Raw))
 }
+
+// The control connection works over tor's ControlSocket as over TCP.
+func TestUnixControlSocket(t *testing.T) {
+	testnet.SkipWithoutTor(t)
+	ctx := testCtx(t, 60*time.Second)
+	dir, err := os.MkdirTemp("", "ts-unix-") // short: socket paths are limited to 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sock := dir + "/control"
+	p, err := testnet.Launch(ctx, testnet.LaunchConfig{Auth: "cookie", DisableNetwork: true, Torrc: []string{"ControlSocket " + sock}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	for _, addr := range []string{"unix:" + sock, sock} {
+		c, _, err := ctl.Connect(ctx, addr, ctl.Credentials{CookieFile: p.CookiePath}, ctl.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", addr, err)
+		}
+		v, err := c.GetInfoOne(ctx, "version")
+		c.Close()
+		if err != nil || !strings.HasPrefix(v, "0.") {
+			t.Errorf("%s: GETINFO version = %q, %v", addr, v, err)
+		}
+	}
+}

@@ -194,13 +194,18 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*Process, error) {
 	defer tick.Stop()
 	for p.ControlAddr == "" {
 		if b, err := os.ReadFile(portFile); err == nil {
-			// "PORT=127.0.0.1:40419\n"
-			if addr, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "PORT="); ok {
+			// "PORT=127.0.0.1:40419\n", and "UNIX_PORT=/path\n" when a
+			// ControlSocket is configured too.
+			for _, line := range strings.Split(string(b), "\n") {
+				addr, ok := strings.CutPrefix(strings.TrimSpace(line), "PORT=")
+				if !ok {
+					continue
+				}
 				if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 					c.Close()
 					p.ControlAddr = addr
-					break
 				}
+				break
 			}
 		}
 		if err := checkAlive([]*Node{nd}); err != nil {
