@@ -236,3 +236,19 @@ func TestCLIConnectErrors(t *testing.T) {
 		t.Errorf("a command with CRLF inside: exit %v, output %s", err, out)
 	}
 }
+
+// Without arguments, raw reads one command a line from standard input,
+// skipping blank lines and comments.
+func TestCLIRawStdin(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	cmd := cli(ctx, t, "raw")
+	cmd.Stdin = strings.NewReader("# a comment\nGETINFO version\n\nGETCONF ControlPort\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "250-version=0.") || lines[1] != "250 OK" || !strings.HasPrefix(lines[2], "250 ControlPort=") {
+		t.Errorf("output:\n%s", out)
+	}
+}
