@@ -87,7 +87,7 @@ func (l *cmdLine) do(ctx context.Context, c *Conn) (*Reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	return completed(c.Do(ctx, line))
+	return c.Do(ctx, line)
 }
 
 // doData sends the line as a multi-line command with data.
@@ -96,17 +96,7 @@ func (l *cmdLine) doData(ctx context.Context, c *Conn, data string) (*Reply, err
 	if err != nil {
 		return nil, err
 	}
-	return completed(c.DoData(ctx, line, data))
-}
-
-// completed refuses a reply that is neither a completion (2yz) nor an
-// error (4yz and 5yz, which Do returns as *Error): control-spec 4 defines
-// no other reply to a command.
-func completed(r *Reply, err error) (*Reply, error) {
-	if err == nil && r.Code()/100 != 2 {
-		return r, &ProtocolError{Msg: fmt.Sprintf("reply with status code %d is neither a completion nor an error", r.Code()), Line: r.Text()}
-	}
-	return r, err
+	return c.DoData(ctx, line, data)
 }
 
 func cmdUnsafeArg(what, s, format string, args ...any) error {
