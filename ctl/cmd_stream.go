@@ -83,6 +83,16 @@ func ParseRelayEndReason(s string) (RelayEndReason, error) {
 // for an unknown stream or circuit, 555 when the stream is not waiting for
 // the controller, 551 when it cannot attach.
 func (c *Conn) AttachStream(ctx context.Context, stream, circuit string, hop int) error {
+	_, err := attachStreamLine(stream, circuit, hop).do(ctx, c)
+	return err
+}
+
+// AttachStreamLine is the command line AttachStream sends, for Send.
+func AttachStreamLine(stream, circuit string, hop int) (string, error) {
+	return attachStreamLine(stream, circuit, hop).String()
+}
+
+func attachStreamLine(stream, circuit string, hop int) *cmdLine {
 	const cmd = "ATTACHSTREAM"
 	l := newCmdLine(cmd).
 		arg(argID(cmd+" stream id", stream), stream).
@@ -93,14 +103,23 @@ func (c *Conn) AttachStream(ctx context.Context, stream, circuit string, hop int
 	case hop > 0:
 		l.raw("HOP=" + strconv.Itoa(hop))
 	}
-	_, err := l.do(ctx, c)
-	return err
+	return l
 }
 
 // RedirectStream changes the destination address of a stream, and its port
 // unless port is 0 (control-spec 3.15). Send it after the stream's NEW
 // event and before attaching it. Tor does not remap the new address.
 func (c *Conn) RedirectStream(ctx context.Context, stream, addr string, port int) error {
+	_, err := redirectStreamLine(stream, addr, port).do(ctx, c)
+	return err
+}
+
+// RedirectStreamLine is the command line RedirectStream sends, for Send.
+func RedirectStreamLine(stream, addr string, port int) (string, error) {
+	return redirectStreamLine(stream, addr, port).String()
+}
+
+func redirectStreamLine(stream, addr string, port int) *cmdLine {
 	const cmd = "REDIRECTSTREAM"
 	l := newCmdLine(cmd).
 		arg(argID(cmd+" stream id", stream), stream).
@@ -111,13 +130,22 @@ func (c *Conn) RedirectStream(ctx context.Context, stream, addr string, port int
 	case port > 0:
 		l.raw(strconv.Itoa(port))
 	}
-	_, err := l.do(ctx, c)
-	return err
+	return l
 }
 
 // CloseStream closes a stream, telling its exit why (control-spec 3.16).
 // Tor ignores flags it does not know; none are defined.
 func (c *Conn) CloseStream(ctx context.Context, stream string, reason RelayEndReason, flags ...string) error {
+	_, err := closeStreamLine(stream, reason, flags).do(ctx, c)
+	return err
+}
+
+// CloseStreamLine is the command line CloseStream sends, for Send.
+func CloseStreamLine(stream string, reason RelayEndReason, flags ...string) (string, error) {
+	return closeStreamLine(stream, reason, flags).String()
+}
+
+func closeStreamLine(stream string, reason RelayEndReason, flags []string) *cmdLine {
 	const cmd = "CLOSESTREAM"
 	l := newCmdLine(cmd).
 		arg(argID(cmd+" stream id", stream), stream).
@@ -125,8 +153,7 @@ func (c *Conn) CloseStream(ctx context.Context, stream string, reason RelayEndRe
 	for _, f := range flags {
 		l.arg(argName(cmd+" flag", f), f)
 	}
-	_, err := l.do(ctx, c)
-	return err
+	return l
 }
 
 // Resolve asks tor to look up hostnames, or with reverse set the names of

@@ -55,7 +55,19 @@ type Conn struct {
 }
 
 type pending struct {
-	ch chan result // buffered 1
+	ch chan result // buffered 1; nil when cb is set
+	cb func(*Reply, error)
+}
+
+func (q *pending) complete(res result) {
+	if q.cb != nil {
+		if res.err == nil {
+			res.err = res.r.Err()
+		}
+		q.cb(res.r, res.err)
+		return
+	}
+	q.ch <- res
 }
 
 type result struct {
@@ -103,7 +115,21 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 // Events delivers asynchronous events in the order tor sent them. The
 // channel is closed after the connection ends and every queued event has
 // been delivered. Events are only sent after a SETEVENTS.
-func (c *Conn) Events() <-chan Event { return c.events.out }
+//
+// Events and EventBatch are two ways to consume the same queue; a program
+// uses one of them.
+func (c *Conn) Events() <-chan Event { return c.events.channel() }
+
+// EventReady receives a value when events may be waiting for EventBatch.
+// Together they deliver events with one goroutine hand-off instead of two,
+// in batches: wait on EventReady, then call EventBatch until it returns
+// no events.
+func (c *Conn) EventReady() <-chan struct{} { return c.events.notify }
+
+// EventBatch appends the queued events to buf[:0], in the order tor sent
+// them, and returns it. ok is false once the connection has ended and every
+// event has been taken.
+func (c *Conn) EventBatch(buf []Event) (evs []Event, ok bool) { return c.events.take(buf) }
 
 // DroppedEvents counts the high-volume events dropped because the consumer
 // fell behind by more than Options.EventBacklog.
@@ -138,7 +164,7 @@ func (c *Conn) fail(err error) {
 	c.mu.Unlock()
 	c.rwc.Close()
 	for _, q := range p {
-		q.ch <- result{err: err}
+		q.complete(result{err: err})
 	}
 }
 
@@ -179,7 +205,7 @@ func (c *Conn) readLoop() {
 		c.pending[0] = nil
 		c.pending = c.pending[1:]
 		c.mu.Unlock()
-		q.ch <- result{r: r}
+		q.complete(result{r: r})
 	}
 }
 
@@ -238,24 +264,59 @@ func (c *Conn) roundTrip(ctx context.Context, line, data string, hasData bool) (
 		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
 		defer cancel()
 	}
-	if err := ctx.Err(); err != nil {
+	q := &pending{ch: make(chan result, 1)}
+	if err := c.write(ctx, line, data, hasData, q); err != nil {
 		return nil, err
 	}
-	q := &pending{ch: make(chan result, 1)}
+	select {
+	case res := <-q.ch:
+		if res.err != nil {
+			return nil, res.err
+		}
+		return res.r, res.r.Err()
+	case <-ctx.Done():
+		// The reply will still arrive and be discarded: q stays in the
+		// FIFO so later replies keep their order.
+		return nil, fmt.Errorf("%s: %w", commandName(line), ctx.Err())
+	}
+}
 
+// Send writes one command line and returns without waiting for its reply:
+// done is called with the reply (and an *Error for a 4yz or 5yz reply) from
+// the connection's reader goroutine, or with the error that ended the
+// connection. done must not block. If Send returns an error, done is never
+// called. ctx bounds only the wait to write.
+func (c *Conn) Send(ctx context.Context, line string, done func(*Reply, error)) error {
+	if err := CheckArg("command", line); err != nil {
+		return err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+		defer cancel()
+	}
+	return c.write(ctx, line, "", false, &pending{cb: done})
+}
+
+// write queues q in the FIFO and writes the command. After it returns nil,
+// q is completed exactly once.
+func (c *Conn) write(ctx context.Context, line, data string, hasData bool, q *pending) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case c.wsem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%s: waiting to write: %w", commandName(line), ctx.Err())
+		return fmt.Errorf("%s: waiting to write: %w", commandName(line), ctx.Err())
 	case <-c.done:
-		return nil, c.Err()
+		return c.Err()
 	}
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
 		<-c.wsem
-		return nil, err
+		return err
 	}
 	c.pending = append(c.pending, q)
 	c.mu.Unlock()
@@ -284,18 +345,7 @@ func (c *Conn) roundTrip(ctx context.Context, line, data string, hasData bool) (
 	if werr != nil {
 		c.fail(fmt.Errorf("control connection: write %s: %w", commandName(line), werr))
 	}
-
-	select {
-	case res := <-q.ch:
-		if res.err != nil {
-			return nil, res.err
-		}
-		return res.r, res.r.Err()
-	case <-ctx.Done():
-		// The reply will still arrive and be discarded: q stays in the
-		// FIFO so later replies keep their order.
-		return nil, fmt.Errorf("%s: %w", commandName(line), ctx.Err())
-	}
+	return nil
 }
 
 func commandName(line string) string {
@@ -313,29 +363,29 @@ func scrub(s string) string {
 
 // eventQueue stands between the reader and the consumer so that the reader
 // never blocks: it grows without bound for events that matter and drops
-// high-volume telemetry beyond the backlog.
+// high-volume telemetry beyond the backlog. The consumer either takes
+// batches (take, woken by notify) or reads a channel fed by a pump
+// goroutine started on first use.
 type eventQueue struct {
 	mu      sync.Mutex
-	cond    *sync.Cond
 	q       []Event
-	head    int
 	closed  bool
 	backlog int
 	dropped uint64
 	log     *slog.Logger
-	out     chan Event
+	notify  chan struct{} // capacity 1
+
+	pumpOnce sync.Once
+	out      chan Event
 }
 
 func newEventQueue(backlog int, log *slog.Logger) *eventQueue {
-	e := &eventQueue{backlog: backlog, log: log, out: make(chan Event, 256)}
-	e.cond = sync.NewCond(&e.mu)
-	go e.pump()
-	return e
+	return &eventQueue{backlog: backlog, log: log, notify: make(chan struct{}, 1), out: make(chan Event, 256)}
 }
 
 func (e *eventQueue) push(ev Event) {
 	e.mu.Lock()
-	if len(e.q)-e.head >= e.backlog && droppable(ev.EventType()) {
+	if len(e.q) >= e.backlog && droppable(ev.EventType()) {
 		e.dropped++
 		n := e.dropped
 		e.mu.Unlock()
@@ -346,14 +396,21 @@ func (e *eventQueue) push(ev Event) {
 	}
 	e.q = append(e.q, ev)
 	e.mu.Unlock()
-	e.cond.Signal()
+	e.wake()
+}
+
+func (e *eventQueue) wake() {
+	select {
+	case e.notify <- struct{}{}:
+	default:
+	}
 }
 
 func (e *eventQueue) close() {
 	e.mu.Lock()
 	e.closed = true
 	e.mu.Unlock()
-	e.cond.Signal()
+	e.wake()
 }
 
 func (e *eventQueue) droppedCount() uint64 {
@@ -362,22 +419,38 @@ func (e *eventQueue) droppedCount() uint64 {
 	return e.dropped
 }
 
+// take moves every queued event to buf.
+func (e *eventQueue) take(buf []Event) ([]Event, bool) {
+	buf = buf[:0]
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.q) == 0 {
+		return buf, !e.closed
+	}
+	buf = append(buf, e.q...)
+	clear(e.q)
+	e.q = e.q[:0]
+	return buf, true
+}
+
+func (e *eventQueue) channel() <-chan Event {
+	e.pumpOnce.Do(func() { go e.pump() })
+	return e.out
+}
+
 func (e *eventQueue) pump() {
 	defer close(e.out)
 	var batch []Event
 	for {
-		e.mu.Lock()
-		for e.head == len(e.q) && !e.closed {
-			e.cond.Wait()
-		}
-		if e.head == len(e.q) && e.closed {
-			e.mu.Unlock()
+		var ok bool
+		batch, ok = e.take(batch)
+		if !ok {
 			return
 		}
-		batch = append(batch[:0], e.q[e.head:]...)
-		clear(e.q[e.head:])
-		e.q, e.head = e.q[:0], 0
-		e.mu.Unlock()
+		if len(batch) == 0 {
+			<-e.notify
+			continue
+		}
 		for i, ev := range batch {
 			e.out <- ev
 			batch[i] = nil
