@@ -1,0 +1,81 @@
+// Package builtins turns ctl's commands and events into Starlark values and
+// functions: the tor module, the value types for streams, circuits, routers
+// and events, and the decisions a stream policy returns. It has no socket
+// code and no event loop: whoever runs the script (the runtime) implements
+// Host and passes it to NewTor.
+package builtins
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/torscript/torscript/ctl"
+	"go.starlark.net/starlark"
+)
+
+// Host is what the tor module needs from the program running the script.
+// Its methods are called on the goroutine that runs Starlark.
+type Host interface {
+	// Conn is the control connection, or an error saying why there is
+	// none (not connected yet, reconnecting, shutting down).
+	Conn() (*ctl.Conn, error)
+
+	// On registers fn for events of type typ (a ctl.Event* constant).
+	On(typ string, fn starlark.Callable) error
+	// Schedule calls fn after d, and then every d when repeat is set,
+	// until the returned cancel is called.
+	Schedule(d time.Duration, repeat bool, fn starlark.Callable) (cancel func(), err error)
+	// SetPolicy installs the stream policy.
+	SetPolicy(p *Policy) error
+
+	// Circuits and Streams are tor's circuits and streams, kept current
+	// from events. Circuit and Stream look one up by id.
+	Circuits(ctx context.Context) ([]*ctl.Circuit, error)
+	Streams(ctx context.Context) ([]*ctl.Stream, error)
+	Circuit(id string) *ctl.Circuit
+
+	// StreamHandled tells the host that the script attached, redirected
+	// or closed a stream itself (a held stream is no longer waiting).
+	StreamHandled(id string)
+	// Mapped records address mappings the script made, to be removed when
+	// it ends unless keep is set, and made again after tor restarts.
+	Mapped(pairs []ctl.AddrMap, keep bool)
+}
+
+// Policy is a stream policy as tor.policy describes it; the runtime runs it.
+type Policy struct {
+	Fn starlark.Callable
+	// OnError is what happens to a stream when Fn fails, overruns, or
+	// the script ends while the stream waits: Attach{Circuit: "0"} (tor
+	// chooses) or a Close.
+	OnError Decision
+	// Timeout bounds how long a stream may wait for its decision to take
+	// effect: while held, or while its circuit is being built.
+	Timeout time.Duration
+	// Map holds address mappings made when the policy starts and removed
+	// when it ends.
+	Map []ctl.AddrMap
+	// AllStreams passes tor's own streams (PURPOSE=DIR_FETCH and the like)
+	// to Fn too; otherwise tor chooses their circuits.
+	AllStreams bool
+}
+
+const threadContextKey = "torscript.context"
+
+// SetContext sets the context that builtins called on thread use for their
+// commands; its cancellation abandons a command in flight.
+func SetContext(thread *starlark.Thread, ctx context.Context) {
+	thread.SetLocal(threadContextKey, ctx)
+}
+
+// Context is the context set by SetContext, or context.Background.
+func Context(thread *starlark.Thread) context.Context {
+	if ctx, ok := thread.Local(threadContextKey).(context.Context); ok {
+		return ctx
+	}
+	return context.Background()
+}
+
+// ErrNotConnected is what Conn returns between connections.
+var ErrNotConnected = errors.New("not connected to tor")
