@@ -1,0 +1,48 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.starlark.net/resolve"
+	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
+)
+
+// FormatError is the one way torscript prints a script error: a Starlark
+// evaluation error with its backtrace, a syntax or resolve error as
+// file:line:col: message, anything else as its message.
+func FormatError(err error) string {
+	var evalErr *starlark.EvalError
+	if errors.As(err, &evalErr) {
+		bt := strings.TrimRight(evalErr.Backtrace(), "\n")
+		// Builtins name themselves in their errors ("tor.get_info: 552
+		// ..."), as Starlark's own do; the backtrace names them too.
+		if i := strings.LastIndex(bt, "\nError in "); i >= 0 {
+			rest := bt[i+len("\nError in "):]
+			if name, msg, ok := strings.Cut(rest, ": "); ok && strings.HasPrefix(msg, name+": ") {
+				bt = bt[:i] + "\nError in " + name + ": " + strings.TrimPrefix(msg, name+": ")
+			}
+		}
+		return bt
+	}
+	var list resolve.ErrorList
+	if errors.As(err, &list) {
+		lines := make([]string, len(list))
+		for i, e := range list {
+			lines[i] = fmt.Sprintf("%s: %s", e.Pos, e.Msg)
+		}
+		return strings.Join(lines, "\n")
+	}
+	var synErr syntax.Error
+	if errors.As(err, &synErr) {
+		return fmt.Sprintf("%s: %s", synErr.Pos, synErr.Msg)
+	}
+	return err.Error()
+}
+
+// ExitError is how exit(code) ends a script.
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("exit(%d)", e.Code) }

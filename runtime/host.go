@@ -1,0 +1,92 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/torscript/torscript/builtins"
+	"github.com/torscript/torscript/ctl"
+	"go.starlark.net/starlark"
+)
+
+// host is the Runtime as the tor module sees it.
+type host Runtime
+
+var _ builtins.Host = (*host)(nil)
+
+func (h *host) rt() *Runtime { return (*Runtime)(h) }
+
+func (h *host) Conn() (*ctl.Conn, error) {
+	if h.conn == nil {
+		if h.opts.Connect == nil {
+			return nil, fmt.Errorf("%w (no control connection in this mode)", builtins.ErrNotConnected)
+		}
+		return nil, fmt.Errorf("%w (reconnecting)", builtins.ErrNotConnected)
+	}
+	return h.conn, nil
+}
+
+func (h *host) On(typ string, fn starlark.Callable) error {
+	r := h.rt()
+	r.handlers[typ] = append(r.handlers[typ], &handler{fn: fn})
+	if err := r.subscribe(); err != nil {
+		hs := r.handlers[typ]
+		r.handlers[typ] = hs[:len(hs)-1]
+		return err
+	}
+	return nil
+}
+
+func (h *host) Schedule(d time.Duration, repeat bool, fn starlark.Callable) (func(), error) {
+	return h.rt().schedule(d, repeat, fn), nil
+}
+
+func (h *host) SetPolicy(p *builtins.Policy) error { return h.rt().startPolicy(p) }
+
+// track starts keeping the live state when it is not kept yet.
+func (h *host) track(ctx context.Context) error {
+	r := h.rt()
+	if r.state.tracking {
+		return nil
+	}
+	if r.conn == nil {
+		_, err := h.Conn()
+		return err
+	}
+	r.state.tracking = true
+	if err := r.subscribe(); err != nil {
+		r.state.tracking = false
+		return err
+	}
+	if err := r.state.resync(ctx, r.conn); err != nil {
+		r.state.tracking = false
+		return err
+	}
+	return nil
+}
+
+func (h *host) Circuits(ctx context.Context) ([]*ctl.Circuit, error) {
+	if err := h.track(ctx); err != nil {
+		return nil, err
+	}
+	return h.state.circuitList(), nil
+}
+
+func (h *host) Streams(ctx context.Context) ([]*ctl.Stream, error) {
+	if err := h.track(ctx); err != nil {
+		return nil, err
+	}
+	return h.state.streamList(), nil
+}
+
+func (h *host) Circuit(id string) *ctl.Circuit { return h.state.circs[id] }
+
+func (h *host) StreamHandled(id string) { h.rt().policyForget(id) }
+
+func (h *host) Mapped(pairs []ctl.AddrMap, keep bool) {
+	r := h.rt()
+	for _, p := range pairs {
+		r.maps = append(r.maps, mapping{AddrMap: p, keep: keep})
+	}
+}

@@ -1,0 +1,417 @@
+// Package runtime runs a torscript script: it owns the Starlark interpreter
+// and the one event-loop goroutine on which the script's top level, its
+// event handlers, its timers and its stream policy run, one at a time. It
+// supervises every call (a step budget and a wall deadline), keeps the live
+// state of circuits and streams, reconnects to tor, and when the script
+// ends hands back every stream it was holding and undoes what it changed.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/torscript/torscript/builtins"
+	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/stdlib"
+	"go.starlark.net/lib/json"
+	"go.starlark.net/lib/math"
+	startime "go.starlark.net/lib/time"
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+)
+
+// Options configure a Runtime.
+type Options struct {
+	// Connect dials and authenticates to tor. It is called again, with
+	// backoff, after the connection is lost. Nil runs without tor (check,
+	// tests): every command fails with builtins.ErrNotConnected.
+	Connect func(ctx context.Context) (*ctl.Conn, error)
+	Logger  *slog.Logger
+	// Stdout receives print(); default os.Stdout.
+	Stdout io.Writer
+	// MaxSteps bounds the Starlark steps of one handler, timer or policy
+	// call. Default 10,000,000.
+	MaxSteps uint64
+	// HandlerTimeout bounds the wall time of one handler, timer or policy
+	// call. Default 2s.
+	HandlerTimeout time.Duration
+	// DryRun calls the policy and logs its decisions but lets tor attach
+	// every stream itself.
+	DryRun bool
+	// Args are the script's arguments, after its path (argv[1:]).
+	Args []string
+	// Stdlib holds the @stdlib/ modules; default the stdlib package.
+	Stdlib fs.FS
+	// Bootstrap, if set, makes Run wait for tor to finish bootstrapping
+	// before running the script, writing progress lines to it.
+	Bootstrap io.Writer
+}
+
+// Runtime runs one script. Create it with New; Run it once.
+type Runtime struct {
+	opts Options
+	log  *slog.Logger
+
+	ctx    context.Context // Run's context
+	conn   *ctl.Conn       // nil while disconnected
+	connN  int             // connections made so far
+	tor    *builtins.Tor
+	pre    starlark.StringDict
+	thread *starlark.Thread
+	loader *loader
+
+	tasks tasks
+
+	handlers map[string][]*handler // by event type
+	subs     string                // the SETEVENTS argument in effect
+	timers   map[*timer]struct{}
+	policy   *policyState
+	state    *liveState
+	maps     []mapping
+
+	// Supervision: the watchdog cancels a call that overruns.
+	callGen   atomic.Uint64 // odd while a call runs
+	callCtx   context.Context
+	threadCtx context.Context // the context set on thread
+	callStop  context.CancelFunc
+	overruns  atomic.Uint64
+	exitCode  int
+	exiting   bool
+	fatal     error
+	reconnect *reconnector
+}
+
+type handler struct {
+	fn       starlark.Callable
+	failures int // in a row
+}
+
+type mapping struct {
+	ctl.AddrMap
+	keep bool
+}
+
+// New prepares a runtime; it does no I/O.
+func New(opts Options) *Runtime {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.MaxSteps == 0 {
+		opts.MaxSteps = 10_000_000
+	}
+	if opts.HandlerTimeout <= 0 {
+		opts.HandlerTimeout = 2 * time.Second
+	}
+	if opts.Stdlib == nil {
+		opts.Stdlib = stdlib.FS
+	}
+	r := &Runtime{
+		opts:     opts,
+		log:      opts.Logger,
+		handlers: map[string][]*handler{},
+		timers:   map[*timer]struct{}{},
+		state:    newLiveState(),
+	}
+	r.tasks.init()
+	r.tor = builtins.NewTor((*host)(r))
+	argv := make([]starlark.Value, 0, len(opts.Args)+1)
+	argv = append(argv, starlark.String(""))
+	for _, a := range opts.Args {
+		argv = append(argv, starlark.String(a))
+	}
+	r.pre = starlark.StringDict{
+		"tor":    r.tor.Module,
+		"exit":   starlark.NewBuiltin("exit", exitBuiltin),
+		"help":   builtins.NewHelp(r.tor.Docs),
+		"argv":   starlark.NewList(argv),
+		"json":   json.Module,
+		"math":   math.Module,
+		"time":   startime.Module,
+		"struct": starlark.NewBuiltin("struct", starlarkstruct.Make),
+		"module": starlark.NewBuiltin("module", starlarkstruct.MakeModule),
+	}
+	r.loader = &loader{stdlib: opts.Stdlib, cache: map[string]*loadEntry{}, exec: r.execModule}
+	r.thread = r.newThread("main")
+	r.callCtx, r.callStop = context.WithCancel(context.Background())
+	return r
+}
+
+// Predeclared are the names every script sees: tor, exit, help, argv,
+// json, math, time, struct, module.
+func (r *Runtime) Predeclared() starlark.StringDict { return r.pre }
+
+// Tor is the tor module, for help and tests.
+func (r *Runtime) Tor() *builtins.Tor { return r.tor }
+
+func (r *Runtime) newThread(name string) *starlark.Thread {
+	t := &starlark.Thread{
+		Name: name,
+		Load: r.loader.load,
+		Print: func(_ *starlark.Thread, msg string) {
+			fmt.Fprintln(r.opts.Stdout, msg)
+		},
+	}
+	return t
+}
+
+func exitBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	code := 0
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0, &code); err != nil {
+		return nil, err
+	}
+	if code < 0 || code > 125 {
+		return nil, fmt.Errorf("exit: code %d: want 0-125", code)
+	}
+	return nil, &ExitError{Code: code}
+}
+
+func (r *Runtime) execModule(parent *starlark.Thread, name string, src []byte) (starlark.StringDict, error) {
+	t := r.newThread("load " + name)
+	builtins.SetContext(t, builtins.Context(parent))
+	_, prog, err := starlark.SourceProgramOptions(FileOptions(), name, src, r.pre.Has)
+	if err != nil {
+		return nil, err
+	}
+	return prog.Init(t, r.pre)
+}
+
+// Check parses and resolves a script and every module it loads, without
+// running anything. Errors read file:line:col: message.
+func Check(filename string, src []byte, opts Options) error {
+	r := New(opts)
+	seen := map[string]bool{}
+	var check func(name string, src []byte) error
+	check = func(name string, src []byte) error {
+		_, prog, err := starlark.SourceProgramOptions(FileOptions(), name, src, r.pre.Has)
+		if err != nil {
+			return errors.New(FormatError(err))
+		}
+		for i := 0; i < prog.NumLoads(); i++ {
+			mod, pos := prog.Load(i)
+			resolved, err := resolveModule(name, mod)
+			if err != nil {
+				return fmt.Errorf("%s: %v", pos, err)
+			}
+			if seen[resolved] {
+				continue
+			}
+			seen[resolved] = true
+			msrc, err := r.loader.read(resolved)
+			if err != nil {
+				return fmt.Errorf("%s: load %q: %v", pos, mod, err)
+			}
+			if err := check(resolved, msrc); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return check(filename, src)
+}
+
+// Run runs a script until it ends: at once if it registers no handler,
+// timer or policy; otherwise until exit(), ctx is cancelled (SIGINT,
+// SIGTERM) or a fatal error. It returns the exit code and the error that
+// caused a non-zero one (already logged when it came from a handler).
+func (r *Runtime) Run(ctx context.Context, filename string, src []byte) (int, error) {
+	return r.run(ctx, filename, src, false)
+}
+
+// Eval runs src like Run; when src is a single expression its value is
+// printed unless it is None.
+func (r *Runtime) Eval(ctx context.Context, src string) (int, error) {
+	return r.run(ctx, "<eval>", []byte(src), true)
+}
+
+func (r *Runtime) run(ctx context.Context, filename string, src []byte, eval bool) (code int, err error) {
+	r.ctx = ctx
+	r.pre["argv"].(*starlark.List).SetIndex(0, starlark.String(filename))
+	builtins.SetContext(r.thread, ctx)
+
+	// Compile before connecting: a script that cannot run should not
+	// touch tor.
+	var expr bool
+	var prog *starlark.Program
+	if eval {
+		if e, perr := FileOptions().ParseExpr(filename, src, 0); perr == nil {
+			expr = true
+			_ = e
+		}
+	}
+	if !expr {
+		_, prog, err = starlark.SourceProgramOptions(FileOptions(), filename, src, r.pre.Has)
+		if err != nil {
+			return 1, errors.New(FormatError(err))
+		}
+	}
+
+	if r.opts.Connect != nil {
+		c, err := r.opts.Connect(ctx)
+		if err != nil {
+			return 4, err
+		}
+		r.conn = c
+		r.connN++
+		if r.opts.Bootstrap != nil {
+			if err := r.waitBootstrap(ctx); err != nil {
+				r.conn.Close()
+				return exitCodeOf(err), err
+			}
+		}
+	}
+	defer func() {
+		if r.conn != nil {
+			r.conn.Close()
+		}
+	}()
+
+	stopWatch := r.startWatchdog()
+	defer stopWatch()
+
+	// The top level runs without a wall deadline (it may wait for tor)
+	// but stops on ctx.
+	stopTop := context.AfterFunc(ctx, func() { r.thread.Cancel("interrupted") })
+	if expr {
+		var v starlark.Value
+		v, err = starlark.EvalOptions(FileOptions(), r.thread, filename, src, r.pre)
+		if err == nil && v != starlark.None {
+			fmt.Fprintln(r.opts.Stdout, v.String())
+		}
+	} else {
+		var g starlark.StringDict
+		g, err = prog.Init(r.thread, r.pre)
+		_ = g // the main module's globals stay mutable: handlers keep state in them
+	}
+	stopTop()
+	if err != nil {
+		var exit *ExitError
+		if errors.As(err, &exit) {
+			r.exitCode, r.exiting = exit.Code, true
+		} else if ctx.Err() != nil {
+			r.exiting = true
+		} else {
+			r.fatal = err
+		}
+	}
+	if r.fatal == nil && !r.exiting && r.longRunning() {
+		r.loop()
+	}
+	r.shutdown()
+	if r.fatal != nil {
+		return exitCodeOf(r.fatal), r.fatal
+	}
+	return r.exitCode, nil
+}
+
+// exitCodeOf maps an error that ended a script to an exit code: 3 for a
+// refusal from tor, 4 for a lost connection, 1 otherwise.
+func exitCodeOf(err error) int {
+	var exit *ExitError
+	if errors.As(err, &exit) {
+		return exit.Code
+	}
+	if ctl.ErrorCode(err) != 0 {
+		return 3
+	}
+	return 1
+}
+
+func (r *Runtime) longRunning() bool {
+	if r.policy != nil || len(r.timers) > 0 {
+		return true
+	}
+	for _, hs := range r.handlers {
+		if len(hs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func argsText(kvs []ctl.KeyValue) string {
+	var b strings.Builder
+	for _, kv := range kvs {
+		b.WriteString(kv.Key)
+		if kv.HasValue {
+			b.WriteString("=" + ctl.QuoteIfNeeded(kv.Value))
+		}
+		b.WriteByte(' ')
+	}
+	return b.String()
+}
+
+// waitBootstrap waits until tor reports bootstrap progress 100, writing a
+// line for each step.
+func (r *Runtime) waitBootstrap(ctx context.Context) error {
+	progress := func(s string) (int, string) {
+		var pct int
+		var tag, summary string
+		a := ctl.NewArgs(s)
+		for {
+			kv, ok := a.Next()
+			if !ok {
+				break
+			}
+			switch kv.Key {
+			case "PROGRESS":
+				fmt.Sscan(kv.Value, &pct)
+			case "TAG":
+				tag = kv.Value
+			case "SUMMARY":
+				summary = kv.Value
+			}
+		}
+		return pct, tag + ": " + summary
+	}
+	if err := r.conn.SetEvents(ctx, ctl.EventStatusClient); err != nil {
+		return err
+	}
+	defer r.conn.SetEvents(ctx)
+	phase, err := r.conn.GetInfoOne(ctx, "status/bootstrap-phase")
+	if err != nil {
+		return err
+	}
+	pct, what := progress(phase)
+	if pct >= 100 {
+		return nil
+	}
+	fmt.Fprintf(r.opts.Bootstrap, "waiting for tor to bootstrap: %d%% %s\n", pct, what)
+	buf := make([]ctl.Event, 0, 16)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.conn.EventReady():
+		}
+		var ok bool
+		buf, ok = r.conn.EventBatch(buf)
+		if !ok {
+			return r.conn.Err()
+		}
+		for _, ev := range buf {
+			st, isStatus := ev.(*ctl.StatusEvent)
+			if !isStatus || st.Action != "BOOTSTRAP" {
+				continue
+			}
+			p, what := progress(argsText(st.Args))
+			if p > pct {
+				pct = p
+				fmt.Fprintf(r.opts.Bootstrap, "waiting for tor to bootstrap: %d%% %s\n", pct, what)
+			}
+			if pct >= 100 {
+				return nil
+			}
+		}
+	}
+}
