@@ -46,6 +46,7 @@ type factory struct {
 	conn        connFlags
 	log         *slog.Logger
 	cleanups    []func()
+	launched    *testnet.Process // the tor --launch started, reused on reconnect
 }
 
 func newFactory(in io.Reader, out, errOut io.Writer) *factory {
@@ -108,9 +109,13 @@ func (f *factory) connect(ctx context.Context) (*ctl.Conn, error) {
 		if cf.control != "" {
 			return nil, usageError{fmt.Errorf("--launch and --control exclude each other")}
 		}
-		p, err := f.launch(ctx)
-		if err != nil {
-			return nil, connectError{err}
+		p := f.launched
+		if p == nil {
+			var err error
+			if p, err = f.launch(ctx); err != nil {
+				return nil, connectError{err}
+			}
+			f.launched = p
 		}
 		addr, cred.CookieFile = p.ControlAddr, p.CookiePath
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -30,6 +31,14 @@ func main() {
 }
 
 func mainRun() exitCodeT {
+	// TORSCRIPT_CPUPROFILE=FILE writes a CPU profile to FILE.PID, for the
+	// benchmarks.
+	if path := os.Getenv("TORSCRIPT_CPUPROFILE"); path != "" {
+		if pf, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid())); err == nil {
+			pprof.StartCPUProfile(pf)
+			defer func() { pprof.StopCPUProfile(); pf.Close() }()
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	f := newFactory(os.Stdin, os.Stdout, os.Stderr)
@@ -37,7 +46,7 @@ func mainRun() exitCodeT {
 	root.SetArgs(os.Args[1:])
 	err := root.ExecuteContext(ctx)
 	f.cleanup()
-	if err != nil {
+	if err != nil && err.Error() != "" {
 		fmt.Fprintln(os.Stderr, "torscript:", err)
 	}
 	return exitCode(err)
@@ -98,6 +107,9 @@ func newCmdRoot(f *factory) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	f.conn.addFlags(root)
 	root.AddCommand(
+		newCmdRun(f, nil),
+		newCmdEval(f, nil),
+		newCmdCheck(f, nil),
 		newCmdRaw(f, nil),
 		newCmdEvents(f, nil),
 		newCmdTestnet(),

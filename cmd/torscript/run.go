@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/runtime"
+)
+
+// scriptFlags are the flags of the commands that run Starlark.
+type scriptFlags struct {
+	dryRun         bool
+	maxSteps       uint64
+	handlerTimeout time.Duration
+	noWait         bool
+}
+
+func (sf *scriptFlags) addFlags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.BoolVar(&sf.dryRun, "dry-run", false, "call the stream policy and log its decisions, but let tor attach every stream")
+	fl.Uint64Var(&sf.maxSteps, "max-steps", 10_000_000, "Starlark steps one handler, timer or policy call may take")
+	fl.DurationVar(&sf.handlerTimeout, "handler-timeout", 2*time.Second, "wall time one handler, timer or policy call may take")
+	fl.BoolVar(&sf.noWait, "no-wait", false, "do not wait for tor to finish bootstrapping")
+}
+
+// runOptions are the inputs of `torscript run` and `torscript eval`.
+type runOptions struct {
+	f      *factory
+	sf     scriptFlags
+	file   string // run: the script
+	source string // eval: the code
+	args   []string
+}
+
+func newCmdRun(f *factory, runF func(context.Context, *runOptions) error) *cobra.Command {
+	opts := &runOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "run FILE [-- ARGS...]",
+		Short: "Run a Starlark script against tor",
+		Long: `Run a Starlark script against tor. Its top level runs first; if it registers
+handlers (tor.on), timers (tor.every, tor.after) or a stream policy
+(tor.policy), torscript then runs them until exit(), Ctrl-C or SIGTERM.
+When it ends, streams the policy still holds go back to tor (or are closed,
+per on_error), __LeaveStreamsUnattached gets its earlier value and the
+script's address mappings are removed. The script sees its arguments as
+argv (argv[0] is FILE).`,
+		Example: `  torscript run examples/per_domain.star
+  torscript run --dry-run examples/pin_exit.star -- 127.0.0.1
+  torscript run --launch examples/monitor.star`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.file, opts.args = args[0], args[1:]
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runRun(cmd.Context(), opts)
+		},
+	}
+	opts.sf.addFlags(cmd)
+	return cmd
+}
+
+func newCmdEval(f *factory, runF func(context.Context, *runOptions) error) *cobra.Command {
+	opts := &runOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "eval 'CODE' [-- ARGS...]",
+		Short: "Evaluate a Starlark expression or statements against tor",
+		Long: `Evaluate Starlark code against tor. An expression's value is printed (unless
+it is None); statements run like a script, so handlers they register run
+until Ctrl-C.`,
+		Example: `  torscript eval 'tor.get_info("version")'
+  torscript eval '[c.id for c in tor.circuits() if c.built]'
+  torscript eval 'tor.on("circ", print)'`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.source, opts.args = args[0], args[1:]
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runRun(cmd.Context(), opts)
+		},
+	}
+	opts.sf.addFlags(cmd)
+	return cmd
+}
+
+func runRun(ctx context.Context, opts *runOptions) error {
+	f := opts.f
+	var src []byte
+	if opts.file != "" {
+		var err error
+		if src, err = os.ReadFile(opts.file); err != nil {
+			return usageError{err}
+		}
+	}
+	ropts := runtime.Options{
+		Connect:        func(ctx context.Context) (*ctl.Conn, error) { return f.connect(ctx) },
+		Logger:         f.log,
+		Stdout:         f.out,
+		MaxSteps:       opts.sf.maxSteps,
+		HandlerTimeout: opts.sf.handlerTimeout,
+		DryRun:         opts.sf.dryRun,
+		Args:           opts.args,
+	}
+	if !opts.sf.noWait {
+		ropts.Bootstrap = f.errOut
+	}
+	r := runtime.New(ropts)
+	var code int
+	var err error
+	if opts.file != "" {
+		code, err = r.Run(ctx, opts.file, src)
+	} else {
+		code, err = r.Eval(ctx, opts.source)
+	}
+	if err == nil {
+		if code != 0 {
+			return silentError{exitCodeT(code)}
+		}
+		return nil
+	}
+	var ce connectError
+	if errors.As(err, &ce) {
+		return err
+	}
+	fmt.Fprintln(f.errOut, runtime.FormatError(err))
+	return silentError{exitCodeT(code)}
+}
+
+// checkOptions are the inputs of `torscript check`.
+type checkOptions struct {
+	f     *factory
+	files []string
+}
+
+func newCmdCheck(f *factory, runF func(*checkOptions) error) *cobra.Command {
+	opts := &checkOptions{f: f}
+	return &cobra.Command{
+		Use:   "check FILE...",
+		Short: "Parse and resolve scripts without running them",
+		Long: `Parse each script and every module it loads, and resolve every name, without
+connecting to tor. Errors are printed as FILE:LINE:COL: message and make
+the exit status non-zero.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.files = args
+			if runF != nil {
+				return runF(opts)
+			}
+			return checkRun(opts)
+		},
+	}
+}
+
+func checkRun(opts *checkOptions) error {
+	failed := false
+	for _, file := range opts.files {
+		src, err := os.ReadFile(file)
+		if err == nil {
+			err = runtime.Check(file, src, runtime.Options{Logger: opts.f.log})
+		}
+		if err != nil {
+			fmt.Fprintln(opts.f.errOut, err)
+			failed = true
+			continue
+		}
+		fmt.Fprintf(opts.f.out, "%s: ok\n", file)
+	}
+	if failed {
+		return silentError{exitError}
+	}
+	return nil
+}
