@@ -1,0 +1,833 @@
+package e2e
+
+// Example tests: each script of examples/ runs in the real torscript
+// binary against the shared network's client, real curls go through the
+// client's SocksPort to local HTTP servers on 127.0.0.0/8, and a control
+// connection of the test's own (SETEVENTS STREAM CIRC) checks where tor
+// really sent each stream: the circuit it SUCCEEDED on and that circuit's
+// path. Each test ends torscript with SIGTERM, wants exit status 0, and
+// checks that __LeaveStreamsUnattached has its earlier value again and
+// that no stream is left waiting for a controller.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/tests/testnet"
+)
+
+const (
+	exLeave = "__LeaveStreamsUnattached"
+	// exCurlMax bounds every curl (--max-time).
+	exCurlMax = 30 * time.Second
+	// exTermMax is how long torscript may take to exit after SIGTERM.
+	exTermMax = 15 * time.Second
+)
+
+// exBuf is an io.Writer that the test reads while the process writes.
+type exBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *exBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *exBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// exProc is a running `torscript run examples/NAME.star`.
+type exProc struct {
+	cmd            *exec.Cmd
+	stdout, stderr exBuf
+	done           chan struct{}
+	err            error
+	before         string // __LeaveStreamsUnattached before torscript started
+}
+
+// exScript returns the path of examples/name.
+func exScript(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "..", "examples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// exStart runs `torscript run --control ADDR --cookie PATH FLAGS
+// examples/SCRIPT -- ARGS` against the network's client. It records
+// __LeaveStreamsUnattached first (it must be 0: no earlier test may leave
+// it set) and makes sure, when the test ends, that the process is gone,
+// the setting restored and no stream left waiting.
+func exStart(ctx context.Context, t *testing.T, c *ctl.Conn, flags []string, script string, args ...string) *exProc {
+	t.Helper()
+	n := testnet.Shared(t)
+	p := &exProc{done: make(chan struct{})}
+	p.before = exLeaveValue(t, c)
+	if p.before != "0" {
+		t.Fatalf("%s is %q before torscript started; an earlier test left it set", exLeave, p.before)
+	}
+	exRestore(t, p.before)
+	argv := []string{"run", "--control", n.ControlAddr(), "--cookie", n.CookiePath()}
+	argv = append(argv, flags...)
+	argv = append(argv, exScript(t, script))
+	if len(args) > 0 {
+		argv = append(append(argv, "--"), args...)
+	}
+	p.cmd = exec.CommandContext(ctx, torscript(t), argv...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		if !p.exited() {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() || testing.Verbose() {
+			t.Logf("torscript %s\nstderr:\n%s\nstdout:\n%s", strings.Join(p.cmd.Args[1:], " "), p.stderr.String(), p.stdout.String())
+		}
+	})
+	return p
+}
+
+func (p *exProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitFor waits until buf holds sub n times.
+func (p *exProc) waitFor(t *testing.T, buf *exBuf, name, sub string, n int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for strings.Count(buf.String(), sub) < n {
+		if p.exited() {
+			t.Fatalf("torscript exited (%v) before its %s showed %q %d times", p.err, name, sub, n)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("torscript's %s did not show %q %d times within %v", name, sub, n, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitLog waits for sub in torscript's log (stderr).
+func (p *exProc) waitLog(t *testing.T, sub string, d time.Duration) {
+	t.Helper()
+	p.waitFor(t, &p.stderr, "log", sub, 1, d)
+}
+
+// waitOut waits for sub n times in what the script printed (stdout).
+func (p *exProc) waitOut(t *testing.T, sub string, n int, d time.Duration) {
+	t.Helper()
+	p.waitFor(t, &p.stdout, "output", sub, n, d)
+}
+
+// waitLine waits for a line of the script's output that re matches and
+// returns its submatches.
+func (p *exProc) waitLine(t *testing.T, re *regexp.Regexp, d time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		for _, l := range strings.Split(p.stdout.String(), "\n") {
+			if m := re.FindStringSubmatch(l); m != nil {
+				return m
+			}
+		}
+		if p.exited() {
+			t.Fatalf("torscript exited (%v) before it printed a line matching %q", p.err, re)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("torscript printed no line matching %q within %v", re, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// decision returns the circuit the script printed for a stream, from its
+// line "stream ID ... -> circuit C".
+func (p *exProc) decision(t *testing.T, stream string) string {
+	t.Helper()
+	re := regexp.MustCompile(`^stream ` + regexp.QuoteMeta(stream) + ` .*-> circuit (\S+)`)
+	return p.waitLine(t, re, 5*time.Second)[1]
+}
+
+// term sends SIGTERM and wants exit status 0 within exTermMax.
+func (p *exProc) term(t *testing.T) {
+	t.Helper()
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(exTermMax):
+		t.Fatalf("torscript did not exit within %v of SIGTERM", exTermMax)
+	}
+	if code := exitStatus(p.err); code != 0 {
+		t.Fatalf("torscript exited with status %d after SIGTERM (%v)", code, p.err)
+	}
+	t.Logf("torscript exited 0, %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+}
+
+// afterExit checks, once torscript has exited, that
+// __LeaveStreamsUnattached has its earlier value and that no stream waits
+// for a controller.
+func (p *exProc) afterExit(t *testing.T, c *ctl.Conn) {
+	t.Helper()
+	if !p.exited() {
+		t.Fatal("afterExit while torscript runs")
+	}
+	if got := exLeaveValue(t, c); got != p.before {
+		t.Errorf("after torscript exited %s=%s, want its earlier value %s", exLeave, got, p.before)
+	}
+	w, err := exWaiting(testCtx(t, 10*time.Second), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range w {
+		t.Errorf("after torscript exited stream %s %s to %s is left unattached", s.ID, s.Status, s.Target)
+	}
+}
+
+// exLeaveValue returns tor's __LeaveStreamsUnattached.
+func exLeaveValue(t *testing.T, c *ctl.Conn) string {
+	t.Helper()
+	conf, err := c.GetConf(testCtx(t, 10*time.Second), exLeave)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := conf.Lookup(exLeave)
+	return e.Value
+}
+
+// exWaiting returns the streams without a circuit that wait for a
+// controller.
+func exWaiting(ctx context.Context, c *ctl.Conn) ([]ctl.Stream, error) {
+	streams, err := c.Streams(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var w []ctl.Stream
+	for _, s := range streams {
+		if s.CircuitID != "0" && s.CircuitID != "" {
+			continue
+		}
+		switch s.Status {
+		case ctl.StreamNew, ctl.StreamNewResolve, ctl.StreamControllerWait, ctl.StreamDetached:
+			w = append(w, s)
+		}
+	}
+	return w, nil
+}
+
+// exRestore makes sure, when the test ends (after its torscript was
+// killed: cleanups run last first), that __LeaveStreamsUnattached is
+// leave again and no stream waits for a controller, so that a failed test
+// does not break the next ones.
+func exRestore(t *testing.T, leave string) {
+	n := testnet.Shared(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		c, _, err := ctl.Connect(ctx, n.ControlAddr(), ctl.Credentials{CookieFile: n.CookiePath()}, ctl.Options{})
+		if err != nil {
+			t.Errorf("cleanup: %v", err)
+			return
+		}
+		defer c.Close()
+		if err := c.SetConf(ctx, ctl.ConfEntry{Key: exLeave, Value: leave}); err != nil {
+			t.Errorf("cleanup: restoring %s: %v", exLeave, err)
+		}
+		w, _ := exWaiting(ctx, c)
+		for _, s := range w {
+			c.AttachStream(ctx, s.ID, "0", 0)
+		}
+	})
+}
+
+// exEvents records the events of the test's control connection, so that
+// the test can look for the events of several streams in any order.
+type exEvents struct {
+	mu  sync.Mutex
+	evs []ctl.Event
+}
+
+// exWatch subscribes c to types (STREAM and CIRC, and more if given) and
+// records what arrives.
+func exWatch(t *testing.T, c *ctl.Conn, more ...string) *exEvents {
+	t.Helper()
+	types := append([]string{"STREAM", "CIRC"}, more...)
+	if err := c.SetEvents(testCtx(t, 10*time.Second), types...); err != nil {
+		t.Fatal(err)
+	}
+	e := &exEvents{}
+	go func() {
+		for ev := range c.Events() {
+			e.mu.Lock()
+			e.evs = append(e.evs, ev)
+			e.mu.Unlock()
+		}
+	}()
+	return e
+}
+
+func (e *exEvents) all(match func(ctl.Event) bool) []ctl.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var r []ctl.Event
+	for _, ev := range e.evs {
+		if match(ev) {
+			r = append(r, ev)
+		}
+	}
+	return r
+}
+
+func (e *exEvents) wait(t *testing.T, d time.Duration, what string, match func(ctl.Event) bool) ctl.Event {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if evs := e.all(match); len(evs) > 0 {
+			return evs[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// streams returns the ids of the streams to host:port, from their NEW
+// events, in order.
+func (e *exEvents) streams(host string, port int) []string {
+	var ids []string
+	for _, ev := range e.all(func(ev ctl.Event) bool {
+		s, ok := ev.(*ctl.StreamEvent)
+		return ok && s.Status == ctl.StreamNew && s.TargetHost == host && s.TargetPort == port
+	}) {
+		ids = append(ids, ev.(*ctl.StreamEvent).ID)
+	}
+	return ids
+}
+
+// newStream returns the one stream to host:port that is not in seen,
+// waiting for its NEW event, and adds it to seen.
+func (e *exEvents) newStream(t *testing.T, host string, port int, seen map[string]bool) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var fresh []string
+		for _, id := range e.streams(host, port) {
+			if !seen[id] {
+				fresh = append(fresh, id)
+			}
+		}
+		switch {
+		case len(fresh) == 1:
+			seen[fresh[0]] = true
+			return fresh[0]
+		case len(fresh) > 1:
+			t.Fatalf("streams %v to %s:%d, want one", fresh, host, port)
+		case time.Now().After(deadline):
+			t.Fatalf("no STREAM NEW to %s:%d", host, port)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// end returns the event that ended stream id: SUCCEEDED, FAILED or
+// CLOSED, whichever came first.
+func (e *exEvents) end(t *testing.T, id string) *ctl.StreamEvent {
+	t.Helper()
+	return e.wait(t, 20*time.Second, "end of stream "+id, func(ev ctl.Event) bool {
+		s, ok := ev.(*ctl.StreamEvent)
+		return ok && s.ID == id && (s.Status == ctl.StreamSucceeded || s.Status == ctl.StreamFailed || s.Status == ctl.StreamClosed)
+	}).(*ctl.StreamEvent)
+}
+
+// succeeded returns the circuit stream id SUCCEEDED on; it fails the test
+// when the stream ended otherwise.
+func (e *exEvents) succeeded(t *testing.T, id string) string {
+	t.Helper()
+	end := e.end(t, id)
+	if end.Status != ctl.StreamSucceeded || end.CircuitID == "0" || end.CircuitID == "" {
+		t.Fatalf("stream %s ended %s, want SUCCEEDED on a circuit: %s", id, end.Status, strings.TrimSpace(end.Raw.Raw))
+	}
+	return end.CircuitID
+}
+
+// path returns the path of a built circuit: from its CIRC BUILT event, or
+// from GETINFO circuit-status when the circuit was built before the test
+// subscribed.
+func (e *exEvents) path(t *testing.T, c *ctl.Conn, id string) []ctl.PathHop {
+	t.Helper()
+	if evs := e.all(func(ev ctl.Event) bool {
+		ce, ok := ev.(*ctl.CircEvent)
+		return ok && ce.ID == id && ce.Status == ctl.CircBuilt
+	}); len(evs) > 0 {
+		return evs[0].(*ctl.CircEvent).Path
+	}
+	circs, err := c.Circuits(testCtx(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ci := range circs {
+		if ci.ID == id {
+			return ci.Path
+		}
+	}
+	t.Fatalf("circuit %s: no CIRC BUILT event and not in circuit-status", id)
+	return nil
+}
+
+// exIsExit says whether h is one of the network's exits.
+func exIsExit(n *testnet.Network, h ctl.PathHop) bool {
+	for _, x := range n.Exits() {
+		if x.Fingerprint == h.Fingerprint {
+			return true
+		}
+	}
+	return false
+}
+
+func exPathString(path []ctl.PathHop) string {
+	var s []string
+	for _, h := range path {
+		s = append(s, h.Nickname)
+	}
+	return strings.Join(s, ",")
+}
+
+// exServer serves on addr ("0.0.0.0:0" answers on every 127.0.0.0/8
+// address) and returns its port. Its body is name, then a space and the
+// address the request came to: "NAME 127.0.0.2".
+func exServer(t *testing.T, addr, name string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+		host := ""
+		if a, ok := local.(*net.TCPAddr); ok {
+			host = a.IP.String()
+		}
+		fmt.Fprintf(w, "%s %s", name, host)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+type exCurlResult struct {
+	url  string
+	body string
+	code int // HTTP status; 0 when none
+	exit int // curl's exit status
+	err  error
+	took time.Duration
+}
+
+func (r exCurlResult) String() string {
+	return fmt.Sprintf("curl %s: HTTP %d %q after %v (exit %d, %v)", r.url, r.code, r.body, r.took.Round(time.Millisecond), r.exit, r.err)
+}
+
+// exCurl fetches url with a real curl through the network's SocksPort
+// (the hostname resolved by tor) and waits for it.
+func exCurl(ctx context.Context, t *testing.T, url string) exCurlResult {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatal("curl is not installed (apt-get install -y curl)")
+	}
+	n := testnet.Shared(t)
+	cmd := exec.CommandContext(ctx, "curl", "-sS", "--max-time", strconv.Itoa(int(exCurlMax/time.Second)),
+		"--socks5-hostname", n.SocksAddr(), "-w", "\n%{http_code}", url)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	out, err := cmd.Output()
+	r := exCurlResult{url: url, took: time.Since(start), exit: exitStatus(err)}
+	if err != nil {
+		r.err = fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	s := string(out)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		r.code, _ = strconv.Atoi(s[i+1:])
+		s = s[:i]
+	}
+	r.body = s
+	return r
+}
+
+// exCurlOK fetches url and wants HTTP 200 with body.
+func exCurlOK(ctx context.Context, t *testing.T, url, body string) exCurlResult {
+	t.Helper()
+	r := exCurl(ctx, t, url)
+	if r.err != nil || r.code != 200 || r.body != body {
+		t.Fatalf("%v; want HTTP 200 %q", r, body)
+	}
+	return r
+}
+
+// TestExamplePerDomain: per_domain.star gives each destination its own
+// circuit, and every stream to a destination rides that circuit.
+func TestExamplePerDomain(t *testing.T) {
+	n := testnet.Shared(t)
+	ctx := testCtx(t, 3*time.Minute)
+	c := dial(t)
+	ev := exWatch(t, c)
+	port := exServer(t, "0.0.0.0:0", "per_domain")
+	p := exStart(ctx, t, c, nil, "per_domain.star")
+	p.waitLog(t, "policy started", 30*time.Second)
+
+	hosts := []string{"127.0.0.1", "127.0.0.2", "127.0.0.1", "127.0.0.2", "127.0.0.3"}
+	seen := map[string]bool{}
+	circOf := map[string]string{} // host -> circuit
+	for _, h := range hosts {
+		exCurlOK(ctx, t, fmt.Sprintf("http://%s:%d/", h, port), "per_domain "+h)
+		id := ev.newStream(t, h, port, seen)
+		circ := ev.succeeded(t, id)
+		if d := p.decision(t, id); d != circ {
+			t.Errorf("stream %s to %s: the policy chose circuit %s, tor says it SUCCEEDED on %s", id, h, d, circ)
+		}
+		t.Logf("stream %s to %s:%d SUCCEEDED on circuit %s (%s)", id, h, port, circ, exPathString(ev.path(t, c, circ)))
+		if prev, ok := circOf[h]; ok && prev != circ {
+			t.Errorf("streams to %s rode circuits %s and %s, want one", h, prev, circ)
+		}
+		circOf[h] = circ
+	}
+	owner := map[string]string{} // circuit -> host
+	for h, circ := range circOf {
+		if o, ok := owner[circ]; ok {
+			t.Errorf("%s and %s share circuit %s", o, h, circ)
+		}
+		owner[circ] = h
+		if path := ev.path(t, c, circ); len(path) < 3 || !exIsExit(n, path[len(path)-1]) {
+			t.Errorf("circuit %s of %s has path %v, want 3 hops or more ending at an exit", circ, h, path)
+		}
+	}
+
+	p.term(t)
+	p.afterExit(t, c)
+}
+
+// TestExamplePinExit: pin_exit.star sends the streams to one host through
+// the chosen exit; other streams go where tor chooses. Run once for each
+// exit of the network, so that tor's own choice cannot pass for the
+// policy's.
+func TestExamplePinExit(t *testing.T) {
+	n := testnet.Shared(t)
+	port := exServer(t, "0.0.0.0:0", "pin_exit")
+	for _, exit := range n.Exits() {
+		t.Run(exit.Name, func(t *testing.T) {
+			ctx := testCtx(t, 3*time.Minute)
+			c := dial(t)
+			ev := exWatch(t, c)
+			p := exStart(ctx, t, c, nil, "pin_exit.star", "127.0.0.2", exit.Name)
+			p.waitLog(t, "policy started", 30*time.Second)
+
+			seen := map[string]bool{}
+			var pinned string
+			for i := range 4 {
+				exCurlOK(ctx, t, fmt.Sprintf("http://127.0.0.2:%d/", port), "pin_exit 127.0.0.2")
+				id := ev.newStream(t, "127.0.0.2", port, seen)
+				circ := ev.succeeded(t, id)
+				if d := p.decision(t, id); d != circ {
+					t.Errorf("stream %s: the policy chose circuit %s, tor says it SUCCEEDED on %s", id, d, circ)
+				}
+				path := ev.path(t, c, circ)
+				t.Logf("curl %d: stream %s SUCCEEDED on circuit %s (%s)", i, id, circ, exPathString(path))
+				if len(path) == 0 || path[len(path)-1].Fingerprint != exit.Fingerprint {
+					t.Errorf("stream %s to 127.0.0.2 left through %v, want exit %s ($%s)", id, path, exit.Name, exit.Fingerprint)
+				}
+				if pinned != "" && circ != pinned {
+					t.Logf("the pinned circuit changed from %s to %s", pinned, circ)
+				}
+				pinned = circ
+			}
+
+			// Another host: the policy leaves it to tor, and it works.
+			exCurlOK(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", port), "pin_exit 127.0.0.1")
+			id := ev.newStream(t, "127.0.0.1", port, seen)
+			circ := ev.succeeded(t, id)
+			t.Logf("stream %s to 127.0.0.1 SUCCEEDED on circuit %s (%s), chosen by tor", id, circ, exPathString(ev.path(t, c, circ)))
+			if strings.Contains(p.stdout.String(), "stream "+id+" ") {
+				t.Errorf("the policy routed stream %s to 127.0.0.1, which it should leave to tor", id)
+			}
+
+			p.term(t)
+			p.afterExit(t, c)
+		})
+	}
+}
+
+// TestExampleIsolateByPort: isolate_by_port.star gives each client source
+// port its own circuit; sequential curls (each its own connection, from
+// its own port) each ride a different circuit.
+func TestExampleIsolateByPort(t *testing.T) {
+	ctx := testCtx(t, 3*time.Minute)
+	c := dial(t)
+	ev := exWatch(t, c)
+	port := httpServer(t, "isolate_by_port")
+	p := exStart(ctx, t, c, nil, "isolate_by_port.star")
+	p.waitLog(t, "policy started", 30*time.Second)
+
+	seen := map[string]bool{}
+	byCirc := map[string]string{}   // circuit -> stream
+	srcPorts := map[string]string{} // source address -> stream
+	for range 4 {
+		exCurlOK(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", port), "isolate_by_port")
+		id := ev.newStream(t, "127.0.0.1", port, seen)
+		circ := ev.succeeded(t, id)
+		if d := p.decision(t, id); d != circ {
+			t.Errorf("stream %s: the policy chose circuit %s, tor says it SUCCEEDED on %s", id, d, circ)
+		}
+		newEv := ev.wait(t, time.Second, "STREAM NEW "+id, streamID(id, ctl.StreamNew)).(*ctl.StreamEvent)
+		t.Logf("stream %s from %s SUCCEEDED on circuit %s (%s)", id, newEv.SourceAddr, circ, exPathString(ev.path(t, c, circ)))
+		if other, ok := byCirc[circ]; ok {
+			t.Errorf("streams %s and %s share circuit %s", other, id, circ)
+		}
+		byCirc[circ] = id
+		if other, ok := srcPorts[newEv.SourceAddr]; ok {
+			t.Errorf("streams %s and %s both came from %s", other, id, newEv.SourceAddr)
+		}
+		srcPorts[newEv.SourceAddr] = id
+	}
+
+	p.term(t)
+	p.afterExit(t, c)
+}
+
+// TestExampleRedirectBlocked: redirect_blocked.star sends the streams for
+// a blocked host to a mirror; other streams reach their server.
+func TestExampleRedirectBlocked(t *testing.T) {
+	ctx := testCtx(t, 3*time.Minute)
+	c := dial(t)
+	ev := exWatch(t, c)
+	origin := httpServer(t, "the origin")
+	mirror := httpServer(t, "the mirror")
+	p := exStart(ctx, t, c, nil, "redirect_blocked.star", fmt.Sprintf("blocked.example=127.0.0.1:%d", mirror))
+	p.waitLog(t, "policy started", 30*time.Second)
+
+	seen := map[string]bool{}
+	exCurlOK(ctx, t, fmt.Sprintf("http://blocked.example:%d/", origin), "the mirror")
+	id := ev.newStream(t, "blocked.example", origin, seen)
+	end := ev.end(t, id)
+	if end.Status != ctl.StreamSucceeded {
+		t.Errorf("stream %s to blocked.example ended %s, want SUCCEEDED", id, strings.TrimSpace(end.Raw.Raw))
+	}
+	if end.TargetPort != mirror {
+		t.Errorf("stream %s SUCCEEDED to %s, want the mirror's port %d", id, end.Target, mirror)
+	}
+	t.Logf("%s", strings.TrimSpace(end.Raw.Raw))
+	p.waitOut(t, fmt.Sprintf("stream %s to blocked.example:%d redirected to 127.0.0.1:%d", id, origin, mirror), 1, 5*time.Second)
+
+	exCurlOK(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", origin), "the origin")
+	id = ev.newStream(t, "127.0.0.1", origin, seen)
+	if end := ev.end(t, id); end.Status != ctl.StreamSucceeded || end.TargetPort != origin {
+		t.Errorf("stream %s to the origin: %s", id, strings.TrimSpace(end.Raw.Raw))
+	}
+
+	p.term(t)
+	p.afterExit(t, c)
+}
+
+// TestExampleVirtualNames: virtual_names.star maps a name of its own while
+// it runs, and removes the mapping when it ends.
+func TestExampleVirtualNames(t *testing.T) {
+	ctx := testCtx(t, 3*time.Minute)
+	c := dial(t)
+	ev := exWatch(t, c)
+	port := httpServer(t, "virtual web")
+	const name = "web.virtual"
+	mapped := func() []ctl.AddressMapping {
+		maps, err := c.AddressMappings(testCtx(t, 10*time.Second), "control")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r []ctl.AddressMapping
+		for _, m := range maps {
+			if m.From == name {
+				r = append(r, m)
+			}
+		}
+		return r
+	}
+	if m := mapped(); len(m) > 0 {
+		t.Fatalf("%s is mapped before the script runs: %+v", name, m)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c.MapAddress(ctx, ctl.AddrMap{From: name, To: name})
+	})
+	p := exStart(ctx, t, c, nil, "virtual_names.star", name+"=127.0.0.1")
+	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitOut(t, "mapped "+name+" -> 127.0.0.1", 1, 10*time.Second)
+	if m := mapped(); len(m) != 1 || m[0].To != "127.0.0.1" {
+		t.Errorf("address-mappings/control for %s while the script runs: %+v, want 127.0.0.1", name, m)
+	}
+
+	exCurlOK(ctx, t, fmt.Sprintf("http://%s:%d/", name, port), "virtual web")
+	// Tor announces the stream by the name the client asked for, and
+	// rewrites it to the mapped address when it attaches it.
+	ids := ev.streams(name, port)
+	if len(ids) != 1 {
+		t.Fatalf("STREAM NEW to %s:%d: %v, want one", name, port, ids)
+	}
+	id := ids[0]
+	end := ev.end(t, id)
+	if end.Status != ctl.StreamSucceeded || !strings.HasPrefix(end.TargetHost, "127.0.0.1") {
+		t.Errorf("stream %s: %s, want SUCCEEDED to the mapped 127.0.0.1", id, strings.TrimSpace(end.Raw.Raw))
+	}
+	t.Logf("%s", strings.TrimSpace(end.Raw.Raw))
+	p.waitOut(t, "stream "+id+" to ", 1, 5*time.Second)
+
+	p.term(t)
+	if m := mapped(); len(m) > 0 {
+		t.Errorf("after the script ended address-mappings/control still lists %+v", m)
+	}
+	p.afterExit(t, c)
+}
+
+// TestExampleRefusePorts: refuse_ports.star closes the streams to a
+// refused port with EXITPOLICY, so curl fails at once; other ports work.
+func TestExampleRefusePorts(t *testing.T) {
+	ctx := testCtx(t, 3*time.Minute)
+	c := dial(t)
+	ev := exWatch(t, c)
+	refused := httpServer(t, "never served")
+	open := httpServer(t, "open port")
+	p := exStart(ctx, t, c, nil, "refuse_ports.star", strconv.Itoa(refused))
+	p.waitLog(t, "policy started", 30*time.Second)
+
+	seen := map[string]bool{}
+	r := exCurl(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", refused))
+	t.Logf("%v", r)
+	if r.exit == 0 {
+		t.Errorf("%v; want curl to fail", r)
+	}
+	if r.took >= time.Second {
+		t.Errorf("%v; want it to fail at once (well under 1s)", r)
+	}
+	id := ev.newStream(t, "127.0.0.1", refused, seen)
+	end := ev.end(t, id)
+	if (end.Status != ctl.StreamFailed && end.Status != ctl.StreamClosed) || end.Reason != "EXITPOLICY" {
+		t.Errorf("stream %s to the refused port: %s, want FAILED or CLOSED with REASON=EXITPOLICY", id, strings.TrimSpace(end.Raw.Raw))
+	}
+	p.waitOut(t, fmt.Sprintf("refused stream %s to 127.0.0.1:%d", id, refused), 1, 5*time.Second)
+
+	exCurlOK(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", open), "open port")
+	id = ev.newStream(t, "127.0.0.1", open, seen)
+	ev.succeeded(t, id)
+
+	p.term(t)
+	p.afterExit(t, c)
+}
+
+// TestExampleNewnymTimer: newnym_timer.star sends SIGNAL NEWNYM on a
+// timer; tor runs them (at most one every 10 s).
+func TestExampleNewnymTimer(t *testing.T) {
+	ctx := testCtx(t, 2*time.Minute)
+	c := dial(t)
+	ev := exWatch(t, c, "SIGNAL")
+	newnym := func(e ctl.Event) bool {
+		s, ok := e.(*ctl.SignalEvent)
+		return ok && s.Signal == "NEWNYM"
+	}
+	start := time.Now()
+	p := exStart(ctx, t, c, nil, "newnym_timer.star", "3s")
+	p.waitOut(t, "NEWNYM every 3s", 1, 30*time.Second)
+
+	deadline := start.Add(30 * time.Second)
+	for len(ev.all(newnym)) < 2 {
+		if p.exited() {
+			t.Fatalf("torscript exited (%v)", p.err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d SIGNAL NEWNYM events within 30s, want at least 2", len(ev.all(newnym)))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("2 SIGNAL NEWNYM events %v after start", time.Since(start).Round(time.Millisecond))
+	p.waitOut(t, "NEWNYM 1 sent", 1, time.Second)
+	// The script's own handler of SIGNAL events saw them too.
+	p.waitOut(t, "tor switched to clean circuits", 2, 5*time.Second)
+
+	p.term(t)
+	p.afterExit(t, c)
+}
+
+// TestExampleMonitor: monitor.star prints a line for each circuit event
+// and a summary on a timer.
+func TestExampleMonitor(t *testing.T) {
+	ctx := testCtx(t, 2*time.Minute)
+	c := dial(t)
+	p := exStart(ctx, t, c, []string{"--no-wait"}, "monitor.star", "2s")
+	p.waitOut(t, "bootstrap now: ", 1, 30*time.Second)
+	// The top level's summary reads tor.circuits(), which subscribes to
+	// CIRC events; the handler is registered right after. From this line
+	// on, no circuit event is missed.
+	p.waitOut(t, "built circuits: ", 1, 10*time.Second)
+
+	n := testnet.Shared(t)
+	id, path := buildCircuit(t, c)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c.CloseCircuit(ctx, id, false)
+	})
+	var nicks []string
+	for _, fp := range path {
+		for _, nd := range n.Nodes {
+			if "$"+nd.Fingerprint == fp {
+				nicks = append(nicks, nd.Name)
+			}
+		}
+	}
+	want := fmt.Sprintf("circuit %s BUILT GENERAL %s", id, strings.Join(nicks, ","))
+	p.waitLine(t, regexp.MustCompile("^"+regexp.QuoteMeta(want)+"$"), 10*time.Second)
+	// A summary from the 2s timer after the circuit was built counts it
+	// (and any other built GENERAL circuits).
+	out := p.stdout.String()
+	after := strings.Count(out[:strings.Index(out, want)], "built circuits: ") + 1
+	p.waitOut(t, "built circuits: ", after, 10*time.Second)
+	out = p.stdout.String()
+	last := out[strings.Index(out, want):]
+	if !regexp.MustCompile(`(?m)^built circuits: .*GENERAL [1-9]`).MatchString(last) {
+		t.Errorf("no summary after circuit %s was built counts a built GENERAL circuit:\n%s", id, last)
+	}
+
+	p.term(t)
+	p.afterExit(t, c)
+}
