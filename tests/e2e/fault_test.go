@@ -1,0 +1,924 @@
+package e2e
+
+// Fault tests: the real torscript binary runs a stream policy against the
+// shared network's client while real curls go through the client's
+// SocksPort, and the test breaks something (the policy, the control
+// connection, tor itself, the process). A separate control connection
+// checks what tor saw. Whatever breaks, every curl completes, or fails at
+// once with the chosen reason; none waits for tor's 120 s stream timeout;
+// after torscript exits __LeaveStreamsUnattached has its earlier value and
+// no stream is left unattached.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/tests/testnet"
+)
+
+const (
+	// faultCurlMax bounds every curl (--max-time).
+	faultCurlMax = 20 * time.Second
+	// faultPatience is how long a curl may take that "completes": well
+	// before faultCurlMax.
+	faultPatience = 10 * time.Second
+	faultLeave    = "__LeaveStreamsUnattached"
+)
+
+// faultBuf is an io.Writer that the test can read while the process
+// writes to it.
+type faultBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *faultBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *faultBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// faultProc is a running `torscript run`.
+type faultProc struct {
+	cmd            *exec.Cmd
+	script         string
+	stdout, stderr faultBuf
+	done           chan struct{}
+	err            error
+}
+
+// faultStart writes src to policy.star and runs it with torscript (flags
+// before the file), and waits until the policy has started.
+func faultStart(ctx context.Context, t *testing.T, src string, flags ...string) *faultProc {
+	t.Helper()
+	p := &faultProc{script: filepath.Join(t.TempDir(), "policy.star"), done: make(chan struct{})}
+	if err := os.WriteFile(p.script, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"run"}, flags...)
+	p.cmd = cli(ctx, t, append(args, p.script)...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() || testing.Verbose() {
+			t.Logf("torscript %s stderr:\n%s", strings.Join(p.cmd.Args[1:], " "), p.stderr.String())
+			if out := p.stdout.String(); out != "" {
+				t.Logf("torscript stdout:\n%s", out)
+			}
+		}
+	})
+	p.waitLog(t, "policy started", 30*time.Second)
+	return p
+}
+
+func (p *faultProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitFor waits until buf holds sub n times.
+func (p *faultProc) waitFor(t *testing.T, buf *faultBuf, name, sub string, n int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for strings.Count(buf.String(), sub) < n {
+		if p.exited() {
+			t.Fatalf("torscript exited (%v) before its %s showed %q %d times", p.err, name, sub, n)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("torscript's %s did not show %q %d times within %v", name, sub, n, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *faultProc) waitLog(t *testing.T, sub string, d time.Duration) {
+	t.Helper()
+	p.waitFor(t, &p.stderr, "log", sub, 1, d)
+}
+
+// term sends SIGTERM and returns the exit status and how long the exit
+// took.
+func (p *faultProc) term(t *testing.T) (int, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("torscript did not exit within 20s of SIGTERM")
+	}
+	return exitStatus(p.err), time.Since(start)
+}
+
+// termOK sends SIGTERM and checks that torscript exits 0.
+func (p *faultProc) termOK(t *testing.T) {
+	t.Helper()
+	code, took := p.term(t)
+	if code != 0 {
+		t.Fatalf("torscript exited with status %d after SIGTERM (%v)", code, p.err)
+	}
+	t.Logf("torscript exited 0, %v after SIGTERM", took.Round(time.Millisecond))
+}
+
+type faultCurlResult struct {
+	port  int
+	body  string
+	code  int // HTTP status; 0 when none
+	err   error
+	start time.Time
+	took  time.Duration
+}
+
+func (r faultCurlResult) String() string {
+	return fmt.Sprintf("curl to port %d: HTTP %d %q after %v (err %v)", r.port, r.code, r.body, r.took.Round(time.Millisecond), r.err)
+}
+
+// faultCurl fetches http://127.0.0.1:port/ with a real curl through the
+// network's SocksPort, bounded by faultCurlMax.
+func faultCurl(ctx context.Context, t *testing.T, port int) <-chan faultCurlResult {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatal("curl is not installed (apt-get install -y curl)")
+	}
+	n := testnet.Shared(t)
+	ch := make(chan faultCurlResult, 1)
+	cmd := exec.CommandContext(ctx, "curl", "-sS", "--max-time", strconv.Itoa(int(faultCurlMax/time.Second)),
+		"--socks5-hostname", n.SocksAddr(), "-w", "\n%{http_code}", fmt.Sprintf("http://127.0.0.1:%d/", port))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	go func() {
+		out, err := cmd.Output()
+		r := faultCurlResult{port: port, start: start, took: time.Since(start), err: err}
+		if err != nil {
+			r.err = fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+		}
+		s := string(out)
+		if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+			r.code, _ = strconv.Atoi(s[i+1:])
+			s = s[:i]
+		}
+		r.body = s
+		ch <- r
+	}()
+	return ch
+}
+
+// faultCurlOK checks that a curl got body with 200 well before its
+// --max-time.
+func faultCurlOK(t *testing.T, r faultCurlResult, body string) {
+	t.Helper()
+	if r.err != nil || r.code != 200 || r.body != body {
+		t.Errorf("%v; want HTTP 200 %q", r, body)
+	} else if r.took > faultPatience {
+		t.Errorf("%v: too slow (want well under the --max-time of %v)", r, faultCurlMax)
+	}
+}
+
+// faultEvents records the events of a control connection, so that a test
+// can wait for the events of several streams in any order.
+type faultEvents struct {
+	mu  sync.Mutex
+	evs []ctl.Event
+}
+
+func faultWatch(t *testing.T, c *ctl.Conn, types ...string) *faultEvents {
+	t.Helper()
+	if err := c.SetEvents(testCtx(t, 10*time.Second), types...); err != nil {
+		t.Fatal(err)
+	}
+	e := &faultEvents{}
+	go func() {
+		for ev := range c.Events() {
+			e.mu.Lock()
+			e.evs = append(e.evs, ev)
+			e.mu.Unlock()
+		}
+	}()
+	return e
+}
+
+func (e *faultEvents) find(match func(ctl.Event) bool) ctl.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ev := range e.evs {
+		if match(ev) {
+			return ev
+		}
+	}
+	return nil
+}
+
+func (e *faultEvents) wait(t *testing.T, d time.Duration, what string, match func(ctl.Event) bool) ctl.Event {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if ev := e.find(match); ev != nil {
+			return ev
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stream returns the id of the stream to port, waiting for its NEW event.
+func (e *faultEvents) stream(t *testing.T, port int) string {
+	t.Helper()
+	return e.wait(t, 20*time.Second, fmt.Sprintf("STREAM NEW to port %d", port), streamTo(port, ctl.StreamNew)).(*ctl.StreamEvent).ID
+}
+
+// end returns the event that ended stream id: SUCCEEDED, FAILED or CLOSED.
+func (e *faultEvents) end(t *testing.T, id string) *ctl.StreamEvent {
+	t.Helper()
+	return e.wait(t, 20*time.Second, "the end of stream "+id, func(ev ctl.Event) bool {
+		s, ok := ev.(*ctl.StreamEvent)
+		return ok && s.ID == id && (s.Status == ctl.StreamSucceeded || s.Status == ctl.StreamFailed || s.Status == ctl.StreamClosed)
+	}).(*ctl.StreamEvent)
+}
+
+// succeededOn checks that the stream to port succeeded, on circuit circ
+// unless circ is "".
+func (e *faultEvents) succeededOn(t *testing.T, port int, circ string) string {
+	t.Helper()
+	id := e.stream(t, port)
+	end := e.end(t, id)
+	switch {
+	case end.Status != ctl.StreamSucceeded:
+		t.Errorf("stream %s to port %d: %s, want SUCCEEDED (%s)", id, port, end.Status, strings.TrimSpace(end.Raw.Raw))
+	case end.CircuitID == "0" || end.CircuitID == "":
+		t.Errorf("stream %s SUCCEEDED without a circuit: %s", id, strings.TrimSpace(end.Raw.Raw))
+	case circ != "" && end.CircuitID != circ:
+		t.Errorf("stream %s SUCCEEDED on circuit %s, want the policy's circuit %s", id, end.CircuitID, circ)
+	}
+	return id
+}
+
+// faultServers starts n HTTP servers; server i answers "fault NAME i".
+func faultServers(t *testing.T, name string, n int) (ports []int, bodies []string) {
+	for i := range n {
+		bodies = append(bodies, fmt.Sprintf("fault %s %d", name, i))
+		ports = append(ports, httpServer(t, bodies[i]))
+	}
+	return ports, bodies
+}
+
+// faultConnect opens a control connection to the client without the
+// testing.T helpers that fail the test (for cleanups).
+func faultConnect(n *testnet.Network) (*ctl.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _, err := ctl.Connect(ctx, n.ControlAddr(), ctl.Credentials{CookieFile: n.CookiePath()}, ctl.Options{})
+	return c, err
+}
+
+// faultWaiting returns the streams that wait for a controller.
+func faultWaiting(ctx context.Context, c *ctl.Conn) ([]ctl.Stream, error) {
+	streams, err := c.Streams(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var w []ctl.Stream
+	for _, s := range streams {
+		if s.CircuitID == "0" || s.CircuitID == "" {
+			w = append(w, s)
+		}
+	}
+	return w, nil
+}
+
+// faultRestore makes sure, when the test ends (after its torscript was
+// killed, as cleanups run last first), that __LeaveStreamsUnattached is 0
+// again and that no stream is left waiting for a controller. Call it
+// before starting torscript.
+func faultRestore(t *testing.T) {
+	n := testnet.Shared(t)
+	t.Cleanup(func() {
+		c, err := faultConnect(n)
+		if err != nil {
+			t.Errorf("cleanup: %v", err)
+			return
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.SetConf(ctx, ctl.ConfEntry{Key: faultLeave, Value: "0"}); err != nil {
+			t.Errorf("cleanup: restoring %s: %v", faultLeave, err)
+		}
+		w, _ := faultWaiting(ctx, c)
+		for _, s := range w {
+			c.AttachStream(ctx, s.ID, "0", 0)
+		}
+	})
+}
+
+// faultLeaveValue returns tor's __LeaveStreamsUnattached.
+func faultLeaveValue(t *testing.T, c *ctl.Conn) string {
+	t.Helper()
+	conf, err := c.GetConf(testCtx(t, 10*time.Second), faultLeave)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := conf.Lookup(faultLeave)
+	return e.Value
+}
+
+// faultAfterExit checks, on a new control connection, that
+// __LeaveStreamsUnattached is want and no stream waits for a controller.
+func faultAfterExit(t *testing.T, want string) {
+	t.Helper()
+	c := dial(t)
+	if got := faultLeaveValue(t, c); got != want {
+		t.Errorf("after torscript exited %s=%s, want %s", faultLeave, got, want)
+	}
+	w, err := faultWaiting(testCtx(t, 10*time.Second), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range w {
+		t.Errorf("after torscript exited stream %s %s to %s still has no circuit", s.ID, s.Status, s.Target)
+	}
+}
+
+// faultCircuit builds a three-hop circuit for the policy to use (on a
+// connection of its own, so that the circuit outlives nothing but tor).
+func faultCircuit(t *testing.T) string {
+	t.Helper()
+	id, path := buildCircuit(t, dial(t))
+	t.Logf("circuit %s built through %v", id, path)
+	return id
+}
+
+// TestFaultPolicyRaises: a policy that fails for every stream. With
+// on_error="tor" every stream goes to tor and every curl gets its page;
+// with on_error="close" every curl fails at once. The log has the
+// Starlark backtrace with the script's file and line.
+func TestFaultPolicyRaises(t *testing.T) {
+	const src = `# The policy fails for every stream.
+def policy(s):
+    fail("boom")
+
+tor.policy(policy, on_error=%q)
+`
+	t.Run("on_error=tor", func(t *testing.T) {
+		ctx := testCtx(t, 3*time.Minute)
+		faultRestore(t)
+		ev := faultWatch(t, dial(t), "STREAM")
+		p := faultStart(ctx, t, fmt.Sprintf(src, "tor"))
+		ports, bodies := faultServers(t, "raises", 6)
+		for i := range 2 {
+			faultCurlOK(t, <-faultCurl(ctx, t, ports[i]), bodies[i])
+		}
+		var res []<-chan faultCurlResult
+		for i := 2; i < len(ports); i++ {
+			res = append(res, faultCurl(ctx, t, ports[i]))
+		}
+		for i, ch := range res {
+			faultCurlOK(t, <-ch, bodies[i+2])
+		}
+		for _, port := range ports {
+			ev.succeededOn(t, port, "")
+		}
+		log := p.stderr.String()
+		if got := strings.Count(log, "policy failed; on_error applies"); got < len(ports) {
+			t.Errorf("the log reports %d policy failures, want at least %d", got, len(ports))
+		}
+		for _, want := range []string{filepath.Base(p.script) + ":3:", "in policy", "boom"} {
+			if !strings.Contains(log, want) {
+				t.Errorf("the log lacks %q (the backtrace)", want)
+			}
+		}
+		p.termOK(t)
+		faultAfterExit(t, "0")
+	})
+	t.Run("on_error=close", func(t *testing.T) {
+		ctx := testCtx(t, 3*time.Minute)
+		faultRestore(t)
+		ev := faultWatch(t, dial(t), "STREAM")
+		p := faultStart(ctx, t, fmt.Sprintf(src, "close"))
+		ports, _ := faultServers(t, "raises-close", 4)
+		results := []faultCurlResult{<-faultCurl(ctx, t, ports[0])}
+		var res []<-chan faultCurlResult
+		for _, port := range ports[1:] {
+			res = append(res, faultCurl(ctx, t, port))
+		}
+		for _, ch := range res {
+			results = append(results, <-ch)
+		}
+		for _, r := range results {
+			if r.err == nil || r.code == 200 {
+				t.Errorf("%v; want a failure (on_error=\"close\")", r)
+			} else if r.took > 2*time.Second {
+				t.Errorf("%v: want it to fail at once", r)
+			}
+			end := ev.end(t, ev.stream(t, r.port))
+			if end.Status != ctl.StreamClosed && end.Status != ctl.StreamFailed {
+				t.Errorf("stream to port %d: %s, want CLOSED or FAILED", r.port, strings.TrimSpace(end.Raw.Raw))
+			} else if end.Reason != "MISC" {
+				t.Errorf("stream to port %d ended with reason %q, want MISC (on_error=\"close\"): %s", r.port, end.Reason, strings.TrimSpace(end.Raw.Raw))
+			}
+			t.Logf("%v: %s", r, strings.TrimSpace(end.Raw.Raw))
+		}
+		if !strings.Contains(p.stderr.String(), filepath.Base(p.script)+":3:") {
+			t.Errorf("the log lacks the backtrace")
+		}
+		p.termOK(t)
+		faultAfterExit(t, "0")
+	})
+}
+
+// TestFaultPolicyLoopsForever: a policy that never returns is stopped by
+// the step budget, or by the wall deadline when it spends its time in
+// builtins; on_error="tor" then lets every curl through.
+func TestFaultPolicyLoopsForever(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		flags      []string
+		overrun    string // what the log says stopped it
+		notOverrun string
+	}{
+		// 10,000,000 steps take about 0.1 s: the step budget stops it
+		// long before the deadline.
+		{"steps", "pass", []string{"--handler-timeout", "30s"}, "too many steps", "handler timeout"},
+		// Each builtin call takes few steps and much time: the deadline
+		// stops it long before the step budget.
+		{"deadline-circuits", "tor.circuits()", []string{"--handler-timeout", "500ms"}, "handler timeout (500ms)", "too many steps"},
+		// A builtin that waits for tor is cancelled too.
+		{"deadline-get-info", `tor.get_info("version")`, []string{"--handler-timeout", "500ms"}, "handler timeout (500ms)", "too many steps"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t, 3*time.Minute)
+			faultRestore(t)
+			ev := faultWatch(t, dial(t), "STREAM")
+			src := fmt.Sprintf(`def policy(s):
+    while True:
+        %s
+
+tor.policy(policy, on_error="tor")
+`, tc.body)
+			p := faultStart(ctx, t, src, tc.flags...)
+			ports, bodies := faultServers(t, "loops-"+tc.name, 4)
+			var res []<-chan faultCurlResult
+			for _, port := range ports[:3] {
+				res = append(res, faultCurl(ctx, t, port))
+			}
+			for i, ch := range res {
+				r := <-ch
+				faultCurlOK(t, r, bodies[i])
+				if r.took > 5*time.Second {
+					t.Errorf("%v: want it within a few seconds", r)
+				}
+			}
+			r := <-faultCurl(ctx, t, ports[3])
+			faultCurlOK(t, r, bodies[3])
+			if r.took > 3*time.Second {
+				t.Errorf("%v: want it within a few seconds", r)
+			}
+			for _, port := range ports {
+				ev.succeededOn(t, port, "")
+			}
+			log := p.stderr.String()
+			if got := strings.Count(log, tc.overrun); got < len(ports) {
+				t.Errorf("the log names the overrun (%q) %d times, want at least %d", tc.overrun, got, len(ports))
+			}
+			if strings.Contains(log, tc.notOverrun) {
+				t.Errorf("the log says %q; want only %q to stop the policy", tc.notOverrun, tc.overrun)
+			}
+			p.termOK(t)
+			faultAfterExit(t, "0")
+		})
+	}
+}
+
+// TestFaultSIGTERMMidTraffic: SIGTERM while the policy holds streams, and
+// while curls keep coming: every stream goes back to tor, every curl gets
+// its page, torscript exits 0 and the setting is restored.
+func TestFaultSIGTERMMidTraffic(t *testing.T) {
+	t.Run("held", func(t *testing.T) {
+		ctx := testCtx(t, 3*time.Minute)
+		faultRestore(t)
+		ev := faultWatch(t, dial(t), "STREAM")
+		p := faultStart(ctx, t, `def policy(s):
+    print("held", s.id, s.target)
+    return tor.hold()
+
+tor.policy(policy, timeout="60s")
+`)
+		ports, bodies := faultServers(t, "held", 4)
+		var res []<-chan faultCurlResult
+		for _, port := range ports {
+			res = append(res, faultCurl(ctx, t, port))
+		}
+		p.waitFor(t, &p.stdout, "output", "held ", len(ports), 20*time.Second)
+		time.Sleep(500 * time.Millisecond)
+		for i, ch := range res {
+			select {
+			case r := <-ch:
+				t.Fatalf("%v while the policy held its stream", r)
+			default:
+			}
+			if id := ev.stream(t, ports[i]); !strings.Contains(p.stdout.String(), "held "+id+" ") {
+				t.Errorf("the policy did not hold stream %s", id)
+			}
+		}
+		sigterm := time.Now()
+		p.termOK(t)
+		for i, ch := range res {
+			r := <-ch
+			faultCurlOK(t, r, bodies[i])
+			if after := r.start.Add(r.took).Sub(sigterm); after > 3*time.Second {
+				t.Errorf("%v: done %v after SIGTERM, want right after", r, after.Round(time.Millisecond))
+			}
+			ev.succeededOn(t, ports[i], "")
+		}
+		if !strings.Contains(p.stderr.String(), "streams handed back at exit") {
+			t.Errorf("the log does not report the streams handed back")
+		}
+		faultAfterExit(t, "0")
+	})
+	t.Run("under-load", func(t *testing.T) {
+		ctx := testCtx(t, 3*time.Minute)
+		faultRestore(t)
+		circ := faultCircuit(t)
+		p := faultStart(ctx, t, fmt.Sprintf(`def policy(s):
+    return %q
+
+tor.policy(policy)
+`, circ))
+		port := httpServer(t, "under load")
+		stop := make(chan struct{})
+		var (
+			wg      sync.WaitGroup
+			mu      sync.Mutex
+			results []faultCurlResult
+		)
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					r := <-faultCurl(ctx, t, port)
+					mu.Lock()
+					results = append(results, r)
+					mu.Unlock()
+				}
+			}()
+		}
+		time.Sleep(2 * time.Second)
+		sigterm := time.Now()
+		p.termOK(t)
+		time.Sleep(2 * time.Second)
+		close(stop)
+		wg.Wait()
+		var before, spanning, after int
+		for _, r := range results {
+			faultCurlOK(t, r, "under load")
+			switch end := r.start.Add(r.took); {
+			case end.Before(sigterm):
+				before++
+			case r.start.Before(sigterm):
+				spanning++
+			default:
+				after++
+			}
+		}
+		t.Logf("curls: %d before SIGTERM, %d during it, %d after", before, spanning, after)
+		if before == 0 || after == 0 {
+			t.Errorf("no load before or after SIGTERM")
+		}
+		faultAfterExit(t, "0")
+	})
+}
+
+// faultProxy is a TCP proxy to tor's ControlPort whose connections the
+// test can cut, and which can turn new connections away for a while.
+type faultProxy struct {
+	ln       net.Listener
+	target   string
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	refuse   bool
+	accepted int
+	refused  int
+}
+
+func faultNewProxy(t *testing.T, target string) *faultProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := &faultProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	t.Cleanup(func() {
+		ln.Close()
+		px.cut()
+	})
+	go px.serve()
+	return px
+}
+
+func (px *faultProxy) Addr() string { return px.ln.Addr().String() }
+
+func (px *faultProxy) serve() {
+	for {
+		c, err := px.ln.Accept()
+		if err != nil {
+			return
+		}
+		px.mu.Lock()
+		if px.refuse {
+			px.refused++
+			px.mu.Unlock()
+			c.Close()
+			continue
+		}
+		px.accepted++
+		px.mu.Unlock()
+		u, err := net.DialTimeout("tcp", px.target, 5*time.Second)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		px.mu.Lock()
+		px.conns[c], px.conns[u] = struct{}{}, struct{}{}
+		px.mu.Unlock()
+		pipe := func(dst, src net.Conn) {
+			io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+			px.mu.Lock()
+			delete(px.conns, dst)
+			delete(px.conns, src)
+			px.mu.Unlock()
+		}
+		go pipe(c, u)
+		go pipe(u, c)
+	}
+}
+
+// cut closes every proxied connection, both ways.
+func (px *faultProxy) cut() int {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	n := len(px.conns) / 2
+	for c := range px.conns {
+		c.Close()
+	}
+	clear(px.conns)
+	return n
+}
+
+func (px *faultProxy) setRefuse(b bool) {
+	px.mu.Lock()
+	px.refuse = b
+	px.mu.Unlock()
+}
+
+func (px *faultProxy) counts() (accepted, refused int) {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	return px.accepted, px.refused
+}
+
+// faultRoutedPolicy attaches every stream to circuit circ and prints it.
+func faultRoutedPolicy(circ string) string {
+	return fmt.Sprintf(`CIRC = %q
+
+def policy(s):
+    print("routed", s.id, s.target)
+    return CIRC
+
+tor.policy(policy, on_error="close")
+`, circ)
+}
+
+// TestFaultControlConnectionCut: torscript's control connection is cut
+// (through a proxy), once with tor reachable at once and once with a gap
+// during which curls wait. torscript reconnects, takes over the streams
+// that waited, and routes every stream by its policy.
+func TestFaultControlConnectionCut(t *testing.T) {
+	ctx := testCtx(t, 3*time.Minute)
+	faultRestore(t)
+	n := testnet.Shared(t)
+	c := dial(t)
+	ev := faultWatch(t, c, "STREAM")
+	circ := faultCircuit(t)
+	px := faultNewProxy(t, n.ControlAddr())
+	p := faultStart(ctx, t, faultRoutedPolicy(circ), "--control", px.Addr())
+	ports, bodies := faultServers(t, "cut", 6)
+	routed := func(port int) {
+		t.Helper()
+		id := ev.succeededOn(t, port, circ)
+		if !strings.Contains(p.stdout.String(), "routed "+id+" ") {
+			t.Errorf("the policy did not print stream %s", id)
+		}
+	}
+
+	faultCurlOK(t, <-faultCurl(ctx, t, ports[0]), bodies[0])
+	routed(ports[0])
+
+	// A cut, and tor is there at once.
+	if got := px.cut(); got != 1 {
+		t.Fatalf("cut %d proxied connections, want 1", got)
+	}
+	p.waitLog(t, "lost the control connection; reconnecting", 10*time.Second)
+	p.waitLog(t, "reconnected to tor", 20*time.Second)
+	faultCurlOK(t, <-faultCurl(ctx, t, ports[1]), bodies[1])
+	routed(ports[1])
+
+	// A cut, and tor unreachable for a while: the curls made meanwhile
+	// wait (tor keeps __LeaveStreamsUnattached=1) until torscript is back.
+	px.setRefuse(true)
+	cutAt := time.Now()
+	px.cut()
+	p.waitFor(t, &p.stderr, "log", "lost the control connection; reconnecting", 2, 10*time.Second)
+	var res []<-chan faultCurlResult
+	for _, port := range ports[2:5] {
+		res = append(res, faultCurl(ctx, t, port))
+	}
+	for _, port := range ports[2:5] {
+		ev.stream(t, port)
+	}
+	if v := faultLeaveValue(t, c); v != "1" {
+		t.Errorf("while torscript is away %s=%s, want 1", faultLeave, v)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	for _, ch := range res {
+		select {
+		case r := <-ch:
+			t.Errorf("%v while torscript was away; want it to wait for the policy", r)
+		default:
+		}
+	}
+	px.setRefuse(false)
+	reopened := time.Now()
+	p.waitFor(t, &p.stderr, "log", "reconnected to tor", 2, 20*time.Second)
+	t.Logf("reconnected %v after the cut, %v after the ControlPort was reachable again",
+		time.Since(cutAt).Round(time.Millisecond), time.Since(reopened).Round(time.Millisecond))
+	p.waitLog(t, "taking over streams that waited while we were away", 5*time.Second)
+	for i, ch := range res {
+		r := <-ch
+		faultCurlOK(t, r, bodies[2+i])
+		routed(ports[2+i])
+	}
+	faultCurlOK(t, <-faultCurl(ctx, t, ports[5]), bodies[5])
+	routed(ports[5])
+	accepted, refused := px.counts()
+	t.Logf("proxy: %d connections accepted, %d turned away", accepted, refused)
+
+	p.termOK(t)
+	faultAfterExit(t, "0")
+}
+
+// TestFaultTorRestarted: the client tor restarts under the running script
+// (with a new cookie). torscript reconnects, sets __LeaveStreamsUnattached
+// again and routes the curls made afterwards by its policy, which here
+// sends every stream to another server.
+func TestFaultTorRestarted(t *testing.T) {
+	ctx := testCtx(t, 4*time.Minute)
+	n := testnet.Shared(t)
+	faultRestore(t)
+	t.Cleanup(func() {
+		// Leave a healthy client for the other tests.
+		if !n.Client.Alive() {
+			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if err := n.RestartClient(rctx); err != nil {
+				t.Errorf("cleanup: restarting the client: %v", err)
+			}
+		}
+	})
+	asked := httpServer(t, "the server asked for")
+	mirrors, mirrorBodies := faultServers(t, "restart-mirror", 1)
+	p := faultStart(ctx, t, fmt.Sprintf(`def policy(s):
+    print("routed", s.id, s.target)
+    return tor.redirect("127.0.0.1", %d)
+
+tor.policy(policy)
+`, mirrors[0]))
+	routedCurl := func(nth int) {
+		t.Helper()
+		faultCurlOK(t, <-faultCurl(ctx, t, asked), mirrorBodies[0])
+		p.waitFor(t, &p.stdout, "output", fmt.Sprintf(":%d\n", asked), nth, 5*time.Second)
+	}
+	routedCurl(1)
+
+	oldCookie, err := os.ReadFile(n.CookiePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPID := n.Client.PID
+	start := time.Now()
+	if err := n.RestartClient(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("client restarted (pid %d, was %d) and bootstrapped in %v", n.Client.PID, oldPID, time.Since(start).Round(time.Millisecond))
+	if cookie, err := os.ReadFile(n.CookiePath()); err != nil || bytes.Equal(cookie, oldCookie) {
+		t.Fatalf("the restarted client's cookie: %v; want a new one", err)
+	}
+	p.waitLog(t, "lost the control connection; reconnecting", 10*time.Second)
+	p.waitLog(t, "reconnected to tor", 30*time.Second)
+	c := dial(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for faultLeaveValue(t, c) != "1" {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is not 1 again after torscript reconnected", faultLeave)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if strings.Contains(p.stderr.String(), "after reconnecting") {
+		t.Errorf("torscript reports a failure after reconnecting")
+	}
+	routedCurl(2)
+	routedCurl(3)
+
+	p.termOK(t)
+	faultAfterExit(t, "0")
+}
+
+// TestFaultTakeOverOrphans: a controller set __LeaveStreamsUnattached=1
+// and died, leaving a curl waiting. torscript takes the stream over, the
+// curl completes, and at exit the setting keeps its earlier value, 1.
+func TestFaultTakeOverOrphans(t *testing.T) {
+	ctx := testCtx(t, 3*time.Minute)
+	faultRestore(t)
+	c := dial(t)
+	ev := faultWatch(t, c, "STREAM")
+	if err := c.SetConf(testCtx(t, 10*time.Second), ctl.ConfEntry{Key: faultLeave, Value: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	ports, bodies := faultServers(t, "orphan", 2)
+	orphan := faultCurl(ctx, t, ports[0])
+	id := ev.stream(t, ports[0])
+	time.Sleep(time.Second)
+	select {
+	case r := <-orphan:
+		t.Fatalf("%v with %s=1 and no controller", r, faultLeave)
+	default:
+	}
+
+	p := faultStart(ctx, t, `def policy(s):
+    print("routed", s.id, s.target)
+    return None
+
+tor.policy(policy)
+`)
+	r := <-orphan
+	faultCurlOK(t, r, bodies[0])
+	ev.succeededOn(t, ports[0], "")
+	log := p.stderr.String()
+	if !strings.Contains(log, "streams were waiting") || !strings.Contains(log, "streams=1") {
+		t.Errorf("the log does not say that one stream was waiting")
+	}
+	if !strings.Contains(p.stdout.String(), "routed "+id+" ") {
+		t.Errorf("the policy did not see the orphaned stream %s", id)
+	}
+	faultCurlOK(t, <-faultCurl(ctx, t, ports[1]), bodies[1])
+	ev.succeededOn(t, ports[1], "")
+
+	p.termOK(t)
+	faultAfterExit(t, "1")
+}
