@@ -1,0 +1,461 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// readyTimeout bounds the wait for a controller to subscribe.
+	readyTimeout = 10 * time.Second
+	// attachTimeout bounds the wait for one ATTACHSTREAM in a closed loop.
+	attachTimeout = 5 * time.Second
+	// openDrain is how long an open loop waits for ATTACHSTREAMs after
+	// its last send.
+	openDrain = 2 * time.Second
+)
+
+// session is one torscript run against its own fake control port.
+type session struct {
+	fake *FakeControlPort
+	proc *proc
+}
+
+// launch starts a fake control port and torscript running script (a file
+// of scripts/) with args.
+func (b *bench) launch(script string, args ...string) (*session, error) {
+	f, err := NewFakeControlPort()
+	if err != nil {
+		return nil, err
+	}
+	p, err := startTorscript(b.bin, b.dir, f.Addr(), filepath.Join(b.dir, script), args...)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &session{fake: f, proc: p}, nil
+}
+
+// finish stops torscript and the fake. It records in r what looked off,
+// keeps torscript's output for the report if the measurement failed, and
+// turns a torscript that will not stop into an error.
+func (s *session) finish(r *Result, err *error) {
+	stopErr := s.proc.stop()
+	s.fake.Close()
+	if stopErr != nil && *err == nil {
+		*err = stopErr
+	}
+	if n := s.proc.exitNote(); n != "" {
+		r.note("%s", n)
+	}
+	_, unknown := s.fake.InfoKeys()
+	delete(unknown, "bench/done")
+	if len(unknown) > 0 {
+		r.note("GETINFO keys the fake had no value for (answered empty): %s", countList(unknown))
+	}
+	out := strings.TrimSpace(s.proc.log())
+	if *err != nil {
+		r.Log = out
+	} else if out != "" {
+		r.note("torscript wrote to stderr: %s", firstLines(out, 5))
+	}
+}
+
+// exited is closed when torscript has exited.
+func (s *session) exited() <-chan struct{} { return s.proc.exited }
+
+// waitPolicyReady waits until torscript has subscribed to STREAM events
+// and then resynchronised with GETINFO stream-status, and returns the index
+// of the first command after that.
+func waitPolicyReady(f *FakeControlPort, abort <-chan struct{}) (int, error) {
+	i, _, err := f.WaitCommand(0, readyTimeout, abort, func(c Command) bool {
+		return c.Keyword() == "SETEVENTS" && c.HasArg("STREAM")
+	})
+	if err != nil {
+		return 0, fmt.Errorf("waiting for SETEVENTS with STREAM: %w; commands seen: %s", err, summary(f.Commands()))
+	}
+	j, _, err := f.WaitCommand(i+1, readyTimeout, abort, func(c Command) bool {
+		return c.Keyword() == "GETINFO" && c.HasArg("stream-status")
+	})
+	if err != nil {
+		return 0, fmt.Errorf("waiting for GETINFO stream-status after SETEVENTS STREAM: %w; commands seen: %s", err, summary(f.Commands()))
+	}
+	return j + 1, nil
+}
+
+// summary lists commands compactly: "PROTOCOLINFO 1, AUTHENTICATE, …".
+func summary(cmds []Command) string {
+	if len(cmds) == 0 {
+		return "none"
+	}
+	const most = 30
+	var parts []string
+	for i, c := range cmds {
+		if i == most {
+			parts = append(parts, fmt.Sprintf("… (%d more)", len(cmds)-most))
+			break
+		}
+		parts = append(parts, c.Line)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// setupNote describes the commands before index ready, with their times
+// since the first.
+func setupNote(cmds []Command) string {
+	if len(cmds) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, c := range cmds {
+		parts = append(parts, fmt.Sprintf("%q +%.1fms", c.Line, ms(c.At.Sub(cmds[0].At))))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// extraCommands notes the commands other than ATTACHSTREAM that arrived
+// during a measured phase.
+func extraCommands(r *Result, cmds []Command) {
+	n := map[string]int{}
+	for _, c := range cmds {
+		if c.Keyword() != "ATTACHSTREAM" {
+			n[c.Line]++
+		}
+	}
+	if len(n) > 0 {
+		r.note("commands other than ATTACHSTREAM while streams were flowing: %s", countList(n))
+	}
+}
+
+func countList(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		keys[i] = fmt.Sprintf("%q×%d", k, m[k])
+	}
+	return strings.Join(keys, ", ")
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = append(lines[:n], fmt.Sprintf("… (%d more lines)", len(lines)-n))
+	}
+	return strings.Join(lines, " | ")
+}
+
+// Stream events the drivers send.
+
+func appendStreamNew(b []byte, id int) []byte {
+	b = append(b, "650 STREAM "...)
+	b = strconv.AppendInt(b, int64(id), 10)
+	b = append(b, " NEW 0 example.com:80 SOURCE_ADDR=127.0.0.1:"...)
+	b = strconv.AppendInt(b, int64(10000+id%50000), 10)
+	return append(b, " PURPOSE=USER\r\n"...)
+}
+
+func appendStreamDone(b []byte, id int) []byte {
+	b = append(b, "650 STREAM "...)
+	b = strconv.AppendInt(b, int64(id), 10)
+	b = append(b, " SUCCEEDED 1 example.com:80\r\n650 STREAM "...)
+	b = strconv.AppendInt(b, int64(id), 10)
+	return append(b, " CLOSED 1 example.com:80 REASON=DONE\r\n"...)
+}
+
+type attachment struct {
+	stream, circuit string
+	at              time.Time
+}
+
+// closedLoop sends streams one at a time, each when the previous one has
+// been attached: NEW for stream id, then wait for ATTACHSTREAM id 1. The
+// SUCCEEDED and CLOSED of a stream go out in the same write as the NEW of
+// the next, so the controller's table of live streams stays small. It
+// returns each stream's latency, from just before its write to the arrival
+// of its ATTACHSTREAM, and the time the n streams took.
+func closedLoop(f *FakeControlPort, abort <-chan struct{}, firstID, n int) (latencies, time.Duration, error) {
+	ch := make(chan attachment, 1024)
+	var overflow atomic.Int64
+	f.SetOnAttach(func(stream, circuit string, at time.Time) {
+		select {
+		case ch <- attachment{stream, circuit, at}:
+		default:
+			overflow.Add(1)
+		}
+	})
+	defer f.SetOnAttach(nil)
+
+	lat := make(latencies, n)
+	timer := time.NewTimer(attachTimeout)
+	defer timer.Stop()
+	buf := make([]byte, 0, 512)
+	start := time.Now()
+	for i := range n {
+		id := firstID + i
+		buf = buf[:0]
+		if i > 0 {
+			buf = appendStreamDone(buf, id-1)
+		}
+		buf = appendStreamNew(buf, id)
+		t0 := time.Now()
+		if err := f.Send(buf); err != nil {
+			return nil, 0, err
+		}
+		timer.Reset(attachTimeout)
+		select {
+		case a := <-ch:
+			if want := strconv.Itoa(id); a.stream != want || a.circuit != "1" {
+				return nil, 0, fmt.Errorf("got ATTACHSTREAM %s %s, want ATTACHSTREAM %s 1", a.stream, a.circuit, want)
+			}
+			lat[i] = a.at.Sub(t0)
+		case <-timer.C:
+			return nil, 0, fmt.Errorf("no ATTACHSTREAM for stream %d within %v (%d attached)", id, attachTimeout, i)
+		case <-abort:
+			return nil, 0, fmt.Errorf("the controller exited after %d attaches", i)
+		}
+	}
+	wall := time.Since(start)
+	if n > 0 {
+		if err := f.Send(appendStreamDone(nil, firstID+n-1)); err != nil {
+			return nil, 0, err
+		}
+	}
+	if o := overflow.Load(); o > 0 {
+		return nil, 0, fmt.Errorf("%d ATTACHSTREAMs arrived that nobody waited for", o)
+	}
+	return lat, wall, nil
+}
+
+// closedLoopFigures are the figures of a closed loop.
+func closedLoopFigures(lat latencies, wall time.Duration) []Figure {
+	figs := latencyFigures("", lat, 50, 90, 99, 99.9, 100)
+	return append(figs, fig("rate", float64(len(lat))/wall.Seconds(), "attaches/s"))
+}
+
+// attachClosed is measurement attach-closed.
+func (b *bench) attachClosed(r *Result) (err error) {
+	s, err := b.launch("policy.star")
+	if err != nil {
+		return err
+	}
+	defer s.finish(r, &err)
+	ready, err := waitPolicyReady(s.fake, s.exited())
+	if err != nil {
+		return err
+	}
+	r.note("torscript's setup, as the fake control port saw it: %s", setupNote(s.fake.Commands()[:ready]))
+	if _, _, err := closedLoop(s.fake, s.exited(), 1, b.cfg.warmup); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	from := s.fake.Len()
+	cpu0, cpuErr := cpuTime(s.proc.Pid())
+	lat, wall, err := closedLoop(s.fake, s.exited(), 1+b.cfg.warmup, b.cfg.closedN)
+	if err != nil {
+		return err
+	}
+	cpu1, err := cpuTime(s.proc.Pid())
+	extraCommands(r, s.fake.Commands()[from:])
+	figs := closedLoopFigures(lat, wall)
+	if cpuErr == nil && err == nil {
+		figs = append(figs, fig("cpu", us(cpu1-cpu0)/float64(len(lat)), "µs/attach"))
+	}
+	figs = withTarget(figs, "p50", func(f Figure) Figure { return f.atMost(60) })
+	figs = withTarget(figs, "p99", func(f Figure) Figure { return f.atMost(200) })
+	figs = withTarget(figs, "rate", func(f Figure) Figure { return f.atLeast(11000) })
+	r.Figures = figs
+	r.note("%d streams after %d warm-up streams; latency from just before the write of NEW to the arrival of ATTACHSTREAM", b.cfg.closedN, b.cfg.warmup)
+	return nil
+}
+
+// openResult is what an open loop saw.
+type openResult struct {
+	sent, attached int
+	late           int // attached, but more than openDrain after the last send
+	dup, wrong     int // repeated ATTACHSTREAMs; ones for streams not sent or circuits other than 1
+	lat            latencies
+	lag            latencies // from due time to the write: the driver's own lateness
+	fromWrite      latencies // from the write to the arrival of ATTACHSTREAM
+	writes         int
+}
+
+// openLoop sends NEW events at rate per second for dur, whatever the
+// controller does: stream i is due at start + i/rate, and every write
+// carries all the streams due by then (and the SUCCEEDED and CLOSED of the
+// streams attached since the last write). It then waits up to openDrain
+// for the stragglers.
+func openLoop(f *FakeControlPort, abort <-chan struct{}, firstID, rate int, dur time.Duration, spin time.Duration) (*openResult, error) {
+	total := int(float64(rate) * dur.Seconds())
+	base := time.Now()
+	arrived := make([]atomic.Int64, total) // ns since base, plus 1; 0 for none yet
+	var (
+		dup, wrong atomic.Int64
+		closeMu    sync.Mutex
+		toClose    []int
+	)
+	f.SetOnAttach(func(stream, circuit string, at time.Time) {
+		id, err := strconv.Atoi(stream)
+		i := id - firstID
+		if err != nil || i < 0 || i >= total || circuit != "1" {
+			wrong.Add(1)
+			return
+		}
+		if !arrived[i].CompareAndSwap(0, int64(at.Sub(base))+1) {
+			dup.Add(1)
+			return
+		}
+		closeMu.Lock()
+		toClose = append(toClose, i)
+		closeMu.Unlock()
+	})
+	defer f.SetOnAttach(nil)
+	var closing []int
+	appendCloses := func(buf []byte) []byte {
+		closeMu.Lock()
+		closing, toClose = toClose, closing[:0]
+		closeMu.Unlock()
+		for _, i := range closing {
+			buf = appendStreamDone(buf, firstID+i)
+		}
+		return buf
+	}
+
+	p := newPacer(spin)
+	defer p.close()
+	sentAt := make([]time.Duration, total) // since base
+	res := &openResult{sent: total}
+	start := base.Add(time.Millisecond)
+	due := func(i int) time.Duration {
+		return start.Sub(base) + time.Duration(int64(i)*int64(time.Second)/int64(rate))
+	}
+	buf := make([]byte, 0, 64<<10)
+	for i := 0; i < total; {
+		select {
+		case <-abort:
+			return nil, fmt.Errorf("the controller exited after %d of %d streams were sent", i, total)
+		default:
+		}
+		p.waitUntil(base.Add(due(i)))
+		now := time.Since(base)
+		j := i + 1
+		for j < total && due(j) <= now {
+			j++
+		}
+		buf = appendCloses(buf[:0])
+		for k := i; k < j; k++ {
+			buf = appendStreamNew(buf, firstID+k)
+		}
+		at := time.Since(base)
+		if err := f.Send(buf); err != nil {
+			return nil, err
+		}
+		for k := i; k < j; k++ {
+			sentAt[k] = at
+		}
+		res.writes++
+		i = j
+	}
+	lastSend := time.Since(base)
+	for deadline := lastSend + openDrain; time.Since(base) < deadline; {
+		all := true
+		for i := range arrived {
+			if arrived[i].Load() == 0 {
+				all = false
+				break
+			}
+		}
+		if all {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+		if buf = appendCloses(buf[:0]); len(buf) > 0 {
+			if err := f.Send(buf); err != nil {
+				return nil, err
+			}
+		}
+	}
+	f.SetOnAttach(nil)
+	if buf = appendCloses(buf[:0]); len(buf) > 0 {
+		if err := f.Send(buf); err != nil {
+			return nil, err
+		}
+	}
+	for i := range arrived {
+		a := arrived[i].Load()
+		if a == 0 {
+			continue
+		}
+		at := time.Duration(a - 1)
+		if at > lastSend+openDrain {
+			res.late++
+			continue
+		}
+		res.attached++
+		res.lat = append(res.lat, at-due(i))
+		res.lag = append(res.lag, sentAt[i]-due(i))
+		res.fromWrite = append(res.fromWrite, at-sentAt[i])
+	}
+	res.dup, res.wrong = int(dup.Load()), int(wrong.Load())
+	return res, nil
+}
+
+// attachOpen is measurement attach-open-5k or attach-open-20k.
+func attachOpen(rate int) func(*bench, *Result) error {
+	return func(b *bench, r *Result) (err error) {
+		s, err := b.launch("policy.star")
+		if err != nil {
+			return err
+		}
+		defer s.finish(r, &err)
+		if _, err := waitPolicyReady(s.fake, s.exited()); err != nil {
+			return err
+		}
+		if _, _, err := closedLoop(s.fake, s.exited(), 1, b.cfg.warmup); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		from := s.fake.Len()
+		runtime.GC()
+		res, err := openLoop(s.fake, s.exited(), 1+b.cfg.warmup, rate, b.cfg.openDur, b.cfg.spin)
+		if err != nil {
+			return err
+		}
+		extraCommands(r, s.fake.Commands()[from:])
+		lost := res.sent - res.attached
+		r.Figures = []Figure{
+			fig("sent", float64(res.sent), ""),
+			fig("attached", float64(res.attached), ""),
+			fig("lost", float64(lost), "").atMost(0),
+		}
+		slices.Sort(res.lat)
+		slices.Sort(res.lag)
+		slices.Sort(res.fromWrite)
+		if len(res.lat) > 0 {
+			r.Figures = append(r.Figures,
+				fig("p50", us(res.lat.percentile(50)), "µs"),
+				fig("p99", us(res.lat.percentile(99)), "µs"),
+				fig("max", us(res.lat.percentile(100)), "µs"),
+				fig("p99-from-write", us(res.fromWrite.percentile(99)), "µs"),
+				fig("send-lag-p99", us(res.lag.percentile(99)), "µs"),
+			)
+		}
+		r.note("%d streams/s for %v in %d writes; latency from each stream's due time (p99-from-write: from its write); send-lag is how late the driver itself wrote (pacing: sleep, then spin the last %v)",
+			rate, b.cfg.openDur, res.writes, b.cfg.spin)
+		if res.late > 0 {
+			r.note("%d ATTACHSTREAMs arrived later than %v after the last send and count as lost", res.late, openDrain)
+		}
+		if res.dup > 0 || res.wrong > 0 {
+			r.note("%d repeated ATTACHSTREAMs, %d for unknown streams or circuits other than 1", res.dup, res.wrong)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/torscript/torscript/ctl"
+)
+
+// baselineController is the least a Go controller built on ctl does to run
+// the bench policy: subscribe to STREAM and attach every new stream to
+// port 80 to circuit 1, pipelining the ATTACHSTREAMs without waiting for
+// their replies. It returns when ctx is cancelled or the connection ends.
+func baselineController(ctx context.Context, addr string) error {
+	conn, err := ctl.Dial(ctx, addr, ctl.Options{})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.Authenticate(ctx, ctl.Credentials{}); err != nil {
+		return err
+	}
+	if err := conn.SetEvents(ctx, "STREAM"); err != nil {
+		return err
+	}
+	var buf []ctl.Event
+	for {
+		select {
+		case <-conn.EventReady():
+		case <-ctx.Done():
+			return nil
+		}
+		for {
+			evs, ok := conn.EventBatch(buf)
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return conn.Err()
+			}
+			if len(evs) == 0 {
+				break
+			}
+			for _, ev := range evs {
+				se, isStream := ev.(*ctl.StreamEvent)
+				if !isStream || se.Status != ctl.StreamNew || se.TargetPort != 80 {
+					continue
+				}
+				line, err := ctl.AttachStreamLine(se.ID, "1", 0)
+				if err != nil {
+					return err
+				}
+				if err := conn.Send(ctx, line, func(*ctl.Reply, error) {}); err != nil {
+					return err
+				}
+			}
+			clear(evs)
+			buf = evs
+		}
+	}
+}
+
+// baselineGo is measurement baseline-go: attach-closed with
+// baselineController in place of torscript.
+func (b *bench) baselineGo(r *Result) error {
+	f, err := NewFakeControlPort()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var ctlErr error
+	go func() {
+		defer close(done)
+		ctlErr = baselineController(ctx, f.Addr())
+	}()
+	stop := func() error {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(stopTimeout):
+			return errors.New("the Go controller did not stop")
+		}
+		return ctlErr
+	}
+	fail := func(err error) error {
+		if serr := stop(); serr != nil {
+			err = fmt.Errorf("%w (controller: %v)", err, serr)
+		}
+		return err
+	}
+	if _, _, err := f.WaitCommand(0, readyTimeout, done, func(c Command) bool {
+		return c.Keyword() == "SETEVENTS" && c.HasArg("STREAM")
+	}); err != nil {
+		return fail(fmt.Errorf("waiting for SETEVENTS STREAM: %w", err))
+	}
+	if _, _, err := closedLoop(f, done, 1, b.cfg.warmup); err != nil {
+		return fail(fmt.Errorf("warm-up: %w", err))
+	}
+	lat, wall, err := closedLoop(f, done, 1+b.cfg.warmup, b.cfg.closedN)
+	if err != nil {
+		return fail(err)
+	}
+	if err := stop(); err != nil {
+		return err
+	}
+	r.Figures = closedLoopFigures(lat, wall)
+	r.note("a Go controller on ctl in the bench process (EventBatch, Send), closed loop as attach-closed: %d streams after %d warm-up", b.cfg.closedN, b.cfg.warmup)
+	return nil
+}
+
+// loopback is measurement loopback: a line bounced between two goroutines
+// over loopback TCP, the floor under any attach latency.
+func (b *bench) loopback(r *Result) error {
+	lat, err := pingPong(b.cfg.warmup, b.cfg.closedN)
+	if err != nil {
+		return err
+	}
+	slices.Sort(lat)
+	r.Figures = []Figure{
+		fig("p50", us(lat.percentile(50)), "µs"),
+		fig("p99", us(lat.percentile(99)), "µs"),
+	}
+	r.note("round trip of one line over loopback TCP between two goroutines, %d times after %d warm-up", b.cfg.closedN, b.cfg.warmup)
+	return nil
+}
+
+// pingPong returns the round-trip times of n lines after warmup more.
+func pingPong(warmup, n int) (latencies, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+	echoErr := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			echoErr <- err
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				echoErr <- nil
+				return
+			}
+			if _, err := c.Write(line); err != nil {
+				echoErr <- err
+				return
+			}
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReader(c)
+	line := appendStreamNew(nil, 1)
+	lat := make(latencies, 0, n)
+	for i := range warmup + n {
+		t0 := time.Now()
+		if _, err := c.Write(line); err != nil {
+			c.Close()
+			return nil, err
+		}
+		if _, err := br.ReadSlice('\n'); err != nil {
+			c.Close()
+			return nil, err
+		}
+		if i >= warmup {
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	c.Close()
+	if err := <-echoErr; err != nil {
+		return nil, err
+	}
+	return lat, nil
+}

@@ -1,0 +1,420 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// FakeControlPort is a fake control port for the benchmark. It is not tor:
+// it speaks the control protocol's framing (control-spec 2, CRLF), answers
+// every command at once with a canned reply that is just good enough for a
+// controller to get going, and records the arrival time and text of every
+// command line. It accepts one connection.
+//
+// One goroutine reads the connection and answers commands. Events are
+// written by the driver with Send. Writes from both are serialised by a
+// mutex and each message is flushed whole, so a reply never lands inside an
+// event.
+type FakeControlPort struct {
+	ln  net.Listener
+	pid string
+
+	wmu  sync.Mutex
+	conn net.Conn
+	w    *bufio.Writer
+
+	onAttach atomic.Pointer[AttachFunc]
+
+	mu       sync.Mutex
+	cmds     []Command
+	infoKeys map[string]int // every GETINFO key asked, with how often
+	unknown  map[string]int // the GETINFO keys the fake has no value for
+	ended    error          // set when the connection has ended
+	notify   chan struct{}  // capacity 1: a command was recorded or the connection ended
+
+	connected chan struct{} // closed when a controller has connected
+}
+
+// Command is one command line the controller sent, as the fake received it.
+type Command struct {
+	At   time.Time // when the fake read it
+	Line string    // without CRLF; for a multi-line command, its first line
+}
+
+// Keyword is the command's keyword in upper case ("GETINFO").
+func (c Command) Keyword() string {
+	kw, _, _ := strings.Cut(c.Line, " ")
+	return strings.ToUpper(strings.TrimPrefix(kw, "+"))
+}
+
+// Args are the command's words after the keyword.
+func (c Command) Args() []string {
+	f := strings.Fields(c.Line)
+	if len(f) == 0 {
+		return nil
+	}
+	return f[1:]
+}
+
+// HasArg reports whether the command has the argument a (case-insensitive).
+func (c Command) HasArg(a string) bool {
+	for _, x := range c.Args() {
+		if strings.EqualFold(x, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// AttachFunc is called from the fake's reader goroutine for every
+// ATTACHSTREAM, after the fake has answered it, with the time the command
+// arrived. It must not block.
+type AttachFunc func(stream, circuit string, at time.Time)
+
+// The fake's canned answers.
+const (
+	fakeTorVersion  = "0.4.9.11"
+	fakeBootstrap   = `NOTICE BOOTSTRAP PROGRESS=100 TAG=done SUMMARY="Done"`
+	fakeCircuitLine = "1 BUILT $AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA~guard,$BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB~middle,$CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC~exit BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL TIME_CREATED=2026-11-22T10:00:00.000000"
+	protocolInfo    = "250-PROTOCOLINFO 1\r\n250-AUTH METHODS=NULL\r\n250-VERSION Tor=\"" + fakeTorVersion + "\"\r\n250 OK\r\n"
+)
+
+// fakeWriteTimeout bounds one write of the fake: a controller that stops
+// reading fails the measurement instead of hanging it.
+const fakeWriteTimeout = 30 * time.Second
+
+// NewFakeControlPort listens on a free loopback port and serves the first
+// controller that connects.
+func NewFakeControlPort() (*FakeControlPort, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("fake control port: %w", err)
+	}
+	f := &FakeControlPort{
+		ln:        ln,
+		pid:       strconv.Itoa(os.Getpid()),
+		infoKeys:  map[string]int{},
+		unknown:   map[string]int{},
+		notify:    make(chan struct{}, 1),
+		connected: make(chan struct{}),
+	}
+	go f.accept()
+	return f, nil
+}
+
+// Addr is the fake's "127.0.0.1:PORT".
+func (f *FakeControlPort) Addr() string { return f.ln.Addr().String() }
+
+// SetOnAttach sets the function told of every ATTACHSTREAM; nil for none.
+func (f *FakeControlPort) SetOnAttach(fn AttachFunc) {
+	if fn == nil {
+		f.onAttach.Store(nil)
+		return
+	}
+	f.onAttach.Store(&fn)
+}
+
+// Connected is closed when a controller has connected.
+func (f *FakeControlPort) Connected() <-chan struct{} { return f.connected }
+
+// Close stops listening and closes the connection.
+func (f *FakeControlPort) Close() error {
+	f.ln.Close()
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if f.conn != nil {
+		f.conn.Close()
+	}
+	return nil
+}
+
+func (f *FakeControlPort) accept() {
+	conn, err := f.ln.Accept()
+	f.ln.Close() // one connection per run
+	if err != nil {
+		f.end(fmt.Errorf("fake control port: accept: %w", err))
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	f.wmu.Lock()
+	f.conn = conn
+	f.w = bufio.NewWriterSize(conn, 64<<10)
+	f.wmu.Unlock()
+	close(f.connected)
+	f.serve(conn)
+}
+
+func (f *FakeControlPort) end(err error) {
+	f.mu.Lock()
+	if f.ended == nil {
+		f.ended = err
+	}
+	f.mu.Unlock()
+	f.wake()
+}
+
+func (f *FakeControlPort) wake() {
+	select {
+	case f.notify <- struct{}{}:
+	default:
+	}
+}
+
+// serve reads command lines and answers each one before reading the next.
+func (f *FakeControlPort) serve(conn net.Conn) {
+	br := bufio.NewReaderSize(conn, 64<<10)
+	var reply bytes.Buffer
+	var long []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = append(long[:0], line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
+		at := time.Now()
+		if err != nil {
+			if err == io.EOF {
+				err = errors.New("the controller closed the connection")
+			}
+			f.end(err)
+			return
+		}
+		text := string(bytes.TrimRight(line, "\r\n"))
+		cmd := Command{At: at, Line: text}
+		if strings.HasPrefix(text, "+") {
+			// A multi-line command: its data runs to a "." line.
+			for {
+				d, err := br.ReadBytes('\n')
+				if err != nil {
+					f.end(fmt.Errorf("reading the data of %q: %w", text, err))
+					return
+				}
+				if string(bytes.TrimRight(d, "\r\n")) == "." {
+					break
+				}
+			}
+		}
+		reply.Reset()
+		quit := f.answer(&reply, cmd)
+		if err := f.write(reply.Bytes()); err != nil {
+			f.end(fmt.Errorf("fake control port: answering %q: %w", text, err))
+			return
+		}
+		if cmd.Keyword() == "ATTACHSTREAM" {
+			if fn := f.onAttach.Load(); fn != nil {
+				args := cmd.Args()
+				var stream, circuit string
+				if len(args) > 0 {
+					stream = args[0]
+				}
+				if len(args) > 1 {
+					circuit = args[1]
+				}
+				(*fn)(stream, circuit, at)
+			}
+		}
+		f.mu.Lock()
+		f.cmds = append(f.cmds, cmd)
+		f.mu.Unlock()
+		f.wake()
+		if quit {
+			conn.Close()
+			f.end(errors.New("the controller sent QUIT"))
+			return
+		}
+	}
+}
+
+// answer writes the reply to cmd to b. It reports whether the connection
+// is to be closed after it.
+func (f *FakeControlPort) answer(b *bytes.Buffer, cmd Command) (quit bool) {
+	args := cmd.Args()
+	switch cmd.Keyword() {
+	case "PROTOCOLINFO":
+		b.WriteString(protocolInfo)
+	case "GETINFO":
+		for _, k := range args {
+			v, known := f.info(k)
+			f.mu.Lock()
+			f.infoKeys[k]++
+			if !known {
+				f.unknown[k]++
+			}
+			f.mu.Unlock()
+			if multiLineInfo(k, v) {
+				b.WriteString("250+" + k + "=\r\n")
+				if v != "" {
+					b.WriteString(strings.ReplaceAll(v, "\n", "\r\n"))
+					b.WriteString("\r\n")
+				}
+				b.WriteString(".\r\n")
+			} else {
+				b.WriteString("250-" + k + "=" + v + "\r\n")
+			}
+		}
+		b.WriteString("250 OK\r\n")
+	case "GETCONF":
+		if len(args) == 0 {
+			b.WriteString("250 OK\r\n")
+		}
+		for i, k := range args {
+			sep := "-"
+			if i == len(args)-1 {
+				sep = " "
+			}
+			b.WriteString("250" + sep + k + "=0\r\n")
+		}
+	case "MAPADDRESS":
+		if len(args) == 0 {
+			b.WriteString("250 OK\r\n")
+		}
+		for i, kv := range args {
+			sep := "-"
+			if i == len(args)-1 {
+				sep = " "
+			}
+			b.WriteString("250" + sep + kv + "\r\n")
+		}
+	case "QUIT":
+		b.WriteString("250 closing connection\r\n")
+		return true
+	default:
+		// AUTHENTICATE, SETCONF, RESETCONF, SETEVENTS, SIGNAL,
+		// USEFEATURE, ATTACHSTREAM, REDIRECTSTREAM, CLOSESTREAM and
+		// anything else.
+		b.WriteString("250 OK\r\n")
+	}
+	return false
+}
+
+// info is the fake's value for a GETINFO key; known is false for a key it
+// has no value for, which it answers with an empty value.
+func (f *FakeControlPort) info(key string) (v string, known bool) {
+	switch key {
+	case "version":
+		return fakeTorVersion, true
+	case "status/bootstrap-phase":
+		return fakeBootstrap, true
+	case "circuit-status":
+		return fakeCircuitLine, true
+	case "stream-status":
+		return "", true
+	case "process/pid":
+		return f.pid, true
+	}
+	return "", false
+}
+
+// multiLineInfo reports whether the value of key is sent as a data block
+// ("250+key=" CRLF, the value, "." CRLF). circuit-status always is, as a
+// controller must read both forms.
+func multiLineInfo(key, v string) bool {
+	return key == "circuit-status" || strings.Contains(v, "\n")
+}
+
+// write writes one whole message and flushes it.
+func (f *FakeControlPort) write(p []byte) error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if f.conn == nil {
+		return errors.New("fake control port: no controller connected")
+	}
+	f.conn.SetWriteDeadline(time.Now().Add(fakeWriteTimeout))
+	if _, err := f.w.Write(p); err != nil {
+		return err
+	}
+	return f.w.Flush()
+}
+
+// Send writes p (one or more whole events, with their CRLFs) to the
+// controller.
+func (f *FakeControlPort) Send(p []byte) error {
+	if err := f.write(p); err != nil {
+		return fmt.Errorf("fake control port: sending events: %w", err)
+	}
+	return nil
+}
+
+// Commands returns the commands received so far, in order.
+func (f *FakeControlPort) Commands() []Command {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Command(nil), f.cmds...)
+}
+
+// Len is how many commands have been received.
+func (f *FakeControlPort) Len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.cmds)
+}
+
+// InfoKeys returns every GETINFO key asked, with how often, and the subset
+// of them the fake answered with an empty value for want of one.
+func (f *FakeControlPort) InfoKeys() (asked, unknown map[string]int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	asked, unknown = map[string]int{}, map[string]int{}
+	for k, n := range f.infoKeys {
+		asked[k] = n
+	}
+	for k, n := range f.unknown {
+		unknown[k] = n
+	}
+	return asked, unknown
+}
+
+// Ended is the reason the connection ended, or nil while it is up.
+func (f *FakeControlPort) Ended() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ended
+}
+
+// WaitCommand waits until a command at index from or later has been
+// received and answered and satisfies match, and returns its index. It
+// gives up after timeout, when abort is closed or when the connection
+// ends. Only one goroutine may wait at a time.
+func (f *FakeControlPort) WaitCommand(from int, timeout time.Duration, abort <-chan struct{}, match func(Command) bool) (int, Command, error) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		f.mu.Lock()
+		for i := from; i < len(f.cmds); i++ {
+			if match(f.cmds[i]) {
+				c := f.cmds[i]
+				f.mu.Unlock()
+				return i, c, nil
+			}
+		}
+		from = max(from, len(f.cmds))
+		ended := f.ended
+		f.mu.Unlock()
+		if ended != nil {
+			return -1, Command{}, fmt.Errorf("fake control port: %w", ended)
+		}
+		select {
+		case <-f.notify:
+		case <-timer.C:
+			return -1, Command{}, fmt.Errorf("fake control port: waited %v", timeout)
+		case <-abort:
+			return -1, Command{}, errors.New("the controller exited")
+		}
+	}
+}

@@ -1,0 +1,464 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/torscript/torscript/ctl"
+)
+
+func newFake(t *testing.T) *FakeControlPort {
+	t.Helper()
+	f, err := NewFakeControlPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// rawClient is the least client: it writes bytes and reads whole replies.
+type rawClient struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t *testing.T, f *FakeControlPort) *rawClient {
+	t.Helper()
+	c, err := net.Dial("tcp", f.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return &rawClient{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+// roundTrip writes cmd and returns the reply, every line up to and
+// including the first "250 " line, exactly as read.
+func (rc *rawClient) roundTrip(cmd string) string {
+	rc.t.Helper()
+	if _, err := io.WriteString(rc.c, cmd); err != nil {
+		rc.t.Fatal(err)
+	}
+	var b strings.Builder
+	inData := false
+	for {
+		line, err := rc.br.ReadString('\n')
+		if err != nil {
+			rc.t.Fatalf("reply to %q: %v (read %q)", cmd, err, b.String())
+		}
+		b.WriteString(line)
+		switch {
+		case inData:
+			inData = line != ".\r\n"
+		case strings.HasPrefix(line, "250+"):
+			inData = true
+		case len(line) > 3 && line[3] == ' ':
+			return b.String()
+		}
+	}
+}
+
+// TestFakeControlPortAnswers checks the exact bytes of every kind of
+// answer, and what the fake records.
+func TestFakeControlPortAnswers(t *testing.T) {
+	f := newFake(t)
+	var mu sync.Mutex
+	var attaches []string
+	f.SetOnAttach(func(stream, circuit string, at time.Time) {
+		mu.Lock()
+		attaches = append(attaches, stream+"/"+circuit)
+		mu.Unlock()
+	})
+	rc := dialRaw(t, f)
+	select {
+	case <-f.Connected():
+	case <-time.After(5 * time.Second):
+		t.Fatal("fake did not see the connection")
+	}
+	pid := strconv.Itoa(os.Getpid())
+	cases := []struct{ cmd, want string }{
+		{"PROTOCOLINFO 1\r\n", "250-PROTOCOLINFO 1\r\n250-AUTH METHODS=NULL\r\n250-VERSION Tor=\"0.4.9.11\"\r\n250 OK\r\n"},
+		{"AUTHENTICATE\r\n", "250 OK\r\n"},
+		{"AUTHENTICATE \"secret\"\r\n", "250 OK\r\n"},
+		{"GETINFO version\r\n", "250-version=0.4.9.11\r\n250 OK\r\n"},
+		{"GETINFO status/bootstrap-phase process/pid\r\n",
+			"250-status/bootstrap-phase=NOTICE BOOTSTRAP PROGRESS=100 TAG=done SUMMARY=\"Done\"\r\n250-process/pid=" + pid + "\r\n250 OK\r\n"},
+		{"GETINFO circuit-status stream-status\r\n",
+			"250+circuit-status=\r\n" + fakeCircuitLine + "\r\n.\r\n250-stream-status=\r\n250 OK\r\n"},
+		{"GETINFO no/such-key\r\n", "250-no/such-key=\r\n250 OK\r\n"},
+		{"getinfo version\r\n", "250-version=0.4.9.11\r\n250 OK\r\n"},
+		{"GETCONF __LeaveStreamsUnattached\r\n", "250 __LeaveStreamsUnattached=0\r\n"},
+		{"GETCONF SocksPort ControlPort MaxCircuitDirtiness\r\n", "250-SocksPort=0\r\n250-ControlPort=0\r\n250 MaxCircuitDirtiness=0\r\n"},
+		{"SETCONF __LeaveStreamsUnattached=1\r\n", "250 OK\r\n"},
+		{"RESETCONF __LeaveStreamsUnattached\r\n", "250 OK\r\n"},
+		{"SETEVENTS STREAM CIRC\r\n", "250 OK\r\n"},
+		{"MAPADDRESS 0.0.0.0=a.example 1.2.3.4=b.example\r\n", "250-0.0.0.0=a.example\r\n250 1.2.3.4=b.example\r\n"},
+		{"SIGNAL NEWNYM\r\n", "250 OK\r\n"},
+		{"USEFEATURE EXTENDED_EVENTS\r\n", "250 OK\r\n"},
+		{"REDIRECTSTREAM 7 example.org\r\n", "250 OK\r\n"},
+		{"CLOSESTREAM 7 6\r\n", "250 OK\r\n"},
+		{"ATTACHSTREAM 42 1\r\n", "250 OK\r\n"},
+		{"ATTACHSTREAM 43 9 HOP=2\n", "250 OK\r\n"}, // bare LF
+		{"+LOADCONF\r\nSocksPort 9050\r\n..dotted\r\n.\r\n", "250 OK\r\n"},
+		{"SOMETHINGELSE x y\r\n", "250 OK\r\n"},
+	}
+	for _, c := range cases {
+		if got := rc.roundTrip(c.cmd); got != c.want {
+			t.Errorf("%q: got %q, want %q", c.cmd, got, c.want)
+		}
+	}
+	if got := rc.roundTrip("QUIT\r\n"); got != "250 closing connection\r\n" {
+		t.Errorf("QUIT: got %q", got)
+	}
+	if _, err := rc.br.ReadByte(); err != io.EOF {
+		t.Errorf("after QUIT: read %v, want EOF", err)
+	}
+
+	cmds := f.Commands()
+	if len(cmds) != len(cases)+1 {
+		t.Fatalf("recorded %d commands, want %d: %v", len(cmds), len(cases)+1, cmds)
+	}
+	for i, c := range cases {
+		want, _, _ := strings.Cut(c.cmd, "\n")
+		want = strings.TrimSuffix(want, "\r")
+		if cmds[i].Line != want {
+			t.Errorf("command %d recorded as %q, want %q", i, cmds[i].Line, want)
+		}
+		if i > 0 && cmds[i].At.Before(cmds[i-1].At) {
+			t.Errorf("command %d arrived before command %d", i, i-1)
+		}
+	}
+	if kw := cmds[len(cases)-2].Keyword(); kw != "LOADCONF" {
+		t.Errorf("keyword of +LOADCONF is %q", kw)
+	}
+	asked, unknown := f.InfoKeys()
+	if asked["version"] != 2 || asked["circuit-status"] != 1 || asked["no/such-key"] != 1 {
+		t.Errorf("GETINFO keys asked: %v", asked)
+	}
+	if len(unknown) != 1 || unknown["no/such-key"] != 1 {
+		t.Errorf("GETINFO keys without a value: %v", unknown)
+	}
+	mu.Lock()
+	if got := strings.Join(attaches, " "); got != "42/1 43/9" {
+		t.Errorf("OnAttach saw %q", got)
+	}
+	mu.Unlock()
+	if _, _, err := f.WaitCommand(len(cmds), time.Second, nil, func(Command) bool { return true }); err == nil ||
+		!strings.Contains(err.Error(), "QUIT") {
+		t.Errorf("WaitCommand after QUIT: %v, want the connection's end", err)
+	}
+}
+
+// TestFakeControlPortCtl drives the fake with ctl's client: authentication,
+// parsed answers, and events interleaved with replies.
+func TestFakeControlPortCtl(t *testing.T) {
+	f := newFake(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := ctl.Dial(ctx, f.Addr(), ctl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pi, err := c.Authenticate(ctx, ctl.Credentials{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pi.TorVersion != fakeTorVersion {
+		t.Errorf("PROTOCOLINFO version %q", pi.TorVersion)
+	}
+	circs, err := c.Circuits(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(circs) != 1 || circs[0].ID != "1" || len(circs[0].Path) != 3 {
+		t.Errorf("circuits: %+v", circs)
+	}
+	streams, err := c.Streams(ctx)
+	if err != nil || len(streams) != 0 {
+		t.Errorf("streams: %v, %v", streams, err)
+	}
+	conf, err := c.GetConf(ctx, "__LeaveStreamsUnattached", "SocksPort")
+	if err != nil || len(conf) != 2 {
+		t.Errorf("GETCONF: %v, %v", conf, err)
+	}
+	if err := c.SetEvents(ctx, "STREAM"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.WaitCommand(0, 5*time.Second, nil, func(c Command) bool { return c.Keyword() == "SETEVENTS" }); err != nil {
+		t.Fatal(err)
+	}
+
+	// Events while commands are in flight: each arrives whole and in order.
+	const n = 500
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var buf []byte
+		for i := range n {
+			buf = appendStreamNew(buf[:0], i)
+			if err := f.Send(buf); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for range 50 {
+		if v, err := c.GetInfoOne(ctx, "version"); err != nil || v != fakeTorVersion {
+			t.Fatalf("GETINFO version: %q, %v", v, err)
+		}
+	}
+	wg.Wait()
+	for i := range n {
+		select {
+		case ev := <-c.Events():
+			se, ok := ev.(*ctl.StreamEvent)
+			if !ok || se.ID != strconv.Itoa(i) || se.Status != ctl.StreamNew || se.TargetPort != 80 {
+				t.Fatalf("event %d: %#v", i, ev)
+			}
+		case <-ctx.Done():
+			t.Fatalf("event %d did not arrive", i)
+		}
+	}
+}
+
+// TestWaitCommand checks the waits that give up.
+func TestWaitCommand(t *testing.T) {
+	f := newFake(t)
+	if _, _, err := f.WaitCommand(0, 50*time.Millisecond, nil, func(Command) bool { return true }); err == nil {
+		t.Error("WaitCommand with no controller did not time out")
+	}
+	abort := make(chan struct{})
+	close(abort)
+	if _, _, err := f.WaitCommand(0, time.Minute, abort, func(Command) bool { return true }); err == nil {
+		t.Error("WaitCommand ignored abort")
+	}
+	rc := dialRaw(t, f)
+	rc.roundTrip("PROTOCOLINFO 1\r\n")
+	rc.c.Close()
+	i, c, err := f.WaitCommand(0, 5*time.Second, nil, func(c Command) bool { return c.Keyword() == "PROTOCOLINFO" })
+	if err != nil || i != 0 || c.Line != "PROTOCOLINFO 1" {
+		t.Errorf("WaitCommand: %d %q %v", i, c.Line, err)
+	}
+	if _, _, err := f.WaitCommand(1, 5*time.Second, nil, func(Command) bool { return true }); err == nil ||
+		!strings.Contains(err.Error(), "closed") {
+		t.Errorf("WaitCommand after hang-up: %v", err)
+	}
+	if err := f.Send([]byte("650 BW 1 2\r\n")); err == nil {
+		// The first write after a hang-up may still succeed; a second
+		// must not.
+		time.Sleep(50 * time.Millisecond)
+		if err := f.Send([]byte("650 BW 1 2\r\n")); err == nil {
+			t.Error("Send after hang-up succeeded twice")
+		}
+	}
+}
+
+// startBaseline runs baselineController against a fresh fake and waits
+// until it has subscribed.
+func startBaseline(t *testing.T) (*FakeControlPort, <-chan struct{}) {
+	t.Helper()
+	f := newFake(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := baselineController(ctx, f.Addr()); err != nil {
+			t.Errorf("baseline controller: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	if _, _, err := f.WaitCommand(0, 5*time.Second, done, func(c Command) bool {
+		return c.Keyword() == "SETEVENTS" && c.HasArg("STREAM")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return f, done
+}
+
+func TestClosedLoop(t *testing.T) {
+	f, done := startBaseline(t)
+	from := f.Len()
+	lat, wall, err := closedLoop(f, done, 1, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lat) != 300 || wall <= 0 {
+		t.Fatalf("%d latencies in %v", len(lat), wall)
+	}
+	for i, l := range lat {
+		if l <= 0 {
+			t.Errorf("latency %d is %v", i, l)
+		}
+	}
+	cmds := f.Commands()[from:]
+	if len(cmds) != 300 || cmds[0].Line != "ATTACHSTREAM 1 1" || cmds[299].Line != "ATTACHSTREAM 300 1" {
+		t.Errorf("commands: %d, first %v", len(cmds), cmds[:min(3, len(cmds))])
+	}
+	figs := closedLoopFigures(lat, wall)
+	if len(figs) != 6 || figs[5].Name != "rate" || figs[5].Value <= 0 {
+		t.Errorf("figures: %+v", figs)
+	}
+}
+
+// TestClosedLoopWrongAttach checks that a controller attaching the wrong
+// stream fails the loop.
+func TestClosedLoopWrongAttach(t *testing.T) {
+	f := newFake(t)
+	rc := dialRaw(t, f)
+	<-f.Connected()
+	go func() {
+		line, err := rc.br.ReadString('\n')
+		if err != nil || !strings.Contains(line, "STREAM 1 NEW") {
+			return
+		}
+		io.WriteString(rc.c, "ATTACHSTREAM 2 1\r\n")
+	}()
+	if _, _, err := closedLoop(f, nil, 1, 1); err == nil || !strings.Contains(err.Error(), "want ATTACHSTREAM 1 1") {
+		t.Errorf("closedLoop: %v", err)
+	}
+}
+
+func TestOpenLoop(t *testing.T) {
+	f, done := startBaseline(t)
+	res, err := openLoop(f, done, 1, 2000, 250*time.Millisecond, 50*time.Microsecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.sent != 500 || res.attached != 500 || res.dup != 0 || res.wrong != 0 || len(res.lat) != 500 {
+		t.Errorf("sent %d attached %d dup %d wrong %d lat %d", res.sent, res.attached, res.dup, res.wrong, len(res.lat))
+	}
+	if res.writes < 2 {
+		t.Errorf("%d writes: not paced", res.writes)
+	}
+}
+
+// TestWriteEvents checks the events measurement's stream: whole events, in
+// the round-robin order.
+func TestWriteEvents(t *testing.T) {
+	f := newFake(t)
+	c, err := ctl.Dial(context.Background(), f.Addr(), ctl.Options{EventBacklog: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	<-f.Connected()
+	const m = 10001
+	go func() {
+		if err := writeEvents(f, m, 4096); err != nil {
+			t.Error(err)
+		}
+	}()
+	want := []string{"CIRC", "STREAM", "BW", "ORCONN"}
+	timeout := time.After(10 * time.Second)
+	for i := range m {
+		select {
+		case ev := <-c.Events():
+			if _, unknown := ev.(*ctl.UnknownEvent); unknown || ev.EventType() != want[i%4] {
+				t.Fatalf("event %d: %#v, want %s", i, ev, want[i%4])
+			}
+		case <-timeout:
+			t.Fatalf("only %d of %d events arrived", i, m)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var l latencies
+	for i := 1; i <= 1000; i++ {
+		l = append(l, time.Duration(i)*time.Microsecond)
+	}
+	for _, c := range []struct {
+		p    float64
+		want time.Duration
+	}{{50, 500 * time.Microsecond}, {99, 990 * time.Microsecond}, {99.9, 999 * time.Microsecond}, {100, 1000 * time.Microsecond}, {0.01, time.Microsecond}} {
+		if got := l.percentile(c.p); got != c.want {
+			t.Errorf("p%v = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if got := (latencies{}).percentile(50); got != 0 {
+		t.Errorf("empty p50 = %v", got)
+	}
+	if got := thousands(1234567); got != "1,234,567" {
+		t.Errorf("thousands: %s", got)
+	}
+	f := fig("p50", 61.25, "µs").atMost(60)
+	if f.verdict() != "MISS" || f.value() != "61.2 µs" || f.target() != "≤ 60.0 µs" {
+		t.Errorf("figure: %q %q %q", f.value(), f.target(), f.verdict())
+	}
+	g := fig("rate", 1_234_567.8, "events/s").atLeast(1_000_000)
+	if g.verdict() != "PASS" || g.value() != "1,234,568 events/s" || g.target() != "≥ 1,000,000 events/s" {
+		t.Errorf("figure: %q %q %q", g.value(), g.target(), g.verdict())
+	}
+}
+
+// TestMainRun runs the command with the measurements that need no
+// torscript.
+func TestMainRun(t *testing.T) {
+	var out, errOut bytes.Buffer
+	jsonPath := filepath.Join(t.TempDir(), "bench.json")
+	code := mainRun([]string{"-only", "loopback,baseline-go", "-n", "300", "-warmup", "10", "-json", jsonPath}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{"FAKE control port", "loopback p50", "baseline-go rate", "0 FAILED"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil || !bytes.Contains(b, []byte(`"name": "baseline-go"`)) {
+		t.Errorf("JSON: %v\n%s", err, b)
+	}
+	if code := mainRun([]string{"-only", "nonesuch"}, &out, &errOut); code != 2 {
+		t.Errorf("-only nonesuch: exit %d", code)
+	}
+}
+
+// TestScripts checks that the scripts are the ones the measurements
+// expect.
+func TestScripts(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeScripts(dir); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"policy.star":  `return "1"`,
+		"events.star":  `tor.get_info("bench/done")`,
+		"startup.star": `tor.get_info("version")`,
+	} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("%s: %v\n%s", name, err, b)
+		}
+	}
+}
+
+func TestDroppedLogged(t *testing.T) {
+	log := `time=x level=WARN msg="event consumer is behind; dropping high-volume events" dropped=1 type=BW
+time=x level=WARN msg="event consumer is behind; dropping high-volume events" dropped=512 type=BW
+time=x level=WARN msg="something else" dropped=9999`
+	if n := droppedLogged(log); n != 512 {
+		t.Errorf("droppedLogged = %d, want 512", n)
+	}
+	if n := droppedLogged(""); n != 0 {
+		t.Errorf("droppedLogged of nothing = %d", n)
+	}
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// startup is measurement startup: torscript is started runs times, each
+// against a fresh fake control port, and timed from cmd.Start to the
+// arrival of its first command and of the script's GETINFO version.
+func (b *bench) startup(r *Result) error {
+	var first, script latencies
+	versions := 0 // runs in which GETINFO version came more than once
+	for run := range b.cfg.startupRuns {
+		f, v, n, err := b.startupOnce(r)
+		if err != nil {
+			return fmt.Errorf("run %d: %w", run+1, err)
+		}
+		first = append(first, f)
+		script = append(script, v)
+		if n > 1 {
+			versions++
+		}
+	}
+	slices.Sort(first)
+	slices.Sort(script)
+	r.Figures = []Figure{
+		fig("script-p50", ms(script.percentile(50)), "ms").atMost(20),
+		fig("script-max", ms(script.percentile(100)), "ms"),
+		fig("first-p50", ms(first.percentile(50)), "ms"),
+		fig("first-max", ms(first.percentile(100)), "ms"),
+	}
+	r.note("%d runs; 'first' is cmd.Start to the arrival of the first command (PROTOCOLINFO), 'script' to the arrival of the script's GETINFO version", b.cfg.startupRuns)
+	if versions > 0 {
+		r.note("in %d runs GETINFO version arrived more than once; the first was timed", versions)
+	}
+	return nil
+}
+
+// startupOnce runs torscript once and returns the times to its first
+// command and to the first GETINFO version, and how many GETINFO version
+// it sent.
+func (b *bench) startupOnce(r *Result) (first, version time.Duration, versions int, err error) {
+	s, err := b.launch("startup.star")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer s.finish(r, &err)
+	_, c, err := s.fake.WaitCommand(0, readyTimeout, s.exited(), func(Command) bool { return true })
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("waiting for the first command: %w", err)
+	}
+	first = c.At.Sub(s.proc.started)
+	_, c, err = s.fake.WaitCommand(0, readyTimeout, s.exited(), func(c Command) bool {
+		return c.Keyword() == "GETINFO" && c.HasArg("version")
+	})
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("waiting for GETINFO version: %w; commands seen: %s", err, summary(s.fake.Commands()))
+	}
+	version = c.At.Sub(s.proc.started)
+	// Give a second GETINFO version (torscript's own, say) a moment to
+	// show up, so that the note above is right.
+	time.Sleep(20 * time.Millisecond)
+	for _, c := range s.fake.Commands() {
+		if c.Keyword() == "GETINFO" && c.HasArg("version") {
+			versions++
+		}
+	}
+	return first, version, versions, nil
+}
+
+// idleRSS is measurement idle-rss.
+func (b *bench) idleRSS(r *Result) (err error) {
+	s, err := b.launch("policy.star")
+	if err != nil {
+		return err
+	}
+	defer s.finish(r, &err)
+	if _, err := waitPolicyReady(s.fake, s.exited()); err != nil {
+		return err
+	}
+	cpu0, cpuErr := cpuTime(s.proc.Pid())
+	time.Sleep(2 * time.Second)
+	cpu1, err := cpuTime(s.proc.Pid())
+	if err != nil {
+		cpuErr = err
+	}
+	rss, err := memMiB(s.proc.Pid(), "VmRSS")
+	if err != nil {
+		return err
+	}
+	r.Figures = []Figure{fig("rss", rss, "MiB").atMost(25)}
+	if cpuErr == nil {
+		r.Figures = append(r.Figures, fig("idle-cpu", ms(cpu1-cpu0)/2, "ms/s"))
+	}
+	r.note("VmRSS 2 s after the policy script was ready, and the CPU time torscript used in those 2 s (in 10 ms ticks)")
+	return nil
+}

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+//go:embed scripts/*.star
+var scripts embed.FS
+
+// stopTimeout is how long torscript has to exit after SIGTERM.
+const stopTimeout = 10 * time.Second
+
+// findModuleRoot walks up from the working directory to the directory
+// holding go.mod.
+func findModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod in the working directory or above it; run from the module or give -bin")
+		}
+		dir = parent
+	}
+}
+
+// buildTorscript builds cmd/torscript into dir and returns the binary's path.
+func buildTorscript(dir string) (string, error) {
+	root, err := findModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "torscript")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/torscript")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/torscript: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// writeScripts copies the embedded scripts to dir.
+func writeScripts(dir string) error {
+	ents, err := scripts.ReadDir("scripts")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		b, err := scripts.ReadFile("scripts/" + e.Name())
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// proc is one torscript subprocess. Its standard output and error go to a
+// log file.
+type proc struct {
+	cmd     *exec.Cmd
+	logPath string
+	started time.Time // just before cmd.Start
+	exited  chan struct{}
+	waitErr error // valid after exited is closed
+	stopped bool  // we sent SIGTERM
+}
+
+// startTorscript runs "torscript run --control ADDR --log-level warn
+// SCRIPT -- ARGS...".
+func startTorscript(bin, logDir, control, script string, args ...string) (*proc, error) {
+	logf, err := os.CreateTemp(logDir, "torscript-*.log")
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	argv := []string{"run", "--control", control, "--log-level", "warn", script}
+	if len(args) > 0 {
+		argv = append(append(argv, "--"), args...)
+	}
+	cmd := exec.Command(bin, argv...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = cleanEnv()
+	p := &proc{cmd: cmd, logPath: logf.Name(), exited: make(chan struct{})}
+	p.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting torscript: %w", err)
+	}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// cleanEnv is the environment without TORSCRIPT_* variables, so that
+// nothing but the command line tells torscript where to connect.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TORSCRIPT_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// Pid is the process id.
+func (p *proc) Pid() int { return p.cmd.Process.Pid }
+
+// stop sends SIGTERM and waits for torscript to exit. It fails if
+// torscript does not exit within stopTimeout (and then kills it).
+func (p *proc) stop() error {
+	select {
+	case <-p.exited:
+		return nil
+	default:
+	}
+	p.stopped = true
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		select {
+		case <-p.exited:
+			return nil
+		default:
+			return fmt.Errorf("SIGTERM: %w", err)
+		}
+	}
+	select {
+	case <-p.exited:
+		return nil
+	case <-time.After(stopTimeout):
+		p.cmd.Process.Kill()
+		<-p.exited
+		return fmt.Errorf("torscript did not exit within %v of SIGTERM; killed", stopTimeout)
+	}
+}
+
+// exitNote describes how torscript exited, or is "" for a clean exit (0,
+// or the status a SIGTERM we sent should give).
+func (p *proc) exitNote() string {
+	err := p.waitErr
+	if err == nil {
+		return ""
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
+			if ws.Signaled() {
+				return fmt.Sprintf("torscript was killed by %v", ws.Signal())
+			}
+			code := ws.ExitStatus()
+			if p.stopped && (code == 130 || code == 143) {
+				return ""
+			}
+			when := "on its own"
+			if p.stopped {
+				when = "after SIGTERM"
+			}
+			return fmt.Sprintf("torscript exited with status %d %s", code, when)
+		}
+	}
+	return "torscript: " + err.Error()
+}
+
+// log is what torscript wrote to its standard output and error.
+func (p *proc) log() string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
+
+// memMiB reads a memory figure of pid from /proc/PID/status: "VmRSS"
+// (resident now) or "VmHWM" (the peak).
+func memMiB(pid int, field string) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			var kb float64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%f kB", &kb); err != nil {
+				return 0, fmt.Errorf("%s %q: %w", field, rest, err)
+			}
+			return kb / 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/PID/status", field)
+}
+
+// clockTick is the unit of utime and stime in /proc/PID/stat (USER_HZ,
+// 100 on every Linux configuration in use).
+const clockTick = 10 * time.Millisecond
+
+// cpuTime reads the user and system CPU time pid has used, all its threads
+// together, from /proc/PID/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	var ut, st int64
+	if _, err := fmt.Sscan(f[11], &ut); err != nil {
+		return 0, err
+	}
+	if _, err := fmt.Sscan(f[12], &st); err != nil {
+		return 0, err
+	}
+	return time.Duration(ut+st) * clockTick, nil
+}
