@@ -89,6 +89,9 @@ func EventName(name string) (string, error) {
 	return "", fmt.Errorf("unknown event %q; events are %s", name, strings.Join(names, ", "))
 }
 
+// maxSeconds is the longest duration in seconds: about 292 years.
+const maxSeconds = int64(1<<63-1) / int64(time.Second)
+
 // Duration unpacks a duration: a time.duration, a string such as "30s" or
 // "1m30s", or a number of seconds.
 type Duration time.Duration
@@ -107,13 +110,17 @@ func (d *Duration) Unpack(v starlark.Value) error {
 		return nil
 	case starlark.Int:
 		n, ok := v.Int64()
-		if !ok {
-			return fmt.Errorf("duration %s out of range", v)
+		if !ok || n > maxSeconds || n < -maxSeconds {
+			return fmt.Errorf("duration of %s seconds is out of range", v)
 		}
 		*d = Duration(time.Duration(n) * time.Second)
 		return nil
 	case starlark.Float:
-		*d = Duration(time.Duration(float64(v) * float64(time.Second)))
+		f := float64(v)
+		if f != f || f > float64(maxSeconds) || f < -float64(maxSeconds) {
+			return fmt.Errorf("duration of %s seconds is out of range", v)
+		}
+		*d = Duration(time.Duration(f * float64(time.Second)))
 		return nil
 	}
 	return fmt.Errorf("got %s, want a duration such as \"30s\" or a number of seconds", v.Type())
@@ -131,7 +138,7 @@ its text. Only the events that handlers need are subscribed to.`,
 		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			var name string
 			var fn starlark.Callable
-			if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 2, &name, &fn); err != nil {
+			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "event", &name, "fn", &fn); err != nil {
 				return nil, err
 			}
 			typ, err := EventName(name)
@@ -156,7 +163,7 @@ The event names tor.on accepts.`, ev)
 		return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			var d Duration
 			var fn starlark.Callable
-			if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 2, &d, &fn); err != nil {
+			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "duration", &d, "fn", &fn); err != nil {
 				return nil, err
 			}
 			if d <= 0 || (repeat && time.Duration(d) < time.Millisecond) {
@@ -199,7 +206,7 @@ fetches) go to tor unless all_streams is set.`,
 			timeout := Duration(30 * time.Second)
 			var mapping *starlark.Dict
 			var all bool
-			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "fn", &fn, "on_error?", &onError, "timeout?", &timeout, "map?", &mapping, "all_streams?", &all); err != nil {
+			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "fn", &fn, "on_error?", &onError, "timeout?", &timeout, "map??", &mapping, "all_streams?", &all); err != nil {
 				return nil, err
 			}
 			p := &Policy{Fn: fn, Timeout: time.Duration(timeout), AllStreams: all}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.starlark.net/resolve"
 	"go.starlark.net/starlark"
@@ -24,6 +25,10 @@ func FormatError(err error) string {
 			if name, msg, ok := strings.Cut(rest, ": "); ok && strings.HasPrefix(msg, name+": ") {
 				bt = bt[:i] + "\nError in " + name + ": " + strings.TrimPrefix(msg, name+": ")
 			}
+		}
+		var ov *OverrunError
+		if errors.As(err, &ov) && !strings.Contains(bt, "handler timeout") {
+			bt += "\n" + ov.reason()
 		}
 		return bt
 	}
@@ -46,3 +51,16 @@ func FormatError(err error) string {
 type ExitError struct{ Code int }
 
 func (e *ExitError) Error() string { return fmt.Sprintf("exit(%d)", e.Code) }
+
+// OverrunError is an error from a call the watchdog stopped because it ran
+// longer than the handler timeout.
+type OverrunError struct {
+	Timeout time.Duration
+	Err     error
+}
+
+func (e *OverrunError) Error() string { return e.Err.Error() + " (" + e.reason() + ")" }
+func (e *OverrunError) Unwrap() error { return e.Err }
+func (e *OverrunError) reason() string {
+	return "call ran longer than the handler timeout (" + e.Timeout.String() + ")"
+}

@@ -171,13 +171,24 @@ func (r *Runtime) call(fn starlark.Callable, args starlark.Tuple) (starlark.Valu
 		builtins.SetContext(t, r.callCtx)
 		r.threadCtx = r.callCtx
 	}
-	r.callGen.Add(1)
+	r.watchMu.Lock()
+	r.callGen++
+	r.watchMu.Unlock()
 	v, err := starlark.Call(t, fn, args, nil)
-	r.callGen.Add(1)
-	if err != nil && r.callCtx.Err() != nil {
-		// The watchdog stopped this call: start afresh for the next.
+	r.watchMu.Lock()
+	r.callGen++
+	stopped := r.stopped
+	r.stopped = false
+	r.watchMu.Unlock()
+	if stopped {
+		// The watchdog stopped this call: start afresh for the next. A
+		// builtin waiting for tor reports its context's end, not why:
+		// say why.
 		t.Uncancel()
 		r.callCtx, r.callStop = context.WithCancel(context.Background())
+		if err != nil {
+			err = &OverrunError{Timeout: r.opts.HandlerTimeout, Err: err}
+		}
 	} else if err != nil {
 		t.Uncancel() // the step budget cancels the thread too
 	}
@@ -204,18 +215,21 @@ func (r *Runtime) startWatchdog() (stop func()) {
 				return
 			case <-t.C:
 			}
-			g := r.callGen.Load()
+			r.watchMu.Lock()
+			g := r.callGen
 			if g%2 == 0 || g != last {
 				last, elapsed = g, 0
+				r.watchMu.Unlock()
 				continue
 			}
 			elapsed += tick
-			if elapsed >= r.opts.HandlerTimeout {
+			if elapsed >= r.opts.HandlerTimeout && !r.stopped {
 				r.overruns.Add(1)
+				r.stopped = true
 				r.thread.Cancel("call ran longer than the handler timeout (" + r.opts.HandlerTimeout.String() + ")")
 				r.callStop()
-				elapsed = -time.Hour // once per call
 			}
+			r.watchMu.Unlock()
 		}
 	}()
 	return func() { close(quit) }

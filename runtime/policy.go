@@ -37,6 +37,9 @@ type pstream struct {
 	failed   []string
 	asks     int
 	deadline time.Time
+	// sentBuilt: the circuit was known to be built when ATTACHSTREAM was
+	// sent, so a 551 means it is unusable, not that it is still building.
+	sentBuilt bool
 }
 
 type policyState struct {
@@ -62,7 +65,10 @@ func (r *Runtime) startPolicy(p *builtins.Policy) error {
 		return err
 	}
 	ps := &policyState{p: p, streams: map[string]*pstream{}, waiting: map[*pstream]struct{}{}, byCirc: map[string][]*pstream{}, dryRun: r.opts.DryRun}
-	ctx := r.ctx
+	// Setup runs to its end even when SIGTERM comes in the middle, so that
+	// shutdown knows exactly what to undo.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 30*time.Second)
+	defer cancel()
 	if !ps.dryRun {
 		conf, err := r.conn.GetConf(ctx, leaveStreams)
 		if err != nil {
@@ -71,10 +77,12 @@ func (r *Runtime) startPolicy(p *builtins.Policy) error {
 		if e, ok := conf.Lookup(leaveStreams); ok && !e.NoValue {
 			ps.oldLeave = e.Value
 		}
+		ps.setLeave = true // even if the reply is lost, tor may have done it
 		if err := r.conn.SetConf(ctx, ctl.ConfEntry{Key: leaveStreams, Value: "1"}); err != nil {
+			ps.setLeave = ctl.ErrorCode(err) == 0 // refused: nothing to undo
+			r.undoPolicyStart(ps)
 			return err
 		}
-		ps.setLeave = true
 	}
 	r.policy = ps
 	r.state.tracking = true
@@ -89,6 +97,9 @@ func (r *Runtime) startPolicy(p *builtins.Policy) error {
 	if len(p.Map) > 0 && !ps.dryRun {
 		got, err := r.conn.MapAddress(ctx, p.Map...)
 		if err != nil {
+			if ctl.ErrorCode(err) == 0 {
+				ps.maps = p.Map // the reply was lost: undo them all
+			}
 			r.undoPolicyStart(ps)
 			return err
 		}
@@ -108,10 +119,16 @@ func (r *Runtime) startPolicy(p *builtins.Policy) error {
 
 func (r *Runtime) undoPolicyStart(ps *policyState) {
 	r.policy = nil
-	if ps.setLeave && r.conn != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
+	if r.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if ps.setLeave {
 		r.restoreLeave(ctx, ps)
+	}
+	if len(ps.maps) > 0 {
+		r.unmap(ctx, ps.maps)
 	}
 }
 
@@ -366,6 +383,8 @@ func (r *Runtime) pendingCircuit(id string) bool {
 func (r *Runtime) sendAttach(st *pstream, circ string, hop int) {
 	r.unwait(st)
 	st.ph, st.circ, st.hop = phSent, circ, hop
+	c := r.state.circs[circ]
+	st.sentBuilt = c != nil && c.Status == ctl.CircBuilt
 	line, err := ctl.AttachStreamLine(st.s.ID, circ, hop)
 	if err != nil {
 		r.log.Error("attach stream", "stream", st.s.ID, "circuit", circ, "err", err)
@@ -415,7 +434,7 @@ func (r *Runtime) attachFailed(st *pstream, circ string, err error) {
 	case circ == "0":
 		r.log.Warn("tor refused to take back a stream", "stream", st.s.ID, "err", msg)
 		delete(ps.streams, st.s.ID)
-	case code == ctl.CodeInternal && r.pendingCircuit(circ):
+	case code == ctl.CodeInternal && !st.sentBuilt && (r.pendingCircuit(circ) || r.state.circs[circ] != nil):
 		// Not built yet, and its first CIRC event not seen yet (a circuit
 		// the policy has just asked for): wait for it.
 		r.waitCircuit(st, circ, st.hop)

@@ -343,7 +343,6 @@ return tor.extend_circuit()`
 	})
 	t.Run("events before the refusal is handled", func(t *testing.T) {
 		t.Parallel()
-		t.Skip("BUG: runtime/policy.go attachFailed: a 551 handled after the circuit's BUILT event counts the built circuit as failed and asks the policy again; remove this Skip once fixed")
 		// Tor sends the 551 and then, at once, LAUNCHED and BUILT. The
 		// loop is busy in a handler meanwhile, so when it is free it finds
 		// the circuit events queued ahead of the reply's task: by the time
@@ -790,7 +789,6 @@ func TestPolicyStartFails(t *testing.T) {
 // at exit: a command sent but not yet answered may have taken effect.
 func TestPolicyStartInterrupted(t *testing.T) {
 	t.Parallel()
-	t.Skip("BUG: runtime/policy.go startPolicy sends its setup commands with Run's ctx; cancelled mid-command, it forgets __LeaveStreamsUnattached=1 and the map that tor may have applied; remove this Skip once fixed")
 	for _, tc := range []struct {
 		slow string   // the command whose reply is late
 		want []string // commands expected at exit, in order

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,8 +78,12 @@ type Runtime struct {
 	state    *liveState
 	maps     []mapping
 
-	// Supervision: the watchdog cancels a call that overruns.
-	callGen   atomic.Uint64 // odd while a call runs
+	// Supervision: the watchdog cancels a call that overruns. watchMu
+	// makes "is this call still running" and "stop it" one step, so the
+	// watchdog never stops the next call by mistake.
+	watchMu   sync.Mutex
+	callGen   uint64 // odd while a call runs; under watchMu
+	stopped   bool   // the watchdog stopped the running call; under watchMu
 	callCtx   context.Context
 	threadCtx context.Context // the context set on thread
 	callStop  context.CancelFunc

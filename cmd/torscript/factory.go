@@ -47,6 +47,7 @@ type factory struct {
 	log         *slog.Logger
 	cleanups    []func()
 	launched    *testnet.Process // the tor --launch started, reused on reconnect
+	traceFile   *os.File
 }
 
 func newFactory(in io.Reader, out, errOut io.Writer) *factory {
@@ -77,12 +78,15 @@ func (f *factory) connect(ctx context.Context) (*ctl.Conn, error) {
 		if cf.trace == "-" {
 			opts.Trace = f.errOut
 		} else {
-			tf, err := os.OpenFile(cf.trace, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-			if err != nil {
-				return nil, usageError{fmt.Errorf("--trace: %w", err)}
+			if f.traceFile == nil { // once: a reconnect appends to the same transcript
+				tf, err := os.OpenFile(cf.trace, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+				if err != nil {
+					return nil, usageError{fmt.Errorf("--trace: %w", err)}
+				}
+				f.cleanups = append(f.cleanups, func() { tf.Close() })
+				f.traceFile = tf
 			}
-			f.cleanups = append(f.cleanups, func() { tf.Close() })
-			opts.Trace = tf
+			opts.Trace = f.traceFile
 		}
 	}
 	addr := cf.control
