@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -395,9 +396,20 @@ func (e *eventQueue) push(ev Event) {
 		return
 	}
 	e.q = append(e.q, ev)
+	n := len(e.q)
 	e.mu.Unlock()
 	e.wake()
+	if n >= yieldAt && n%yieldAt == 0 {
+		// The consumer is behind: give it the processor now and then
+		// rather than parse far ahead of it (with GOMAXPROCS=1 the reader
+		// would otherwise keep it for whole time slices).
+		runtime.Gosched()
+	}
 }
+
+// yieldAt is the queue length past which the reader yields to the consumer
+// every yieldAt events.
+const yieldAt = 1024
 
 func (e *eventQueue) wake() {
 	select {
