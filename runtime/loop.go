@@ -247,8 +247,7 @@ type timer struct {
 func (r *Runtime) schedule(d time.Duration, repeat bool, fn starlark.Callable) func() {
 	tm := &timer{fn: fn, d: d, repeat: repeat}
 	r.timers[tm] = struct{}{}
-	var fire func()
-	fire = func() {
+	fire := func() {
 		r.tasks.post(func() {
 			if _, live := r.timers[tm]; !live || r.exiting {
 				return

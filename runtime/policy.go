@@ -43,16 +43,15 @@ type pstream struct {
 }
 
 type policyState struct {
-	p          *builtins.Policy
-	oldLeave   string // __LeaveStreamsUnattached before; "" when unset
-	setLeave   bool
-	streams    map[string]*pstream
-	waiting    map[*pstream]struct{} // held or waiting for a circuit
-	byCirc     map[string][]*pstream // phWaitCirc, by circuit
-	maps       []ctl.AddrMap         // the policy's map, as tor answered
-	failures   int                   // in a row
-	dryRun     bool
-	onErrorStr string
+	p        *builtins.Policy
+	oldLeave string // __LeaveStreamsUnattached before; "" when unset
+	setLeave bool
+	streams  map[string]*pstream
+	waiting  map[*pstream]struct{} // held or waiting for a circuit
+	byCirc   map[string][]*pstream // phWaitCirc, by circuit
+	maps     []ctl.AddrMap         // the policy's map, as tor answered
+	failures int                   // in a row
+	dryRun   bool
 }
 
 // startPolicy installs a policy: tor leaves new streams to us from now on.

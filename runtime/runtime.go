@@ -271,6 +271,10 @@ func (r *Runtime) run(ctx context.Context, filename string, src []byte, eval boo
 		if r.opts.Bootstrap != nil {
 			if err := r.waitBootstrap(ctx); err != nil {
 				r.conn.Close()
+				if ctx.Err() != nil {
+					r.log.Info("interrupted while waiting for tor to bootstrap")
+					return 0, nil
+				}
 				return exitCodeOf(err), err
 			}
 		}
