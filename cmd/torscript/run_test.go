@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRunFlags(t *testing.T) {
+	var got *runOptions
+	var out, errOut bytes.Buffer
+	f := newFactory(strings.NewReader(""), &out, &errOut)
+	root := newCmdRoot(f)
+	for _, c := range root.Commands() {
+		if c.Name() == "run" {
+			root.RemoveCommand(c)
+		}
+	}
+	root.AddCommand(newCmdRun(f, func(_ context.Context, o *runOptions) error { got = o; return nil }))
+	root.SetArgs([]string{"run", "--dry-run", "--max-steps", "5", "--handler-timeout", "250ms", "--no-wait", "p.star", "--", "a", "--b"})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || got.file != "p.star" || strings.Join(got.args, " ") != "a --b" {
+		t.Fatalf("options %+v", got)
+	}
+	if !got.sf.dryRun || got.sf.maxSteps != 5 || got.sf.handlerTimeout != 250*time.Millisecond || !got.sf.noWait {
+		t.Errorf("script flags %+v", got.sf)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.star")
+	lib := filepath.Join(dir, "lib.star")
+	bad := filepath.Join(dir, "bad.star")
+	undefined := filepath.Join(dir, "undefined.star")
+	os.WriteFile(lib, []byte("def f(s):\n    return None\n"), 0o644)
+	os.WriteFile(good, []byte("load(\"lib.star\", \"f\")\ntor.policy(f)\n"), 0o644)
+	os.WriteFile(bad, []byte("def f(:\n"), 0o644)
+	os.WriteFile(undefined, []byte("x = 1\ny = nope + x\n"), 0o644)
+
+	var out, errOut bytes.Buffer
+	f := newFactory(strings.NewReader(""), &out, &errOut)
+	if err := checkRun(&checkOptions{f: f, files: []string{good}}); err != nil {
+		t.Fatalf("good file: %v; %s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "good.star: ok") {
+		t.Errorf("stdout %q", out.String())
+	}
+	for file, want := range map[string]string{
+		bad:       "bad.star:1:8: got ':', want ')'",
+		undefined: "undefined.star:2:5: undefined: nope",
+	} {
+		errOut.Reset()
+		err := checkRun(&checkOptions{f: f, files: []string{file}})
+		if exitCode(err) != exitError {
+			t.Errorf("%s: exit %d, want %d", file, exitCode(err), exitError)
+		}
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("%s: stderr %q, want %q", file, errOut.String(), want)
+		}
+	}
+}
