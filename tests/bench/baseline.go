@@ -100,10 +100,10 @@ func (b *bench) baselineGo(r *Result) error {
 	}); err != nil {
 		return fail(fmt.Errorf("waiting for SETEVENTS STREAM: %w", err))
 	}
-	if _, _, err := closedLoop(f, done, 1, b.cfg.warmup); err != nil {
+	if _, _, err := closedLoop(f, done, 1, b.cfg.warmup, false); err != nil {
 		return fail(fmt.Errorf("warm-up: %w", err))
 	}
-	lat, wall, err := closedLoop(f, done, 1+b.cfg.warmup, b.cfg.closedN)
+	lat, wall, err := closedLoop(f, done, 1+b.cfg.warmup, b.cfg.closedN, false)
 	if err != nil {
 		return fail(err)
 	}

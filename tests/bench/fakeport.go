@@ -77,9 +77,11 @@ func (c Command) HasArg(a string) bool {
 }
 
 // AttachFunc is called from the fake's reader goroutine for every
-// ATTACHSTREAM, after the fake has answered it, with the time the command
-// arrived. It must not block.
-type AttachFunc func(stream, circuit string, at time.Time)
+// ATTACHSTREAM, with the time the command arrived, just before the fake
+// writes its answer. What it returns goes out in the same write, after the
+// "250 OK", as tor sends the events it has queued behind a reply. It must
+// not block.
+type AttachFunc func(stream, circuit string, at time.Time) []byte
 
 // The fake's canned answers.
 const (
@@ -212,10 +214,6 @@ func (f *FakeControlPort) serve(conn net.Conn) {
 		}
 		reply.Reset()
 		quit := f.answer(&reply, cmd)
-		if err := f.write(reply.Bytes()); err != nil {
-			f.end(fmt.Errorf("fake control port: answering %q: %w", text, err))
-			return
-		}
 		if cmd.Keyword() == "ATTACHSTREAM" {
 			if fn := f.onAttach.Load(); fn != nil {
 				args := cmd.Args()
@@ -226,8 +224,12 @@ func (f *FakeControlPort) serve(conn net.Conn) {
 				if len(args) > 1 {
 					circuit = args[1]
 				}
-				(*fn)(stream, circuit, at)
+				reply.Write((*fn)(stream, circuit, at))
 			}
+		}
+		if err := f.write(reply.Bytes()); err != nil {
+			f.end(fmt.Errorf("fake control port: answering %q: %w", text, err))
+			return
 		}
 		f.mu.Lock()
 		f.cmds = append(f.cmds, cmd)

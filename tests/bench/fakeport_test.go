@@ -77,10 +77,11 @@ func TestFakeControlPortAnswers(t *testing.T) {
 	f := newFake(t)
 	var mu sync.Mutex
 	var attaches []string
-	f.SetOnAttach(func(stream, circuit string, at time.Time) {
+	f.SetOnAttach(func(stream, circuit string, at time.Time) []byte {
 		mu.Lock()
 		attaches = append(attaches, stream+"/"+circuit)
 		mu.Unlock()
+		return nil
 	})
 	rc := dialRaw(t, f)
 	select {
@@ -294,9 +295,15 @@ func startBaseline(t *testing.T) (*FakeControlPort, <-chan struct{}) {
 }
 
 func TestClosedLoop(t *testing.T) {
+	for _, split := range []bool{false, true} {
+		t.Run(map[bool]string{false: "one-write", true: "split"}[split], func(t *testing.T) { testClosedLoop(t, split) })
+	}
+}
+
+func testClosedLoop(t *testing.T, split bool) {
 	f, done := startBaseline(t)
 	from := f.Len()
-	lat, wall, err := closedLoop(f, done, 1, 300)
+	lat, wall, err := closedLoop(f, done, 1, 300, split)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,6 +325,49 @@ func TestClosedLoop(t *testing.T) {
 	}
 }
 
+// TestClosedLoopWrites checks what the controller reads after its
+// ATTACHSTREAM: the reply, the stream's SUCCEEDED and CLOSED, then the next
+// NEW; without split all in one write, so one read returns it whole (with
+// split the kernel may join the two writes, so only the order is checked).
+func TestClosedLoopWrites(t *testing.T) {
+	for _, split := range []bool{false, true} {
+		f := newFake(t)
+		rc := dialRaw(t, f)
+		<-f.Connected()
+		got := make(chan string, 1)
+		go func() {
+			var b strings.Builder
+			defer func() { got <- b.String() }()
+			line, err := rc.br.ReadString('\n')
+			if err != nil || !strings.Contains(line, "STREAM 1 NEW") {
+				return
+			}
+			io.WriteString(rc.c, "ATTACHSTREAM 1 1\r\n")
+			if split {
+				for !strings.Contains(line, "STREAM 2 NEW") {
+					if line, err = rc.br.ReadString('\n'); err != nil {
+						return
+					}
+					b.WriteString(line)
+				}
+			} else {
+				chunk := make([]byte, 4096)
+				n, _ := rc.br.Read(chunk)
+				b.Write(chunk[:n])
+			}
+			io.WriteString(rc.c, "ATTACHSTREAM 2 1\r\n")
+		}()
+		if _, _, err := closedLoop(f, nil, 1, 2, split); err != nil {
+			t.Fatalf("split %v: %v; controller read %q", split, err, <-got)
+		}
+		want := "250 OK\r\n650 STREAM 1 SUCCEEDED 1 example.com:80\r\n650 STREAM 1 CLOSED 1 example.com:80 REASON=DONE\r\n" +
+			"650 STREAM 2 NEW 0 example.com:80 SOURCE_ADDR=127.0.0.1:10002 PURPOSE=USER\r\n"
+		if g := <-got; g != want {
+			t.Errorf("split %v: read\n%q\nwant\n%q", split, g, want)
+		}
+	}
+}
+
 // TestClosedLoopWrongAttach checks that a controller attaching the wrong
 // stream fails the loop.
 func TestClosedLoopWrongAttach(t *testing.T) {
@@ -331,7 +381,7 @@ func TestClosedLoopWrongAttach(t *testing.T) {
 		}
 		io.WriteString(rc.c, "ATTACHSTREAM 2 1\r\n")
 	}()
-	if _, _, err := closedLoop(f, nil, 1, 1); err == nil || !strings.Contains(err.Error(), "want ATTACHSTREAM 1 1") {
+	if _, _, err := closedLoop(f, nil, 1, 1, false); err == nil || !strings.Contains(err.Error(), "want ATTACHSTREAM 1 1") {
 		t.Errorf("closedLoop: %v", err)
 	}
 }

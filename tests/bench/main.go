@@ -55,7 +55,8 @@ type measurement struct {
 }
 
 var measurements = []measurement{
-	{"attach-closed", true, (*bench).attachClosed},
+	{"attach-closed", true, attachClosed(false)},
+	{"attach-closed-split", true, attachClosed(true)},
 	{"attach-open-5k", true, attachOpen(5000)},
 	{"attach-open-20k", true, attachOpen(20000)},
 	{"events", true, (*bench).events},
@@ -79,7 +80,7 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 		jsonPath = fs.String("json", "", "also write the figures to this file as JSON")
 		keep     = fs.Bool("keep", false, "keep the temporary directory (scripts, torscript's logs)")
 	)
-	fs.IntVar(&cfg.closedN, "n", 20000, "streams in the closed loops (attach-closed, baseline-go, loopback)")
+	fs.IntVar(&cfg.closedN, "n", 20000, "streams in the closed loops (attach-closed, attach-closed-split, baseline-go, loopback)")
 	fs.IntVar(&cfg.warmup, "warmup", 200, "warm-up streams before each attach measurement, not counted")
 	fs.DurationVar(&cfg.openDur, "open-duration", 3*time.Second, "how long the open loops send")
 	fs.DurationVar(&cfg.spin, "spin", 50*time.Microsecond, "open loops: spin (rather than sleep) this long before each due time; 0 to only sleep")
