@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,39 +28,13 @@ import (
 	"github.com/torscript/torscript/tests/testnet"
 )
 
-const (
-	exLeave = "__LeaveStreamsUnattached"
-	// exCurlMax bounds every curl (--max-time).
-	exCurlMax = 30 * time.Second
-	// exTermMax is how long torscript may take to exit after SIGTERM.
-	exTermMax = 15 * time.Second
-)
-
-// exBuf is an io.Writer that the test reads while the process writes.
-type exBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *exBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *exBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// exCurlMax bounds every curl (--max-time).
+const exCurlMax = 30 * time.Second
 
 // exProc is a running `torscript run examples/NAME.star`.
 type exProc struct {
-	cmd            *exec.Cmd
-	stdout, stderr exBuf
-	done           chan struct{}
-	err            error
-	before         string // __LeaveStreamsUnattached before torscript started
+	*scriptProc
+	before string // __LeaveStreamsUnattached before torscript started
 }
 
 // exScript returns the path of examples/name.
@@ -82,73 +55,19 @@ func exScript(t *testing.T, name string) string {
 func exStart(ctx context.Context, t *testing.T, c *ctl.Conn, flags []string, script string, args ...string) *exProc {
 	t.Helper()
 	n := testnet.Shared(t)
-	p := &exProc{done: make(chan struct{})}
-	p.before = exLeaveValue(t, c)
+	p := &exProc{before: leaveValue(t, c)}
 	if p.before != "0" {
-		t.Fatalf("%s is %q before torscript started; an earlier test left it set", exLeave, p.before)
+		t.Fatalf("%s is %q before torscript started; an earlier test left it set", leaveKey, p.before)
 	}
-	exRestore(t, p.before)
+	restoreLeave(t, p.before)
 	argv := []string{"run", "--control", n.ControlAddr(), "--cookie", n.CookiePath()}
 	argv = append(argv, flags...)
 	argv = append(argv, exScript(t, script))
 	if len(args) > 0 {
 		argv = append(append(argv, "--"), args...)
 	}
-	p.cmd = exec.CommandContext(ctx, torscript(t), argv...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.exited() {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() || testing.Verbose() {
-			t.Logf("torscript %s\nstderr:\n%s\nstdout:\n%s", strings.Join(p.cmd.Args[1:], " "), p.stderr.String(), p.stdout.String())
-		}
-	})
+	p.scriptProc = startScript(t, exec.CommandContext(ctx, torscript(t), argv...))
 	return p
-}
-
-func (p *exProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// waitFor waits until buf holds sub n times.
-func (p *exProc) waitFor(t *testing.T, buf *exBuf, name, sub string, n int, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for strings.Count(buf.String(), sub) < n {
-		if p.exited() {
-			t.Fatalf("torscript exited (%v) before its %s showed %q %d times", p.err, name, sub, n)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("torscript's %s did not show %q %d times within %v", name, sub, n, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// waitLog waits for sub in torscript's log (stderr).
-func (p *exProc) waitLog(t *testing.T, sub string, d time.Duration) {
-	t.Helper()
-	p.waitFor(t, &p.stderr, "log", sub, 1, d)
-}
-
-// waitOut waits for sub n times in what the script printed (stdout).
-func (p *exProc) waitOut(t *testing.T, sub string, n int, d time.Duration) {
-	t.Helper()
-	p.waitFor(t, &p.stdout, "output", sub, n, d)
 }
 
 // waitLine waits for a line of the script's output that re matches and
@@ -180,24 +99,6 @@ func (p *exProc) decision(t *testing.T, stream string) string {
 	return p.waitLine(t, re, 5*time.Second)[1]
 }
 
-// term sends SIGTERM and wants exit status 0 within exTermMax.
-func (p *exProc) term(t *testing.T) {
-	t.Helper()
-	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("SIGTERM: %v", err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(exTermMax):
-		t.Fatalf("torscript did not exit within %v of SIGTERM", exTermMax)
-	}
-	if code := exitStatus(p.err); code != 0 {
-		t.Fatalf("torscript exited with status %d after SIGTERM (%v)", code, p.err)
-	}
-	t.Logf("torscript exited 0, %v after SIGTERM", time.Since(start).Round(time.Millisecond))
-}
-
 // afterExit checks, once torscript has exited, that
 // __LeaveStreamsUnattached has its earlier value and that no stream waits
 // for a controller.
@@ -206,72 +107,7 @@ func (p *exProc) afterExit(t *testing.T, c *ctl.Conn) {
 	if !p.exited() {
 		t.Fatal("afterExit while torscript runs")
 	}
-	if got := exLeaveValue(t, c); got != p.before {
-		t.Errorf("after torscript exited %s=%s, want its earlier value %s", exLeave, got, p.before)
-	}
-	w, err := exWaiting(testCtx(t, 10*time.Second), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range w {
-		t.Errorf("after torscript exited stream %s %s to %s is left unattached", s.ID, s.Status, s.Target)
-	}
-}
-
-// exLeaveValue returns tor's __LeaveStreamsUnattached.
-func exLeaveValue(t *testing.T, c *ctl.Conn) string {
-	t.Helper()
-	conf, err := c.GetConf(testCtx(t, 10*time.Second), exLeave)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, _ := conf.Lookup(exLeave)
-	return e.Value
-}
-
-// exWaiting returns the streams without a circuit that wait for a
-// controller.
-func exWaiting(ctx context.Context, c *ctl.Conn) ([]ctl.Stream, error) {
-	streams, err := c.Streams(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var w []ctl.Stream
-	for _, s := range streams {
-		if s.CircuitID != "0" && s.CircuitID != "" {
-			continue
-		}
-		switch s.Status {
-		case ctl.StreamNew, ctl.StreamNewResolve, ctl.StreamControllerWait, ctl.StreamDetached:
-			w = append(w, s)
-		}
-	}
-	return w, nil
-}
-
-// exRestore makes sure, when the test ends (after its torscript was
-// killed: cleanups run last first), that __LeaveStreamsUnattached is
-// leave again and no stream waits for a controller, so that a failed test
-// does not break the next ones.
-func exRestore(t *testing.T, leave string) {
-	n := testnet.Shared(t)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		c, _, err := ctl.Connect(ctx, n.ControlAddr(), ctl.Credentials{CookieFile: n.CookiePath()}, ctl.Options{})
-		if err != nil {
-			t.Errorf("cleanup: %v", err)
-			return
-		}
-		defer c.Close()
-		if err := c.SetConf(ctx, ctl.ConfEntry{Key: exLeave, Value: leave}); err != nil {
-			t.Errorf("cleanup: restoring %s: %v", exLeave, err)
-		}
-		w, _ := exWaiting(ctx, c)
-		for _, s := range w {
-			c.AttachStream(ctx, s.ID, "0", 0)
-		}
-	})
+	checkLeftBehind(t, c, p.before)
 }
 
 // exEvents records the events of the test's control connection, so that
@@ -537,7 +373,7 @@ func TestExamplePerDomain(t *testing.T) {
 		}
 	}
 
-	p.term(t)
+	p.termOK(t)
 	p.afterExit(t, c)
 }
 
@@ -585,7 +421,7 @@ func TestExamplePinExit(t *testing.T) {
 				t.Errorf("the policy routed stream %s to 127.0.0.1, which it should leave to tor", id)
 			}
 
-			p.term(t)
+			p.termOK(t)
 			p.afterExit(t, c)
 		})
 	}
@@ -624,7 +460,7 @@ func TestExampleIsolateByPort(t *testing.T) {
 		srcPorts[newEv.SourceAddr] = id
 	}
 
-	p.term(t)
+	p.termOK(t)
 	p.afterExit(t, c)
 }
 
@@ -658,7 +494,7 @@ func TestExampleRedirectBlocked(t *testing.T) {
 		t.Errorf("stream %s to the origin: %s", id, strings.TrimSpace(end.Raw.Raw))
 	}
 
-	p.term(t)
+	p.termOK(t)
 	p.afterExit(t, c)
 }
 
@@ -713,7 +549,7 @@ func TestExampleVirtualNames(t *testing.T) {
 	t.Logf("%s", strings.TrimSpace(end.Raw.Raw))
 	p.waitOut(t, "stream "+id+" to ", 1, 5*time.Second)
 
-	p.term(t)
+	p.termOK(t)
 	if m := mapped(); len(m) > 0 {
 		t.Errorf("after the script ended address-mappings/control still lists %+v", m)
 	}
@@ -751,7 +587,7 @@ func TestExampleRefusePorts(t *testing.T) {
 	id = ev.newStream(t, "127.0.0.1", open, seen)
 	ev.succeeded(t, id)
 
-	p.term(t)
+	p.termOK(t)
 	p.afterExit(t, c)
 }
 
@@ -784,7 +620,7 @@ func TestExampleNewnymTimer(t *testing.T) {
 	// The script's own handler of SIGNAL events saw them too.
 	p.waitOut(t, "tor switched to clean circuits", 2, 5*time.Second)
 
-	p.term(t)
+	p.termOK(t)
 	p.afterExit(t, c)
 }
 
@@ -828,6 +664,6 @@ func TestExampleMonitor(t *testing.T) {
 		t.Errorf("no summary after circuit %s was built counts a built GENERAL circuit:\n%s", id, last)
 	}
 
-	p.term(t)
+	p.termOK(t)
 	p.afterExit(t, c)
 }

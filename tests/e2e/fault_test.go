@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,126 +34,26 @@ const (
 	// faultPatience is how long a curl may take that "completes": well
 	// before faultCurlMax.
 	faultPatience = 10 * time.Second
-	faultLeave    = "__LeaveStreamsUnattached"
 )
-
-// faultBuf is an io.Writer that the test can read while the process
-// writes to it.
-type faultBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *faultBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *faultBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // faultProc is a running `torscript run`.
 type faultProc struct {
-	cmd            *exec.Cmd
-	script         string
-	stdout, stderr faultBuf
-	done           chan struct{}
-	err            error
+	*scriptProc
+	script string
 }
 
 // faultStart writes src to policy.star and runs it with torscript (flags
 // before the file), and waits until the policy has started.
 func faultStart(ctx context.Context, t *testing.T, src string, flags ...string) *faultProc {
 	t.Helper()
-	p := &faultProc{script: filepath.Join(t.TempDir(), "policy.star"), done: make(chan struct{})}
+	p := &faultProc{script: filepath.Join(t.TempDir(), "policy.star")}
 	if err := os.WriteFile(p.script, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	args := append([]string{"run"}, flags...)
-	p.cmd = cli(ctx, t, append(args, p.script)...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() || testing.Verbose() {
-			t.Logf("torscript %s stderr:\n%s", strings.Join(p.cmd.Args[1:], " "), p.stderr.String())
-			if out := p.stdout.String(); out != "" {
-				t.Logf("torscript stdout:\n%s", out)
-			}
-		}
-	})
+	p.scriptProc = startScript(t, cli(ctx, t, append(args, p.script)...))
 	p.waitLog(t, "policy started", 30*time.Second)
 	return p
-}
-
-func (p *faultProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// waitFor waits until buf holds sub n times.
-func (p *faultProc) waitFor(t *testing.T, buf *faultBuf, name, sub string, n int, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for strings.Count(buf.String(), sub) < n {
-		if p.exited() {
-			t.Fatalf("torscript exited (%v) before its %s showed %q %d times", p.err, name, sub, n)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("torscript's %s did not show %q %d times within %v", name, sub, n, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (p *faultProc) waitLog(t *testing.T, sub string, d time.Duration) {
-	t.Helper()
-	p.waitFor(t, &p.stderr, "log", sub, 1, d)
-}
-
-// term sends SIGTERM and returns the exit status and how long the exit
-// took.
-func (p *faultProc) term(t *testing.T) (int, time.Duration) {
-	t.Helper()
-	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("SIGTERM: %v", err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("torscript did not exit within 20s of SIGTERM")
-	}
-	return exitStatus(p.err), time.Since(start)
-}
-
-// termOK sends SIGTERM and checks that torscript exits 0.
-func (p *faultProc) termOK(t *testing.T) {
-	t.Helper()
-	code, took := p.term(t)
-	if code != 0 {
-		t.Fatalf("torscript exited with status %d after SIGTERM (%v)", code, p.err)
-	}
-	t.Logf("torscript exited 0, %v after SIGTERM", took.Round(time.Millisecond))
 }
 
 type faultCurlResult struct {
@@ -301,83 +200,6 @@ func faultServers(t *testing.T, name string, n int) (ports []int, bodies []strin
 	return ports, bodies
 }
 
-// faultConnect opens a control connection to the client without the
-// testing.T helpers that fail the test (for cleanups).
-func faultConnect(n *testnet.Network) (*ctl.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, _, err := ctl.Connect(ctx, n.ControlAddr(), ctl.Credentials{CookieFile: n.CookiePath()}, ctl.Options{})
-	return c, err
-}
-
-// faultWaiting returns the streams that wait for a controller.
-func faultWaiting(ctx context.Context, c *ctl.Conn) ([]ctl.Stream, error) {
-	streams, err := c.Streams(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var w []ctl.Stream
-	for _, s := range streams {
-		if s.CircuitID == "0" || s.CircuitID == "" {
-			w = append(w, s)
-		}
-	}
-	return w, nil
-}
-
-// faultRestore makes sure, when the test ends (after its torscript was
-// killed, as cleanups run last first), that __LeaveStreamsUnattached is 0
-// again and that no stream is left waiting for a controller. Call it
-// before starting torscript.
-func faultRestore(t *testing.T) {
-	n := testnet.Shared(t)
-	t.Cleanup(func() {
-		c, err := faultConnect(n)
-		if err != nil {
-			t.Errorf("cleanup: %v", err)
-			return
-		}
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := c.SetConf(ctx, ctl.ConfEntry{Key: faultLeave, Value: "0"}); err != nil {
-			t.Errorf("cleanup: restoring %s: %v", faultLeave, err)
-		}
-		w, _ := faultWaiting(ctx, c)
-		for _, s := range w {
-			c.AttachStream(ctx, s.ID, "0", 0)
-		}
-	})
-}
-
-// faultLeaveValue returns tor's __LeaveStreamsUnattached.
-func faultLeaveValue(t *testing.T, c *ctl.Conn) string {
-	t.Helper()
-	conf, err := c.GetConf(testCtx(t, 10*time.Second), faultLeave)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, _ := conf.Lookup(faultLeave)
-	return e.Value
-}
-
-// faultAfterExit checks, on a new control connection, that
-// __LeaveStreamsUnattached is want and no stream waits for a controller.
-func faultAfterExit(t *testing.T, want string) {
-	t.Helper()
-	c := dial(t)
-	if got := faultLeaveValue(t, c); got != want {
-		t.Errorf("after torscript exited %s=%s, want %s", faultLeave, got, want)
-	}
-	w, err := faultWaiting(testCtx(t, 10*time.Second), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range w {
-		t.Errorf("after torscript exited stream %s %s to %s still has no circuit", s.ID, s.Status, s.Target)
-	}
-}
-
 // faultCircuit builds a three-hop circuit for the policy to use (on a
 // connection of its own, so that the circuit outlives nothing but tor).
 func faultCircuit(t *testing.T) string {
@@ -400,7 +222,7 @@ tor.policy(policy, on_error=%q)
 `
 	t.Run("on_error=tor", func(t *testing.T) {
 		ctx := testCtx(t, 3*time.Minute)
-		faultRestore(t)
+		restoreLeave(t, "0")
 		ev := faultWatch(t, dial(t), "STREAM")
 		p := faultStart(ctx, t, fmt.Sprintf(src, "tor"))
 		ports, bodies := faultServers(t, "raises", 6)
@@ -427,11 +249,11 @@ tor.policy(policy, on_error=%q)
 			}
 		}
 		p.termOK(t)
-		faultAfterExit(t, "0")
+		checkLeftBehind(t, dial(t), "0")
 	})
 	t.Run("on_error=close", func(t *testing.T) {
 		ctx := testCtx(t, 3*time.Minute)
-		faultRestore(t)
+		restoreLeave(t, "0")
 		ev := faultWatch(t, dial(t), "STREAM")
 		p := faultStart(ctx, t, fmt.Sprintf(src, "close"))
 		ports, _ := faultServers(t, "raises-close", 4)
@@ -461,7 +283,7 @@ tor.policy(policy, on_error=%q)
 			t.Errorf("the log lacks the backtrace")
 		}
 		p.termOK(t)
-		faultAfterExit(t, "0")
+		checkLeftBehind(t, dial(t), "0")
 	})
 }
 
@@ -486,7 +308,7 @@ func TestFaultPolicyLoopsForever(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testCtx(t, 3*time.Minute)
-			faultRestore(t)
+			restoreLeave(t, "0")
 			ev := faultWatch(t, dial(t), "STREAM")
 			src := fmt.Sprintf(`def policy(s):
     while True:
@@ -523,7 +345,7 @@ tor.policy(policy, on_error="tor")
 				t.Errorf("the log says %q; want only %q to stop the policy", tc.notOverrun, tc.overrun)
 			}
 			p.termOK(t)
-			faultAfterExit(t, "0")
+			checkLeftBehind(t, dial(t), "0")
 		})
 	}
 }
@@ -534,7 +356,7 @@ tor.policy(policy, on_error="tor")
 func TestFaultSIGTERMMidTraffic(t *testing.T) {
 	t.Run("held", func(t *testing.T) {
 		ctx := testCtx(t, 3*time.Minute)
-		faultRestore(t)
+		restoreLeave(t, "0")
 		ev := faultWatch(t, dial(t), "STREAM")
 		p := faultStart(ctx, t, `def policy(s):
     print("held", s.id, s.target)
@@ -572,11 +394,11 @@ tor.policy(policy, timeout="60s")
 		if !strings.Contains(p.stderr.String(), "streams handed back at exit") {
 			t.Errorf("the log does not report the streams handed back")
 		}
-		faultAfterExit(t, "0")
+		checkLeftBehind(t, dial(t), "0")
 	})
 	t.Run("under-load", func(t *testing.T) {
 		ctx := testCtx(t, 3*time.Minute)
-		faultRestore(t)
+		restoreLeave(t, "0")
 		circ := faultCircuit(t)
 		p := faultStart(ctx, t, fmt.Sprintf(`def policy(s):
     return %q
@@ -629,7 +451,7 @@ tor.policy(policy)
 		if before == 0 || after == 0 {
 			t.Errorf("no load before or after SIGTERM")
 		}
-		faultAfterExit(t, "0")
+		checkLeftBehind(t, dial(t), "0")
 	})
 }
 
@@ -741,7 +563,7 @@ tor.policy(policy, on_error="close")
 // that waited, and routes every stream by its policy.
 func TestFaultControlConnectionCut(t *testing.T) {
 	ctx := testCtx(t, 3*time.Minute)
-	faultRestore(t)
+	restoreLeave(t, "0")
 	n := testnet.Shared(t)
 	c := dial(t)
 	ev := faultWatch(t, c, "STREAM")
@@ -782,8 +604,8 @@ func TestFaultControlConnectionCut(t *testing.T) {
 	for _, port := range ports[2:5] {
 		ev.stream(t, port)
 	}
-	if v := faultLeaveValue(t, c); v != "1" {
-		t.Errorf("while torscript is away %s=%s, want 1", faultLeave, v)
+	if v := leaveValue(t, c); v != "1" {
+		t.Errorf("while torscript is away %s=%s, want 1", leaveKey, v)
 	}
 	time.Sleep(2500 * time.Millisecond)
 	for _, ch := range res {
@@ -810,7 +632,7 @@ func TestFaultControlConnectionCut(t *testing.T) {
 	t.Logf("proxy: %d connections accepted, %d turned away", accepted, refused)
 
 	p.termOK(t)
-	faultAfterExit(t, "0")
+	checkLeftBehind(t, dial(t), "0")
 }
 
 // TestFaultTorRestarted: the client tor restarts under the running script
@@ -820,7 +642,7 @@ func TestFaultControlConnectionCut(t *testing.T) {
 func TestFaultTorRestarted(t *testing.T) {
 	ctx := testCtx(t, 4*time.Minute)
 	n := testnet.Shared(t)
-	faultRestore(t)
+	restoreLeave(t, "0")
 	t.Cleanup(func() {
 		// Leave a healthy client for the other tests.
 		if !n.Client.Alive() {
@@ -863,9 +685,9 @@ tor.policy(policy)
 	p.waitLog(t, "reconnected to tor", 30*time.Second)
 	c := dial(t)
 	deadline := time.Now().Add(10 * time.Second)
-	for faultLeaveValue(t, c) != "1" {
+	for leaveValue(t, c) != "1" {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s is not 1 again after torscript reconnected", faultLeave)
+			t.Fatalf("%s is not 1 again after torscript reconnected", leaveKey)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -876,7 +698,7 @@ tor.policy(policy)
 	routedCurl(3)
 
 	p.termOK(t)
-	faultAfterExit(t, "0")
+	checkLeftBehind(t, dial(t), "0")
 }
 
 // TestFaultTakeOverOrphans: a controller set __LeaveStreamsUnattached=1
@@ -884,10 +706,10 @@ tor.policy(policy)
 // curl completes, and at exit the setting keeps its earlier value, 1.
 func TestFaultTakeOverOrphans(t *testing.T) {
 	ctx := testCtx(t, 3*time.Minute)
-	faultRestore(t)
+	restoreLeave(t, "0")
 	c := dial(t)
 	ev := faultWatch(t, c, "STREAM")
-	if err := c.SetConf(testCtx(t, 10*time.Second), ctl.ConfEntry{Key: faultLeave, Value: "1"}); err != nil {
+	if err := c.SetConf(testCtx(t, 10*time.Second), ctl.ConfEntry{Key: leaveKey, Value: "1"}); err != nil {
 		t.Fatal(err)
 	}
 	ports, bodies := faultServers(t, "orphan", 2)
@@ -896,7 +718,7 @@ func TestFaultTakeOverOrphans(t *testing.T) {
 	time.Sleep(time.Second)
 	select {
 	case r := <-orphan:
-		t.Fatalf("%v with %s=1 and no controller", r, faultLeave)
+		t.Fatalf("%v with %s=1 and no controller", r, leaveKey)
 	default:
 	}
 
@@ -920,5 +742,5 @@ tor.policy(policy)
 	ev.succeededOn(t, ports[1], "")
 
 	p.termOK(t)
-	faultAfterExit(t, "1")
+	checkLeftBehind(t, dial(t), "1")
 }
