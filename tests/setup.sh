@@ -1,9 +1,11 @@
-# Sourced by tests/demo.sh and tests/run.sh: makes sure tor, tor-gencert and
-# curl are installed, installing Debian's packages when running as root.
+# Sourced by tests/demo.sh and tests/run.sh: makes sure tor, tor-gencert,
+# curl and tmux (the REPL's end-to-end tests drive it in a terminal) are
+# installed, installing Debian's packages when running as root.
 need=()
 command -v tor >/dev/null 2>&1 || need+=(tor)
 command -v tor-gencert >/dev/null 2>&1 || need+=(tor)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
 	pkgs=$(printf '%s\n' "${need[@]}" | sort -u | tr '\n' ' ')
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
