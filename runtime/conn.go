@@ -9,13 +9,20 @@ import (
 	"github.com/torscript/torscript/ctl"
 )
 
-// wantedEvents is what the script needs: its handlers' events, and CIRC
-// and STREAM while the live state is kept.
+// wantedEvents is what the script needs: its handlers' events, those a
+// session asked for, and CIRC and STREAM while the live state is kept.
 func (r *Runtime) wantedEvents() []string {
 	var names []string
 	for typ, hs := range r.handlers {
 		if len(hs) > 0 {
 			names = append(names, typ)
+		}
+	}
+	for _, types := range r.extraEvents {
+		for _, t := range types {
+			if !slices.Contains(names, t) {
+				names = append(names, t)
+			}
 		}
 	}
 	if r.state.tracking || r.policy != nil {

@@ -100,6 +100,9 @@ func (r *Runtime) loop() {
 // dispatch handles one event: the live state first, then the policy, then
 // the script's handlers.
 func (r *Runtime) dispatch(ev ctl.Event) {
+	if r.opts.OnEvent != nil {
+		r.opts.OnEvent(ev)
+	}
 	switch e := ev.(type) {
 	case *ctl.StreamEvent:
 		r.state.stream(&e.Stream)

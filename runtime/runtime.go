@@ -54,6 +54,9 @@ type Options struct {
 	// Bootstrap, if set, makes Run wait for tor to finish bootstrapping
 	// before running the script, writing progress lines to it.
 	Bootstrap io.Writer
+	// OnEvent, if set, sees every event first, on the loop goroutine (the
+	// REPL's event buffer and watches).
+	OnEvent func(ctl.Event)
 }
 
 // Runtime runs one script. Create it with New; Run it once.
@@ -71,12 +74,13 @@ type Runtime struct {
 
 	tasks tasks
 
-	handlers map[string][]*handler // by event type
-	subs     string                // the SETEVENTS argument in effect
-	timers   map[*timer]struct{}
-	policy   *policyState
-	state    *liveState
-	maps     []mapping
+	handlers    map[string][]*handler // by event type
+	extraEvents map[string][]string   // events a Session asked for, by owner
+	subs        string                // the SETEVENTS argument in effect
+	timers      map[*timer]struct{}
+	policy      *policyState
+	state       *liveState
+	maps        []mapping
 
 	// Supervision: the watchdog cancels a call that overruns. watchMu
 	// makes "is this call still running" and "stop it" one step, so the

@@ -45,6 +45,7 @@ type factory struct {
 	out, errOut io.Writer
 	conn        connFlags
 	log         *slog.Logger
+	logLevel    slog.Level
 	cleanups    []func()
 	launched    *testnet.Process // the tor --launch started, reused on reconnect
 	traceFile   *os.File
@@ -59,6 +60,7 @@ func (f *factory) setup() error {
 	if err := lvl.UnmarshalText([]byte(f.conn.logLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
 	}
+	f.logLevel = lvl
 	f.log = slog.New(slog.NewTextHandler(f.errOut, &slog.HandlerOptions{Level: lvl}))
 	return nil
 }

@@ -132,6 +132,7 @@ func newCmdRoot(f *factory) *cobra.Command {
 		newCmdCheck(f, nil),
 		newCmdRaw(f, nil),
 		newCmdEvents(f, nil),
+		newCmdRepl(f, nil),
 		newCmdTestnet(),
 	)
 	return root

@@ -1,0 +1,547 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chzyer/readline"
+	"github.com/spf13/cobra"
+	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
+
+	"github.com/torscript/torscript/builtins"
+	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/runtime"
+)
+
+// replOptions are the inputs of `torscript repl`.
+type replOptions struct {
+	f  *factory
+	sf scriptFlags
+}
+
+func newCmdRepl(f *factory, runF func(context.Context, *replOptions) error) *cobra.Command {
+	opts := &replOptions{f: f}
+	cmd := &cobra.Command{
+		Use:   "repl",
+		Short: "Explore a live tor at a Starlark prompt",
+		Long: `Explore a live tor at a Starlark prompt. Expressions print their value (also
+bound to _), statements run, and the tor module is the one scripts use:
+handlers, timers and a stream policy set at the prompt run between inputs,
+and what they print appears above the line being typed. A line that starts
+with a control keyword (GETINFO version) is sent to tor as typed. Tab
+completes names, attributes, GETINFO keys, config, event and signal names
+and live circuit and stream ids. :help lists the REPL's own commands.
+
+With input that is not a terminal (torscript repl < file) there is no
+prompt and no line editing: the output is the same, byte for byte, without
+escape codes. Ctrl-D (or the end of the input) leaves, undoing what a
+policy loaded at the prompt changed in tor.`,
+		Example: `  torscript repl
+  echo 'tor.get_info("version")' | torscript repl`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return replRun(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&opts.sf.dryRun, "dry-run", false, "call a stream policy and log its decisions, but let tor attach every stream")
+	fl.Uint64Var(&opts.sf.maxSteps, "max-steps", 10_000_000, "Starlark steps one handler, timer or policy call may take")
+	fl.DurationVar(&opts.sf.handlerTimeout, "handler-timeout", 2*time.Second, "wall time one handler, timer or policy call may take")
+	return cmd
+}
+
+// errInterrupted is what a read returns when Ctrl-C was typed at the
+// prompt: the input so far is dropped.
+var errInterrupted = errors.New("interrupted")
+
+// lineReader reads the REPL's input a line at a time.
+type lineReader interface {
+	// readLine returns a line without its newline; io.EOF at the end,
+	// errInterrupted on Ctrl-C.
+	readLine(prompt string) (string, error)
+	// saveHistory records a line typed by the user.
+	saveHistory(line string)
+	close()
+}
+
+// termReader reads from a terminal with line editing, completion and
+// history.
+type termReader struct{ rl *readline.Instance }
+
+func (r *termReader) readLine(prompt string) (string, error) {
+	r.rl.SetPrompt(prompt)
+	line, err := r.rl.Readline()
+	if errors.Is(err, readline.ErrInterrupt) {
+		return "", errInterrupted
+	}
+	return line, err
+}
+
+func (r *termReader) saveHistory(line string) {
+	if strings.TrimSpace(line) != "" && !secretLine(line) {
+		r.rl.SaveHistory(line)
+	}
+}
+
+func (r *termReader) close() { r.rl.Close() }
+
+// pipeReader reads lines from a reader that is not a terminal, in a
+// goroutine of its own so that a read can be abandoned.
+type pipeReader struct {
+	lines chan string
+	err   error // after lines is closed
+	quit  chan struct{}
+	once  sync.Once
+}
+
+func newPipeReader(in io.Reader) *pipeReader {
+	r := &pipeReader{lines: make(chan string), quit: make(chan struct{})}
+	go func() {
+		defer close(r.lines)
+		br := newLineScanner(in)
+		for {
+			line, err := br()
+			if err != nil {
+				if err != io.EOF {
+					r.err = err
+				}
+				return
+			}
+			select {
+			case r.lines <- line:
+			case <-r.quit:
+				return
+			}
+		}
+	}()
+	return r
+}
+
+func (r *pipeReader) readLine(string) (string, error) {
+	select {
+	case line, ok := <-r.lines:
+		if !ok {
+			if r.err != nil {
+				return "", r.err
+			}
+			return "", io.EOF
+		}
+		return line, nil
+	case <-r.quit:
+		return "", io.EOF
+	}
+}
+
+func (r *pipeReader) saveHistory(string) {}
+func (r *pipeReader) close()             { r.once.Do(func() { close(r.quit) }) }
+
+// repl is one REPL session.
+type repl struct {
+	s       *runtime.Session
+	in      lineReader
+	out     io.Writer // results and print(); above the prompt on a terminal
+	errOut  io.Writer // errors and the log
+	evaling atomic.Bool
+
+	mu        sync.Mutex
+	cancelRaw context.CancelFunc // stops a raw command's wait; under mu
+
+	// Owned by the loop goroutine (OnEvent, and code run by Do).
+	events     []ctl.Event // the last maxEvents, oldest first
+	rawEvents  []string    // types subscribed by a typed SETEVENTS: printed as they come
+	watches    []*watch
+	nextWatch  int
+	eventsSeen int
+
+	comp *completer
+}
+
+// maxEvents is how many events :events keeps.
+const maxEvents = 1000
+
+func replRun(ctx context.Context, opts *replOptions) error {
+	f := opts.f
+	// Ctrl-C belongs to the REPL: it stops an evaluation, not torscript.
+	signal.Reset(os.Interrupt)
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt)
+	defer signal.Stop(sigc)
+
+	rp := &repl{}
+	var in lineReader
+	interactive := isTerminal(f.in) && isTerminalW(f.out)
+	if interactive {
+		rp.comp = &completer{rp: rp}
+		cfg := &readline.Config{
+			Prompt:                 ">>> ",
+			AutoComplete:           rp.comp,
+			InterruptPrompt:        "^C",
+			EOFPrompt:              "",
+			HistoryFile:            historyPath(),
+			DisableAutoSaveHistory: true,
+			HistoryLimit:           10000,
+			Stdin:                  readline.NewCancelableStdin(f.in),
+			Stdout:                 f.out,
+			Stderr:                 f.errOut,
+		}
+		if cfg.HistoryFile != "" {
+			if err := os.MkdirAll(filepath.Dir(cfg.HistoryFile), 0o700); err != nil {
+				f.log.Warn("history will not be saved", "err", err)
+				cfg.HistoryFile = ""
+			}
+		}
+		rl, err := readline.NewEx(cfg)
+		if err != nil {
+			return err
+		}
+		in = &termReader{rl: rl}
+		rp.out, rp.errOut = rl.Stdout(), rl.Stderr()
+	} else {
+		in = newPipeReader(f.in)
+		rp.out, rp.errOut = f.out, f.errOut
+	}
+	rp.in = in
+	defer in.close()
+
+	if interactive {
+		// The log goes above the prompt too.
+		f.log = slog.New(slog.NewTextHandler(rp.errOut, &slog.HandlerOptions{Level: f.logLevel}))
+	}
+	r := runtime.New(runtime.Options{
+		Connect:        func(ctx context.Context) (*ctl.Conn, error) { return f.connect(ctx) },
+		Logger:         f.log,
+		Stdout:         rp.out,
+		MaxSteps:       opts.sf.maxSteps,
+		HandlerTimeout: opts.sf.handlerTimeout,
+		DryRun:         opts.sf.dryRun,
+		OnEvent:        rp.onEvent,
+	})
+	s, err := r.Open(ctx)
+	if err != nil {
+		var ce connectError
+		if errors.As(err, &ce) {
+			return err
+		}
+		return connectError{err}
+	}
+	rp.s = s
+	code := 0
+	defer func() {
+		code = s.Close()
+	}()
+
+	// SIGTERM, exit() in a handler: stop reading.
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-s.Done():
+		}
+		in.close()
+	}()
+	go func() {
+		for range sigc {
+			if rp.evaling.Load() {
+				rp.interrupt()
+			} else if !interactive {
+				in.close()
+			}
+		}
+	}()
+
+	if interactive {
+		fmt.Fprintf(rp.out, "torscript %s: Starlark with the tor module. help(), :help; Ctrl-D leaves.\n", replVersion(s))
+	}
+	for {
+		err := rp.step()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fmt.Fprintln(rp.errOut, err)
+		}
+	}
+	if interactive {
+		fmt.Fprintln(rp.out)
+	}
+	s.Close()
+	if code = s.ExitCode(); code != 0 {
+		return silentError{exitCodeT(code)}
+	}
+	return nil
+}
+
+func isTerminalW(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && readline.IsTerminal(int(f.Fd()))
+}
+
+// historyPath is $XDG_STATE_HOME/torscript/history, or
+// ~/.local/state/torscript/history; "" if neither can be found.
+func historyPath() string {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(dir, "torscript", "history")
+}
+
+// secretRE matches lines that may carry a secret: they are never saved in
+// the history.
+var secretRE = regexp.MustCompile(`(?i)passw|secret|authenticate|cookie|private_?key|ed25519-v3:|rsa1024:|x25519:|client_auth|onion_client_auth_add`)
+
+func secretLine(line string) bool { return secretRE.MatchString(line) }
+
+func replVersion(s *runtime.Session) string {
+	v := "?"
+	s.Do(func(t *starlark.Thread, _ starlark.StringDict) error {
+		if c := s.Conn(); c != nil {
+			if got, err := c.GetInfoOne(builtins.Context(t), "version"); err == nil {
+				v = "on tor " + got
+			}
+		}
+		return nil
+	})
+	return v
+}
+
+// step reads and runs one input: a REPL command, a raw control command or
+// a Starlark chunk. It returns io.EOF at the end of the input.
+func (rp *repl) step() error {
+	first, err := rp.in.readLine(">>> ")
+	if err == errInterrupted {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	trimmed := strings.TrimSpace(first)
+	switch {
+	case trimmed == "":
+		return nil
+	case strings.HasPrefix(trimmed, ":"):
+		rp.in.saveHistory(first)
+		return rp.command(trimmed)
+	case isRawCommand(trimmed):
+		rp.in.saveHistory(first)
+		return rp.raw(trimmed)
+	}
+	var lines []string
+	pending := &first
+	interrupted := false
+	readMore := func() ([]byte, error) {
+		if pending != nil {
+			l := *pending
+			pending = nil
+			lines = append(lines, l)
+			return []byte(l + "\n"), nil
+		}
+		l, err := rp.in.readLine("... ")
+		if err == errInterrupted {
+			interrupted = true
+			return nil, err
+		}
+		if err != nil {
+			return nil, err
+		}
+		lines = append(lines, l)
+		return []byte(l + "\n"), nil
+	}
+	opts := *runtime.FileOptions()
+	opts.LoadBindsGlobally = true
+	f, err := opts.ParseCompoundStmt("<stdin>", readMore)
+	for _, l := range lines {
+		rp.in.saveHistory(l)
+	}
+	if interrupted {
+		return nil
+	}
+	if err != nil {
+		if err == io.EOF {
+			return io.EOF
+		}
+		return errors.New(runtime.FormatError(err))
+	}
+	return rp.exec(f)
+}
+
+// exec runs a parsed chunk: an expression's value is printed and bound to
+// _.
+func (rp *repl) exec(f *syntax.File) error {
+	rp.evaling.Store(true)
+	defer rp.evaling.Store(false)
+	err := rp.s.Do(func(t *starlark.Thread, g starlark.StringDict) error {
+		if len(f.Stmts) == 1 {
+			if es, ok := f.Stmts[0].(*syntax.ExprStmt); ok {
+				v, err := starlark.EvalExprOptions(f.Options, t, es.X, g)
+				if err != nil {
+					return err
+				}
+				g["_"] = v
+				if v != starlark.None {
+					fmt.Fprintln(rp.out, pretty(v))
+				}
+				return nil
+			}
+		}
+		return starlark.ExecREPLChunk(f, t, g)
+	})
+	return rp.result(err)
+}
+
+// result turns what an evaluation returned into what the REPL says.
+func (rp *repl) result(err error) error {
+	if err == nil {
+		return nil
+	}
+	var exit *runtime.ExitError
+	if errors.As(err, &exit) {
+		return io.EOF
+	}
+	if errors.Is(err, runtime.ErrSessionEnded) {
+		return io.EOF
+	}
+	return errors.New(runtime.FormatError(err))
+}
+
+// rawKeywords are the control commands a line may start with to be sent
+// as typed.
+var rawKeywords = []string{
+	"ADD_ONION", "ATTACHSTREAM", "AUTHCHALLENGE", "AUTHENTICATE", "CLOSECIRCUIT", "CLOSESTREAM",
+	"DEL_ONION", "DROPGUARDS", "DROPOWNERSHIP", "DROPTIMEOUTS", "EXTENDCIRCUIT", "GETCONF", "GETINFO",
+	"HSFETCH", "HSPOST", "LOADCONF", "MAPADDRESS", "ONION_CLIENT_AUTH_ADD", "ONION_CLIENT_AUTH_REMOVE",
+	"ONION_CLIENT_AUTH_VIEW", "POSTDESCRIPTOR", "PROTOCOLINFO", "QUIT", "REDIRECTSTREAM", "RESETCONF",
+	"RESOLVE", "SAVECONF", "SETCIRCUITPURPOSE", "SETCONF", "SETEVENTS", "SETROUTERPURPOSE", "SIGNAL",
+	"TAKEOWNERSHIP", "USEFEATURE",
+}
+
+// isRawCommand reports whether a line is a control command: it starts
+// with an upper-case keyword followed by the end of the line or a space,
+// and is not a Starlark assignment to a name like that (SIGNAL = 1).
+func isRawCommand(line string) bool {
+	kw, rest, _ := strings.Cut(line, " ")
+	if !slices.Contains(rawKeywords, kw) {
+		return false
+	}
+	rest = strings.TrimSpace(rest)
+	return !strings.HasPrefix(rest, "=") || strings.HasPrefix(rest, "==")
+}
+
+// raw sends a control command as typed and prints tor's reply as tor sent
+// it.
+func (rp *repl) raw(line string) error {
+	kw, rest, _ := strings.Cut(line, " ")
+	switch kw {
+	case "QUIT":
+		return io.EOF
+	case "AUTHENTICATE", "AUTHCHALLENGE", "PROTOCOLINFO":
+		if kw != "PROTOCOLINFO" {
+			return errors.New("the REPL authenticated when it connected; " + kw + " is not sent")
+		}
+	case "SETEVENTS":
+		return rp.setEvents(rest)
+	}
+	var conn *ctl.Conn
+	rp.s.Do(func(*starlark.Thread, starlark.StringDict) error { conn = rp.s.Conn(); return nil })
+	if conn == nil {
+		return errors.New("not connected to tor (reconnecting)")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rp.mu.Lock()
+	rp.cancelRaw = cancel // Ctrl-C stops waiting for the reply
+	rp.mu.Unlock()
+	rp.evaling.Store(true)
+	reply, err := conn.Raw(ctx, line)
+	rp.evaling.Store(false)
+	rp.mu.Lock()
+	rp.cancelRaw = nil
+	rp.mu.Unlock()
+	if reply != nil {
+		io.WriteString(rp.out, toLF(reply.Raw))
+		return nil
+	}
+	return err
+}
+
+// interrupt stops the running evaluation or raw command (Ctrl-C).
+func (rp *repl) interrupt() {
+	rp.s.Interrupt()
+	rp.mu.Lock()
+	if rp.cancelRaw != nil {
+		rp.cancelRaw()
+	}
+	rp.mu.Unlock()
+}
+
+// setEvents handles a typed SETEVENTS: the session subscribes to those
+// events besides what its handlers need, and prints them as they come.
+func (rp *repl) setEvents(args string) error {
+	var types []string
+	for _, a := range strings.Fields(args) {
+		if strings.EqualFold(a, "EXTENDED") {
+			continue
+		}
+		t, err := builtins.EventName(a)
+		if err != nil {
+			return err
+		}
+		types = append(types, t)
+	}
+	err := rp.s.Do(func(*starlark.Thread, starlark.StringDict) error {
+		if err := rp.s.Subscribe("raw", types); err != nil {
+			return err
+		}
+		rp.rawEvents = types
+		return nil
+	})
+	if err != nil {
+		return errors.New(runtime.FormatError(err))
+	}
+	fmt.Fprintln(rp.out, "250 OK")
+	return nil
+}
+
+// onEvent runs on the loop for every event: it keeps the last maxEvents,
+// prints those a typed SETEVENTS asked for, and runs the watches.
+func (rp *repl) onEvent(ev ctl.Event) {
+	rp.eventsSeen++
+	if len(rp.events) >= maxEvents {
+		n := copy(rp.events, rp.events[len(rp.events)-maxEvents/2:])
+		clear(rp.events[n:])
+		rp.events = rp.events[:n]
+	}
+	rp.events = append(rp.events, ev)
+	typ := ev.EventType()
+	if slices.Contains(rp.rawEvents, typ) {
+		io.WriteString(rp.out, eventText(ev))
+	}
+	for _, w := range rp.watches {
+		if w.typ == typ {
+			rp.runWatch(w, ev)
+		}
+	}
+}
+
+func eventText(ev ctl.Event) string {
+	return toLF(ev.Reply().Raw)
+}

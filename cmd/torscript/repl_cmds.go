@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
+
+	"github.com/torscript/torscript/builtins"
+	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/runtime"
+)
+
+// newLineScanner returns a function that reads one line at a time from in,
+// without its "\n" or "\r\n"; io.EOF after the last.
+func newLineScanner(in io.Reader) func() (string, error) {
+	br := bufio.NewReader(in)
+	return func() (string, error) {
+		line, err := br.ReadString('\n')
+		if err != nil && (err != io.EOF || line == "") {
+			return "", err
+		}
+		line = strings.TrimSuffix(line, "\n")
+		return strings.TrimSuffix(line, "\r"), nil
+	}
+}
+
+// replCommands are the REPL's own commands, for :help and completion.
+var replCommands = []struct{ name, args, help string }{
+	{":help", "", "this list; help() and help(tor.x) show the tor module's documentation"},
+	{":events", "[TYPE...|clear]", "the last events received (of these types), oldest first; clear forgets them"},
+	{":watch", "[TYPE [where EXPR]]", "print live events of TYPE for which EXPR (with the event as e and as the type's name, e.g. stream) is true; alone, list the watches"},
+	{":unwatch", "[N|all]", "remove watch N (or all of them)"},
+	{":load", "FILE", "run a script into the session: its handlers, timers and policy become active and its globals are bound"},
+	{":policy", "[off]", "whether a stream policy is active; off removes it and hands the streams it holds back to tor"},
+	{":info", "RELAY", "a relay by nickname or fingerprint, as tor.router(RELAY)"},
+	{":quit", "", "leave (as Ctrl-D), undoing what a policy changed"},
+}
+
+// command runs one of the REPL's own commands.
+func (rp *repl) command(line string) error {
+	name, arg, _ := strings.Cut(line, " ")
+	arg = strings.TrimSpace(arg)
+	switch name {
+	case ":help", ":h", ":?":
+		for _, c := range replCommands {
+			fmt.Fprintf(rp.out, "%-9s %-22s %s\n", c.name, c.args, c.help)
+		}
+		fmt.Fprintln(rp.out, "A line that starts with a control keyword (GETINFO version) is sent to tor as typed.")
+		return nil
+	case ":quit", ":q", ":exit":
+		return io.EOF
+	case ":events":
+		return rp.showEvents(arg)
+	case ":watch":
+		if arg == "" {
+			return rp.listWatches()
+		}
+		return rp.addWatch(arg)
+	case ":unwatch":
+		return rp.unwatch(arg)
+	case ":load":
+		if arg == "" {
+			return errors.New(":load FILE")
+		}
+		rp.evaling.Store(true)
+		defer rp.evaling.Store(false)
+		return rp.result(rp.s.Do(func(t *starlark.Thread, _ starlark.StringDict) error {
+			return rp.s.Load(t, arg)
+		}))
+	case ":policy":
+		return rp.policyCommand(arg)
+	case ":info":
+		if arg == "" {
+			return errors.New(":info RELAY (a nickname or fingerprint)")
+		}
+		return rp.exec(mustParse("tor.router(" + strconv.Quote(arg) + ") or " + strconv.Quote("no relay "+arg)))
+	}
+	return fmt.Errorf("unknown command %s; :help lists the commands", name)
+}
+
+// mustParse parses a chunk made by the REPL itself.
+func mustParse(src string) *syntax.File {
+	f, err := runtime.FileOptions().Parse("<repl>", src+"\n", 0)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
+func (rp *repl) policyCommand(arg string) error {
+	switch arg {
+	case "":
+		var on bool
+		rp.s.Do(func(*starlark.Thread, starlark.StringDict) error { on = rp.s.HasPolicy(); return nil })
+		if on {
+			fmt.Fprintln(rp.out, "a stream policy is active; :policy off removes it")
+		} else {
+			fmt.Fprintln(rp.out, "no stream policy")
+		}
+		return nil
+	case "off":
+		var had bool
+		rp.s.Do(func(*starlark.Thread, starlark.StringDict) error { had = rp.s.StopPolicy(); return nil })
+		if had {
+			fmt.Fprintln(rp.out, "policy removed; streams go to tor again")
+		} else {
+			fmt.Fprintln(rp.out, "no stream policy")
+		}
+		return nil
+	}
+	return errors.New(":policy [off]")
+}
+
+func (rp *repl) showEvents(arg string) error {
+	if arg == "clear" {
+		rp.s.Do(func(*starlark.Thread, starlark.StringDict) error { rp.events = nil; return nil })
+		return nil
+	}
+	var types []string
+	for _, a := range strings.Fields(arg) {
+		t, err := builtins.EventName(a)
+		if err != nil {
+			return err
+		}
+		types = append(types, t)
+	}
+	var b strings.Builder
+	var subs string
+	rp.s.Do(func(*starlark.Thread, starlark.StringDict) error {
+		for _, ev := range rp.events {
+			if len(types) == 0 || slices.Contains(types, ev.EventType()) {
+				b.WriteString(eventText(ev))
+			}
+		}
+		if rp.eventsSeen == 0 {
+			subs = "no events yet; the session receives CIRC and STREAM, those its handlers and watches need and those of a typed SETEVENTS"
+		}
+		return nil
+	})
+	if subs != "" && b.Len() == 0 {
+		fmt.Fprintln(rp.out, subs)
+		return nil
+	}
+	io.WriteString(rp.out, b.String())
+	return nil
+}
+
+// watch prints the live events of one type that match a condition.
+type watch struct {
+	n    int
+	typ  string
+	cond string            // as typed; "" for every event
+	fn   starlark.Callable // lambda e, TYPE: (cond); nil for none
+	fail int               // failures in a row
+}
+
+func (rp *repl) addWatch(arg string) error {
+	typName, cond, _ := strings.Cut(arg, " ")
+	cond = strings.TrimSpace(cond)
+	if cond != "" {
+		c, ok := strings.CutPrefix(cond, "where ")
+		if !ok {
+			return errors.New(":watch TYPE [where EXPR]")
+		}
+		cond = strings.TrimSpace(c)
+	}
+	typ, err := builtins.EventName(typName)
+	if err != nil {
+		return err
+	}
+	param := strings.ToLower(typ)
+	err = rp.s.Do(func(t *starlark.Thread, g starlark.StringDict) error {
+		w := &watch{typ: typ, cond: cond}
+		if cond != "" {
+			scratch := make(starlark.StringDict, len(g))
+			for k, v := range g {
+				scratch[k] = v
+			}
+			src := "__watch = lambda e, " + param + ": (" + cond + ")\n"
+			f, err := runtime.FileOptions().Parse("<watch>", src, 0)
+			if err != nil {
+				return err
+			}
+			if err := starlark.ExecREPLChunk(f, t, scratch); err != nil {
+				return err
+			}
+			w.fn = scratch["__watch"].(starlark.Callable)
+		}
+		rp.nextWatch++
+		w.n = rp.nextWatch
+		rp.watches = append(rp.watches, w)
+		if err := rp.s.Subscribe("watch", rp.watchTypes()); err != nil {
+			rp.watches = rp.watches[:len(rp.watches)-1]
+			return err
+		}
+		fmt.Fprintf(rp.out, "watch %d: %s\n", w.n, w.describe())
+		return nil
+	})
+	if err != nil {
+		return errors.New(runtime.FormatError(err))
+	}
+	return nil
+}
+
+func (w *watch) describe() string {
+	if w.cond == "" {
+		return strings.ToLower(w.typ)
+	}
+	return strings.ToLower(w.typ) + " where " + w.cond
+}
+
+func (rp *repl) watchTypes() []string {
+	var types []string
+	for _, w := range rp.watches {
+		if !slices.Contains(types, w.typ) {
+			types = append(types, w.typ)
+		}
+	}
+	return types
+}
+
+func (rp *repl) listWatches() error {
+	rp.s.Do(func(*starlark.Thread, starlark.StringDict) error {
+		if len(rp.watches) == 0 {
+			fmt.Fprintln(rp.out, "no watches; :watch TYPE [where EXPR]")
+		}
+		for _, w := range rp.watches {
+			fmt.Fprintf(rp.out, "watch %d: %s\n", w.n, w.describe())
+		}
+		return nil
+	})
+	return nil
+}
+
+func (rp *repl) unwatch(arg string) error {
+	var n int
+	if arg != "all" && arg != "" {
+		var err error
+		if n, err = strconv.Atoi(arg); err != nil {
+			return errors.New(":unwatch [N|all]")
+		}
+	}
+	var found bool
+	err := rp.s.Do(func(*starlark.Thread, starlark.StringDict) error {
+		kept := rp.watches[:0]
+		for _, w := range rp.watches {
+			if n == 0 || w.n == n {
+				found = true
+				continue
+			}
+			kept = append(kept, w)
+		}
+		clear(rp.watches[len(kept):])
+		rp.watches = kept
+		return rp.s.Subscribe("watch", rp.watchTypes())
+	})
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("no watch %s", arg)
+	}
+	return nil
+}
+
+// runWatch prints ev if it meets w's condition. A condition that fails is
+// reported; one that fails ten times in a row is removed.
+func (rp *repl) runWatch(w *watch, ev ctl.Event) {
+	if w.fn != nil {
+		v := rp.s.EventValue(ev)
+		got, err := rp.s.Call(w.fn, starlark.Tuple{v, v})
+		if err != nil {
+			w.fail++
+			fmt.Fprintf(rp.errOut, "watch %d: %s\n", w.n, runtime.FormatError(err))
+			if w.fail >= 10 {
+				fmt.Fprintf(rp.errOut, "watch %d removed: its condition failed 10 times in a row\n", w.n)
+				for i, x := range rp.watches {
+					if x == w {
+						rp.watches = append(rp.watches[:i], rp.watches[i+1:]...)
+						break
+					}
+				}
+				rp.s.Subscribe("watch", rp.watchTypes())
+			}
+			return
+		}
+		w.fail = 0
+		if !got.Truth() {
+			return
+		}
+	}
+	fmt.Fprintf(rp.out, "[watch %d] %s", w.n, eventText(ev))
+}

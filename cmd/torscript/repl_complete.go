@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.starlark.net/starlark"
+
+	"github.com/torscript/torscript/ctl"
+)
+
+// completer completes what is typed at the prompt (readline's
+// AutoCompleter). Tor's own names come from the connected tor (info/names,
+// config/names, events/names, signal/names), so a newer tor completes its
+// new names; live circuit and stream ids come from the session's state.
+type completer struct {
+	rp *repl
+
+	mu        sync.Mutex
+	names     *torNames
+	namesConn int // the connection they came from
+}
+
+// torNames are the names the connected tor knows.
+type torNames struct {
+	info, config, events, signals []string
+}
+
+// waitLoop bounds how long completion waits for the session's loop.
+const waitLoop = 300 * time.Millisecond
+
+// Do returns the candidates' remaining runes and the length of the word
+// they complete.
+func (c *completer) Do(line []rune, pos int) ([][]rune, int) {
+	word, cands := c.candidates(string(line[:pos]))
+	var out [][]rune
+	seen := map[string]bool{}
+	for _, cand := range cands {
+		if strings.HasPrefix(cand, word) && !seen[cand] {
+			seen[cand] = true
+			out = append(out, []rune(cand[len(word):]))
+		}
+	}
+	return out, len([]rune(word))
+}
+
+var (
+	reStringArg  = regexp.MustCompile(`(\w+)\(([^()]*?)["']([^"']*)$`)
+	reIDArg      = regexp.MustCompile(`(\w+)\(\s*(\d*)$`)
+	reSecondID   = regexp.MustCompile(`attach_stream\(\s*["']?\d+["']?\s*,\s*["']?(\d*)$`)
+	reAttr       = regexp.MustCompile(`([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$`)
+	reIdent      = regexp.MustCompile(`([A-Za-z_]\w*)$`)
+	circuitFuncs = []string{"circuit", "close_circuit", "extend_circuit", "set_circuit_purpose"}
+	streamFuncs  = []string{"attach_stream", "close_stream", "redirect_stream"}
+)
+
+// candidates returns the word being completed and what it may become.
+func (c *completer) candidates(text string) (string, []string) {
+	trimmed := strings.TrimLeft(text, " \t")
+	if strings.HasPrefix(trimmed, ":") && !strings.Contains(trimmed, " ") {
+		var names []string
+		for _, rc := range replCommands {
+			names = append(names, rc.name)
+		}
+		return trimmed, names
+	}
+	if word, cands, ok := c.rawCandidates(trimmed); ok {
+		return word, cands
+	}
+	if m := reStringArg.FindStringSubmatch(text); m != nil && !strings.ContainsAny(m[2], `"'`) {
+		fn, partial := m[1], m[3]
+		switch {
+		case fn == "get_info" || fn == "getinfo":
+			return partial, c.torNames().info
+		case fn == "get_conf" || fn == "set_conf" || fn == "reset_conf" || fn == "getconf" || fn == "setconf":
+			return partial, c.torNames().config
+		case fn == "on":
+			var lower []string
+			for _, e := range c.torNames().events {
+				lower = append(lower, strings.ToLower(e))
+			}
+			return partial, lower
+		case fn == "signal":
+			return partial, c.torNames().signals
+		case slices.Contains(circuitFuncs, fn) && m[2] == "":
+			return partial, c.ids(false)
+		case slices.Contains(streamFuncs, fn) && m[2] == "":
+			return partial, c.ids(true)
+		}
+		return partial, nil
+	}
+	if m := reSecondID.FindStringSubmatch(text); m != nil {
+		return m[1], c.ids(false)
+	}
+	if m := reIDArg.FindStringSubmatch(text); m != nil {
+		switch {
+		case slices.Contains(circuitFuncs, m[1]):
+			return m[2], c.ids(false)
+		case slices.Contains(streamFuncs, m[1]):
+			return m[2], c.ids(true)
+		}
+	}
+	if m := reAttr.FindStringSubmatch(text); m != nil {
+		return m[2], c.attrs(m[1])
+	}
+	if m := reIdent.FindStringSubmatch(text); m != nil {
+		return m[1], c.globals()
+	}
+	return "", nil
+}
+
+// rawCandidates completes a raw control command: its keyword, then the
+// names or ids its arguments take.
+func (c *completer) rawCandidates(text string) (string, []string, bool) {
+	if text == "" || !isUpperWord(text[:1]) {
+		return "", nil, false
+	}
+	fields := strings.Fields(text)
+	if !strings.ContainsAny(text, " \t") {
+		if !isUpperWord(text) {
+			return "", nil, false
+		}
+		return text, rawKeywords, true
+	}
+	kw := fields[0]
+	if !slices.Contains(rawKeywords, kw) {
+		return "", nil, false
+	}
+	word := ""
+	if !strings.HasSuffix(text, " ") {
+		word = fields[len(fields)-1]
+		fields = fields[:len(fields)-1]
+	}
+	arg := len(fields) // 1 for the first argument
+	switch kw {
+	case "GETINFO":
+		return word, c.torNames().info, true
+	case "GETCONF", "RESETCONF", "SETCONF":
+		return word, c.torNames().config, true
+	case "SETEVENTS":
+		return word, append([]string{"EXTENDED"}, c.torNames().events...), true
+	case "SIGNAL":
+		return word, c.torNames().signals, true
+	case "CLOSECIRCUIT", "EXTENDCIRCUIT", "SETCIRCUITPURPOSE":
+		if arg == 1 {
+			return word, c.ids(false), true
+		}
+	case "CLOSESTREAM", "REDIRECTSTREAM":
+		if arg == 1 {
+			return word, c.ids(true), true
+		}
+	case "ATTACHSTREAM":
+		switch arg {
+		case 1:
+			return word, c.ids(true), true
+		case 2:
+			return word, c.ids(false), true
+		}
+	}
+	return word, nil, true
+}
+
+func isUpperWord(s string) bool {
+	for _, r := range s {
+		if (r < 'A' || r > 'Z') && r != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// ids are the live circuits' (or streams') ids.
+func (c *completer) ids(streams bool) []string {
+	var ids []string
+	s := c.rp.s
+	s.TryDo(waitLoop, func(starlark.StringDict) {
+		if streams {
+			ids = s.StreamIDs()
+		} else {
+			ids = s.CircuitIDs()
+		}
+	})
+	slices.SortFunc(ids, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(a) - len(b)
+		}
+		return strings.Compare(a, b)
+	})
+	return ids
+}
+
+// globals are the session's names, the built-in functions and the
+// keywords.
+func (c *completer) globals() []string {
+	var names []string
+	c.rp.s.TryDo(waitLoop, func(g starlark.StringDict) {
+		names = g.Keys()
+	})
+	for name := range starlark.Universe {
+		names = append(names, name)
+	}
+	names = append(names, "def", "for", "if", "elif", "else", "lambda", "load", "return", "while", "break", "continue", "pass", "and", "not", "or", "in")
+	sort.Strings(names)
+	return names
+}
+
+// attrs are the attribute names of the value a dotted name denotes.
+func (c *completer) attrs(path string) []string {
+	var names []string
+	c.rp.s.TryDo(waitLoop, func(g starlark.StringDict) {
+		parts := strings.Split(path, ".")
+		v, ok := g[parts[0]]
+		if !ok {
+			v, ok = starlark.Universe[parts[0]]
+		}
+		if !ok {
+			return
+		}
+		for _, p := range parts[1:] {
+			ha, isAttrs := v.(starlark.HasAttrs)
+			if !isAttrs {
+				return
+			}
+			next, err := ha.Attr(p)
+			if err != nil || next == nil {
+				return
+			}
+			v = next
+		}
+		if ha, ok := v.(starlark.HasAttrs); ok {
+			names = ha.AttrNames()
+		}
+	})
+	return names
+}
+
+// torNames returns tor's names, asking tor again after a reconnect.
+func (c *completer) torNames() *torNames {
+	var conn *ctl.Conn
+	var n int
+	s := c.rp.s
+	s.TryDo(waitLoop, func(starlark.StringDict) { conn, n = s.Conn(), s.ConnN() })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.names != nil && (conn == nil || n == c.namesConn) {
+		return c.names
+	}
+	if conn == nil {
+		return &torNames{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	got, err := conn.GetInfo(ctx, "info/names", "config/names", "events/names", "signal/names")
+	if err != nil {
+		if c.names != nil {
+			return c.names
+		}
+		return &torNames{}
+	}
+	c.names, c.namesConn = parseTorNames(got), n
+	return c.names
+}
+
+// parseTorNames reads tor's answers to GETINFO info/names ("key -- doc"
+// lines; "ns/id/*" taken as "ns/id/"), config/names ("Name Type" lines),
+// events/names and signal/names (names separated by spaces).
+func parseTorNames(m map[string]string) *torNames {
+	tn := &torNames{}
+	for _, l := range strings.Split(m["info/names"], "\n") {
+		key, _, _ := strings.Cut(l, " -- ")
+		key = strings.TrimSpace(key)
+		if key == "" {
+			continue
+		}
+		if i := strings.IndexAny(key, "*<"); i >= 0 {
+			key = key[:i]
+		}
+		tn.info = append(tn.info, key)
+	}
+	for _, l := range strings.Split(m["config/names"], "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			tn.config = append(tn.config, f[0])
+		}
+	}
+	tn.events = strings.Fields(m["events/names"])
+	tn.signals = strings.Fields(m["signal/names"])
+	for _, l := range [][]string{tn.info, tn.config, tn.events, tn.signals} {
+		sort.Strings(l)
+	}
+	tn.info = slices.Compact(tn.info)
+	return tn
+}

@@ -1,0 +1,307 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/torscript/torscript/builtins"
+	"github.com/torscript/torscript/ctl"
+	"go.starlark.net/starlark"
+)
+
+// ErrSessionEnded is returned by Session.Do once the session's loop has
+// ended (exit(), Close, SIGTERM).
+var ErrSessionEnded = errors.New("the session has ended")
+
+// Session is a Runtime driven interactively, as by the REPL: Open connects
+// and starts the event loop on a goroutine of its own, and Do runs input on
+// that loop, between events, with the session's globals. Handlers, timers
+// and a policy registered at the prompt run as they do in a script.
+type Session struct {
+	r *Runtime
+	// globals are the session's names: the predeclared ones and every
+	// name the input has bound. Only code run by Do may touch them.
+	globals starlark.StringDict
+
+	cancel   context.CancelFunc
+	loopDone chan struct{}
+	stop     func() // the watchdog's
+
+	mu        sync.Mutex
+	interrupt func() // stops the running Do; nil when none runs
+	closed    bool
+}
+
+// Open connects to tor and starts the session's loop. It keeps the live
+// state of circuits and streams from the start (tor.circuits() and
+// completion need it).
+func (r *Runtime) Open(ctx context.Context) (*Session, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	r.ctx = ctx
+	r.pre["argv"].(*starlark.List).SetIndex(0, starlark.String("<repl>"))
+	if r.opts.Connect != nil {
+		c, err := r.opts.Connect(ctx)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		r.conn = c
+		r.connN++
+		if err := (*host)(r).track(ctx); err != nil {
+			c.Close()
+			cancel()
+			return nil, err
+		}
+	}
+	s := &Session{r: r, globals: starlark.StringDict{}, cancel: cancel, loopDone: make(chan struct{})}
+	for k, v := range r.pre {
+		s.globals[k] = v
+	}
+	s.stop = r.startWatchdog()
+	go func() {
+		defer close(s.loopDone)
+		r.loop()
+	}()
+	return s, nil
+}
+
+// Done is closed when the session's loop has ended: exit() was called, or
+// Close.
+func (s *Session) Done() <-chan struct{} { return s.loopDone }
+
+// ExitCode is the code exit() asked for; 0 if it was not called.
+func (s *Session) ExitCode() int {
+	select {
+	case <-s.loopDone:
+		return s.r.exitCode
+	default:
+		return 0
+	}
+}
+
+// Do runs f on the loop goroutine with the session's thread and globals,
+// between events, and returns what f returned. Without a policy f runs
+// without a step budget or deadline until it ends or Interrupt stops it;
+// with a policy it is supervised like a handler, so that streams do not
+// wait on the prompt.
+func (s *Session) Do(f func(t *starlark.Thread, globals starlark.StringDict) error) error {
+	res := make(chan error, 1)
+	s.r.tasks.post(func() { res <- s.run(f) })
+	select {
+	case err := <-res:
+		return err
+	case <-s.loopDone:
+		select {
+		case err := <-res:
+			return err
+		default:
+			return ErrSessionEnded
+		}
+	}
+}
+
+// TryDo is Do for work that must not wait long (completion): it gives up
+// after d and returns false if the loop was busy.
+func (s *Session) TryDo(d time.Duration, f func(globals starlark.StringDict)) bool {
+	res := make(chan struct{})
+	var mu sync.Mutex
+	abandoned := false
+	s.r.tasks.post(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !abandoned {
+			f(s.globals)
+			close(res)
+		}
+	})
+	select {
+	case <-res:
+		return true
+	case <-time.After(d):
+	case <-s.loopDone:
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	select {
+	case <-res:
+		return true
+	default:
+		abandoned = true
+		return false
+	}
+}
+
+func (s *Session) run(f func(*starlark.Thread, starlark.StringDict) error) error {
+	r := s.r
+	t := r.thread
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	s.mu.Lock()
+	s.interrupt = func() {
+		t.Cancel("interrupted")
+		cancel()
+	}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.interrupt = nil
+		s.mu.Unlock()
+		t.Uncancel()
+	}()
+	if r.policy == nil {
+		t.SetMaxExecutionSteps(math.MaxUint64)
+		builtins.SetContext(t, ctx)
+		r.threadCtx = ctx
+		return f(t, s.globals)
+	}
+	// Under a policy: supervised like a handler, and Interrupt reaches
+	// builtins waiting for tor through the call's context.
+	r.callCtx, r.callStop = context.WithCancel(ctx)
+	defer func() { r.callCtx, r.callStop = context.WithCancel(context.Background()) }()
+	fn := starlark.NewBuiltin("<prompt>", func(t *starlark.Thread, _ *starlark.Builtin, _ starlark.Tuple, _ []starlark.Tuple) (starlark.Value, error) {
+		return starlark.None, f(t, s.globals)
+	})
+	_, err := r.call(fn, nil)
+	var over *OverrunError
+	if errors.As(err, &over) {
+		err = fmt.Errorf("%w; with a stream policy active, input at the prompt is bounded like a handler (--handler-timeout, --max-steps)", err)
+	}
+	return err
+}
+
+// Interrupt stops what Do is running, as Ctrl-C does.
+func (s *Session) Interrupt() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.interrupt != nil {
+		s.interrupt()
+	}
+}
+
+// Load runs a script file into the session, as torscript run would run
+// it: its handlers, timers and policy become the session's, and its
+// globals are bound in the session. Call it from Do.
+func (s *Session) Load(t *starlark.Thread, path string) error {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	_, prog, err := starlark.SourceProgramOptions(FileOptions(), path, src, s.r.pre.Has)
+	if err != nil {
+		return err
+	}
+	g, err := prog.Init(t, s.r.pre)
+	for k, v := range g {
+		s.globals[k] = v
+	}
+	return err
+}
+
+// StopPolicy removes the policy: the streams it holds go back to tor (or
+// are closed, per its on_error), __LeaveStreamsUnattached gets its earlier
+// value and its mappings are removed. It reports whether there was one.
+// Call it from Do.
+func (s *Session) StopPolicy() bool {
+	r := s.r
+	if r.policy == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 15*time.Second)
+	defer cancel()
+	r.policyShutdown(ctx)
+	r.policy = nil
+	if err := r.subscribe(); err != nil {
+		r.log.Warn("after removing the policy: subscribing to events", "err", err)
+	}
+	r.log.Info("policy removed")
+	return true
+}
+
+// HasPolicy reports whether a policy is set. Call it from Do.
+func (s *Session) HasPolicy() bool { return s.r.policy != nil }
+
+// Subscribe sets the events the session itself wants (raw SETEVENTS,
+// watches), under a name, besides those its handlers need. Call it from
+// Do.
+func (s *Session) Subscribe(owner string, types []string) error {
+	r := s.r
+	if r.extraEvents == nil {
+		r.extraEvents = map[string][]string{}
+	}
+	old := r.extraEvents[owner]
+	r.extraEvents[owner] = slices.Clone(types)
+	if err := r.subscribe(); err != nil {
+		r.extraEvents[owner] = old
+		return err
+	}
+	return nil
+}
+
+// Conn is the control connection; nil while reconnecting. Call it from Do.
+func (s *Session) Conn() *ctl.Conn { return s.r.conn }
+
+// ConnN counts the connections made so far, so that what was learnt from
+// one connection can be refreshed on the next. Call it from Do.
+func (s *Session) ConnN() int { return s.r.connN }
+
+// CircuitIDs and StreamIDs are the live circuits' and streams' ids, oldest
+// first. Call them from Do or TryDo.
+func (s *Session) CircuitIDs() []string {
+	var ids []string
+	for _, c := range s.r.state.circuitList() {
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
+
+func (s *Session) StreamIDs() []string {
+	var ids []string
+	for _, st := range s.r.state.streamList() {
+		ids = append(ids, st.ID)
+	}
+	return ids
+}
+
+// Close ends the session as a script ends: it stops the loop, then undoes
+// what the session changed in tor (the policy's streams and setting,
+// address mappings). It returns the exit code exit() asked for.
+func (s *Session) Close() int {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return s.r.exitCode
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.Interrupt()
+	s.cancel()
+	<-s.loopDone
+	s.stop()
+	s.r.shutdown()
+	if s.r.conn != nil {
+		s.r.conn.Close()
+	}
+	return s.r.exitCode
+}
+
+// EventValue is the value a handler would receive for ev. Call it from the
+// loop (Options.OnEvent).
+func (s *Session) EventValue(ev ctl.Event) starlark.Value {
+	return builtins.EventValue(ev, (*host)(s.r))
+}
+
+// Call calls fn under supervision, as a handler is called. Call it from
+// the loop (Options.OnEvent).
+func (s *Session) Call(fn starlark.Callable, args starlark.Tuple) (starlark.Value, error) {
+	return s.r.call(fn, args)
+}
