@@ -54,6 +54,12 @@ func NewTor(h Host) *Tor {
 	m := newModule("tor")
 	addScripting(m, h)
 	addCommands(m, h)
+	// stem's and tor-prompt's names for the commands used most at a prompt.
+	for alias, name := range map[string]string{"getinfo": "get_info", "getconf": "get_conf", "setconf": "set_conf", "resetconf": "reset_conf"} {
+		first, rest, _ := strings.Cut(m.docs["tor."+name], "\n")
+		doc := alias + strings.TrimPrefix(first, name) + "\nThe same as tor." + name + ", by the name stem and tor-prompt use.\n" + rest
+		m.value(alias, doc, m.members[name])
+	}
 	return &Tor{Module: &starlarkstruct.Module{Name: "tor", Members: m.members}, Docs: m.docs}
 }
 
