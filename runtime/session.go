@@ -76,16 +76,6 @@ func (r *Runtime) Open(ctx context.Context) (*Session, error) {
 // Close.
 func (s *Session) Done() <-chan struct{} { return s.loopDone }
 
-// ExitCode is the code exit() asked for; 0 if it was not called.
-func (s *Session) ExitCode() int {
-	select {
-	case <-s.loopDone:
-		return s.r.exitCode
-	default:
-		return 0
-	}
-}
-
 // Do runs f on the loop goroutine with the session's thread and globals,
 // between events, and returns what f returned. Without a policy f runs
 // without a step budget or deadline until it ends or Interrupt stops it;

@@ -241,10 +241,7 @@ func replRun(ctx context.Context, opts *replOptions) error {
 		return connectError{err}
 	}
 	rp.s = s
-	code := 0
-	defer func() {
-		code = s.Close()
-	}()
+	defer s.Close() // idempotent: after the loop below, or on a panic
 
 	// SIGTERM, exit() in a handler: stop reading.
 	go func() {
@@ -267,20 +264,11 @@ func replRun(ctx context.Context, opts *replOptions) error {
 	if interactive {
 		fmt.Fprintf(rp.out, "torscript %s: Starlark with the tor module. help(), :help; Ctrl-D leaves.\n", replVersion(s))
 	}
-	for {
-		err := rp.step()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			fmt.Fprintln(rp.errOut, err)
-		}
-	}
+	rp.loop()
 	if interactive {
 		fmt.Fprintln(rp.out)
 	}
-	s.Close()
-	if code = s.ExitCode(); code != 0 {
+	if code := s.Close(); code != 0 {
 		return silentError{exitCodeT(code)}
 	}
 	return nil
@@ -322,6 +310,19 @@ func replVersion(s *runtime.Session) string {
 		return nil
 	})
 	return v
+}
+
+// loop reads and runs input until its end, exit() or :quit.
+func (rp *repl) loop() {
+	for {
+		err := rp.step()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			fmt.Fprintln(rp.errOut, err)
+		}
+	}
 }
 
 // step reads and runs one input: a REPL command, a raw control command or
@@ -436,14 +437,15 @@ var rawKeywords = []string{
 
 // isRawCommand reports whether a line is a control command: it starts
 // with an upper-case keyword followed by the end of the line or a space,
-// and is not a Starlark assignment to a name like that (SIGNAL = 1).
+// and what follows is not Starlark using a name like that (SIGNAL = 1,
+// SIGNAL + 1): no argument of a control command starts with an operator.
 func isRawCommand(line string) bool {
 	kw, rest, _ := strings.Cut(line, " ")
 	if !slices.Contains(rawKeywords, kw) {
 		return false
 	}
 	rest = strings.TrimSpace(rest)
-	return !strings.HasPrefix(rest, "=") || strings.HasPrefix(rest, "==")
+	return rest == "" || !strings.ContainsRune("=+-*/%<>!|&^.[(,:;", rune(rest[0]))
 }
 
 // raw sends a control command as typed and prints tor's reply as tor sent
