@@ -83,7 +83,11 @@ func (s *Session) Done() <-chan struct{} { return s.loopDone }
 // wait on the prompt.
 func (s *Session) Do(f func(t *starlark.Thread, globals starlark.StringDict) error) error {
 	res := make(chan error, 1)
-	s.r.tasks.post(func() { res <- s.run(f) })
+	s.r.tasks.post(func() {
+		err := s.run(f)
+		s.r.exitRequested(err) // exit() at the prompt ends the session
+		res <- err
+	})
 	select {
 	case err := <-res:
 		return err

@@ -1,0 +1,98 @@
+package e2e
+
+// The REPL with piped input, against the shared network's client: the same
+// results as typed input, no prompts, no escape codes.
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestREPLPiped feeds a session on standard input and checks its whole
+// output, byte for byte: values, raw replies, a policy loaded and removed.
+func TestREPLPiped(t *testing.T) {
+	ctx := testCtx(t, 2*time.Minute)
+	c := dial(t)
+	version, err := c.GetInfoOne(ctx, "version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	restoreLeave(t, "0")
+	t.Cleanup(func() { c.Do(testCtx(t, 10*time.Second), "RESETCONF MaxCircuitDirtiness") })
+	policy := filepath.Join(t.TempDir(), "policy.star")
+	if err := os.WriteFile(policy, []byte("def route(s):\n    return None\n\ntor.policy(route)\nloaded = 'yes'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	input := strings.Join([]string{
+		`tor.getinfo("version")`,
+		`GETINFO version`,
+		`tor.set_conf(MaxCircuitDirtiness="601")`,
+		`tor.get_conf("MaxCircuitDirtiness")`,
+		`GETCONF MaxCircuitDirtiness`,
+		`def built(cs):`,
+		`    return [c for c in cs if c.status == "BUILT"]`,
+		``,
+		`len(built(tor.circuits())) > 0`,
+		`all([type(c) == "tor.circuit" for c in tor.circuits()])`,
+		`:load ` + policy,
+		`loaded`,
+		`:policy`,
+		`GETCONF __LeaveStreamsUnattached`,
+		`:policy off`,
+		`GETCONF __LeaveStreamsUnattached`,
+		`GETINFO no-such-key`,
+	}, "\n") + "\n"
+	cmd := cli(ctx, t, "repl", "--log-level", "warn")
+	cmd.Stdin = strings.NewReader(input)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("torscript repl: %v\nstderr:\n%s", err, stderr.String())
+	}
+	want := strings.Join([]string{
+		`"` + version + `"`,
+		`250-version=` + version,
+		`250 OK`,
+		`"601"`,
+		`250 MaxCircuitDirtiness=601`,
+		`True`,
+		`True`,
+		`"yes"`,
+		`a stream policy is active; :policy off removes it`,
+		`250 __LeaveStreamsUnattached=1`,
+		`policy removed; streams go to tor again`,
+		`250 __LeaveStreamsUnattached=0`,
+		`552 Unrecognized key "no-such-key"`,
+	}, "\n") + "\n"
+	if got := stdout.String(); got != want {
+		t.Errorf("output:\n%s\nwant:\n%s\nstderr:\n%s", got, want, stderr.String())
+	}
+	if bytes.ContainsRune(stdout.Bytes(), 0x1b) || bytes.ContainsRune(stderr.Bytes(), 0x1b) {
+		t.Errorf("escape codes in the output of piped input: %q", stdout.String())
+	}
+	checkLeftBehind(t, c, "0")
+}
+
+// TestREPLPipedExit: exit(3) ends the session with status 3, and what the
+// session's policy changed is undone.
+func TestREPLPipedExit(t *testing.T) {
+	ctx := testCtx(t, time.Minute)
+	c := dial(t)
+	restoreLeave(t, "0")
+	cmd := cli(ctx, t, "repl", "--log-level", "warn")
+	cmd.Stdin = strings.NewReader("tor.policy(lambda s: None)\nGETCONF __LeaveStreamsUnattached\nexit(3)\n1 + 1\n")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if code := exitStatus(err); code != 3 {
+		t.Fatalf("exit status %d (%v), want 3\nstderr:\n%s", code, err, stderr.String())
+	}
+	if got, want := stdout.String(), "250 __LeaveStreamsUnattached=1\n"; got != want {
+		t.Errorf("output %q, want %q", got, want)
+	}
+	checkLeftBehind(t, c, "0")
+}
