@@ -221,6 +221,9 @@ func (s *Session) StopPolicy() bool {
 	return true
 }
 
+// Docs are the tor module's docstrings.
+func (s *Session) Docs() builtins.Docs { return s.r.tor.Docs }
+
 // HasPolicy reports whether a policy is set. Call it from Do.
 func (s *Session) HasPolicy() bool { return s.r.policy != nil }
 

@@ -184,10 +184,10 @@ func replRun(ctx context.Context, opts *replOptions) error {
 	defer signal.Stop(sigc)
 
 	rp := &repl{}
+	rp.comp = &completer{rp: rp} // also :help's source of tor's names
 	var in lineReader
 	interactive := isTerminal(f.in) && isTerminalW(f.out)
 	if interactive {
-		rp.comp = &completer{rp: rp}
 		cfg := &readline.Config{
 			Prompt:                 ">>> ",
 			AutoComplete:           rp.comp,
@@ -342,6 +342,10 @@ func (rp *repl) step() error {
 	case strings.HasPrefix(trimmed, ":"):
 		rp.in.saveHistory(first)
 		return rp.command(trimmed)
+	case isPromptCommand(trimmed):
+		// tor-prompt's /help, /events, /info, /python, /quit: never Starlark.
+		rp.in.saveHistory(first)
+		return rp.command(":" + trimmed[1:])
 	case isRawCommand(trimmed):
 		rp.in.saveHistory(first)
 		return rp.raw(trimmed)
@@ -422,6 +426,16 @@ func (rp *repl) result(err error) error {
 		return io.EOF
 	}
 	return errors.New(runtime.FormatError(err))
+}
+
+// isPromptCommand reports whether a line is one of tor-prompt's commands.
+func isPromptCommand(line string) bool {
+	name, _, _ := strings.Cut(line, " ")
+	switch name {
+	case "/help", "/events", "/info", "/python", "/quit":
+		return true
+	}
+	return false
 }
 
 // rawKeywords are the control commands a line may start with to be sent

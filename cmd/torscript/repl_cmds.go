@@ -33,7 +33,7 @@ func newLineScanner(in io.Reader) func() (string, error) {
 
 // replCommands are the REPL's own commands, for :help and completion.
 var replCommands = []struct{ name, args, help string }{
-	{":help", "", "this list; help() and help(tor.x) show the tor module's documentation"},
+	{":help", "[TOPIC]", "this list; with a control command, config option, GETINFO key or Starlark name, its documentation"},
 	{":events", "[TYPE...|clear]", "the last events received (of these types), oldest first; clear forgets them"},
 	{":watch", "[TYPE [where EXPR]]", "print live events of TYPE for which EXPR (with the event as e and as the type's name, e.g. stream) is true; alone, list the watches"},
 	{":unwatch", "[N|all]", "remove watch N (or all of them)"},
@@ -49,10 +49,17 @@ func (rp *repl) command(line string) error {
 	arg = strings.TrimSpace(arg)
 	switch name {
 	case ":help", ":h", ":?":
+		if arg != "" {
+			return rp.helpTopic(arg)
+		}
 		for _, c := range replCommands {
 			fmt.Fprintf(rp.out, "%-9s %-22s %s\n", c.name, c.args, c.help)
 		}
 		fmt.Fprintln(rp.out, "A line that starts with a control keyword (GETINFO version) is sent to tor as typed.")
+		fmt.Fprintln(rp.out, "tor-prompt's /help, /events, /info and /quit work too.")
+		return nil
+	case ":python":
+		fmt.Fprintln(rp.out, "this prompt is always Starlark (a dialect of Python); control commands are sent as typed")
 		return nil
 	case ":quit", ":q", ":exit":
 		return io.EOF
@@ -80,9 +87,47 @@ func (rp *repl) command(line string) error {
 		if arg == "" {
 			return errors.New(":info RELAY (a nickname or fingerprint)")
 		}
-		return rp.exec(mustParse("tor.router(" + strconv.Quote(arg) + ") or " + strconv.Quote("no relay "+arg)))
+		q := strconv.Quote(arg)
+		return rp.exec(mustParse("(lambda r: r if r else print(" + strconv.Quote("no relay ") + " + " + q + "))(tor.router(" + q + "))"))
 	}
 	return fmt.Errorf("unknown command %s; :help lists the commands", name)
+}
+
+// helpTopic is :help TOPIC: a control command (the tor builtin that sends
+// it), a config option (its type and value), a GETINFO key (tor's
+// description) or a Starlark name (help(NAME)).
+func (rp *repl) helpTopic(topic string) error {
+	up := strings.ToUpper(topic)
+	if slices.Contains(rawKeywords, up) {
+		var names []string
+		for name, doc := range rp.s.Docs() {
+			_, rest, _ := strings.Cut(doc, "\n")
+			if strings.HasPrefix(rest, up+":") || strings.HasPrefix(rest, up+" ") {
+				names = append(names, name)
+			}
+		}
+		slices.Sort(names)
+		if len(names) == 0 {
+			fmt.Fprintf(rp.out, "%s has no builtin of its own: type it as a control command\n", up)
+			return nil
+		}
+		for _, n := range names {
+			fmt.Fprintln(rp.out, rp.s.Docs()[n])
+		}
+		return nil
+	}
+	tn := rp.comp.torNames()
+	for _, name := range tn.config {
+		if strings.EqualFold(name, topic) {
+			fmt.Fprintf(rp.out, "config option %s (%s); its value:\n", name, tn.configTypes[name])
+			return rp.raw("GETCONF " + name)
+		}
+	}
+	if doc, ok := tn.infoDocs[topic]; ok {
+		fmt.Fprintf(rp.out, "GETINFO %s: %s\n", topic, doc)
+		return nil
+	}
+	return rp.exec(mustParse("help(" + strconv.Quote(topic) + ")"))
 }
 
 // mustParse parses a chunk made by the REPL itself.

@@ -29,6 +29,8 @@ type completer struct {
 // torNames are the names the connected tor knows.
 type torNames struct {
 	info, config, events, signals []string
+	infoDocs                      map[string]string // "version": "The current version of Tor."
+	configTypes                   map[string]string // "SocksPort": "LineList"
 }
 
 // waitLoop bounds how long completion waits for the session's loop.
@@ -251,7 +253,7 @@ func (c *completer) torNames() *torNames {
 		return c.names
 	}
 	if conn == nil {
-		return &torNames{}
+		return parseTorNames(nil)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
@@ -260,7 +262,7 @@ func (c *completer) torNames() *torNames {
 		if c.names != nil {
 			return c.names
 		}
-		return &torNames{}
+		return parseTorNames(nil)
 	}
 	c.names, c.namesConn = parseTorNames(got), n
 	return c.names
@@ -270,13 +272,14 @@ func (c *completer) torNames() *torNames {
 // lines; "ns/id/*" taken as "ns/id/"), config/names ("Name Type" lines),
 // events/names and signal/names (names separated by spaces).
 func parseTorNames(m map[string]string) *torNames {
-	tn := &torNames{}
+	tn := &torNames{infoDocs: map[string]string{}, configTypes: map[string]string{}}
 	for _, l := range strings.Split(m["info/names"], "\n") {
-		key, _, _ := strings.Cut(l, " -- ")
+		key, doc, _ := strings.Cut(l, " -- ")
 		key = strings.TrimSpace(key)
 		if key == "" {
 			continue
 		}
+		tn.infoDocs[key] = strings.TrimSpace(doc)
 		if i := strings.IndexAny(key, "*<"); i >= 0 {
 			key = key[:i]
 		}
@@ -285,6 +288,9 @@ func parseTorNames(m map[string]string) *torNames {
 	for _, l := range strings.Split(m["config/names"], "\n") {
 		if f := strings.Fields(l); len(f) > 0 {
 			tn.config = append(tn.config, f[0])
+			if len(f) > 1 {
+				tn.configTypes[f[0]] = f[1]
+			}
 		}
 	}
 	tn.events = strings.Fields(m["events/names"])

@@ -38,8 +38,33 @@ func pretty(v starlark.Value) string {
 			return s
 		}
 		return prettyContainer(v)
+	case starlark.HasAttrs:
+		s := v.String()
+		if len(s) <= prettyWidth {
+			return s
+		}
+		return prettyRecord(x)
 	}
 	return v.String()
+}
+
+// prettyRecord prints a long record (a tor.router, an event) one field a
+// line; its methods are left out.
+func prettyRecord(v starlark.HasAttrs) string {
+	var b strings.Builder
+	b.WriteString(v.Type() + "(\n")
+	for _, name := range v.AttrNames() {
+		a, err := v.Attr(name)
+		if err != nil || a == nil {
+			continue
+		}
+		if _, ok := a.(starlark.Callable); ok {
+			continue
+		}
+		fmt.Fprintf(&b, "  %s = %s,\n", name, a.String())
+	}
+	b.WriteString(")")
+	return b.String()
 }
 
 func prettyContainer(v starlark.Value) string {
