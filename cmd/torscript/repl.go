@@ -163,8 +163,8 @@ type repl struct {
 	cancelRaw context.CancelFunc // stops a raw command's wait; under mu
 
 	// Owned by the loop goroutine (OnEvent, and code run by Do).
-	events     []ctl.Event // the last maxEvents, oldest first
-	rawEvents  []string    // types subscribed by a typed SETEVENTS: printed as they come
+	events     eventRing
+	rawEvents  []string // types subscribed by a typed SETEVENTS: printed as they come
 	watches    []*watch
 	nextWatch  int
 	eventsSeen int
@@ -541,12 +541,7 @@ func (rp *repl) setEvents(args string) error {
 // prints those a typed SETEVENTS asked for, and runs the watches.
 func (rp *repl) onEvent(ev ctl.Event) {
 	rp.eventsSeen++
-	if len(rp.events) >= maxEvents {
-		n := copy(rp.events, rp.events[len(rp.events)-maxEvents/2:])
-		clear(rp.events[n:])
-		rp.events = rp.events[:n]
-	}
-	rp.events = append(rp.events, ev)
+	rp.events.add(ev)
 	typ := ev.EventType()
 	if slices.Contains(rp.rawEvents, typ) {
 		io.WriteString(rp.out, eventText(ev))
@@ -556,6 +551,26 @@ func (rp *repl) onEvent(ev ctl.Event) {
 			rp.runWatch(w, ev)
 		}
 	}
+}
+
+// eventRing keeps the last maxEvents events.
+type eventRing struct {
+	buf  []ctl.Event
+	next int // where the next goes once buf is full
+}
+
+func (r *eventRing) add(ev ctl.Event) {
+	if len(r.buf) < maxEvents {
+		r.buf = append(r.buf, ev)
+		return
+	}
+	r.buf[r.next] = ev
+	r.next = (r.next + 1) % maxEvents
+}
+
+// all returns the events kept, oldest first.
+func (r *eventRing) all() []ctl.Event {
+	return append(slices.Clone(r.buf[r.next:]), r.buf[:r.next]...)
 }
 
 func eventText(ev ctl.Event) string {

@@ -165,7 +165,7 @@ func (rp *repl) policyCommand(arg string) error {
 
 func (rp *repl) showEvents(arg string) error {
 	if arg == "clear" {
-		rp.s.Do(func(*starlark.Thread, starlark.StringDict) error { rp.events = nil; return nil })
+		rp.s.Do(func(*starlark.Thread, starlark.StringDict) error { rp.events = eventRing{}; return nil })
 		return nil
 	}
 	var types []string
@@ -179,7 +179,7 @@ func (rp *repl) showEvents(arg string) error {
 	var b strings.Builder
 	var subs string
 	rp.s.Do(func(*starlark.Thread, starlark.StringDict) error {
-		for _, ev := range rp.events {
+		for _, ev := range rp.events.all() {
 			if len(types) == 0 || slices.Contains(types, ev.EventType()) {
 				b.WriteString(eventText(ev))
 			}

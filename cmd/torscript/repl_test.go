@@ -7,12 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"go.starlark.net/starlark"
 
+	"github.com/torscript/torscript/ctl"
 	"github.com/torscript/torscript/runtime"
 )
 
@@ -280,5 +282,16 @@ func TestNewLineScanner(t *testing.T) {
 	}
 	if !slices.Equal(got, []string{"a", "b", "", "last"}) {
 		t.Errorf("%q", got)
+	}
+}
+
+func TestEventRing(t *testing.T) {
+	var r eventRing
+	for i := range maxEvents + 10 {
+		r.add(&ctl.SignalEvent{Signal: ctl.Signal(strconv.Itoa(i))})
+	}
+	all := r.all()
+	if len(all) != maxEvents || all[0].(*ctl.SignalEvent).Signal != "10" || all[maxEvents-1].(*ctl.SignalEvent).Signal != ctl.Signal(strconv.Itoa(maxEvents+9)) {
+		t.Errorf("%d events, first %v, last %v", len(all), all[0], all[len(all)-1])
 	}
 }
