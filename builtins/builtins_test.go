@@ -144,6 +144,7 @@ func (h *FakeHost) Circuit(id string) *ctl.Circuit {
 }
 
 func (h *FakeHost) StreamHandled(id string) { h.record("StreamHandled %s", id) }
+func (h *FakeHost) Launched(id string)      { h.record("Launched %s", id) }
 
 func (h *FakeHost) Mapped(pairs []ctl.AddrMap, keep bool) {
 	var m []string

@@ -30,6 +30,9 @@ tor.router values. Without a path tor chooses one. purpose is "general"
 			if err != nil {
 				return nil, failed(b, err)
 			}
+			if circuit == "0" {
+				h.Launched(id)
+			}
 			return starlark.String(id), nil
 		})
 

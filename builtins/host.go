@@ -41,6 +41,10 @@ type Host interface {
 	// Mapped records address mappings the script made, to be removed when
 	// it ends unless keep is set, and made again after tor restarts.
 	Mapped(pairs []ctl.AddrMap, keep bool)
+	// Launched tells the host that tor is building a circuit the script
+	// asked for (its CIRC events may still be on their way), so that a
+	// policy returning it waits for it to be built.
+	Launched(id string)
 }
 
 // Policy is a stream policy as tor.policy describes it; the runtime runs it.

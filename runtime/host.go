@@ -84,6 +84,12 @@ func (h *host) Circuit(id string) *ctl.Circuit { return h.state.circs[id] }
 
 func (h *host) StreamHandled(id string) { h.rt().policyForget(id) }
 
+func (h *host) Launched(id string) {
+	if h.state.tracking {
+		h.state.launched(id)
+	}
+}
+
 func (h *host) Mapped(pairs []ctl.AddrMap, keep bool) {
 	r := h.rt()
 	for _, p := range pairs {

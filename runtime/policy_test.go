@@ -289,21 +289,61 @@ return "5"`
 	}
 }
 
-// TestPolicyFreshCircuit: the policy builds a circuit with
-// tor.extend_circuit and returns its id. Tor refuses the attach (551, not
-// built yet) before the circuit's first CIRC event; the stream is attached
-// when the circuit is built.
+// circ12Built is the CIRC event of circuit 12, the one the fake's
+// EXTENDCIRCUIT makes, built.
+const circ12Built = "CIRC 12 BUILT " + fpA + "," + fpB + "," + fpC + " BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL"
+
+// TestPolicyLaunchedCircuit: the policy builds a circuit with
+// tor.extend_circuit and returns its id. The stream waits for the circuit
+// to be built, even though its first CIRC event comes after the policy
+// returned, and is attached once, when it is.
+func TestPolicyLaunchedCircuit(t *testing.T) {
+	t.Parallel()
+	f := newFakeControlPort(t)
+	var builtSent time.Time
+	f.answer = func(line string) (string, bool) {
+		if line != "EXTENDCIRCUIT 0" {
+			return "", false
+		}
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			f.Event("CIRC 12 LAUNCHED BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL")
+			time.Sleep(50 * time.Millisecond)
+			f.set(func(*fakeControlPort) { builtSent = time.Now() })
+			f.Event(circ12Built)
+		}()
+		return "250 EXTENDED 12", true
+	}
+	r := startScript(t, f, policyScript(`return tor.extend_circuit()`, ""), Options{})
+	r.started()
+	f.Event(stream7New)
+	c := f.WaitCommand("ATTACHSTREAM 7 12")
+	f.mu.Lock()
+	if c.At.Before(builtSent) || builtSent.IsZero() {
+		t.Errorf("attached before CIRC 12 BUILT was sent")
+	}
+	f.mu.Unlock()
+	time.Sleep(100 * time.Millisecond)
+	code, err := r.stop()
+	checkExit(t, r, code, err, 0)
+	checkLines(t, "commands", f.Lines(append([]string{"EXTENDCIRCUIT"}, streamCommands...)...),
+		[]string{"EXTENDCIRCUIT 0", "ATTACHSTREAM 7 12"})
+}
+
+// TestPolicyFreshCircuit: the policy returns a circuit someone else is
+// building, before its first CIRC event reaches us. Tor refuses the attach
+// (551, not built yet); the stream is attached when the circuit is built.
 func TestPolicyFreshCircuit(t *testing.T) {
 	t.Parallel()
 	const (
 		launched = "CIRC 12 LAUNCHED BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL"
-		built    = "CIRC 12 BUILT " + fpA + "," + fpB + "," + fpC + " BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL"
+		built    = circ12Built
 		notOpen  = "551 Can't attach stream to non-open origin circuit"
 	)
 	body := `
 if s.failed_circuits:
     return None
-return tor.extend_circuit()`
+return "12"`
 	t.Run("events later", func(t *testing.T) {
 		t.Parallel()
 		f := newFakeControlPort(t)
@@ -337,8 +377,7 @@ return tor.extend_circuit()`
 		f.mu.Unlock()
 		code, err := r.stop()
 		checkExit(t, r, code, err, 0)
-		checkLines(t, "commands", f.Lines(append([]string{"EXTENDCIRCUIT"}, streamCommands...)...),
-			[]string{"EXTENDCIRCUIT 0", "ATTACHSTREAM 7 12", "ATTACHSTREAM 7 12"})
+		checkLines(t, "commands", f.Lines(streamCommands...), []string{"ATTACHSTREAM 7 12", "ATTACHSTREAM 7 12"})
 		checkLines(t, "policy calls", strings.Split(strings.TrimSpace(r.out.String()), "\n"), []string{"asked 7 ()"})
 	})
 	t.Run("events before the refusal is handled", func(t *testing.T) {
@@ -453,6 +492,12 @@ func TestPolicyAfterOverrun(t *testing.T) {
 	t.Parallel()
 	f := newFakeControlPort(t)
 	f.circuitStatus = circ5Built
+	f.answer = func(line string) (string, bool) {
+		if line == "EXTENDCIRCUIT 0" {
+			return "250 EXTENDED 12\n650 " + circ12Built, true
+		}
+		return "", false
+	}
 	r := startScript(t, f, policyScript(`
 if s.id == "7":
     while True:

@@ -161,6 +161,9 @@ func TestReconnectDuringPolicy(t *testing.T) {
 			f.Drop()
 			return "", true
 		}
+		if line == "EXTENDCIRCUIT 0" {
+			return "250 EXTENDED 12\n650 " + circ12Built, true
+		}
 		return "", false
 	}
 	r := startScript(t, f, policyScript(`return tor.extend_circuit()`, ""), Options{})

@@ -47,6 +47,18 @@ func (s *liveState) circuit(c *ctl.Circuit) {
 	s.circs[c.ID] = c
 }
 
+// launched records a circuit tor has said it is building (EXTENDCIRCUIT
+// answered) before its LAUNCHED event arrives.
+func (s *liveState) launched(id string) {
+	if _, known := s.circs[id]; known {
+		return
+	}
+	if _, gone := s.closed[id]; gone {
+		return
+	}
+	s.circuit(&ctl.Circuit{ID: id, Status: ctl.CircLaunched})
+}
+
 func (s *liveState) stream(st *ctl.Stream) {
 	if !s.tracking {
 		return
