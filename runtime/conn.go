@@ -156,7 +156,9 @@ func (r *Runtime) connected(c *ctl.Conn) {
 func (r *Runtime) shutdown() {
 	r.exiting = true
 	for t := range r.timers {
-		t.t.Stop()
+		if t.t != nil {
+			t.t.Stop()
+		}
 	}
 	if r.reconnect != nil {
 		r.reconnect.cancel()

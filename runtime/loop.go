@@ -243,36 +243,45 @@ type timer struct {
 	fn       starlark.Callable
 	d        time.Duration
 	repeat   bool
-	t        *time.Timer
+	t        *time.Timer   // nil under a virtual clock
+	due      time.Duration // under a virtual clock
 	failures int
 }
 
 func (r *Runtime) schedule(d time.Duration, repeat bool, fn starlark.Callable) func() {
 	tm := &timer{fn: fn, d: d, repeat: repeat}
 	r.timers[tm] = struct{}{}
-	fire := func() {
+	if r.virtual != nil {
+		tm.due = r.virtual.now + d
+		return func() { delete(r.timers, tm) }
+	}
+	tm.t = time.AfterFunc(d, func() {
 		r.tasks.post(func() {
-			if _, live := r.timers[tm]; !live || r.exiting {
-				return
-			}
-			if !tm.repeat {
-				delete(r.timers, tm)
-			}
-			_, err := r.call(tm.fn, nil)
-			if err != nil && !r.exitRequested(err) {
-				tm.failures++
-				r.reportFailure("timer failed", tm.failures, err, "fn", tm.fn.Name())
-			} else if err == nil {
-				tm.failures = 0
-			}
+			r.fireTimer(tm)
 			if _, live := r.timers[tm]; live && tm.repeat {
 				tm.t.Reset(tm.d)
 			}
 		})
-	}
-	tm.t = time.AfterFunc(d, fire)
+	})
 	return func() {
 		tm.t.Stop()
 		delete(r.timers, tm)
+	}
+}
+
+// fireTimer calls a timer's function, on the loop.
+func (r *Runtime) fireTimer(tm *timer) {
+	if _, live := r.timers[tm]; !live || r.exiting {
+		return
+	}
+	if !tm.repeat {
+		delete(r.timers, tm)
+	}
+	_, err := r.call(tm.fn, nil)
+	if err != nil && !r.exitRequested(err) {
+		tm.failures++
+		r.reportFailure("timer failed", tm.failures, err, "fn", tm.fn.Name())
+	} else if err == nil {
+		tm.failures = 0
 	}
 }

@@ -96,6 +96,7 @@ type Runtime struct {
 	exiting   bool
 	fatal     error
 	reconnect *reconnector
+	virtual   *virtualClock // timers' time in `torscript test`; nil for real time
 }
 
 type handler struct {

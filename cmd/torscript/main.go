@@ -133,6 +133,7 @@ func newCmdRoot(f *factory) *cobra.Command {
 		newCmdRaw(f, nil),
 		newCmdEvents(f, nil),
 		newCmdRepl(f, nil),
+		newCmdTest(f, nil),
 		newCmdTestnet(),
 	)
 	return root

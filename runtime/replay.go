@@ -1,0 +1,154 @@
+package runtime
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// decisionKeywords are the commands a replay compares: what a policy
+// decides, and the circuits it asks for.
+var decisionKeywords = []string{"ATTACHSTREAM", "REDIRECTSTREAM", "CLOSESTREAM", "EXTENDCIRCUIT"}
+
+func isDecision(line string) bool {
+	kw, _, _ := strings.Cut(line, " ")
+	for _, k := range decisionKeywords {
+		if strings.EqualFold(kw, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// traceCmd is a command of a transcript with tor's reply to it.
+type traceCmd struct {
+	line  string
+	reply string // raw, CRLF line ends
+	at    int    // its line in the transcript
+}
+
+// parseTrace reads a transcript written by --trace ("C: " and "S: "
+// lines) into its commands, each with its reply, and its events (raw).
+func parseTrace(path string) (cmds []*traceCmd, events []string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	var unanswered []*traceCmd
+	var reply strings.Builder
+	inData := false  // in the data of a reply
+	cmdData := false // in the data of a multi-line command
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "C: "):
+			text := line[3:]
+			if cmdData {
+				cmdData = text != "."
+				continue
+			}
+			cmdData = strings.HasPrefix(text, "+")
+			c := &traceCmd{line: strings.TrimPrefix(text, "+"), at: n}
+			cmds = append(cmds, c)
+			unanswered = append(unanswered, c)
+		case strings.HasPrefix(line, "S: "):
+			text := line[3:]
+			reply.WriteString(text + "\r\n")
+			if inData {
+				inData = text != "."
+				continue
+			}
+			if len(text) < 4 {
+				return nil, nil, fmt.Errorf("%s:%d: not a reply line: %q", path, n, text)
+			}
+			switch text[3] {
+			case '+':
+				inData = true
+				continue
+			case '-':
+				continue
+			}
+			raw := reply.String()
+			reply.Reset()
+			if strings.HasPrefix(text, "6") {
+				events = append(events, raw)
+				continue
+			}
+			if len(unanswered) == 0 {
+				return nil, nil, fmt.Errorf("%s:%d: a reply with no command", path, n)
+			}
+			unanswered[0].reply = raw
+			unanswered = unanswered[1:]
+		default:
+			return nil, nil, fmt.Errorf("%s:%d: not a transcript line (want \"C: \" or \"S: \"): %q", path, n, line)
+		}
+	}
+	return cmds, events, sc.Err()
+}
+
+// replay feeds a transcript's events to the script, one at a time, answers
+// the script's decision commands with the replies the transcript recorded
+// (so circuit ids agree with its events), and checks that the script sent
+// the transcript's decision commands, in order. It returns how many it
+// compared.
+func replay(r *Runtime, st *simTor, path string) (int, error) {
+	cmds, events, err := parseTrace(path)
+	if err != nil {
+		return 0, err
+	}
+	var want []*traceCmd
+	st.mu.Lock()
+	st.replayed = map[string][]string{}
+	for _, c := range cmds {
+		if isDecision(c.line) {
+			want = append(want, c)
+			kw, _, _ := strings.Cut(c.line, " ")
+			st.replayed[strings.ToUpper(kw)] = append(st.replayed[strings.ToUpper(kw)], c.reply)
+		}
+	}
+	from := len(st.cmds)
+	st.mu.Unlock()
+	defer func() {
+		st.mu.Lock()
+		st.replayed = nil
+		st.mu.Unlock()
+	}()
+	r.settle()
+	for _, ev := range events {
+		st.mu.Lock()
+		typ, _, _ := strings.Cut(strings.TrimPrefix(ev, "650 "), " ")
+		if st.subs[strings.TrimRight(typ, "\r\n")] {
+			st.raw(ev)
+			st.flush()
+		}
+		st.mu.Unlock()
+		r.settle()
+	}
+	st.mu.Lock()
+	var got []*simCmd
+	for i := from; i < len(st.cmds); i++ {
+		if isDecision(st.cmds[i].line) {
+			got = append(got, &st.cmds[i])
+		}
+	}
+	st.mu.Unlock()
+	for i, w := range want {
+		if i >= len(got) {
+			return i, fmt.Errorf("the script sent %d decision commands; the transcript has %d, next %q (line %d)", len(got), len(want), w.line, w.at)
+		}
+		if got[i].line != w.line {
+			return i, fmt.Errorf("decision %d: the script sent %q, the transcript has %q (line %d)", i+1, got[i].line, w.line, w.at)
+		}
+		got[i].used = true
+	}
+	if len(got) > len(want) {
+		return len(want), fmt.Errorf("the script sent %d decision commands, the transcript %d; the first extra: %q", len(got), len(want), got[len(want)].line)
+	}
+	return len(want), nil
+}

@@ -1,0 +1,511 @@
+package runtime
+
+import (
+	"bufio"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/torscript/torscript/ctl"
+)
+
+// simTor is the simulated tor of `torscript test`: a fake control port,
+// in process, that answers every command from a small model of tor (its
+// relays, circuits, streams, settings and address mappings) and sends the
+// events a test makes happen. It records every command it is sent, for
+// the test's expectations.
+type simTor struct {
+	mu      sync.Mutex
+	w       *bufio.Writer // to the controller; nil until it connects
+	conn    net.Conn
+	relays  []simRelay
+	circs   map[string]*simCirc
+	streams map[string]*simStream
+	nextID  int // circuit and stream ids
+	conf    map[string]string
+	subs    map[string]bool // event types subscribed
+	cmds    []simCmd
+	replies map[string][]simReply // keyword → replies to give next
+	maps    map[string]string
+	virtual int // for MAPADDRESS 0.0.0.0=name
+	// replayed holds, during sim.replay, the replies a transcript recorded
+	// for each decision command keyword, to give in order.
+	replayed map[string][]string
+}
+
+type simRelay struct {
+	nick, fp, flags string
+	bandwidth       int
+	addr            string
+}
+
+type simCirc struct {
+	id, status, purpose string
+	path                []string // $FP~nick
+}
+
+type simStream struct {
+	id, status, circ, target, source, purpose string
+}
+
+type simCmd struct {
+	line   string
+	used   bool   // an expectation matched it
+	result string // EXTENDCIRCUIT: the id of the circuit it made
+}
+
+type simReply struct {
+	code int
+	text string
+}
+
+// simRelays are the simulated network's relays: three guards, three
+// middles and three exits.
+var simRelays = func() []simRelay {
+	var rs []simRelay
+	add := func(nick, flags string, bw int) {
+		sum := sha1.Sum([]byte(nick))
+		rs = append(rs, simRelay{nick: nick, fp: strings.ToUpper(hex.EncodeToString(sum[:])), flags: flags, bandwidth: bw, addr: "127.0.0." + strconv.Itoa(10+len(rs))})
+	}
+	for i, bw := range []int{300, 200, 100} {
+		add("guard"+strconv.Itoa(i+1), "Fast Guard Running Stable Valid", bw)
+	}
+	for i, bw := range []int{250, 150, 50} {
+		add("middle"+strconv.Itoa(i+1), "Fast Running Stable Valid", bw)
+	}
+	for i, bw := range []int{400, 220, 80} {
+		add("exit"+strconv.Itoa(i+1), "Exit Fast Running Stable Valid", bw)
+	}
+	return rs
+}()
+
+func newSimTor() *simTor {
+	return &simTor{
+		relays:  slices.Clone(simRelays),
+		circs:   map[string]*simCirc{},
+		streams: map[string]*simStream{},
+		conf:    map[string]string{leaveStreams: "0"},
+		subs:    map[string]bool{},
+		replies: map[string][]simReply{},
+		maps:    map[string]string{},
+	}
+}
+
+// connect gives the runtime a connection to the simulated tor (it needs no
+// authentication).
+func (s *simTor) connect() *ctl.Conn {
+	a, b := net.Pipe()
+	s.mu.Lock()
+	s.conn = b
+	s.w = bufio.NewWriter(b)
+	s.mu.Unlock()
+	go s.serve(b)
+	return ctl.NewConn(a, ctl.Options{})
+}
+
+func (s *simTor) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != nil {
+		s.conn.Close()
+	}
+}
+
+// syncCommand is the runtime's barrier: the simulated tor answers it
+// without recording it, after everything it wrote before.
+const syncCommand = "SIMSYNC"
+
+func (s *simTor) serve(c net.Conn) {
+	br := bufio.NewReader(c)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if strings.HasPrefix(line, "+") {
+			for { // a multi-line command's data, to its "." line
+				d, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if strings.TrimRight(d, "\r\n") == "." {
+					break
+				}
+			}
+		}
+		s.mu.Lock()
+		s.answer(line)
+		s.w.Flush()
+		s.mu.Unlock()
+	}
+}
+
+// answer writes the reply to one command, and the events it causes.
+// Called with mu held.
+func (s *simTor) answer(line string) {
+	if line == syncCommand {
+		s.reply(250, "OK")
+		return
+	}
+	s.cmds = append(s.cmds, simCmd{line: line})
+	f := strings.Fields(line)
+	kw := ""
+	if len(f) > 0 {
+		kw = strings.ToUpper(f[0])
+	}
+	args := f[min(1, len(f)):]
+	if q := s.replayed[kw]; len(q) > 0 {
+		s.replayed[kw] = q[1:]
+		s.raw(q[0])
+		return
+	}
+	if q := s.replies[kw]; len(q) > 0 {
+		s.replies[kw] = q[1:]
+		s.reply(q[0].code, q[0].text)
+		return
+	}
+	switch kw {
+	case "PROTOCOLINFO":
+		s.raw("250-PROTOCOLINFO 1\r\n250-AUTH METHODS=NULL\r\n250-VERSION Tor=\"0.4.9.11\"\r\n250 OK\r\n")
+	case "GETINFO":
+		s.getInfo(args)
+	case "GETCONF":
+		var lines []string
+		for _, k := range args {
+			if v, ok := s.conf[k]; ok {
+				lines = append(lines, k+"="+v)
+			} else {
+				lines = append(lines, k)
+			}
+		}
+		s.multi(lines)
+	case "SETCONF", "RESETCONF":
+		for _, a := range args {
+			k, v, ok := strings.Cut(a, "=")
+			if !ok || kw == "RESETCONF" {
+				delete(s.conf, k)
+				if k == leaveStreams {
+					s.conf[k] = "0"
+				}
+				if !ok {
+					continue
+				}
+			}
+			s.conf[k] = strings.Trim(v, `"`)
+		}
+		s.reply(250, "OK")
+	case "SETEVENTS":
+		clear(s.subs)
+		for _, a := range args {
+			s.subs[strings.ToUpper(a)] = true
+		}
+		s.reply(250, "OK")
+	case "EXTENDCIRCUIT":
+		s.extend(args)
+	case "ATTACHSTREAM":
+		s.attach(args)
+	case "REDIRECTSTREAM":
+		st := s.stream(args)
+		if st == nil {
+			s.reply(552, "Unknown stream")
+			return
+		}
+		host := args[1]
+		_, port, _ := strings.Cut(st.target, ":")
+		if len(args) > 2 {
+			port = args[2]
+		}
+		st.target = host + ":" + port
+		s.reply(250, "OK")
+	case "CLOSESTREAM":
+		st := s.stream(args)
+		if st == nil {
+			s.reply(552, "Unknown stream")
+			return
+		}
+		s.reply(250, "OK")
+		reason := "MISC"
+		if len(args) > 1 {
+			if n, err := strconv.Atoi(args[1]); err == nil {
+				reason = ctl.RelayEndReason(n).String()
+			}
+		}
+		s.streamStatus(st, "CLOSED", " REASON="+reason)
+		delete(s.streams, st.id)
+	case "CLOSECIRCUIT":
+		c := s.circs[argAt(args, 0)]
+		if c == nil {
+			s.reply(552, "Unknown circuit")
+			return
+		}
+		s.reply(250, "OK")
+		s.circStatus(c, "CLOSED", " REASON=REQUESTED")
+		delete(s.circs, c.id)
+	case "MAPADDRESS":
+		var lines []string
+		for _, a := range args {
+			from, to, _ := strings.Cut(a, "=")
+			if from == "0.0.0.0" || from == "::" || from == "." {
+				s.virtual++
+				from = "127.192.0." + strconv.Itoa(s.virtual)
+			}
+			if from == to {
+				delete(s.maps, from)
+			} else {
+				s.maps[from] = to
+			}
+			lines = append(lines, from+"="+to)
+		}
+		s.multi(lines)
+	default:
+		s.reply(250, "OK")
+	}
+}
+
+func argAt(args []string, i int) string {
+	if i < len(args) {
+		return args[i]
+	}
+	return ""
+}
+
+func (s *simTor) raw(text string) { s.w.WriteString(text) }
+
+func (s *simTor) reply(code int, text string) {
+	fmt.Fprintf(s.w, "%d %s\r\n", code, text)
+}
+
+// multi writes a reply of one line a value ("250-a", "250 b").
+func (s *simTor) multi(lines []string) {
+	if len(lines) == 0 {
+		s.reply(250, "OK")
+		return
+	}
+	for i, l := range lines {
+		sep := "-"
+		if i == len(lines)-1 {
+			sep = " "
+		}
+		fmt.Fprintf(s.w, "250%s%s\r\n", sep, l)
+	}
+}
+
+func (s *simTor) getInfo(keys []string) {
+	var b strings.Builder
+	for _, k := range keys {
+		v, ok := s.info(k)
+		if !ok {
+			s.reply(552, "Unrecognized key \""+k+"\"")
+			return
+		}
+		if strings.Contains(v, "\n") || k == "circuit-status" || k == "stream-status" || strings.HasPrefix(k, "ns/") {
+			fmt.Fprintf(&b, "250+%s=\r\n%s\r\n.\r\n", k, strings.ReplaceAll(v, "\n", "\r\n"))
+		} else {
+			fmt.Fprintf(&b, "250-%s=%s\r\n", k, v)
+		}
+	}
+	s.raw(b.String() + "250 OK\r\n")
+}
+
+func (s *simTor) info(k string) (string, bool) {
+	switch {
+	case k == "version":
+		return "0.4.9.11", true
+	case k == "status/bootstrap-phase":
+		return `NOTICE BOOTSTRAP PROGRESS=100 TAG=done SUMMARY="Done"`, true
+	case k == "process/pid":
+		return "1", true
+	case k == "circuit-status":
+		var lines []string
+		for _, id := range sortedIDs(s.circs) {
+			lines = append(lines, s.circLine(s.circs[id], s.circs[id].status))
+		}
+		return strings.Join(lines, "\n"), true
+	case k == "stream-status":
+		var lines []string
+		for _, id := range sortedIDs(s.streams) {
+			st := s.streams[id]
+			lines = append(lines, fmt.Sprintf("%s %s %s %s", st.id, st.status, st.circ, st.target))
+		}
+		return strings.Join(lines, "\n"), true
+	case k == "ns/all":
+		var parts []string
+		for _, r := range s.relays {
+			parts = append(parts, r.ns())
+		}
+		return strings.Join(parts, "\n"), true
+	case strings.HasPrefix(k, "ns/id/"), strings.HasPrefix(k, "ns/name/"):
+		want := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(k, "ns/id/"), "ns/name/"), "$")
+		for _, r := range s.relays {
+			if strings.EqualFold(r.fp, want) || r.nick == want {
+				return r.ns(), true
+			}
+		}
+		return "", false
+	case strings.HasPrefix(k, "ip-to-country/"):
+		return "??", true
+	case strings.HasPrefix(k, "address-mappings/"):
+		var lines []string
+		for from, to := range s.maps {
+			lines = append(lines, from+" "+to+" NEVER")
+		}
+		slices.Sort(lines)
+		return strings.Join(lines, "\n"), true
+	case k == "entry-guards" || k == "orconn-status":
+		return "", true
+	}
+	return "", false
+}
+
+func (r simRelay) ns() string {
+	id, _ := hex.DecodeString(r.fp)
+	b64 := strings.TrimRight(base64.StdEncoding.EncodeToString(id), "=")
+	return fmt.Sprintf("r %s %s %s 2038-01-01 00:00:00 %s 9001 0\ns %s\nw Bandwidth=%d\np accept 1-65535", r.nick, b64, b64, r.addr, r.flags, r.bandwidth)
+}
+
+func sortedIDs[V any](m map[string]V) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		x, _ := strconv.Atoi(a)
+		y, _ := strconv.Atoi(b)
+		return x - y
+	})
+	return ids
+}
+
+// relay finds a relay by nickname or fingerprint ("$FP", "$FP~nick").
+func (s *simTor) relay(spec string) (simRelay, bool) {
+	spec = strings.TrimPrefix(spec, "$")
+	fp, nick, _ := strings.Cut(spec, "~")
+	for _, r := range s.relays {
+		if strings.EqualFold(r.fp, fp) || r.nick == fp || (nick != "" && r.nick == nick) {
+			return r, true
+		}
+	}
+	return simRelay{}, false
+}
+
+// defaultPath is guard1, middle1, exit1.
+func (s *simTor) defaultPath() []string {
+	var p []string
+	for _, n := range []string{"guard1", "middle1", "exit1"} {
+		r, _ := s.relay(n)
+		p = append(p, "$"+r.fp+"~"+r.nick)
+	}
+	return p
+}
+
+func (s *simTor) newID() string {
+	s.nextID++
+	return strconv.Itoa(s.nextID)
+}
+
+func (s *simTor) extend(args []string) {
+	id := argAt(args, 0)
+	if id != "0" {
+		s.reply(552, "Unknown circuit \""+id+"\"")
+		return
+	}
+	var path []string
+	for _, a := range args[1:] {
+		if strings.Contains(a, "=") {
+			continue // purpose=
+		}
+		for _, hop := range strings.Split(a, ",") {
+			r, ok := s.relay(hop)
+			if !ok {
+				s.reply(552, "No such router \""+hop+"\"")
+				return
+			}
+			path = append(path, "$"+r.fp+"~"+r.nick)
+		}
+	}
+	if len(path) == 0 {
+		path = s.defaultPath()
+	}
+	c := &simCirc{id: s.newID(), status: "LAUNCHED", purpose: "GENERAL", path: path}
+	s.circs[c.id] = c
+	s.cmds[len(s.cmds)-1].result = c.id
+	s.reply(250, "EXTENDED "+c.id)
+	s.circStatus(c, "LAUNCHED", "")
+}
+
+func (s *simTor) stream(args []string) *simStream { return s.streams[argAt(args, 0)] }
+
+func (s *simTor) attach(args []string) {
+	st := s.stream(args)
+	if st == nil {
+		s.reply(552, "Unknown stream \""+argAt(args, 0)+"\"")
+		return
+	}
+	circ := argAt(args, 1)
+	if circ == "0" {
+		s.reply(250, "OK")
+		return
+	}
+	c := s.circs[circ]
+	if c == nil {
+		s.reply(552, "Unknown circuit \""+circ+"\"")
+		return
+	}
+	if c.status != "BUILT" {
+		s.reply(551, "Can't attach stream to non-open origin circuit")
+		return
+	}
+	s.reply(250, "OK")
+	st.circ = c.id
+	s.streamStatus(st, "SENTCONNECT", "")
+}
+
+func (s *simTor) circLine(c *simCirc, status string) string {
+	line := c.id + " " + status
+	if len(c.path) > 0 && status != "LAUNCHED" {
+		line += " " + strings.Join(c.path, ",")
+	}
+	return line + " BUILD_FLAGS=NEED_CAPACITY PURPOSE=" + c.purpose + " TIME_CREATED=2026-01-01T00:00:00.000000"
+}
+
+// circStatus sets a circuit's status and sends its CIRC event.
+func (s *simTor) circStatus(c *simCirc, status, extra string) {
+	c.status = status
+	if s.subs["CIRC"] {
+		s.raw("650 CIRC " + s.circLine(c, status) + extra + "\r\n")
+	}
+}
+
+// streamStatus sets a stream's status and sends its STREAM event.
+func (s *simTor) streamStatus(st *simStream, status, extra string) {
+	st.status = status
+	if !s.subs["STREAM"] {
+		return
+	}
+	circ := st.circ
+	if circ == "" {
+		circ = "0"
+	}
+	line := fmt.Sprintf("650 STREAM %s %s %s %s", st.id, status, circ, st.target)
+	if status == "NEW" || status == "NEWRESOLVE" {
+		if st.source != "" {
+			line += " SOURCE_ADDR=" + st.source
+		}
+		line += " PURPOSE=" + st.purpose
+	}
+	s.raw(line + extra + "\r\n")
+}
+
+// flush sends what the test made happen.
+func (s *simTor) flush() {
+	if s.w != nil {
+		s.w.Flush()
+	}
+}

@@ -1,0 +1,683 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/torscript/torscript/builtins"
+	"github.com/torscript/torscript/ctl"
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+	"go.starlark.net/starlarktest"
+	"go.starlark.net/syntax"
+)
+
+// TestResult is the outcome of one test function.
+type TestResult struct {
+	Name     string
+	Failures []string // each with its Starlark backtrace; empty when it passed
+	Output   string   // what it printed
+}
+
+// Passed reports whether the test had no failure.
+func (t *TestResult) Passed() bool { return len(t.Failures) == 0 }
+
+// RunTests runs the test_* functions of a test file, each against a fresh
+// simulated tor with a fresh runtime: the file's top level runs first,
+// then the function. Scripts see assert (starlarktest's) and sim
+// besides what every script sees. Only MaxSteps, HandlerTimeout and Stdlib
+// of opts are used; what a test prints and logs is in its result. A file that does not compile is an error.
+func RunTests(ctx context.Context, filename string, src []byte, opts Options) ([]*TestResult, error) {
+	f, err := FileOptions().Parse(filename, src, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s", FormatError(err))
+	}
+	var names []string
+	for _, st := range f.Stmts {
+		if def, ok := st.(*syntax.DefStmt); ok && strings.HasPrefix(def.Name.Name, "test_") {
+			names = append(names, def.Name.Name)
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%s: no test_ functions", filename)
+	}
+	assert, err := starlarktest.LoadAssertModule()
+	if err != nil {
+		return nil, err
+	}
+	var results []*TestResult
+	for _, name := range names {
+		results = append(results, runTest(ctx, filename, src, name, assert, opts))
+	}
+	return results, nil
+}
+
+// testReporter collects assert's failures, each led by the place in the
+// test file where it happened.
+type testReporter struct {
+	file     string
+	thread   *starlark.Thread
+	failures []string
+}
+
+func (r *testReporter) Error(args ...any) {
+	msg := fmt.Sprint(args...)
+	// starlarktest's message is "Traceback ... Error: MSG".
+	short := msg
+	if i := strings.LastIndex(msg, "Error: "); i >= 0 {
+		short = msg[i+len("Error: "):]
+	}
+	r.failures = append(r.failures, r.where(r.thread.CallStack())+short+"\n"+msg)
+}
+
+// where is "FILE:LINE:COL: " of the innermost frame of stack in the test
+// file (or of the innermost frame).
+func (r *testReporter) where(stack starlark.CallStack) string {
+	for i := len(stack) - 1; i >= 0; i-- {
+		if stack[i].Pos.Filename() == r.file {
+			return stack[i].Pos.String() + ": "
+		}
+	}
+	if len(stack) > 0 {
+		return stack[len(stack)-1].Pos.String() + ": "
+	}
+	return ""
+}
+
+// failure formats an error that ended a test.
+func (r *testReporter) failure(err error) string {
+	var ee *starlark.EvalError
+	if errors.As(err, &ee) {
+		return r.where(ee.CallStack) + ee.Msg + "\n" + FormatError(err)
+	}
+	return FormatError(err)
+}
+
+func runTest(ctx context.Context, filename string, src []byte, name string, assert starlark.StringDict, opts Options) *TestResult {
+	res := &TestResult{Name: name}
+	var out strings.Builder
+	st := newSimTor()
+	opts.Connect = func(context.Context) (*ctl.Conn, error) { return st.connect(), nil }
+	opts.Stdout = &out
+	// The log goes with what the test printed, shown when it fails.
+	opts.Logger = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: dropTime}))
+	opts.Bootstrap, opts.DryRun, opts.Args = nil, false, nil
+	r := New(opts)
+	r.virtual = &virtualClock{}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.ctx = ctx
+	t := r.thread
+	rep := &testReporter{file: filename, thread: t}
+	starlarktest.SetReporter(t, rep)
+	builtins.SetContext(t, ctx)
+	r.pre["argv"].(*starlark.List).SetIndex(0, starlark.String(filename))
+	c, _ := opts.Connect(ctx)
+	r.conn = c
+	r.connN++
+	stopWatch := r.startWatchdog()
+	defer func() {
+		stopWatch()
+		r.shutdown()
+		if r.conn != nil {
+			r.conn.Close()
+		}
+		st.close()
+		res.Output = out.String()
+	}()
+
+	pre := starlark.StringDict{"assert": assert["assert"], "sim": newSimModule(r, st, filename)}
+	for k, v := range r.pre {
+		pre[k] = v
+	}
+	_, prog, err := starlark.SourceProgramOptions(FileOptions(), filename, src, pre.Has)
+	if err == nil {
+		var g starlark.StringDict
+		if g, err = prog.Init(t, pre); err == nil {
+			r.settle()
+			_, err = starlark.Call(t, g[name].(starlark.Callable), nil, nil)
+			r.settle()
+		}
+	}
+	if err != nil && !r.exitRequested(err) {
+		rep.failures = append(rep.failures, rep.failure(err))
+	}
+	if r.fatal != nil {
+		rep.failures = append(rep.failures, FormatError(r.fatal))
+	}
+	res.Failures = rep.failures
+	return res
+}
+
+// dropTime leaves the time out of a test's log lines.
+func dropTime(groups []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey && len(groups) == 0 {
+		return slog.Attr{}
+	}
+	return a
+}
+
+// virtualClock is the time of a test's timers: it moves only when the
+// test says (sim.advance).
+type virtualClock struct {
+	now time.Duration
+}
+
+// settle lets the runtime catch up with the simulated tor: it handles the
+// events and replies the simulated tor has sent, and what they cause, until
+// nothing more happens. It runs on the interpreter's goroutine, inside a
+// sim call: policy and handler calls nest in the test's own.
+func (r *Runtime) settle() {
+	var evs []ctl.Event
+	var fs []func()
+	for range 100000 {
+		if r.conn == nil || r.exiting {
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+		_, err := r.conn.Do(ctx, syncCommand) // after its reply, everything sent before is in
+		cancel()
+		if err != nil {
+			return
+		}
+		progressed := false
+		evs, _ = r.conn.EventBatch(evs)
+		for i, ev := range evs {
+			r.dispatch(ev)
+			evs[i] = nil
+			progressed = true
+		}
+		fs = r.tasks.take(fs)
+		for i, f := range fs {
+			f()
+			fs[i] = nil
+			progressed = true
+		}
+		if !progressed {
+			return
+		}
+	}
+}
+
+// advance moves virtual time on by d, firing the timers that come due on
+// the way, in order.
+func (r *Runtime) advance(d time.Duration) {
+	end := r.virtual.now + d
+	for {
+		var next *timer
+		for tm := range r.timers {
+			if tm.due <= end && (next == nil || tm.due < next.due) {
+				next = tm
+			}
+		}
+		if next == nil {
+			break
+		}
+		r.virtual.now = next.due
+		r.fireTimer(next)
+		if _, live := r.timers[next]; live && next.repeat {
+			next.due = r.virtual.now + next.d
+		}
+		r.settle()
+	}
+	r.virtual.now = end
+}
+
+// newSimModule is the sim module of a test: it makes things happen in the
+// simulated tor and checks the commands the script sent.
+func newSimModule(r *Runtime, st *simTor, testFile string) *starlarkstruct.Module {
+	m := starlark.StringDict{}
+	fn := func(name string, f func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)) {
+		m[name] = starlark.NewBuiltin("sim."+name, f)
+	}
+	// locked runs f with the simulated tor locked, sends what it wrote,
+	// and lets the runtime catch up.
+	locked := func(f func()) {
+		st.mu.Lock()
+		f()
+		st.flush()
+		st.mu.Unlock()
+		r.settle()
+	}
+	fn("run", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var path string
+		var argv *starlark.List
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path, "args?", &argv); err != nil {
+			return nil, err
+		}
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(filepath.Dir(testFile), path)
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", b.Name(), err)
+		}
+		list := []starlark.Value{starlark.String(path)}
+		if argv != nil {
+			for i := 0; i < argv.Len(); i++ {
+				list = append(list, argv.Index(i))
+			}
+		}
+		saved := r.pre["argv"]
+		r.pre["argv"] = starlark.NewList(list)
+		defer func() { r.pre["argv"] = saved }()
+		_, prog, err := starlark.SourceProgramOptions(FileOptions(), path, src, r.pre.Has)
+		if err != nil {
+			return nil, err
+		}
+		g, err := prog.Init(t, r.pre)
+		if err != nil {
+			return nil, err
+		}
+		r.settle()
+		return &starlarkstruct.Module{Name: filepath.Base(path), Members: g}, nil
+	})
+	fn("stream_new", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		target, source, purpose, resolve := "", "127.0.0.1:50000", "USER", false
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "target", &target, "source?", &source, "purpose?", &purpose, "resolve?", &resolve); err != nil {
+			return nil, err
+		}
+		if !strings.Contains(target, ":") {
+			return nil, fmt.Errorf("%s: target %q: want HOST:PORT", b.Name(), target)
+		}
+		var id string
+		locked(func() {
+			s := &simStream{id: st.newID(), target: target, source: source, purpose: purpose}
+			st.streams[s.id] = s
+			id = s.id
+			status := "NEW"
+			if resolve {
+				status = "NEWRESOLVE"
+			}
+			st.streamStatus(s, status, "")
+		})
+		return starlark.String(id), nil
+	})
+	fn("stream_event", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var id, status, reason, remote string
+		var circ starlark.Value = starlark.None
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "stream", &id, "status", &status, "circuit?", &circ, "reason?", &reason, "remote_reason?", &remote); err != nil {
+			return nil, err
+		}
+		var err error
+		locked(func() {
+			s := st.streams[id]
+			if s == nil {
+				err = fmt.Errorf("%s: no stream %s", b.Name(), id)
+				return
+			}
+			if circ != starlark.None {
+				s.circ = idString(circ)
+			}
+			extra := ""
+			if reason != "" {
+				extra += " REASON=" + reason
+			}
+			if remote != "" {
+				extra += " REMOTE_REASON=" + remote
+			}
+			status = strings.ToUpper(status)
+			if status == "DETACHED" {
+				s.circ = "0"
+			}
+			st.streamStatus(s, status, extra)
+			if status == "CLOSED" || status == "FAILED" {
+				delete(st.streams, id)
+			}
+		})
+		return starlark.None, err
+	})
+	circEvent := func(status string) func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		return func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			var id starlark.Value = starlark.None
+			var path *starlark.List
+			purpose, reason := "GENERAL", ""
+			if status == "FAILED" {
+				reason = "TIMEOUT"
+			} else if status == "CLOSED" {
+				reason = "FINISHED"
+			}
+			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "id?", &id, "path?", &path, "purpose?", &purpose, "reason?", &reason); err != nil {
+				return nil, err
+			}
+			var err error
+			var got string
+			locked(func() {
+				var c *simCirc
+				if id == starlark.None {
+					if status != "BUILT" && status != "LAUNCHED" {
+						err = fmt.Errorf("%s: which circuit?", b.Name())
+						return
+					}
+					c = &simCirc{id: st.newID(), purpose: purpose, path: st.defaultPath()}
+					st.circs[c.id] = c
+				} else if c = st.circs[idString(id)]; c == nil {
+					err = fmt.Errorf("%s: no circuit %s (sim.circ_built() with no id makes one)", b.Name(), idString(id))
+					return
+				}
+				if path != nil {
+					c.path = nil
+					for i := 0; i < path.Len(); i++ {
+						s, _ := starlark.AsString(path.Index(i))
+						r, ok := st.relay(s)
+						if !ok {
+							err = fmt.Errorf("%s: no relay %q in the simulated network", b.Name(), s)
+							return
+						}
+						c.path = append(c.path, "$"+r.fp+"~"+r.nick)
+					}
+				}
+				extra := ""
+				if reason != "" && (status == "FAILED" || status == "CLOSED") {
+					extra = " REASON=" + reason
+				}
+				st.circStatus(c, status, extra)
+				if status == "FAILED" || status == "CLOSED" {
+					delete(st.circs, c.id)
+				}
+				got = c.id
+			})
+			if err != nil {
+				return nil, err
+			}
+			return starlark.String(got), nil
+		}
+	}
+	fn("circ_launched", circEvent("LAUNCHED"))
+	fn("circ_built", circEvent("BUILT"))
+	fn("circ_failed", circEvent("FAILED"))
+	fn("circ_closed", circEvent("CLOSED"))
+	fn("reply", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var command, text string
+		var code int
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "command", &command, "code", &code, "text?", &text); err != nil {
+			return nil, err
+		}
+		if code < 200 || code > 599 {
+			return nil, fmt.Errorf("%s: code %d: want 2xx-5xx", b.Name(), code)
+		}
+		if text == "" {
+			text = "OK"
+		}
+		kw := strings.ToUpper(command)
+		st.mu.Lock()
+		st.replies[kw] = append(st.replies[kw], simReply{code, text})
+		st.mu.Unlock()
+		return starlark.None, nil
+	})
+	fn("commands", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+			return nil, err
+		}
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		var l []starlark.Value
+		for _, c := range st.cmds {
+			l = append(l, starlark.String(c.line))
+		}
+		return starlark.NewList(l), nil
+	})
+	fn("conf", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var key string
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
+			return nil, err
+		}
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if v, ok := st.conf[key]; ok {
+			return starlark.String(v), nil
+		}
+		return starlark.None, nil
+	})
+	fn("mappings", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		d := starlark.NewDict(len(st.maps))
+		for k, v := range st.maps {
+			d.SetKey(starlark.String(k), starlark.String(v))
+		}
+		return d, nil
+	})
+	fn("advance", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var d builtins.Duration
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "duration", &d); err != nil {
+			return nil, err
+		}
+		r.advance(time.Duration(d))
+		return starlark.None, nil
+	})
+	// expect finds the first command of keyword not matched yet for
+	// which ok is true, marks it matched and returns its fields.
+	expect := func(b *starlark.Builtin, keyword, what string, ok func(args []string) bool) ([]string, error) {
+		r.settle()
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		var seen []string
+		for i := range st.cmds {
+			c := &st.cmds[i]
+			f := strings.Fields(c.line)
+			if c.used || len(f) == 0 || !strings.EqualFold(f[0], keyword) {
+				continue
+			}
+			if ok(f[1:]) {
+				c.used = true
+				return f[1:], nil
+			}
+			seen = append(seen, c.line)
+		}
+		if len(seen) == 0 {
+			seen = append(seen, "none")
+		}
+		return nil, fmt.Errorf("%s: want %s; %s commands not expected yet: %s", b.Name(), what, keyword, strings.Join(seen, ", "))
+	}
+	fn("expect_attach", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var stream, circ starlark.Value
+		hop := 0
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "stream", &stream, "circuit", &circ, "hop?", &hop); err != nil {
+			return nil, err
+		}
+		s, c := idString(stream), idString(circ)
+		want := "ATTACHSTREAM " + s + " " + c
+		if hop > 0 {
+			want += " HOP=" + strconv.Itoa(hop)
+		}
+		_, err := expect(b, "ATTACHSTREAM", want, func(a []string) bool { return strings.Join(a, " ") == strings.TrimPrefix(want, "ATTACHSTREAM ") })
+		return starlark.None, err
+	})
+	fn("expect_close", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var stream starlark.Value
+		var reason builtins.RelayEndReason
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "stream", &stream, "reason", &reason); err != nil {
+			return nil, err
+		}
+		s := idString(stream)
+		want := fmt.Sprintf("CLOSESTREAM %s %d (%s)", s, int(reason), ctl.RelayEndReason(reason))
+		_, err := expect(b, "CLOSESTREAM", want, func(a []string) bool {
+			return len(a) >= 2 && a[0] == s && a[1] == strconv.Itoa(int(reason))
+		})
+		return starlark.None, err
+	})
+	fn("expect_redirect", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var stream starlark.Value
+		var host string
+		port := 0
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "stream", &stream, "host", &host, "port?", &port); err != nil {
+			return nil, err
+		}
+		want := []string{idString(stream), host}
+		if port > 0 {
+			want = append(want, strconv.Itoa(port))
+		}
+		_, err := expect(b, "REDIRECTSTREAM", "REDIRECTSTREAM "+strings.Join(want, " "), func(a []string) bool { return slices.Equal(a, want) })
+		return starlark.None, err
+	})
+	fn("expect_extend", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var path *starlark.List
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path?", &path); err != nil {
+			return nil, err
+		}
+		var want []string
+		if path != nil {
+			for i := 0; i < path.Len(); i++ {
+				s, _ := starlark.AsString(path.Index(i))
+				want = append(want, s)
+			}
+		}
+		what := "EXTENDCIRCUIT 0"
+		if want != nil {
+			what += " through " + strings.Join(want, ",")
+		}
+		var n int
+		_, err := expect(b, "EXTENDCIRCUIT", what, func(a []string) bool {
+			if len(a) == 0 || a[0] != "0" {
+				return false
+			}
+			n++
+			if want == nil {
+				return true
+			}
+			if len(a) < 2 {
+				return false
+			}
+			hops := strings.Split(a[1], ",")
+			if len(hops) != len(want) {
+				return false
+			}
+			for i, h := range hops {
+				r1, ok1 := st.relay(h)
+				r2, ok2 := st.relay(want[i])
+				if !ok1 || !ok2 || r1.fp != r2.fp {
+					return false
+				}
+			}
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+		// The simulated tor numbered the circuits it was asked for in
+		// order: find the one this command made.
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		k := 0
+		for _, c := range st.cmds {
+			f := strings.Fields(c.line)
+			if len(f) > 1 && strings.EqualFold(f[0], "EXTENDCIRCUIT") && f[1] == "0" {
+				k++
+				if k == n {
+					return starlark.String(c.result), nil
+				}
+			}
+		}
+		return starlark.None, nil
+	})
+	fn("expect_command", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var prefix string
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "prefix", &prefix); err != nil {
+			return nil, err
+		}
+		kw, _, _ := strings.Cut(prefix, " ")
+		got, err := expect(b, kw, prefix+"…", func(a []string) bool {
+			return strings.HasPrefix(strings.Join(append([]string{kw}, a...), " "), prefix)
+		})
+		if err != nil {
+			return nil, err
+		}
+		return starlark.String(strings.Join(append([]string{kw}, got...), " ")), nil
+	})
+	fn("expect_no_decision", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var stream starlark.Value = starlark.None
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "stream?", &stream); err != nil {
+			return nil, err
+		}
+		r.settle()
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		for _, c := range st.cmds {
+			f := strings.Fields(c.line)
+			if c.used || len(f) < 2 {
+				continue
+			}
+			switch strings.ToUpper(f[0]) {
+			case "ATTACHSTREAM", "CLOSESTREAM", "REDIRECTSTREAM":
+				if stream == starlark.None || f[1] == idString(stream) {
+					return nil, fmt.Errorf("%s: the script sent %s", b.Name(), c.line)
+				}
+			}
+		}
+		return starlark.None, nil
+	})
+	fn("replay", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var path string
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path); err != nil {
+			return nil, err
+		}
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(filepath.Dir(testFile), path)
+		}
+		n, err := replay(r, st, path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", b.Name(), err)
+		}
+		return starlark.MakeInt(n), nil
+	})
+	return &starlarkstruct.Module{Name: "sim", Members: m}
+}
+
+// idString is a circuit or stream id given as an int or a str; None is 0
+// (tor chooses).
+func idString(v starlark.Value) string {
+	switch v := v.(type) {
+	case starlark.String:
+		return string(v)
+	case starlark.Int:
+		return v.String()
+	case starlark.NoneType:
+		return "0"
+	case *builtins.Circuit:
+		return v.C.ID
+	case *builtins.Stream:
+		return v.S.ID
+	}
+	return v.String()
+}
+
+// writeTestReport writes the results of one file as `go test -v` does, with
+// each failure's location first. It returns the number of failed tests.
+func WriteTestReport(w io.Writer, file string, results []*TestResult, verbose bool) int {
+	failed := 0
+	for _, res := range results {
+		if res.Passed() {
+			if verbose {
+				fmt.Fprintf(w, "PASS %s (%s)\n", res.Name, file)
+			}
+			continue
+		}
+		failed++
+		fmt.Fprintf(w, "FAIL %s (%s)\n", res.Name, file)
+		for _, f := range res.Failures {
+			fmt.Fprintln(w, indentLines(f))
+		}
+		if res.Output != "" {
+			fmt.Fprintf(w, "  output:\n%s", indentLines(res.Output))
+		}
+	}
+	return failed
+}
+
+func indentLines(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = "    " + l
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
