@@ -114,7 +114,11 @@ func (tm *term) tmux(args ...string) (string, error) {
 func (tm *term) stop() {
 	if tm.t.Failed() {
 		if s, err := tm.tmux("capture-pane", "-p", "-t", "test", "-S", "-", "-E", "-"); err == nil {
-			tm.t.Logf("%s's terminal when the test ended, with what scrolled off:\n%s", tm.name, framed(trimScreen(s)))
+			blanks := regexp.MustCompile(`\n{4,}`)
+			s = blanks.ReplaceAllStringFunc(trimScreen(s), func(b string) string {
+				return fmt.Sprintf("\n(%d empty lines)\n", len(b)-1)
+			})
+			tm.t.Logf("%s's terminal when the test ended, with what scrolled off:\n%s", tm.name, framed(s))
 		}
 	}
 	tm.tmux("kill-server")
