@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -145,6 +146,16 @@ func (h *FakeHost) Circuit(id string) *ctl.Circuit {
 
 func (h *FakeHost) StreamHandled(id string) { h.record("StreamHandled %s", id) }
 func (h *FakeHost) Launched(id string)      { h.record("Launched %s", id) }
+func (h *FakeHost) AtExit(fn starlark.Callable) {
+	h.record("AtExit %s", fn.Name())
+}
+func (h *FakeHost) Require(commands, config []string) error {
+	h.record("Require %v %v", commands, config)
+	if slices.Contains(commands, "SAVECONF") {
+		return errors.New("this script needs grants it was not given: run it with --allow SAVECONF")
+	}
+	return nil
+}
 
 func (h *FakeHost) Mapped(pairs []ctl.AddrMap, keep bool) {
 	var m []string

@@ -41,6 +41,13 @@ type Host interface {
 	// Mapped records address mappings the script made, to be removed when
 	// it ends unless keep is set, and made again after tor restarts.
 	Mapped(pairs []ctl.AddrMap, keep bool)
+	// Require declares what the script needs: grants for commands that
+	// change tor for everyone, and the config keys it sets. It fails when
+	// the user has not granted a command.
+	Require(commands, config []string) error
+	// AtExit calls fn when the script ends, before the host undoes what
+	// the script changed.
+	AtExit(fn starlark.Callable)
 	// Launched tells the host that tor is building a circuit the script
 	// asked for (its CIRC events may still be on their way), so that a
 	// policy returning it waits for it to be built.

@@ -157,6 +157,61 @@ its text. Only the events that handlers need are subscribed to.`,
 			return starlark.None, nil
 		})
 
+	m.fn("require", `require(commands=[], config=[])
+Declares, at the top of a script, what it needs beyond reading tor's state,
+subscribing to events, running a stream policy and mapping addresses:
+commands is a list of grants ("SAVECONF", "SIGNAL:HALT", "ADD_ONION:KEY",
+...; torscript run --help lists them) that the user must give with
+--allow, and config the keys the script sets with set_conf or reset_conf.
+A grant the user has not given stops the script here, before it does
+anything; torscript check FILE shows what a script declares.
+  tor.require(commands=["SAVECONF"], config=["ExitNodes", "StrictNodes"])`,
+		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			var commands, config *starlark.List
+			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "commands?", &commands, "config?", &config); err != nil {
+				return nil, err
+			}
+			strs := func(what string, l *starlark.List) ([]string, error) {
+				var out []string
+				if l == nil {
+					return nil, nil
+				}
+				for i := 0; i < l.Len(); i++ {
+					s, ok := starlark.AsString(l.Index(i))
+					if !ok {
+						return nil, fmt.Errorf("%s: %s[%d] is %s, want str", b.Name(), what, i, l.Index(i).Type())
+					}
+					out = append(out, s)
+				}
+				return out, nil
+			}
+			cmds, err := strs("commands", commands)
+			if err != nil {
+				return nil, err
+			}
+			conf, err := strs("config", config)
+			if err != nil {
+				return nil, err
+			}
+			if err := h.Require(cmds, conf); err != nil {
+				return nil, fmt.Errorf("%s: %w", b.Name(), err)
+			}
+			return starlark.None, nil
+		})
+
+	m.fn("at_exit", `at_exit(fn)
+Calls fn() when the script ends (exit(), Ctrl-C, SIGTERM, the end of a
+REPL session), before torscript hands back the policy's streams and undoes
+what the script changed: a last report, a last command.`,
+		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			var fn starlark.Callable
+			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "fn", &fn); err != nil {
+				return nil, err
+			}
+			h.AtExit(fn)
+			return starlark.None, nil
+		})
+
 	names := ctl.EventTypes()
 	ev := make(starlark.Tuple, len(names))
 	for i, n := range names {

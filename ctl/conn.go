@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,6 +54,22 @@ type Conn struct {
 	traceMu sync.Mutex
 
 	events *eventQueue
+
+	check atomic.Pointer[CheckFunc]
+}
+
+// CheckFunc vets a command before it is written; an error stops it, and
+// nothing is sent.
+type CheckFunc func(ctx context.Context, line string) error
+
+// SetCheck sets the function that vets every command written from now on
+// (torscript's grants); nil for none.
+func (c *Conn) SetCheck(f CheckFunc) {
+	if f == nil {
+		c.check.Store(nil)
+		return
+	}
+	c.check.Store(&f)
 }
 
 type pending struct {
@@ -304,6 +321,11 @@ func (c *Conn) Send(ctx context.Context, line string, done func(*Reply, error)) 
 func (c *Conn) write(ctx context.Context, line, data string, hasData bool, q *pending) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if check := c.check.Load(); check != nil {
+		if err := (*check)(ctx, line); err != nil {
+			return err
+		}
 	}
 	select {
 	case c.wsem <- struct{}{}:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -126,5 +127,37 @@ func TestRepliesNotBlockedByEvents(t *testing.T) {
 	f.Send(string(b) + "250 OK\r\n")
 	if err := <-errc; err != nil {
 		t.Fatalf("reply stuck behind unread events: %v", err)
+	}
+}
+
+// TestCheckRefusesBeforeWriting: a command the check refuses is not
+// written, and the connection goes on working.
+func TestCheckRefusesBeforeWriting(t *testing.T) {
+	f, c := NewFakeControlPort(t, Options{})
+	var seen []string
+	c.SetCheck(func(ctx context.Context, line string) error {
+		seen = append(seen, line)
+		if strings.HasPrefix(line, "SAVECONF") {
+			return errors.New("no")
+		}
+		return nil
+	})
+	f.Serve(1, func(line string) string { return "250 OK\r\n" })
+	if _, err := c.Do(context.Background(), "SAVECONF"); err == nil || err.Error() != "no" {
+		t.Fatalf("SAVECONF: %v", err)
+	}
+	if _, err := c.Do(context.Background(), "GETINFO version"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Written(); got != "GETINFO version\r\n" {
+		t.Errorf("written: %q", got)
+	}
+	if len(seen) != 2 {
+		t.Errorf("checked: %q", seen)
+	}
+	c.SetCheck(nil)
+	f.Serve(1, func(line string) string { return "250 OK\r\n" })
+	if _, err := c.Do(context.Background(), "SAVECONF"); err != nil {
+		t.Errorf("without a check: %v", err)
 	}
 }

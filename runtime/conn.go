@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -89,7 +90,7 @@ func (r *Runtime) disconnected() {
 			case <-time.After(delay):
 			}
 			actx, acancel := context.WithTimeout(ctx, 10*time.Second)
-			c, err := r.opts.Connect(actx)
+			c, err := r.connectTor(actx)
 			acancel()
 			if err == nil {
 				r.tasks.post(func() { r.connected(c) })
@@ -150,10 +151,26 @@ func (r *Runtime) connected(c *ctl.Conn) {
 	}
 }
 
+// runAtExit calls the script's tor.at_exit functions, last registered
+// first, each supervised like a handler.
+func (r *Runtime) runAtExit() {
+	fns := r.atExit
+	r.atExit = nil
+	for i := len(fns) - 1; i >= 0; i-- {
+		if _, err := r.call(fns[i], nil); err != nil {
+			var exit *ExitError
+			if !errors.As(err, &exit) {
+				r.reportFailure("at_exit function failed", 1, err, "fn", fns[i].Name())
+			}
+		}
+	}
+}
+
 // shutdown undoes what the script changed in tor: streams held by the
 // policy go back to tor (or are closed), __LeaveStreamsUnattached gets its
 // earlier value, the script's address mappings are removed.
 func (r *Runtime) shutdown() {
+	r.runAtExit()
 	r.exiting = true
 	for t := range r.timers {
 		if t.t != nil {
@@ -178,7 +195,7 @@ func (r *Runtime) shutdown() {
 	if r.conn == nil && r.opts.Connect != nil {
 		// Tor may be back: what we changed must still be undone.
 		cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
-		c, err := r.opts.Connect(cctx)
+		c, err := r.connectTor(cctx)
 		ccancel()
 		if err != nil {
 			r.log.Warn("cannot reach tor to undo the script's changes", "err", err)

@@ -84,6 +84,10 @@ func (h *host) Circuit(id string) *ctl.Circuit { return h.state.circs[id] }
 
 func (h *host) StreamHandled(id string) { h.rt().policyForget(id) }
 
+func (h *host) Require(commands, config []string) error { return h.rt().require(commands, config) }
+
+func (h *host) AtExit(fn starlark.Callable) { h.atExit = append(h.atExit, fn) }
+
 func (h *host) Launched(id string) {
 	if h.state.tracking {
 		h.state.launched(id)

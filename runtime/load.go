@@ -26,6 +26,11 @@ func FileOptions() *syntax.FileOptions {
 type loader struct {
 	stdlib fs.FS
 	cache  map[string]*loadEntry
+	// root is the directory of the script the user ran: load() reads no
+	// file outside it (and the stdlib) unless outside is set (--allow
+	// load). "" for no limit.
+	root    string
+	outside bool
 	// exec runs a loaded module's source and returns its globals.
 	exec func(thread *starlark.Thread, name string, src []byte) (starlark.StringDict, error)
 }
@@ -77,7 +82,42 @@ func (l *loader) read(name string) ([]byte, error) {
 		}
 		return fs.ReadFile(l.stdlib, strings.TrimPrefix(name, StdlibPrefix))
 	}
+	if err := l.inside(name); err != nil {
+		return nil, err
+	}
 	return os.ReadFile(name)
+}
+
+// inside checks that a file is in the script's directory tree, symbolic
+// links followed.
+func (l *loader) inside(name string) error {
+	if l.root == "" || l.outside {
+		return nil
+	}
+	real, err := filepath.EvalSymlinks(name)
+	if err != nil {
+		real = name
+	}
+	root, err := filepath.EvalSymlinks(l.root)
+	if err != nil {
+		root = l.root
+	}
+	if rel, err := filepath.Rel(root, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		return nil
+	}
+	return fmt.Errorf("refused: %s is outside the script's directory %s (run with --allow load to let it read there)", name, l.root)
+}
+
+// setRoot limits load() to the directory tree of the script at path (a
+// file) or dir.
+func (l *loader) setRoot(path string, isDir bool) {
+	if !isDir {
+		path = filepath.Dir(path)
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	l.root = path
 }
 
 // load is the Thread.Load function.

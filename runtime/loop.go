@@ -188,7 +188,7 @@ func (r *Runtime) call(fn starlark.Callable, args starlark.Tuple) (starlark.Valu
 		// builtin waiting for tor reports its context's end, not why:
 		// say why.
 		t.Uncancel()
-		r.callCtx, r.callStop = context.WithCancel(context.Background())
+		r.callCtx, r.callStop = context.WithCancel(scriptContext(context.Background()))
 		if err != nil {
 			err = &OverrunError{Timeout: r.opts.HandlerTimeout, Err: err}
 		}

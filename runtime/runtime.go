@@ -57,6 +57,15 @@ type Options struct {
 	// OnEvent, if set, sees every event first, on the loop goroutine (the
 	// REPL's event buffer and watches).
 	OnEvent func(ctl.Event)
+	// Allow are the user's grants (--allow): what the script may do that
+	// changes tor for everyone. See ParseGrants.
+	Allow []string
+}
+
+// ParseGrants checks grants given with --allow.
+func ParseGrants(allow []string) error {
+	_, err := newGrants(allow)
+	return err
 }
 
 // Runtime runs one script. Create it with New; Run it once.
@@ -97,6 +106,8 @@ type Runtime struct {
 	fatal     error
 	reconnect *reconnector
 	virtual   *virtualClock // timers' time in `torscript test`; nil for real time
+	grants    *grants
+	atExit    []starlark.Callable // tor.at_exit, last first at shutdown
 }
 
 type handler struct {
@@ -134,6 +145,10 @@ func New(opts Options) *Runtime {
 		state:    newLiveState(),
 	}
 	r.tasks.init()
+	var err error
+	if r.grants, err = newGrants(opts.Allow); err != nil {
+		r.grants, _ = newGrants(nil) // the caller checked them with ParseGrants
+	}
 	r.tor = builtins.NewTor((*host)(r))
 	argv := make([]starlark.Value, 0, len(opts.Args)+1)
 	argv = append(argv, starlark.String(""))
@@ -151,10 +166,20 @@ func New(opts Options) *Runtime {
 		"struct": starlark.NewBuiltin("struct", starlarkstruct.Make),
 		"module": starlark.NewBuiltin("module", starlarkstruct.MakeModule),
 	}
-	r.loader = &loader{stdlib: opts.Stdlib, cache: map[string]*loadEntry{}, exec: r.execModule}
+	r.loader = &loader{stdlib: opts.Stdlib, cache: map[string]*loadEntry{}, exec: r.execModule, outside: r.grants.has("load")}
 	r.thread = r.newThread("main")
-	r.callCtx, r.callStop = context.WithCancel(context.Background())
+	r.callCtx, r.callStop = context.WithCancel(scriptContext(context.Background()))
 	return r
+}
+
+// connectTor connects with Options.Connect and holds the script's commands
+// on the new connection to its grants.
+func (r *Runtime) connectTor(ctx context.Context) (*ctl.Conn, error) {
+	c, err := r.opts.Connect(ctx)
+	if c != nil {
+		c.SetCheck(r.checkCommand)
+	}
+	return c, err
 }
 
 // Predeclared are the names every script sees: tor, exit, help, argv,
@@ -200,6 +225,7 @@ func (r *Runtime) execModule(parent *starlark.Thread, name string, src []byte) (
 // running anything. Errors read file:line:col: message.
 func Check(filename string, src []byte, opts Options) error {
 	r := New(opts)
+	r.loader.setRoot(filename, false)
 	seen := map[string]bool{}
 	var check func(name string, src []byte) error
 	check = func(name string, src []byte) error {
@@ -247,7 +273,12 @@ func (r *Runtime) Eval(ctx context.Context, src string) (int, error) {
 func (r *Runtime) run(ctx context.Context, filename string, src []byte, eval bool) (code int, err error) {
 	r.ctx = ctx
 	r.pre["argv"].(*starlark.List).SetIndex(0, starlark.String(filename))
-	builtins.SetContext(r.thread, ctx)
+	if eval {
+		r.loader.setRoot(".", true)
+	} else {
+		r.loader.setRoot(filename, false)
+	}
+	builtins.SetContext(r.thread, scriptContext(ctx))
 
 	// Compile before connecting: a script that cannot run should not
 	// touch tor.
@@ -267,7 +298,7 @@ func (r *Runtime) run(ctx context.Context, filename string, src []byte, eval boo
 	}
 
 	if r.opts.Connect != nil {
-		c, err := r.opts.Connect(ctx)
+		c, err := r.connectTor(ctx)
 		if err != nil {
 			return 4, err
 		}

@@ -46,8 +46,9 @@ func (r *Runtime) Open(ctx context.Context) (*Session, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	r.ctx = ctx
 	r.pre["argv"].(*starlark.List).SetIndex(0, starlark.String("<repl>"))
+	r.loader.setRoot(".", true)
 	if r.opts.Connect != nil {
-		c, err := r.opts.Connect(ctx)
+		c, err := r.connectTor(ctx)
 		if err != nil {
 			cancel()
 			return nil, err
@@ -151,14 +152,15 @@ func (s *Session) run(f func(*starlark.Thread, starlark.StringDict) error) error
 	}()
 	if r.policy == nil {
 		t.SetMaxExecutionSteps(math.MaxUint64)
+		ctx := scriptContext(ctx)
 		builtins.SetContext(t, ctx)
 		r.threadCtx = ctx
 		return f(t, s.globals)
 	}
 	// Under a policy: supervised like a handler, and Interrupt reaches
 	// builtins waiting for tor through the call's context.
-	r.callCtx, r.callStop = context.WithCancel(ctx)
-	defer func() { r.callCtx, r.callStop = context.WithCancel(context.Background()) }()
+	r.callCtx, r.callStop = context.WithCancel(scriptContext(ctx))
+	defer func() { r.callCtx, r.callStop = context.WithCancel(scriptContext(context.Background())) }()
 	fn := starlark.NewBuiltin("<prompt>", func(t *starlark.Thread, _ *starlark.Builtin, _ starlark.Tuple, _ []starlark.Tuple) (starlark.Value, error) {
 		return starlark.None, f(t, s.globals)
 	})

@@ -111,6 +111,7 @@ func runTest(ctx context.Context, filename string, src []byte, name string, asse
 	// The log goes with what the test printed, shown when it fails.
 	opts.Logger = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: dropTime}))
 	opts.Bootstrap, opts.DryRun, opts.Args = nil, false, nil
+	opts.Allow = []string{"all"} // the simulated tor is the test's own
 	r := New(opts)
 	r.virtual = &virtualClock{}
 	ctx, cancel := context.WithCancel(ctx)
@@ -119,9 +120,9 @@ func runTest(ctx context.Context, filename string, src []byte, name string, asse
 	t := r.thread
 	rep := &testReporter{file: filename, thread: t}
 	starlarktest.SetReporter(t, rep)
-	builtins.SetContext(t, ctx)
+	builtins.SetContext(t, scriptContext(ctx))
 	r.pre["argv"].(*starlark.List).SetIndex(0, starlark.String(filename))
-	c, _ := opts.Connect(ctx)
+	c, _ := r.connectTor(ctx)
 	r.conn = c
 	r.connN++
 	stopWatch := r.startWatchdog()

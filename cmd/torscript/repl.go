@@ -63,6 +63,7 @@ policy loaded at the prompt changed in tor.`,
 	fl.BoolVar(&opts.sf.dryRun, "dry-run", false, "call a stream policy and log its decisions, but let tor attach every stream")
 	fl.Uint64Var(&opts.sf.maxSteps, "max-steps", 10_000_000, "Starlark steps one handler, timer or policy call may take")
 	fl.DurationVar(&opts.sf.handlerTimeout, "handler-timeout", 2*time.Second, "wall time one handler, timer or policy call may take")
+	addAllowFlag(cmd, &opts.sf.allow)
 	return cmd
 }
 
@@ -177,6 +178,9 @@ const maxEvents = 1000
 
 func replRun(ctx context.Context, opts *replOptions) error {
 	f := opts.f
+	if err := runtime.ParseGrants(opts.sf.allow); err != nil {
+		return usageError{err}
+	}
 	// Ctrl-C belongs to the REPL: it stops an evaluation, not torscript.
 	signal.Reset(os.Interrupt)
 	sigc := make(chan os.Signal, 1)
@@ -231,6 +235,7 @@ func replRun(ctx context.Context, opts *replOptions) error {
 		HandlerTimeout: opts.sf.handlerTimeout,
 		DryRun:         opts.sf.dryRun,
 		OnEvent:        rp.onEvent,
+		Allow:          opts.sf.allow,
 	})
 	s, err := r.Open(ctx)
 	if err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +21,7 @@ type scriptFlags struct {
 	maxSteps       uint64
 	handlerTimeout time.Duration
 	noWait         bool
+	allow          []string
 }
 
 func (sf *scriptFlags) addFlags(cmd *cobra.Command) {
@@ -27,6 +30,16 @@ func (sf *scriptFlags) addFlags(cmd *cobra.Command) {
 	fl.Uint64Var(&sf.maxSteps, "max-steps", 10_000_000, "Starlark steps one handler, timer or policy call may take")
 	fl.DurationVar(&sf.handlerTimeout, "handler-timeout", 2*time.Second, "wall time one handler, timer or policy call may take")
 	fl.BoolVar(&sf.noWait, "no-wait", false, "do not wait for tor to finish bootstrapping")
+	addAllowFlag(cmd, &sf.allow)
+}
+
+// addAllowFlag adds --allow, the user's grants to a script.
+func addAllowFlag(cmd *cobra.Command, allow *[]string) {
+	cmd.Flags().StringSliceVar(allow, "allow", nil, `let the script do what changes tor for everyone (repeat, or separate with commas):
+SAVECONF, LOADCONF, TAKEOWNERSHIP, DROPGUARDS, DROPTIMEOUTS, POSTDESCRIPTOR,
+SIGNAL:HALT, SIGNAL:SHUTDOWN, SIGNAL:DUMP, ADD_ONION:KEY (a key of its own),
+SETCONF:Key (a key it did not declare with tor.require), SETCONF (any key),
+load (load() outside the script's directory), all`)
 }
 
 // runOptions are the inputs of `torscript run` and `torscript eval`.
@@ -92,6 +105,9 @@ until Ctrl-C.`,
 
 func runRun(ctx context.Context, opts *runOptions) error {
 	f := opts.f
+	if err := runtime.ParseGrants(opts.sf.allow); err != nil {
+		return usageError{err}
+	}
 	var src []byte
 	if opts.file != "" {
 		var err error
@@ -107,6 +123,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		HandlerTimeout: opts.sf.handlerTimeout,
 		DryRun:         opts.sf.dryRun,
 		Args:           opts.args,
+		Allow:          opts.sf.allow,
 	}
 	if !opts.sf.noWait {
 		ropts.Bootstrap = f.errOut
@@ -146,7 +163,9 @@ func newCmdCheck(f *factory, runF func(*checkOptions) error) *cobra.Command {
 		Short: "Parse and resolve scripts without running them",
 		Long: `Parse each script and every module it loads, and resolve every name, without
 connecting to tor. Errors are printed as FILE:LINE:COL: message and make
-the exit status non-zero.`,
+the exit status non-zero. For a script that passes, it says what the
+script asks for: the grants and config keys it declares with tor.require,
+and the builtins it calls that may need a grant (--allow).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.files = args
@@ -155,6 +174,27 @@ the exit status non-zero.`,
 			}
 			return checkRun(opts)
 		},
+	}
+}
+
+// writeRequirements says what a script that compiled asks for.
+func writeRequirements(w io.Writer, file string, src []byte) {
+	f, err := runtime.FileOptions().Parse(file, src, 0)
+	if err != nil {
+		return
+	}
+	req := runtime.ReadRequirements(f)
+	if len(req.Commands) > 0 {
+		fmt.Fprintf(w, "  declares grants: %s (run it with --allow %s)\n", strings.Join(req.Commands, ", "), strings.Join(req.Commands, " --allow "))
+	}
+	if len(req.Config) > 0 {
+		fmt.Fprintf(w, "  declares config keys it sets: %s\n", strings.Join(req.Config, ", "))
+	}
+	for _, u := range req.Uses {
+		fmt.Fprintf(w, "  calls %s\n", u)
+	}
+	if len(req.Commands)+len(req.Config)+len(req.Uses) == 0 {
+		fmt.Fprintln(w, "  asks for nothing beyond reading tor's state, events, a stream policy and address mappings")
 	}
 }
 
@@ -171,6 +211,7 @@ func checkRun(opts *checkOptions) error {
 			continue
 		}
 		fmt.Fprintf(opts.f.out, "%s: ok\n", file)
+		writeRequirements(opts.f.out, file, src)
 	}
 	if failed {
 		return silentError{exitError}
