@@ -457,8 +457,8 @@ func newSimModule(r *Runtime, st *simTor, testFile string) *starlarkstruct.Modul
 		return starlark.None, nil
 	})
 	// expect finds the first command of keyword not matched yet for
-	// which ok is true, marks it matched and returns its fields.
-	expect := func(b *starlark.Builtin, keyword, what string, ok func(args []string) bool) ([]string, error) {
+	// which ok is true, marks it matched and returns it.
+	expect := func(b *starlark.Builtin, keyword, what string, ok func(args []string) bool) (simCmd, error) {
 		r.settle()
 		st.mu.Lock()
 		defer st.mu.Unlock()
@@ -471,14 +471,14 @@ func newSimModule(r *Runtime, st *simTor, testFile string) *starlarkstruct.Modul
 			}
 			if ok(f[1:]) {
 				c.used = true
-				return f[1:], nil
+				return *c, nil
 			}
 			seen = append(seen, c.line)
 		}
 		if len(seen) == 0 {
 			seen = append(seen, "none")
 		}
-		return nil, fmt.Errorf("%s: want %s; %s commands not expected yet: %s", b.Name(), what, keyword, strings.Join(seen, ", "))
+		return simCmd{}, fmt.Errorf("%s: want %s; %s commands not expected yet: %s", b.Name(), what, keyword, strings.Join(seen, ", "))
 	}
 	fn("expect_attach", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		var stream, circ starlark.Value
@@ -537,12 +537,10 @@ func newSimModule(r *Runtime, st *simTor, testFile string) *starlarkstruct.Modul
 		if want != nil {
 			what += " through " + strings.Join(want, ",")
 		}
-		var n int
-		_, err := expect(b, "EXTENDCIRCUIT", what, func(a []string) bool {
+		c, err := expect(b, "EXTENDCIRCUIT", what, func(a []string) bool {
 			if len(a) == 0 || a[0] != "0" {
 				return false
 			}
-			n++
 			if want == nil {
 				return true
 			}
@@ -565,21 +563,7 @@ func newSimModule(r *Runtime, st *simTor, testFile string) *starlarkstruct.Modul
 		if err != nil {
 			return nil, err
 		}
-		// The simulated tor numbered the circuits it was asked for in
-		// order: find the one this command made.
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		k := 0
-		for _, c := range st.cmds {
-			f := strings.Fields(c.line)
-			if len(f) > 1 && strings.EqualFold(f[0], "EXTENDCIRCUIT") && f[1] == "0" {
-				k++
-				if k == n {
-					return starlark.String(c.result), nil
-				}
-			}
-		}
-		return starlark.None, nil
+		return starlark.String(c.result), nil
 	})
 	fn("expect_command", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		var prefix string
@@ -593,7 +577,7 @@ func newSimModule(r *Runtime, st *simTor, testFile string) *starlarkstruct.Modul
 		if err != nil {
 			return nil, err
 		}
-		return starlark.String(strings.Join(append([]string{kw}, got...), " ")), nil
+		return starlark.String(got.line), nil
 	})
 	fn("expect_no_decision", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		var stream starlark.Value = starlark.None

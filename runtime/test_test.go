@@ -1,0 +1,206 @@
+package runtime
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runTestFile writes src to a test file (and the other files given) and
+// runs it.
+func runTestFile(t *testing.T, src string, files map[string]string) (string, []*TestResult) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "x_test.star")
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := RunTests(context.Background(), path, []byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, res
+}
+
+const perHost = `circuits = {}
+
+def route(stream):
+    c = circuits.get(stream.target_host)
+    if c == None or c in stream.failed_circuits:
+        c = tor.extend_circuit()
+        circuits[stream.target_host] = c
+    return c
+
+tor.policy(route)
+`
+
+// TestRunTestsPass: a policy test that holds passes, each test with a
+// fresh simulated tor (ids start again at 1).
+func TestRunTestsPass(t *testing.T) {
+	_, res := runTestFile(t, `
+def test_one_circuit_per_host():
+    p = sim.run("policy.star")
+    assert.eq(sim.conf("__LeaveStreamsUnattached"), "1")
+    a = sim.stream_new(target="a.example:443", source="127.0.0.1:5000")
+    assert.eq(a, "1")
+    c = sim.expect_extend()
+    sim.expect_no_decision(a)
+    sim.circ_built(c, path=["guard2", "middle2", "exit3"])
+    sim.expect_attach(a, c)
+    b = sim.stream_new(target="a.example:80")
+    sim.expect_attach(b, c)
+    other = sim.stream_new(target="b.example:80")
+    d = sim.expect_extend()
+    assert.ne(c, d)
+    assert.eq(len(p.circuits), 2)
+
+def test_failed_circuit_replaced():
+    sim.run("policy.star")
+    a = sim.stream_new(target="a.example:443")
+    assert.eq(a, "1")
+    c = sim.expect_extend()
+    sim.circ_failed(c, reason="TIMEOUT")
+    d = sim.expect_extend()
+    assert.ne(c, d)
+    sim.circ_built(d)
+    sim.expect_attach(a, d)
+
+def test_refusal_reply():
+    tor.policy(lambda s: tor.close("EXITPOLICY") if s.target_port == 25 else None)
+    sim.reply("ATTACHSTREAM", 555, "Connection is not managed by controller.")
+    s = sim.stream_new(target="mail.example:25")
+    sim.expect_close(s, "EXITPOLICY")
+    s2 = sim.stream_new(target="web.example:80")
+    sim.expect_attach(s2, None)
+
+def test_timers():
+    ticks = []
+    tor.every("10s", lambda: ticks.append(1))
+    sim.advance("35s")
+    assert.eq(len(ticks), 3)
+    tor.after("1m", lambda: tor.signal("NEWNYM"))
+    sim.advance("59s")
+    assert.eq([c for c in sim.commands() if c.startswith("SIGNAL")], [])
+    sim.advance("1s")
+    sim.expect_command("SIGNAL NEWNYM")
+`, map[string]string{"policy.star": perHost})
+	for _, r := range res {
+		if !r.Passed() {
+			t.Errorf("%s failed:\n%s\noutput:\n%s", r.Name, strings.Join(r.Failures, "\n"), r.Output)
+		}
+	}
+	if len(res) != 4 {
+		t.Errorf("%d results", len(res))
+	}
+}
+
+// TestRunTestsFail: a wrong expectation, a failed assert and an error each
+// fail their test, led by the place in the test file.
+func TestRunTestsFail(t *testing.T) {
+	path, res := runTestFile(t, `
+def test_wrong_expectation():
+    sim.run("policy.star")
+    s = sim.stream_new(target="a.example:443")
+    c = sim.expect_extend()
+    sim.circ_built(c)
+    sim.expect_close(s, "EXITPOLICY")
+
+def test_assert():
+    assert.eq(1 + 1, 3)
+    assert.true(False, "second")
+
+def test_error():
+    x = {}
+    x["missing"]
+`, map[string]string{"policy.star": perHost})
+	want := map[string][]string{
+		"test_wrong_expectation": {path + ":7:21: sim.expect_close: want CLOSESTREAM 1 4 (EXITPOLICY); CLOSESTREAM commands not expected yet: none"},
+		"test_assert":            {path + ":10:14: 2 != 3", path + ":11:16: second"},
+		"test_error":             {path + ":15:6: key \"missing\" not in dict"},
+	}
+	for _, r := range res {
+		if r.Passed() {
+			t.Errorf("%s passed", r.Name)
+			continue
+		}
+		w := want[r.Name]
+		if len(r.Failures) != len(w) {
+			t.Errorf("%s: %d failures, want %d:\n%s", r.Name, len(r.Failures), len(w), strings.Join(r.Failures, "\n"))
+			continue
+		}
+		for i, f := range r.Failures {
+			if first, _, _ := strings.Cut(f, "\n"); first != w[i] {
+				t.Errorf("%s: failure %d starts %q, want %q", r.Name, i, first, w[i])
+			}
+		}
+	}
+	var b strings.Builder
+	if n := WriteTestReport(&b, path, res, false); n != 3 || !strings.Contains(b.String(), "FAIL test_assert ("+path+")") {
+		t.Errorf("report (%d failed):\n%s", n, b.String())
+	}
+}
+
+// TestReplay: a transcript's events replayed to the script that made it
+// give the same decisions; a script that decides otherwise fails with the
+// transcript line.
+func TestReplay(t *testing.T) {
+	const trace = `C: SETEVENTS CIRC STREAM
+S: 250 OK
+S: 650 STREAM 20 NEW 0 a.example:443 SOURCE_ADDR=127.0.0.1:5000 PURPOSE=USER
+C: EXTENDCIRCUIT 0
+S: 250 EXTENDED 31
+S: 650 CIRC 31 LAUNCHED BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL
+S: 650 CIRC 31 BUILT $AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA~a,$BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB~b,$CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC~c BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL
+C: ATTACHSTREAM 20 31
+S: 250 OK
+S: 650 STREAM 20 SENTCONNECT 31 a.example:443
+S: 650 STREAM 21 NEW 0 a.example:80 SOURCE_ADDR=127.0.0.1:5001 PURPOSE=USER
+C: ATTACHSTREAM 21 31
+S: 250 OK
+S: 650 STREAM 22 NEW 0 b.example:80 SOURCE_ADDR=127.0.0.1:5002 PURPOSE=USER
+C: EXTENDCIRCUIT 0
+S: 250 EXTENDED 32
+S: 650 CIRC 32 BUILT $AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA~a,$BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB~b,$CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC~c BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL
+C: ATTACHSTREAM 22 32
+S: 250 OK
+`
+	files := map[string]string{"policy.star": perHost, "run.trace": trace,
+		"other.star": "tor.policy(lambda s: None)\n"}
+	path, res := runTestFile(t, `
+def test_same():
+    sim.run("policy.star")
+    assert.eq(sim.replay("run.trace"), 5)
+
+def test_other():
+    sim.run("other.star")
+    sim.replay("run.trace")
+`, files)
+	if !res[0].Passed() {
+		t.Errorf("test_same failed:\n%s\n%s", strings.Join(res[0].Failures, "\n"), res[0].Output)
+	}
+	if res[1].Passed() {
+		t.Fatalf("test_other passed")
+	}
+	want := path + `:8:15: sim.replay: decision 1: the script sent "ATTACHSTREAM 20 0", the transcript has "EXTENDCIRCUIT 0" (line 4)`
+	if first, _, _ := strings.Cut(res[1].Failures[0], "\n"); first != want {
+		t.Errorf("test_other: %q\nwant %q", first, want)
+	}
+}
+
+func TestRunTestsNoTests(t *testing.T) {
+	_, err := RunTests(context.Background(), "x_test.star", []byte("x = 1\n"), Options{})
+	if err == nil || !strings.Contains(err.Error(), "no test_ functions") {
+		t.Errorf("got %v", err)
+	}
+	_, err = RunTests(context.Background(), "x_test.star", []byte("def test_x(:\n"), Options{})
+	if err == nil || !strings.Contains(err.Error(), "x_test.star:1:") {
+		t.Errorf("got %v", err)
+	}
+}
