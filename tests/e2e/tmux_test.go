@@ -5,6 +5,7 @@ package e2e
 // with capture-pane.
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -38,10 +39,11 @@ func requireTmux(t *testing.T) {
 
 // term is a command running in a terminal of termCols x termRows.
 type term struct {
-	t    *testing.T
-	sock string // the tmux server's socket
-	name string // what the command runs, for messages
-	pid  int    // the command's process
+	t      *testing.T
+	sock   string // the tmux server's socket
+	name   string // what the command runs, for messages
+	pid    int    // the command's process
+	server int    // the tmux server's process
 }
 
 // tmuxConf is the private server's configuration: no status line (the
@@ -81,12 +83,12 @@ func startTerm(t *testing.T, env []string, args ...string) *term {
 		t.Fatal(err)
 	}
 	t.Cleanup(tm.stop)
-	pid, err := tm.tmux("display-message", "-p", "-t", "test", "#{pane_pid}")
+	pids, err := tm.tmux("display-message", "-p", "-t", "test", "#{pane_pid} #{pid}")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tm.pid, err = strconv.Atoi(strings.TrimSpace(pid)); err != nil {
-		t.Fatalf("tmux pane_pid %q: %v", pid, err)
+	if _, err := fmt.Sscan(pids, &tm.pid, &tm.server); err != nil {
+		t.Fatalf("tmux pane_pid and pid %q: %v", pids, err)
 	}
 	return tm
 }
@@ -123,14 +125,43 @@ func (tm *term) stop() {
 	}
 	tm.tmux("kill-server")
 	deadline := time.Now().Add(10 * time.Second)
-	for syscall.Kill(tm.pid, 0) == nil {
+	for running(tm.pid) || running(tm.server) {
 		if time.Now().After(deadline) {
-			tm.t.Errorf("%s (pid %d) still runs 10s after its terminal went away; killing it", tm.name, tm.pid)
+			tm.t.Errorf("%s (pid %d) or its tmux server (pid %d) still runs 10s after kill-server; killing them", tm.name, tm.pid, tm.server)
 			syscall.Kill(tm.pid, syscall.SIGKILL)
+			syscall.Kill(tm.server, syscall.SIGKILL)
 			return
 		}
+		tm.nudge()
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// nudge sends the tmux server a SIGCHLD. Debian's tmux is built with
+// libutempter, whose own SIGCHLD handler can swallow the signal of a
+// command that exits while tmux updates utmp for its closed terminal: the
+// command stays a zombie, tmux never learns its exit status, and
+// kill-server waits for it (tmux/tmux#311, #4559). Seen here about once
+// in ten exits.
+func (tm *term) nudge() {
+	if running(tm.server) {
+		syscall.Kill(tm.server, syscall.SIGCHLD)
+	}
+}
+
+// running reports whether process pid runs. A zombie has exited: in a
+// container whose init does not reap orphans it stays one.
+func running(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true // no /proc: kill said it exists
+	}
+	// "pid (comm) S …": the state follows the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }
 
 // namedKeys are the keys send presses by name; anything else is typed as
@@ -241,25 +272,55 @@ func (tm *term) cursor() (x, y int) {
 	return x, y
 }
 
+// waitCommand waits until the terminal's foreground process is name.
+func (tm *term) waitCommand(name string, d time.Duration) {
+	tm.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		s, err := tm.tmux("display-message", "-p", "-t", "test", "#{pane_current_command}")
+		if err != nil {
+			tm.t.Fatal(err)
+		}
+		if strings.TrimSpace(s) == name {
+			return
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("%s: after %v the terminal runs %q, not %s", tm.name, d, strings.TrimSpace(s), name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // waitExit waits until the command has exited and returns its exit
-// status.
+// status; it fails the test if a signal killed the command.
 func (tm *term) waitExit(d time.Duration) int {
 	tm.t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		s, err := tm.tmux("display-message", "-p", "-t", "test", "#{pane_dead} #{pane_dead_status}")
+		// tmux marks the pane dead when the terminal closes, and knows
+		// the status only once it has reaped the process: wait for both.
+		s, err := tm.tmux("display-message", "-p", "-t", "test", "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}")
 		if err != nil {
 			tm.t.Fatal(err)
 		}
-		if dead, status, _ := strings.Cut(strings.TrimSpace(s), " "); dead == "1" {
-			code, err := strconv.Atoi(status)
-			if err != nil {
-				tm.t.Fatalf("%s exited, but tmux gives no exit status (%q): killed by a signal?", tm.name, s)
+		f := strings.Split(strings.TrimSpace(s), ":")
+		if len(f) == 3 && f[0] == "1" {
+			if f[1] == "" && f[2] == "" {
+				tm.nudge() // in case tmux missed the exit
 			}
-			return code
+			if f[2] != "" {
+				tm.t.Fatalf("%s was killed by signal %s; the terminal shows:\n%s", tm.name, f[2], framed(tm.screen()))
+			}
+			if f[1] != "" {
+				code, err := strconv.Atoi(f[1])
+				if err != nil {
+					tm.t.Fatalf("tmux pane_dead_status %q: %v", f[1], err)
+				}
+				return code
+			}
 		}
 		if time.Now().After(deadline) {
-			tm.t.Fatalf("%s did not exit within %v; the terminal shows:\n%s", tm.name, d, framed(tm.screen()))
+			tm.t.Fatalf("%s did not exit within %v (tmux: %q); the terminal shows:\n%s", tm.name, d, strings.TrimSpace(s), framed(tm.screen()))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -277,7 +338,10 @@ func TestTerm(t *testing.T) {
 	tm.send("stty size", "Enter")
 	tm.waitMatch(regexp.MustCompile(`(?m)^40 120\n\$$`), 10*time.Second)
 
-	tm.send("cat", "Enter", "typed text")
+	tm.send("cat", "Enter")
+	// Typed before cat runs, text can reach bash's line editor instead.
+	tm.waitCommand("cat", 10*time.Second)
+	tm.send("typed text")
 	tm.waitLastLine("typed text", 10*time.Second)
 	if x, _ := tm.cursor(); x != len("typed text") {
 		t.Errorf("cursor at column %d, want %d", x, len("typed text"))
