@@ -372,7 +372,7 @@ func TestREPLHistory(t *testing.T) {
 
 	r := startREPL(t, state)
 	r.evalWant(marker, "")
-	r.eval(secret) // tor may refuse the value: what matters is the history
+	r.eval(secret) // refused (by tor, or by torscript without --allow): what matters is the history
 	r.quit()
 
 	b, err := os.ReadFile(filepath.Join(state, "torscript", "history"))
