@@ -30,6 +30,9 @@ import (
 type replOptions struct {
 	f  *factory
 	sf scriptFlags
+	// allowGiven: --allow was given. Without it the REPL, being the user
+	// at the keyboard, has every grant.
+	allowGiven bool
 }
 
 func newCmdRepl(f *factory, runF func(context.Context, *replOptions) error) *cobra.Command {
@@ -45,6 +48,10 @@ with a control keyword (GETINFO version) is sent to tor as typed. Tab
 completes names, attributes, GETINFO keys, config, event and signal names
 and live circuit and stream ids. :help lists the REPL's own commands.
 
+What you type has every grant (see torscript run --help) unless --allow
+is given, which then holds the session, and scripts it :loads, to those
+grants alone.
+
 With input that is not a terminal (torscript repl < file) there is no
 prompt and no line editing: the output is the same, byte for byte, without
 escape codes. Ctrl-D (or the end of the input) leaves, undoing what a
@@ -53,6 +60,7 @@ policy loaded at the prompt changed in tor.`,
   echo 'tor.get_info("version")' | torscript repl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.allowGiven = cmd.Flags().Changed("allow")
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -154,11 +162,12 @@ func (r *pipeReader) close()             { r.once.Do(func() { close(r.quit) }) }
 
 // repl is one REPL session.
 type repl struct {
-	s       *runtime.Session
-	in      lineReader
-	out     io.Writer // results and print(); above the prompt on a terminal
-	errOut  io.Writer // errors and the log
-	evaling atomic.Bool
+	s           *runtime.Session
+	in          lineReader
+	out         io.Writer // results and print(); above the prompt on a terminal
+	errOut      io.Writer // errors and the log
+	evaling     atomic.Bool
+	interactive bool // a terminal, with line editing
 
 	mu        sync.Mutex
 	cancelRaw context.CancelFunc // stops a raw command's wait; under mu
@@ -180,6 +189,10 @@ func replRun(ctx context.Context, opts *replOptions) error {
 	f := opts.f
 	if err := runtime.ParseGrants(opts.sf.allow); err != nil {
 		return usageError{err}
+	}
+	allow := opts.sf.allow
+	if !opts.allowGiven {
+		allow = []string{"all"}
 	}
 	// Ctrl-C belongs to the REPL: it stops an evaluation, not torscript.
 	signal.Reset(os.Interrupt)
@@ -221,6 +234,7 @@ func replRun(ctx context.Context, opts *replOptions) error {
 		rp.out, rp.errOut = f.out, f.errOut
 	}
 	rp.in = in
+	rp.interactive = interactive
 	defer in.close()
 
 	if interactive {
@@ -235,7 +249,7 @@ func replRun(ctx context.Context, opts *replOptions) error {
 		HandlerTimeout: opts.sf.handlerTimeout,
 		DryRun:         opts.sf.dryRun,
 		OnEvent:        rp.onEvent,
-		Allow:          opts.sf.allow,
+		Allow:          allow,
 	})
 	s, err := r.Open(ctx)
 	if err != nil {
@@ -325,6 +339,9 @@ func (rp *repl) loop() {
 			return
 		}
 		if err != nil {
+			if rp.interactive && strings.Contains(err.Error(), "cancelled: interrupted") {
+				fmt.Fprintln(rp.errOut) // off the line the terminal echoed ^C on
+			}
 			fmt.Fprintln(rp.errOut, err)
 		}
 	}

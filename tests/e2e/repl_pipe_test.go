@@ -77,6 +77,36 @@ func TestREPLPiped(t *testing.T) {
 	checkLeftBehind(t, c, "0")
 }
 
+// TestREPLPipedGrants: typed input has every grant; with --allow the
+// session has those grants alone.
+func TestREPLPipedGrants(t *testing.T) {
+	ctx := testCtx(t, time.Minute)
+	c := dial(t)
+	t.Cleanup(func() { c.Do(testCtx(t, 10*time.Second), "RESETCONF MaxCircuitDirtiness") })
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{nil, "\"602\"\n"},
+		{[]string{"--allow", "SAVECONF"}, "\"600\"\n"},
+	} {
+		c.Do(ctx, "RESETCONF MaxCircuitDirtiness")
+		cmd := cli(ctx, t, append([]string{"repl", "--log-level", "warn"}, tc.flags...)...)
+		cmd.Stdin = strings.NewReader("tor.set_conf(MaxCircuitDirtiness=\"602\")\ntor.get_conf(\"MaxCircuitDirtiness\")\n")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%v: %v\n%s", tc.flags, err, stderr.String())
+		}
+		if stdout.String() != tc.want {
+			t.Errorf("%v: output %q, want %q; stderr:\n%s", tc.flags, stdout.String(), tc.want, stderr.String())
+		}
+		if tc.flags != nil && !strings.Contains(stderr.String(), "--allow SETCONF:MaxCircuitDirtiness") {
+			t.Errorf("%v: stderr does not name the grant:\n%s", tc.flags, stderr.String())
+		}
+	}
+}
+
 // TestREPLPipedExit: exit(3) ends the session with status 3, and what the
 // session's policy changed is undone.
 func TestREPLPipedExit(t *testing.T) {
