@@ -228,8 +228,17 @@ func Check(filename string, src []byte, opts Options) error {
 	r.loader.setRoot(filename, false)
 	seen := map[string]bool{}
 	var check func(name string, src []byte) error
+	isPredeclared := r.pre.Has
+	if strings.HasSuffix(filename, "_test.star") {
+		// A test file also sees what torscript test gives it.
+		isPredeclared = func(name string) bool { return r.pre.Has(name) || name == "assert" || name == "sim" }
+	}
 	check = func(name string, src []byte) error {
-		_, prog, err := starlark.SourceProgramOptions(FileOptions(), name, src, r.pre.Has)
+		pre := r.pre.Has
+		if name == filename {
+			pre = isPredeclared
+		}
+		_, prog, err := starlark.SourceProgramOptions(FileOptions(), name, src, pre)
 		if err != nil {
 			return errors.New(FormatError(err))
 		}

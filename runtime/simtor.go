@@ -52,6 +52,7 @@ type simCirc struct {
 
 type simStream struct {
 	id, status, circ, target, source, purpose string
+	socksUser, socksPass                      string
 }
 
 type simCmd struct {
@@ -499,6 +500,9 @@ func (s *simTor) streamStatus(st *simStream, status, extra string) {
 			line += " SOURCE_ADDR=" + st.source
 		}
 		line += " PURPOSE=" + st.purpose
+		if st.socksUser != "" || st.socksPass != "" {
+			line += " SOCKS_USERNAME=" + ctl.Quote(st.socksUser) + " SOCKS_PASSWORD=" + ctl.Quote(st.socksPass)
+		}
 	}
 	s.raw(line + extra + "\r\n")
 }

@@ -284,7 +284,9 @@ func newSimModule(r *Runtime, st *simTor, testFile string) *starlarkstruct.Modul
 	})
 	fn("stream_new", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		target, source, purpose, resolve := "", "127.0.0.1:50000", "USER", false
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "target", &target, "source?", &source, "purpose?", &purpose, "resolve?", &resolve); err != nil {
+		var user, pass string
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "target", &target, "source?", &source, "purpose?", &purpose, "resolve?", &resolve,
+			"socks_username?", &user, "socks_password?", &pass); err != nil {
 			return nil, err
 		}
 		if !strings.Contains(target, ":") {
@@ -292,7 +294,7 @@ func newSimModule(r *Runtime, st *simTor, testFile string) *starlarkstruct.Modul
 		}
 		var id string
 		locked(func() {
-			s := &simStream{id: st.newID(), target: target, source: source, purpose: purpose}
+			s := &simStream{id: st.newID(), target: target, source: source, purpose: purpose, socksUser: user, socksPass: pass}
 			st.streams[s.id] = s
 			id = s.id
 			status := "NEW"
@@ -327,10 +329,10 @@ func newSimModule(r *Runtime, st *simTor, testFile string) *starlarkstruct.Modul
 				extra += " REMOTE_REASON=" + remote
 			}
 			status = strings.ToUpper(status)
+			st.streamStatus(s, status, extra) // DETACHED names the circuit it left, as tor does
 			if status == "DETACHED" {
 				s.circ = "0"
 			}
-			st.streamStatus(s, status, extra)
 			if status == "CLOSED" || status == "FAILED" {
 				delete(st.streams, id)
 			}

@@ -80,6 +80,13 @@ def test_refusal_reply():
     s2 = sim.stream_new(target="web.example:80")
     sim.expect_attach(s2, None)
 
+def test_socks_credentials():
+    seen = []
+    tor.policy(lambda s: seen.append((s.socks_username, s.socks_password)))
+    sim.stream_new(target="a.example:80", socks_username="alice", socks_password="pw 1")
+    sim.stream_new(target="a.example:80")
+    assert.eq(seen, [("alice", "pw 1"), ("", "")])
+
 def test_timers():
     ticks = []
     tor.every("10s", lambda: ticks.append(1))
@@ -96,7 +103,7 @@ def test_timers():
 			t.Errorf("%s failed:\n%s\noutput:\n%s", r.Name, strings.Join(r.Failures, "\n"), r.Output)
 		}
 	}
-	if len(res) != 4 {
+	if len(res) != 5 {
 		t.Errorf("%d results", len(res))
 	}
 }
