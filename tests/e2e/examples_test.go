@@ -20,7 +20,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -110,61 +109,14 @@ func (p *exProc) afterExit(t *testing.T, c *ctl.Conn) {
 	checkLeftBehind(t, c, p.before)
 }
 
-// exEvents records the events of the test's control connection, so that
-// the test can look for the events of several streams in any order.
-type exEvents struct {
-	mu  sync.Mutex
-	evs []ctl.Event
-}
-
-// exWatch subscribes c to types (STREAM and CIRC, and more if given) and
-// records what arrives.
-func exWatch(t *testing.T, c *ctl.Conn, more ...string) *exEvents {
+// exWatch subscribes c to STREAM and CIRC, and more if given, and records
+// what arrives.
+func exWatch(t *testing.T, c *ctl.Conn, more ...string) *eventLog {
 	t.Helper()
-	types := append([]string{"STREAM", "CIRC"}, more...)
-	if err := c.SetEvents(testCtx(t, 10*time.Second), types...); err != nil {
-		t.Fatal(err)
-	}
-	e := &exEvents{}
-	go func() {
-		for ev := range c.Events() {
-			e.mu.Lock()
-			e.evs = append(e.evs, ev)
-			e.mu.Unlock()
-		}
-	}()
-	return e
+	return watchEvents(t, c, append([]string{"STREAM", "CIRC"}, more...)...)
 }
 
-func (e *exEvents) all(match func(ctl.Event) bool) []ctl.Event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var r []ctl.Event
-	for _, ev := range e.evs {
-		if match(ev) {
-			r = append(r, ev)
-		}
-	}
-	return r
-}
-
-func (e *exEvents) wait(t *testing.T, d time.Duration, what string, match func(ctl.Event) bool) ctl.Event {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		if evs := e.all(match); len(evs) > 0 {
-			return evs[0]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// streams returns the ids of the streams to host:port, from their NEW
-// events, in order.
-func (e *exEvents) streams(host string, port int) []string {
+func (e *eventLog) streams(host string, port int) []string {
 	var ids []string
 	for _, ev := range e.all(func(ev ctl.Event) bool {
 		s, ok := ev.(*ctl.StreamEvent)
@@ -177,7 +129,7 @@ func (e *exEvents) streams(host string, port int) []string {
 
 // newStream returns the one stream to host:port that is not in seen,
 // waiting for its NEW event, and adds it to seen.
-func (e *exEvents) newStream(t *testing.T, host string, port int, seen map[string]bool) string {
+func (e *eventLog) newStream(t *testing.T, host string, port int, seen map[string]bool) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -200,19 +152,9 @@ func (e *exEvents) newStream(t *testing.T, host string, port int, seen map[strin
 	}
 }
 
-// end returns the event that ended stream id: SUCCEEDED, FAILED or
-// CLOSED, whichever came first.
-func (e *exEvents) end(t *testing.T, id string) *ctl.StreamEvent {
-	t.Helper()
-	return e.wait(t, 20*time.Second, "end of stream "+id, func(ev ctl.Event) bool {
-		s, ok := ev.(*ctl.StreamEvent)
-		return ok && s.ID == id && (s.Status == ctl.StreamSucceeded || s.Status == ctl.StreamFailed || s.Status == ctl.StreamClosed)
-	}).(*ctl.StreamEvent)
-}
-
 // succeeded returns the circuit stream id SUCCEEDED on; it fails the test
 // when the stream ended otherwise.
-func (e *exEvents) succeeded(t *testing.T, id string) string {
+func (e *eventLog) succeeded(t *testing.T, id string) string {
 	t.Helper()
 	end := e.end(t, id)
 	if end.Status != ctl.StreamSucceeded || end.CircuitID == "0" || end.CircuitID == "" {
@@ -224,7 +166,7 @@ func (e *exEvents) succeeded(t *testing.T, id string) string {
 // path returns the path of a built circuit: from its CIRC BUILT event, or
 // from GETINFO circuit-status when the circuit was built before the test
 // subscribed.
-func (e *exEvents) path(t *testing.T, c *ctl.Conn, id string) []ctl.PathHop {
+func (e *eventLog) path(t *testing.T, c *ctl.Conn, id string) []ctl.PathHop {
 	t.Helper()
 	if evs := e.all(func(ev ctl.Event) bool {
 		ce, ok := ev.(*ctl.CircEvent)

@@ -111,72 +111,14 @@ func faultCurlOK(t *testing.T, r faultCurlResult, body string) {
 	}
 }
 
-// faultEvents records the events of a control connection, so that a test
-// can wait for the events of several streams in any order.
-type faultEvents struct {
-	mu  sync.Mutex
-	evs []ctl.Event
-}
-
-func faultWatch(t *testing.T, c *ctl.Conn, types ...string) *faultEvents {
-	t.Helper()
-	if err := c.SetEvents(testCtx(t, 10*time.Second), types...); err != nil {
-		t.Fatal(err)
-	}
-	e := &faultEvents{}
-	go func() {
-		for ev := range c.Events() {
-			e.mu.Lock()
-			e.evs = append(e.evs, ev)
-			e.mu.Unlock()
-		}
-	}()
-	return e
-}
-
-func (e *faultEvents) find(match func(ctl.Event) bool) ctl.Event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, ev := range e.evs {
-		if match(ev) {
-			return ev
-		}
-	}
-	return nil
-}
-
-func (e *faultEvents) wait(t *testing.T, d time.Duration, what string, match func(ctl.Event) bool) ctl.Event {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		if ev := e.find(match); ev != nil {
-			return ev
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// stream returns the id of the stream to port, waiting for its NEW event.
-func (e *faultEvents) stream(t *testing.T, port int) string {
+func (e *eventLog) stream(t *testing.T, port int) string {
 	t.Helper()
 	return e.wait(t, 20*time.Second, fmt.Sprintf("STREAM NEW to port %d", port), streamTo(port, ctl.StreamNew)).(*ctl.StreamEvent).ID
 }
 
-// end returns the event that ended stream id: SUCCEEDED, FAILED or CLOSED.
-func (e *faultEvents) end(t *testing.T, id string) *ctl.StreamEvent {
-	t.Helper()
-	return e.wait(t, 20*time.Second, "the end of stream "+id, func(ev ctl.Event) bool {
-		s, ok := ev.(*ctl.StreamEvent)
-		return ok && s.ID == id && (s.Status == ctl.StreamSucceeded || s.Status == ctl.StreamFailed || s.Status == ctl.StreamClosed)
-	}).(*ctl.StreamEvent)
-}
-
 // succeededOn checks that the stream to port succeeded, on circuit circ
 // unless circ is "".
-func (e *faultEvents) succeededOn(t *testing.T, port int, circ string) string {
+func (e *eventLog) succeededOn(t *testing.T, port int, circ string) string {
 	t.Helper()
 	id := e.stream(t, port)
 	end := e.end(t, id)
@@ -223,7 +165,7 @@ tor.policy(policy, on_error=%q)
 	t.Run("on_error=tor", func(t *testing.T) {
 		ctx := testCtx(t, 3*time.Minute)
 		restoreLeave(t, "0")
-		ev := faultWatch(t, dial(t), "STREAM")
+		ev := watchEvents(t, dial(t), "STREAM")
 		p := faultStart(ctx, t, fmt.Sprintf(src, "tor"))
 		ports, bodies := faultServers(t, "raises", 6)
 		for i := range 2 {
@@ -254,7 +196,7 @@ tor.policy(policy, on_error=%q)
 	t.Run("on_error=close", func(t *testing.T) {
 		ctx := testCtx(t, 3*time.Minute)
 		restoreLeave(t, "0")
-		ev := faultWatch(t, dial(t), "STREAM")
+		ev := watchEvents(t, dial(t), "STREAM")
 		p := faultStart(ctx, t, fmt.Sprintf(src, "close"))
 		ports, _ := faultServers(t, "raises-close", 4)
 		results := []faultCurlResult{<-faultCurl(ctx, t, ports[0])}
@@ -309,7 +251,7 @@ func TestFaultPolicyLoopsForever(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testCtx(t, 3*time.Minute)
 			restoreLeave(t, "0")
-			ev := faultWatch(t, dial(t), "STREAM")
+			ev := watchEvents(t, dial(t), "STREAM")
 			src := fmt.Sprintf(`def policy(s):
     while True:
         %s
@@ -357,7 +299,7 @@ func TestFaultSIGTERMMidTraffic(t *testing.T) {
 	t.Run("held", func(t *testing.T) {
 		ctx := testCtx(t, 3*time.Minute)
 		restoreLeave(t, "0")
-		ev := faultWatch(t, dial(t), "STREAM")
+		ev := watchEvents(t, dial(t), "STREAM")
 		p := faultStart(ctx, t, `def policy(s):
     print("held", s.id, s.target)
     return tor.hold()
@@ -566,7 +508,7 @@ func TestFaultControlConnectionCut(t *testing.T) {
 	restoreLeave(t, "0")
 	n := testnet.Shared(t)
 	c := dial(t)
-	ev := faultWatch(t, c, "STREAM")
+	ev := watchEvents(t, c, "STREAM")
 	circ := faultCircuit(t)
 	px := faultNewProxy(t, n.ControlAddr())
 	p := faultStart(ctx, t, faultRoutedPolicy(circ), "--control", px.Addr())
@@ -708,7 +650,7 @@ func TestFaultTakeOverOrphans(t *testing.T) {
 	ctx := testCtx(t, 3*time.Minute)
 	restoreLeave(t, "0")
 	c := dial(t)
-	ev := faultWatch(t, c, "STREAM")
+	ev := watchEvents(t, c, "STREAM")
 	if err := c.SetConf(testCtx(t, 10*time.Second), ctl.ConfEntry{Key: leaveKey, Value: "1"}); err != nil {
 		t.Fatal(err)
 	}

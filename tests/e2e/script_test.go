@@ -210,3 +210,65 @@ func checkLeftBehind(t *testing.T, c *ctl.Conn, want string) {
 		t.Errorf("after torscript exited stream %s %s to %s is left unattached", s.ID, s.Status, s.Target)
 	}
 }
+
+// eventLog records the events of a control connection, so that a test can
+// look for the events of several streams in any order.
+type eventLog struct {
+	mu  sync.Mutex
+	evs []ctl.Event
+}
+
+// watchEvents subscribes c to types and records what arrives.
+func watchEvents(t *testing.T, c *ctl.Conn, types ...string) *eventLog {
+	t.Helper()
+	if err := c.SetEvents(testCtx(t, 10*time.Second), types...); err != nil {
+		t.Fatal(err)
+	}
+	e := &eventLog{}
+	go func() {
+		for ev := range c.Events() {
+			e.mu.Lock()
+			e.evs = append(e.evs, ev)
+			e.mu.Unlock()
+		}
+	}()
+	return e
+}
+
+// all returns the events recorded so far that match.
+func (e *eventLog) all(match func(ctl.Event) bool) []ctl.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var r []ctl.Event
+	for _, ev := range e.evs {
+		if match(ev) {
+			r = append(r, ev)
+		}
+	}
+	return r
+}
+
+// wait waits up to d for an event that matches and returns the first.
+func (e *eventLog) wait(t *testing.T, d time.Duration, what string, match func(ctl.Event) bool) ctl.Event {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if evs := e.all(match); len(evs) > 0 {
+			return evs[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// end waits for the event that ends a stream: SUCCEEDED, FAILED or
+// CLOSED.
+func (e *eventLog) end(t *testing.T, id string) *ctl.StreamEvent {
+	t.Helper()
+	return e.wait(t, 20*time.Second, "the end of stream "+id, func(ev ctl.Event) bool {
+		s, ok := ev.(*ctl.StreamEvent)
+		return ok && s.ID == id && (s.Status == ctl.StreamSucceeded || s.Status == ctl.StreamFailed || s.Status == ctl.StreamClosed)
+	}).(*ctl.StreamEvent)
+}
