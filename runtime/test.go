@@ -333,7 +333,7 @@ func newSimModule(r *Runtime, st *simTor, testFile string) *starlarkstruct.Modul
 			if status == "DETACHED" {
 				s.circ = "0"
 			}
-			if status == "CLOSED" || status == "FAILED" {
+			if status == "CLOSED" { // tor sends FAILED, then CLOSED
 				delete(st.streams, id)
 			}
 		})
