@@ -53,6 +53,12 @@ func exScript(t *testing.T, name string) string {
 // the setting restored and no stream left waiting.
 func exStart(ctx context.Context, t *testing.T, c *ctl.Conn, flags []string, script string, args ...string) *exProc {
 	t.Helper()
+	return runPath(ctx, t, c, flags, exScript(t, script), args...)
+}
+
+// runPath is exStart for a script at any path.
+func runPath(ctx context.Context, t *testing.T, c *ctl.Conn, flags []string, path string, args ...string) *exProc {
+	t.Helper()
 	n := testnet.Shared(t)
 	p := &exProc{before: leaveValue(t, c)}
 	if p.before != "0" {
@@ -61,7 +67,7 @@ func exStart(ctx context.Context, t *testing.T, c *ctl.Conn, flags []string, scr
 	restoreLeave(t, p.before)
 	argv := []string{"run", "--control", n.ControlAddr(), "--cookie", n.CookiePath()}
 	argv = append(argv, flags...)
-	argv = append(argv, exScript(t, script))
+	argv = append(argv, path)
 	if len(args) > 0 {
 		argv = append(append(argv, "--"), args...)
 	}

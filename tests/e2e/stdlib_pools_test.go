@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -22,28 +21,15 @@ import (
 	"github.com/torscript/torscript/tests/testnet"
 )
 
-// stdStart writes src to a script of its own and runs `torscript run` on
-// it against the network's client, with args after "--". Like exStart, it
-// wants __LeaveStreamsUnattached to be 0 and, when the test ends, restores
-// it and hands back any stream left waiting.
+// stdStart writes src to a script of its own and runs it as exStart runs
+// an example, with args after "--".
 func stdStart(ctx context.Context, t *testing.T, c *ctl.Conn, src string, args ...string) *exProc {
 	t.Helper()
-	n := testnet.Shared(t)
-	p := &exProc{before: leaveValue(t, c)}
-	if p.before != "0" {
-		t.Fatalf("%s is %q before torscript started; an earlier test left it set", leaveKey, p.before)
-	}
-	restoreLeave(t, p.before)
-	script := filepath.Join(t.TempDir(), "pools.star")
+	script := filepath.Join(t.TempDir(), "script.star")
 	if err := os.WriteFile(script, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	argv := []string{"run", "--control", n.ControlAddr(), "--cookie", n.CookiePath(), script}
-	if len(args) > 0 {
-		argv = append(append(argv, "--"), args...)
-	}
-	p.scriptProc = startScript(t, exec.CommandContext(ctx, torscript(t), argv...))
-	return p
+	return runPath(ctx, t, c, nil, script, args...)
 }
 
 // stdExitNames are the nicknames of the network's exits: the only relays
