@@ -92,12 +92,14 @@ func (g *grants) needs(line string) []string {
 
 // grantsFor lists the grants a command line needs.
 func grantsFor(line string) []string {
-	f := strings.Fields(line)
-	if len(f) == 0 {
-		return nil
+	first, _, _ := strings.Cut(strings.TrimLeft(line, " "), " ")
+	kw := strings.ToUpper(strings.TrimPrefix(first, "+"))
+	switch kw {
+	case "SAVECONF", "LOADCONF", "TAKEOWNERSHIP", "DROPGUARDS", "DROPTIMEOUTS", "POSTDESCRIPTOR", "SIGNAL", "ADD_ONION", "SETCONF", "RESETCONF":
+	default:
+		return nil // most commands, ATTACHSTREAM among them: no fields to split
 	}
-	kw := strings.ToUpper(strings.TrimPrefix(f[0], "+"))
-	args := f[1:]
+	args := strings.Fields(line)[1:]
 	switch kw {
 	case "SAVECONF", "LOADCONF", "TAKEOWNERSHIP", "DROPGUARDS", "DROPTIMEOUTS", "POSTDESCRIPTOR":
 		return []string{kw}
