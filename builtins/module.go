@@ -260,7 +260,8 @@ overruns, and to streams still waiting when the script ends. timeout bounds
 how long a held stream, or one waiting for its circuit, may wait before
 on_error applies. map is address mappings ({"name": "address"}) made when
 the policy starts and removed when it ends. Tor's own streams (directory
-fetches) go to tor unless all_streams is set.`,
+fetches) are attached by tor itself and never reach fn; one that tor leaves
+waiting for a controller goes back to tor, or to fn if all_streams is set.`,
 		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			var fn starlark.Callable
 			var onError starlark.Value = starlark.String("tor")

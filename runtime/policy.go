@@ -198,6 +198,13 @@ func (r *Runtime) policyStream(e *ctl.StreamEvent) {
 	st := ps.streams[id]
 	switch e.Stream.Status {
 	case ctl.StreamNew, ctl.StreamNewResolve, ctl.StreamControllerWait:
+		if e.Stream.Status != ctl.StreamControllerWait && internalPurpose(s.Purpose) {
+			// Tor attaches its own directory streams (BEGIN_DIR) itself,
+			// whatever __LeaveStreamsUnattached says: an ATTACHSTREAM now
+			// would race it and can break the fetch. Only one that tor
+			// leaves waiting (CONTROLLER_WAIT) is ours.
+			return
+		}
 		if ps.dryRun {
 			if e.Stream.Status != ctl.StreamControllerWait {
 				r.dryRunDecide(s)

@@ -152,37 +152,43 @@ tor.policy(policy)
 	checkLines(t, "stream commands", f.Lines(streamCommands...), []string{"ATTACHSTREAM 7 5"})
 }
 
-// TestPolicyInternalStreams: tor's own streams go to tor without asking
-// the policy, unless all_streams is set.
+// TestPolicyInternalStreams: tor attaches its own directory streams
+// itself, so their NEW gets no command and no policy call (an ATTACHSTREAM
+// would race tor's); one that tor leaves waiting (CONTROLLER_WAIT) goes to
+// tor, or to the policy with all_streams.
 func TestPolicyInternalStreams(t *testing.T) {
 	t.Parallel()
-	const dirFetch = "STREAM 7 NEW 0 1.2.3.4:443 SOURCE_ADDR=(Tor_internal):0 PURPOSE=DIR_FETCH"
-	t.Run("default", func(t *testing.T) {
-		t.Parallel()
-		f := newFakeControlPort(t)
-		f.circuitStatus = circ5Built
-		r := startScript(t, f, policyScript(`return tor.close()`, ""), Options{})
-		r.started()
-		f.Event(dirFetch)
-		f.WaitCommand("ATTACHSTREAM 7 0")
-		code, err := r.stop()
-		checkExit(t, r, code, err, 0)
-		if out := r.out.String(); out != "" {
-			t.Errorf("policy was called for a DIR_FETCH stream: %q", out)
-		}
-		checkLines(t, "stream commands", f.Lines(streamCommands...), []string{"ATTACHSTREAM 7 0"})
-	})
-	t.Run("all_streams", func(t *testing.T) {
-		t.Parallel()
-		f := newFakeControlPort(t)
-		f.circuitStatus = circ5Built
-		r := startScript(t, f, policyScript(`return 5`, ", all_streams=True"), Options{})
-		r.started()
-		f.Event(dirFetch)
-		f.WaitCommand("ATTACHSTREAM 7 5")
-		r.stop()
-		r.waitOut("asked 7 ()")
-	})
+	const (
+		dirFetch = "STREAM 7 NEW 0 1.2.3.4:443 SOURCE_ADDR=(Tor_internal):0 PURPOSE=DIR_FETCH"
+		waiting  = "STREAM 7 CONTROLLER_WAIT 0 1.2.3.4:443"
+		userNew  = "STREAM 8 NEW 0 example.com:80 SOURCE_ADDR=127.0.0.1:5000 PURPOSE=USER"
+	)
+	for _, tc := range []struct {
+		name, args, body string
+		want             []string
+		asked            string
+	}{
+		{"default", "", `return None if s.id == "8" else tor.close()`, []string{"ATTACHSTREAM 8 0", "ATTACHSTREAM 7 0"}, "asked 8 ()"},
+		{"all_streams", ", all_streams=True", `return 5`, []string{"ATTACHSTREAM 8 5", "ATTACHSTREAM 7 5"}, "asked 8 ()\nasked 7 ()"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeControlPort(t)
+			f.circuitStatus = circ5Built
+			r := startScript(t, f, policyScript(tc.body, tc.args), Options{})
+			r.started()
+			f.Event(dirFetch, userNew) // the user stream's attach shows the DIR_FETCH was passed over
+			f.WaitCommand(tc.want[0])
+			f.Event(waiting)
+			f.WaitCommand(tc.want[1])
+			code, err := r.stop()
+			checkExit(t, r, code, err, 0)
+			checkLines(t, "stream commands", f.Lines(streamCommands...), tc.want)
+			if out := strings.TrimSpace(r.out.String()); out != tc.asked {
+				t.Errorf("policy calls %q, want %q", out, tc.asked)
+			}
+		})
+	}
 }
 
 // TestPolicyWaitsForCircuit: a stream sent to a circuit not yet built is

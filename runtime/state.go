@@ -63,6 +63,11 @@ func (s *liveState) stream(st *ctl.Stream) {
 	if !s.tracking {
 		return
 	}
+	if old, ok := s.streams[st.ID]; ok {
+		// Later events leave out what NEW said (source, purpose, ...):
+		// fill it in, so that handlers see it too.
+		mergeStream(st, old)
+	}
 	switch st.Status {
 	case ctl.StreamClosed, ctl.StreamFailed:
 		delete(s.streams, st.ID)
@@ -73,33 +78,33 @@ func (s *liveState) stream(st *ctl.Stream) {
 		s.seq++
 		s.strSeq[st.ID] = s.seq
 	}
-	if old, ok := s.streams[st.ID]; ok {
-		// Later events leave out what NEW said (source, purpose, ...).
-		merged := *st
-		if merged.SourceAddr == "" {
-			merged.SourceAddr = old.SourceAddr
-		}
-		if merged.Purpose == "" {
-			merged.Purpose = old.Purpose
-		}
-		if merged.SocksUsername == "" {
-			merged.SocksUsername, merged.SocksPassword = old.SocksUsername, old.SocksPassword
-		}
-		if merged.ClientProtocol == "" {
-			merged.ClientProtocol = old.ClientProtocol
-		}
-		if merged.IsoFields == nil {
-			merged.IsoFields = old.IsoFields
-		}
-		if merged.NymEpoch == 0 {
-			merged.NymEpoch = old.NymEpoch
-		}
-		if merged.SessionGroup == 0 {
-			merged.SessionGroup = old.SessionGroup
-		}
-		st = &merged
-	}
 	s.streams[st.ID] = st
+}
+
+// mergeStream fills in what a later STREAM event leaves out from what an
+// earlier one said.
+func mergeStream(st, old *ctl.Stream) {
+	if st.SourceAddr == "" {
+		st.SourceAddr = old.SourceAddr
+	}
+	if st.Purpose == "" {
+		st.Purpose = old.Purpose
+	}
+	if st.SocksUsername == "" {
+		st.SocksUsername, st.SocksPassword = old.SocksUsername, old.SocksPassword
+	}
+	if st.ClientProtocol == "" {
+		st.ClientProtocol = old.ClientProtocol
+	}
+	if st.IsoFields == nil {
+		st.IsoFields = old.IsoFields
+	}
+	if st.NymEpoch == 0 {
+		st.NymEpoch = old.NymEpoch
+	}
+	if st.SessionGroup == 0 {
+		st.SessionGroup = old.SessionGroup
+	}
 }
 
 // resync replaces the state with tor's answer to circuit-status and
