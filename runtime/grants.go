@@ -138,6 +138,10 @@ func scriptContext(ctx context.Context) context.Context {
 	return context.WithValue(ctx, scriptCall{}, true)
 }
 
+// ScriptContext marks ctx as the script's, so that the commands sent with
+// it are held to the grants (the REPL's raw control lines).
+func ScriptContext(ctx context.Context) context.Context { return scriptContext(ctx) }
+
 // checkCommand is the connection's check of every command: a script's
 // command that needs a grant the user has not given is refused.
 func (r *Runtime) checkCommand(ctx context.Context, line string) error {

@@ -503,7 +503,7 @@ func (rp *repl) raw(line string) error {
 	if conn == nil {
 		return errors.New("not connected to tor (reconnecting)")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(runtime.ScriptContext(context.Background())) // held to the grants
 	defer cancel()
 	rp.mu.Lock()
 	rp.cancelRaw = cancel // Ctrl-C stops waiting for the reply

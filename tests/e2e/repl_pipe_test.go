@@ -87,12 +87,12 @@ func TestREPLPipedGrants(t *testing.T) {
 		flags []string
 		want  string
 	}{
-		{nil, "\"602\"\n"},
+		{nil, "\"602\"\n250 OK\n"},
 		{[]string{"--allow", "SAVECONF"}, "\"600\"\n"},
 	} {
 		c.Do(ctx, "RESETCONF MaxCircuitDirtiness")
 		cmd := cli(ctx, t, append([]string{"repl", "--log-level", "warn"}, tc.flags...)...)
-		cmd.Stdin = strings.NewReader("tor.set_conf(MaxCircuitDirtiness=\"602\")\ntor.get_conf(\"MaxCircuitDirtiness\")\n")
+		cmd.Stdin = strings.NewReader("tor.set_conf(MaxCircuitDirtiness=\"602\")\ntor.get_conf(\"MaxCircuitDirtiness\")\nSETCONF MaxCircuitDirtiness=603\n")
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
