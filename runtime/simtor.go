@@ -333,7 +333,11 @@ func (s *simTor) info(k string) (string, bool) {
 		var lines []string
 		for _, id := range sortedIDs(s.streams) {
 			st := s.streams[id]
-			lines = append(lines, fmt.Sprintf("%s %s %s %s", st.id, st.status, st.circ, st.target))
+			circ := st.circ
+			if circ == "" {
+				circ = "0" // not attached
+			}
+			lines = append(lines, fmt.Sprintf("%s %s %s %s", st.id, st.status, circ, st.target))
 		}
 		return strings.Join(lines, "\n"), true
 	case k == "ns/all":

@@ -80,6 +80,14 @@ def test_refusal_reply():
     s2 = sim.stream_new(target="web.example:80")
     sim.expect_attach(s2, None)
 
+def test_stream_before_policy():
+    # A controller died with __LeaveStreamsUnattached=1, leaving a stream
+    # waiting (stream-status says circuit 0): the policy takes it over.
+    tor.set_conf(__LeaveStreamsUnattached = "1")
+    s = sim.stream_new(target = "early.example:80")
+    tor.policy(lambda st: None)
+    sim.expect_attach(s, None)
+
 def test_socks_credentials():
     seen = []
     tor.policy(lambda s: seen.append((s.socks_username, s.socks_password)))
@@ -103,7 +111,7 @@ def test_timers():
 			t.Errorf("%s failed:\n%s\noutput:\n%s", r.Name, strings.Join(r.Failures, "\n"), r.Output)
 		}
 	}
-	if len(res) != 5 {
+	if len(res) != 6 {
 		t.Errorf("%d results", len(res))
 	}
 }
