@@ -126,3 +126,42 @@ func TestREPLPipedExit(t *testing.T) {
 	}
 	checkLeftBehind(t, c, "0")
 }
+
+// TestREPLTypedEqualsPiped: the same lines typed in a terminal and piped
+// in print the same results, byte for byte (the terminal's prompts and
+// echo aside).
+func TestREPLTypedEqualsPiped(t *testing.T) {
+	lines := []string{
+		`1 + 2`,
+		`"multi\nline"`,
+		`[x * x for x in range(4)]`,
+		`{"a": 1, "b": (2, 3)}`,
+		`tor.getinfo("version")`,
+		`GETINFO version`,
+		`GETINFO no-such-key`,
+		`help(tor.getinfo)`,
+		`print("printed", 42)`,
+		`:policy`,
+		`len(tor.circuits()) >= 0`,
+	}
+	ctx := testCtx(t, 2*time.Minute)
+	cmd := cli(ctx, t, "repl", "--log-level", "warn")
+	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("piped: %v\n%s", err, stderr.String())
+	}
+
+	r := startREPL(t, t.TempDir())
+	var typed strings.Builder
+	for _, l := range lines {
+		if out := r.eval(l); out != "" {
+			typed.WriteString(out + "\n")
+		}
+	}
+	r.quit()
+	if typed.String() != stdout.String() {
+		t.Errorf("typed:\n%s\npiped:\n%s", framed(typed.String()), framed(stdout.String()))
+	}
+}
