@@ -55,6 +55,7 @@ var (
 	reStringArg  = regexp.MustCompile(`(\w+)\(([^()]*?)["']([^"']*)$`)
 	reIDArg      = regexp.MustCompile(`(\w+)\(\s*(\d*)$`)
 	reSecondID   = regexp.MustCompile(`attach_stream\(\s*["']?\d+["']?\s*,\s*["']?(\d*)$`)
+	reConfKwarg  = regexp.MustCompile(`(?:set_conf|setconf|reset_conf|resetconf)\(([^()]*?)([A-Za-z_]\w*)$`)
 	reAttr       = regexp.MustCompile(`([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$`)
 	reIdent      = regexp.MustCompile(`([A-Za-z_]\w*)$`)
 	circuitFuncs = []string{"circuit", "close_circuit", "extend_circuit", "set_circuit_purpose"}
@@ -95,6 +96,14 @@ func (c *completer) candidates(text string) (string, []string) {
 			return partial, c.ids(true)
 		}
 		return partial, nil
+	}
+	if m := reConfKwarg.FindStringSubmatch(text); m != nil && argStart(m[1]) {
+		// tor.set_conf(SocksP -> SocksPort=, a keyword argument.
+		var names []string
+		for _, n := range c.torNames().config {
+			names = append(names, n+"=")
+		}
+		return m[2], names
 	}
 	if m := reSecondID.FindStringSubmatch(text); m != nil {
 		return m[1], c.ids(false)
@@ -165,6 +174,17 @@ func (c *completer) rawCandidates(text string) (string, []string, bool) {
 		}
 	}
 	return word, nil, true
+}
+
+// argStart reports whether what follows an open parenthesis ends where an
+// argument starts: nothing yet, or whole arguments and a comma, with every
+// string closed.
+func argStart(before string) bool {
+	if strings.Count(before, `"`)%2 != 0 || strings.Count(before, "'")%2 != 0 {
+		return false
+	}
+	b := strings.TrimSpace(before)
+	return b == "" || strings.HasSuffix(b, ",")
 }
 
 func isUpperWord(s string) bool {

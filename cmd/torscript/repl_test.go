@@ -254,6 +254,30 @@ func TestCompleteOffline(t *testing.T) {
 		{"SETCIRCUITP", []string{"URPOSE"}, 11},
 		{"nonesuch.", nil, 0},
 	}
+	// Tor's names, as if fetched from a tor.
+	c.names = parseTorNames(map[string]string{
+		"info/names":   "version -- v\nns/id/* -- by id",
+		"config/names": "SocksPort LineList\nSocksPolicy LineList\nExitNodes RouterList",
+		"events/names": "CIRC STREAM CIRC_MINOR",
+		"signal/names": "NEWNYM RELOAD",
+	})
+	cases = append(cases, []struct {
+		line string
+		want []string
+		n    int
+	}{
+		{`tor.get_info("ver`, []string{"sion"}, 3},
+		{`tor.get_info("ns/i`, []string{"d/"}, 4},
+		{`GETINFO ver`, []string{"sion"}, 3},
+		{`tor.get_conf("Socks`, []string{"Policy", "Port"}, 5},
+		{`tor.set_conf(SocksP`, []string{"olicy=", "ort="}, 6},
+		{`tor.set_conf(ExitNodes="{de}", Socks`, []string{"Policy=", "Port="}, 5},
+		{`SETCONF Ex`, []string{"itNodes"}, 2},
+		{`tor.on("circ`, []string{"", "_minor"}, 4},
+		{`SETEVENTS CIRC ST`, []string{"REAM"}, 2},
+		{`tor.signal("NEW`, []string{"NYM"}, 3},
+		{`SIGNAL RE`, []string{"LOAD"}, 2},
+	}...)
 	for _, tc := range cases {
 		got, n := c.Do([]rune(tc.line), len([]rune(tc.line)))
 		var s []string
