@@ -150,6 +150,9 @@ func (r *Runtime) exitRequested(err error) bool {
 // reportFailure logs a failed call with its backtrace; a function that
 // keeps failing is reported louder at 10, 100, 1000, ... failures in a row.
 func (r *Runtime) reportFailure(msg string, inARow int, err error, attrs ...any) {
+	if r.failed != nil {
+		r.failed(msg, err)
+	}
 	attrs = append(attrs, "err", FormatError(err))
 	if inARow >= 10 && isPowerOf10(inARow) {
 		r.log.Error(msg+": it keeps failing", append(attrs, "failures_in_a_row", inARow)...)

@@ -107,7 +107,8 @@ type Runtime struct {
 	reconnect *reconnector
 	virtual   *virtualClock // timers' time in `torscript test`; nil for real time
 	grants    *grants
-	atExit    []starlark.Callable // tor.at_exit, last first at shutdown
+	atExit    []starlark.Callable         // tor.at_exit, last first at shutdown
+	failed    func(msg string, err error) // torscript test: a handler, timer or policy call failed
 }
 
 type handler struct {

@@ -265,6 +265,15 @@ func (s *simTor) answer(line string) {
 			lines = append(lines, from+"="+to)
 		}
 		s.multi(lines)
+	case "SIGNAL":
+		s.reply(250, "OK")
+		switch sig := strings.ToUpper(argAt(args, 0)); sig {
+		case "RELOAD", "HUP", "DUMP", "USR1", "DEBUG", "USR2", "NEWNYM", "CLEARDNSCACHE":
+			// Tor announces the signals it acts on without exiting.
+			if s.subs["SIGNAL"] {
+				s.raw("650 SIGNAL " + sig + "\r\n")
+			}
+		}
 	default:
 		s.reply(250, "OK")
 	}

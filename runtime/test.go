@@ -136,7 +136,26 @@ func runTest(ctx context.Context, filename string, src []byte, name string, asse
 		res.Output = out.String()
 	}()
 
-	pre := starlark.StringDict{"assert": assert["assert"], "sim": newSimModule(r, st, filename)}
+	// A handler, timer, policy or at_exit call that fails fails the test,
+	// unless the test takes the failure with sim.failures().
+	var pending []string
+	r.failed = func(msg string, err error) {
+		pending = append(pending, msg+": "+FormatError(err))
+	}
+	sim := newSimModule(r, st, filename)
+	sim.Members["failures"] = starlark.NewBuiltin("sim.failures", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+			return nil, err
+		}
+		r.settle()
+		l := make([]starlark.Value, len(pending))
+		for i, p := range pending {
+			l[i] = starlark.String(p)
+		}
+		pending = nil
+		return starlark.NewList(l), nil
+	})
+	pre := starlark.StringDict{"assert": assert["assert"], "sim": sim}
 	for k, v := range r.pre {
 		pre[k] = v
 	}
@@ -154,6 +173,9 @@ func runTest(ctx context.Context, filename string, src []byte, name string, asse
 	}
 	if r.fatal != nil {
 		rep.failures = append(rep.failures, FormatError(r.fatal))
+	}
+	for _, p := range pending {
+		rep.failures = append(rep.failures, "the script under test failed (sim.failures() takes a failure the test expects): "+p)
 	}
 	res.Failures = rep.failures
 	return res

@@ -95,23 +95,36 @@ def test_socks_credentials():
     sim.stream_new(target="a.example:80")
     assert.eq(seen, [("alice", "pw 1"), ("", "")])
 
+def test_expected_failure_taken():
+    tor.policy(lambda s: fail("policy boom"))
+    s = sim.stream_new(target = "a.example:80")
+    sim.expect_attach(s, None)  # on_error: tor chooses
+    f = sim.failures()
+    assert.eq(len(f), 1)
+    assert.true(f[0].startswith("policy failed; on_error applies: "), f[0])
+    assert.contains(f[0], "policy boom")
+    assert.eq(sim.failures(), [])
+
 def test_timers():
     ticks = []
     tor.every("10s", lambda: ticks.append(1))
     sim.advance("35s")
     assert.eq(len(ticks), 3)
     tor.after("1m", lambda: tor.signal("NEWNYM"))
+    signals = []
+    tor.on("signal", lambda e: signals.append(e.signal))
     sim.advance("59s")
     assert.eq([c for c in sim.commands() if c.startswith("SIGNAL")], [])
     sim.advance("1s")
     sim.expect_command("SIGNAL NEWNYM")
+    assert.eq(signals, ["NEWNYM"])
 `, map[string]string{"policy.star": perHost})
 	for _, r := range res {
 		if !r.Passed() {
 			t.Errorf("%s failed:\n%s\noutput:\n%s", r.Name, strings.Join(r.Failures, "\n"), r.Output)
 		}
 	}
-	if len(res) != 6 {
+	if len(res) != 7 {
 		t.Errorf("%d results", len(res))
 	}
 }
@@ -134,11 +147,16 @@ def test_assert():
 def test_error():
     x = {}
     x["missing"]
+
+def test_handler_fails():
+    tor.on("circ", lambda c: fail("boom in a handler"))
+    sim.circ_built()
 `, map[string]string{"policy.star": perHost})
 	want := map[string][]string{
 		"test_wrong_expectation": {path + ":7:21: sim.expect_close: want CLOSESTREAM 1 4 (EXITPOLICY); CLOSESTREAM commands not expected yet: none"},
 		"test_assert":            {path + ":10:14: 2 != 3", path + ":11:16: second"},
 		"test_error":             {path + ":15:6: key \"missing\" not in dict"},
+		"test_handler_fails":     {"the script under test failed (sim.failures() takes a failure the test expects): handler failed: Traceback (most recent call last):"},
 	}
 	for _, r := range res {
 		if r.Passed() {
@@ -157,7 +175,7 @@ def test_error():
 		}
 	}
 	var b strings.Builder
-	if n := WriteTestReport(&b, path, res, false); n != 3 || !strings.Contains(b.String(), "FAIL test_assert ("+path+")") {
+	if n := WriteTestReport(&b, path, res, false); n != 4 || !strings.Contains(b.String(), "FAIL test_assert ("+path+")") {
 		t.Errorf("report (%d failed):\n%s", n, b.String())
 	}
 }
