@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/torscript/torscript/ctl"
 	"go.starlark.net/syntax"
 )
 
@@ -320,5 +319,3 @@ func torAttr(e syntax.Expr) string {
 	}
 	return ""
 }
-
-var _ = ctl.ErrorCode
