@@ -186,7 +186,7 @@ func (r *Runtime) shutdown() {
 			unmaps = append(unmaps, m.AddrMap)
 		}
 	}
-	needTor := (r.policy != nil && !r.policy.dryRun) || len(unmaps) > 0
+	needTor := (r.policy != nil && !r.policy.dryRun) || len(unmaps) > 0 || r.own.run != nil
 	if !needTor {
 		return
 	}
@@ -210,4 +210,5 @@ func (r *Runtime) shutdown() {
 	if len(unmaps) > 0 {
 		r.unmap(ctx, unmaps)
 	}
+	r.finishOwnership(ctx)
 }

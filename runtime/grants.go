@@ -149,7 +149,8 @@ func (r *Runtime) checkCommand(ctx context.Context, line string) error {
 	}
 	missing := r.grants.needs(line)
 	if len(missing) == 0 {
-		return nil
+		// Allowed: record what it changes before it goes out.
+		return r.recordCommand(ctx, line)
 	}
 	kw, _, _ := strings.Cut(line, " ")
 	flags := "--allow " + strings.Join(missing, " --allow ")

@@ -96,7 +96,7 @@ func TestGrantsEnforced(t *testing.T) {
 		{`tor.reset_conf("ExitNodes")`, []string{"SETCONF"}, "", "RESETCONF ExitNodes"},
 		{`tor.drop_guards()`, nil, refused("DROPGUARDS", "DROPGUARDS"), ""},
 		{`tor.require(commands=["SAVECONF", "DROPGUARDS"])` + "\n" + `tor.signal("NEWNYM")`, []string{"SAVECONF"}, "this script needs grants it was not given: run it with --allow DROPGUARDS", ""},
-		{`tor.policy(lambda s: None)` + "\nexit(0)", nil, "", "SETCONF __LeaveStreamsUnattached=1"},
+		{`tor.policy(lambda s: None)` + "\ntor.after(0.01, lambda: exit(0))", nil, "", "SETCONF __LeaveStreamsUnattached=1"},
 	} {
 		f := newFakeControlPort(t)
 		r := startScript(t, f, tc.src, Options{Allow: tc.allow})

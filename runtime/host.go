@@ -7,6 +7,7 @@ import (
 
 	"github.com/torscript/torscript/builtins"
 	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/runtime/owner"
 	"go.starlark.net/starlark"
 )
 
@@ -98,5 +99,13 @@ func (h *host) Mapped(pairs []ctl.AddrMap, keep bool) {
 	r := h.rt()
 	for _, p := range pairs {
 		r.maps = append(r.maps, mapping{AddrMap: p, keep: keep})
+	}
+	if keep && r.own.run != nil {
+		// Kept on purpose: not to be undone after a crash either.
+		addrs := make([]string, len(pairs))
+		for i, p := range pairs {
+			addrs[i] = p.From
+		}
+		r.own.run.Record(owner.Entry{Op: "unmap", Addrs: addrs})
 	}
 }

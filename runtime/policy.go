@@ -8,6 +8,7 @@ import (
 
 	"github.com/torscript/torscript/builtins"
 	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/runtime/owner"
 	"go.starlark.net/starlark"
 )
 
@@ -40,6 +41,9 @@ type pstream struct {
 	// sentBuilt: the circuit was known to be built when ATTACHSTREAM was
 	// sent, so a 551 means it is unusable, not that it is still building.
 	sentBuilt bool
+	// gaveUp: on_error was applied after maxAsks; later events about the
+	// stream (another controller fighting over it) are ignored.
+	gaveUp bool
 }
 
 type policyState struct {
@@ -63,18 +67,35 @@ func (r *Runtime) startPolicy(p *builtins.Policy) error {
 		_, err := (*host)(r).Conn()
 		return err
 	}
+	if r.topLevel {
+		// The top level may still run for long (or forever): the policy
+		// takes the streams only once it has returned.
+		if r.deferred != nil {
+			return errString("a policy is already set; a script has one policy")
+		}
+		r.deferred = p
+		return nil
+	}
 	ps := &policyState{p: p, streams: map[string]*pstream{}, waiting: map[*pstream]struct{}{}, byCirc: map[string][]*pstream{}, dryRun: r.opts.DryRun}
 	// Setup runs to its end even when SIGTERM comes in the middle, so that
 	// shutdown knows exactly what to undo.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 30*time.Second)
 	defer cancel()
 	if !ps.dryRun {
+		// One policy per tor; and what a dead run left is undone before
+		// we read what tor has.
+		if err := r.acquirePolicy(ctx); err != nil {
+			return err
+		}
 		conf, err := r.conn.GetConf(ctx, leaveStreams)
 		if err != nil {
 			return err
 		}
 		if e, ok := conf.Lookup(leaveStreams); ok && !e.NoValue {
 			ps.oldLeave = e.Value
+		}
+		if err := r.recordPolicyStart(ctx, p, ps.oldLeave); err != nil {
+			return err
 		}
 		ps.setLeave = true // even if the reply is lost, tor may have done it
 		if err := r.conn.SetConf(ctx, ctl.ConfEntry{Key: leaveStreams, Value: "1"}); err != nil {
@@ -94,6 +115,14 @@ func (r *Runtime) startPolicy(p *builtins.Policy) error {
 		return err
 	}
 	if len(p.Map) > 0 && !ps.dryRun {
+		addrs := make([]string, len(p.Map))
+		for i, m := range p.Map {
+			addrs[i] = m.From
+		}
+		if err := r.record(ctx, owner.Entry{Op: "map", Addrs: addrs}); err != nil {
+			r.undoPolicyStart(ps)
+			return err
+		}
 		got, err := r.conn.MapAddress(ctx, p.Map...)
 		if err != nil {
 			if ctl.ErrorCode(err) == 0 {
@@ -140,6 +169,8 @@ func (r *Runtime) restoreLeave(ctx context.Context, ps *policyState) error {
 	}
 	if err != nil {
 		r.log.Error("could not restore "+leaveStreams, "value", ps.oldLeave, "err", err)
+	} else {
+		r.record(ctx, owner.Entry{Op: "leave_restored"})
 	}
 	return err
 }
@@ -211,9 +242,9 @@ func (r *Runtime) policyStream(e *ctl.StreamEvent) {
 			}
 			return
 		}
-		if st != nil && st.ph != phDone {
+		if st != nil && (st.ph != phDone || st.gaveUp) {
 			st.s = s
-			return // already being decided
+			return // already being decided, or given up
 		}
 		if st == nil {
 			st = &pstream{s: s}
@@ -223,7 +254,7 @@ func (r *Runtime) policyStream(e *ctl.StreamEvent) {
 		}
 		r.decide(st)
 	case ctl.StreamDetached:
-		if ps.dryRun {
+		if ps.dryRun || st != nil && st.gaveUp {
 			return
 		}
 		if st == nil {
@@ -288,7 +319,8 @@ func (r *Runtime) decide(st *pstream) {
 	}
 	st.asks++
 	if st.asks > maxAsks {
-		r.log.Warn("the policy was asked about a stream too often; on_error applies", "stream", st.s.ID, "target", st.s.Target, "failed_circuits", strings.Join(st.failed, ","))
+		r.log.Warn("the policy was asked about a stream too often (another controller may be attaching it); on_error applies and the stream is left alone from now on", "stream", st.s.ID, "target", st.s.Target, "failed_circuits", strings.Join(st.failed, ","))
+		st.gaveUp = true
 		r.apply(st, ps.p.OnError)
 		return
 	}
@@ -434,9 +466,12 @@ func (r *Runtime) attachFailed(st *pstream, circ string, err error) {
 	switch {
 	case code == ctl.CodeUnrecognized && strings.Contains(msg, "stream"),
 		code == ctl.CodeUnmanaged:
-		// The stream ended, or tor no longer waits for us about it.
+		// The stream ended, or tor no longer waits for us about it
+		// (another controller attached it). Keep what we know of it until
+		// it closes, so that a stream fought over is asked about at most
+		// maxAsks times.
 		r.log.Debug("stream gone before it was attached", "stream", st.s.ID, "err", msg)
-		delete(ps.streams, st.s.ID)
+		st.ph = phDone
 	case circ == "0":
 		r.log.Warn("tor refused to take back a stream", "stream", st.s.ID, "err", msg)
 		delete(ps.streams, st.s.ID)
@@ -652,7 +687,13 @@ func (r *Runtime) unmap(ctx context.Context, pairs []ctl.AddrMap) {
 	}
 	if _, err := r.conn.MapAddress(ctx, undo...); err != nil {
 		r.log.Warn("could not remove address mappings", "err", err)
+		return
 	}
+	addrs := make([]string, len(pairs))
+	for i, p := range pairs {
+		addrs[i] = p.From
+	}
+	r.record(ctx, owner.Entry{Op: "unmap", Addrs: addrs})
 }
 
 type errString string

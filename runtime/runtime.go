@@ -60,6 +60,11 @@ type Options struct {
 	// Allow are the user's grants (--allow): what the script may do that
 	// changes tor for everyone. See ParseGrants.
 	Allow []string
+
+	// Owner records what the run changes on tor before it changes it, and
+	// holds the tor's stream policy (see Ownership); nil records nothing
+	// (torscript test, check).
+	Owner *Ownership
 }
 
 // ParseGrants checks grants given with --allow.
@@ -109,6 +114,9 @@ type Runtime struct {
 	grants    *grants
 	atExit    []starlark.Callable         // tor.at_exit, last first at shutdown
 	failed    func(msg string, err error) // torscript test: a handler, timer or policy call failed
+	own       ownState                    // this run's records (ownership.go)
+	topLevel  bool                        // the main script's top level is running
+	deferred  *builtins.Policy            // tor.policy called by the top level, started after it
 }
 
 type handler struct {
@@ -345,7 +353,9 @@ func (r *Runtime) run(ctx context.Context, filename string, src []byte, eval boo
 		}
 	} else {
 		var g starlark.StringDict
+		r.topLevel = true
 		g, err = prog.Init(r.thread, r.pre)
+		r.topLevel = false
 		_ = g // the main module's globals stay mutable: handlers keep state in them
 	}
 	stopTop()
@@ -357,6 +367,13 @@ func (r *Runtime) run(ctx context.Context, filename string, src []byte, eval boo
 			r.exiting = true
 		} else {
 			r.fatal = err
+		}
+	}
+	if p := r.deferred; p != nil && r.fatal == nil && !r.exiting {
+		// tor.policy at the top level: it takes the streams now.
+		r.deferred = nil
+		if perr := r.startPolicy(p); perr != nil {
+			r.fatal = fmt.Errorf("tor.policy: %w", perr)
 		}
 	}
 	if r.fatal == nil && !r.exiting && r.longRunning() {
