@@ -61,6 +61,13 @@ type Options struct {
 	// changes tor for everyone. See ParseGrants.
 	Allow []string
 
+	// OnWedged, if set, is called from the watchdog's goroutine (never the
+	// loop) when a call it cancelled has not returned WedgeGrace later:
+	// cancellation cannot reach it (it is blocked inside one builtin or one
+	// long Go operation). The guardian kills the interpreter and takes the
+	// streams over.
+	OnWedged func(what string, since time.Duration)
+
 	// Owner records what the run changes on tor before it changes it, and
 	// holds the tor's stream policy (see Ownership); nil records nothing
 	// (torscript test, check).

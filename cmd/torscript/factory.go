@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/chzyer/readline"
@@ -49,6 +50,9 @@ type factory struct {
 	cleanups    []func()
 	launched    *testnet.Process // the tor --launch started, reused on reconnect
 	traceFile   *os.File
+	// typedPassword is the control password typed at the prompt, kept to
+	// reconnect and to hand to the interpreter child; never logged.
+	typedPassword string
 }
 
 func newFactory(in io.Reader, out, errOut io.Writer) *factory {
@@ -74,7 +78,21 @@ func (f *factory) cleanup() {
 
 // connect opens an authenticated control connection as the flags say.
 func (f *factory) connect(ctx context.Context) (*ctl.Conn, error) {
+	c, _, err := f.dial(ctx, true)
+	return c, err
+}
+
+// dialGuard opens the guardian's connection: no transcript (its commands
+// are not the script's), and the address it reached.
+func (f *factory) dialGuard(ctx context.Context) (*ctl.Conn, string, error) {
+	return f.dial(ctx, false)
+}
+
+func (f *factory) dial(ctx context.Context, traced bool) (*ctl.Conn, string, error) {
 	cf := f.conn
+	if !traced {
+		cf.trace = ""
+	}
 	opts := ctl.Options{Logger: f.log}
 	if cf.trace != "" {
 		if cf.trace == "-" {
@@ -83,7 +101,7 @@ func (f *factory) connect(ctx context.Context) (*ctl.Conn, error) {
 			if f.traceFile == nil { // once: a reconnect appends to the same transcript
 				tf, err := os.OpenFile(cf.trace, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 				if err != nil {
-					return nil, usageError{fmt.Errorf("--trace: %w", err)}
+					return nil, "", usageError{fmt.Errorf("--trace: %w", err)}
 				}
 				f.cleanups = append(f.cleanups, func() { tf.Close() })
 				f.traceFile = tf
@@ -105,21 +123,41 @@ func (f *factory) connect(ctx context.Context) (*ctl.Conn, error) {
 	case os.Getenv("TORSCRIPT_PASSWORD") != "":
 		pw := os.Getenv("TORSCRIPT_PASSWORD")
 		cred.Password = func() (string, error) { return pw, nil }
+	case os.Getenv(passwordEnv) != "":
+		// The interpreter: the password its guardian was typed.
+		cred.Password = func() (string, error) {
+			if f.typedPassword == "" {
+				fd, _ := strconv.Atoi(os.Getenv(passwordEnv))
+				b, err := io.ReadAll(os.NewFile(uintptr(fd), "password"))
+				if err != nil {
+					return "", err
+				}
+				f.typedPassword = string(b)
+			}
+			return f.typedPassword, nil
+		}
 	case isTerminal(f.in):
 		cred.Password = func() (string, error) {
+			if f.typedPassword != "" {
+				return f.typedPassword, nil
+			}
 			b, err := readline.Password("tor control password: ")
+			f.typedPassword = string(b)
 			return string(b), err
 		}
 	}
-	if cf.launch {
+	if l := os.Getenv(launchedEnv); cf.launch && l != "" {
+		// The interpreter: the tor its guardian launched.
+		addr, cred.CookieFile, _ = strings.Cut(l, "\n")
+	} else if cf.launch {
 		if cf.control != "" {
-			return nil, usageError{fmt.Errorf("--launch and --control exclude each other")}
+			return nil, "", usageError{fmt.Errorf("--launch and --control exclude each other")}
 		}
 		p := f.launched
 		if p == nil {
 			var err error
 			if p, err = f.launch(ctx); err != nil {
-				return nil, connectError{err}
+				return nil, "", connectError{err}
 			}
 			f.launched = p
 		}
@@ -127,10 +165,10 @@ func (f *factory) connect(ctx context.Context) (*ctl.Conn, error) {
 	}
 	c, _, err := ctl.Connect(ctx, addr, cred, opts)
 	if err != nil {
-		return nil, connectError{err}
+		return nil, "", connectError{err}
 	}
 	f.cleanups = append(f.cleanups, func() { c.Close() })
-	return c, nil
+	return c, addr, nil
 }
 
 func (f *factory) launch(ctx context.Context) (*testnet.Process, error) {

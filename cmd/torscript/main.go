@@ -59,7 +59,9 @@ func mainRun() exitCodeT {
 			defer func() { pprof.StopCPUProfile(); pf.Close() }()
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP ends a run cleanly too (a closed terminal must not kill it
+	// without undoing what it changed).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	f := newFactory(os.Stdin, os.Stdout, os.Stderr)
 	root := newCmdRoot(f)
@@ -135,6 +137,8 @@ func newCmdRoot(f *factory) *cobra.Command {
 		newCmdRepl(f, nil),
 		newCmdTest(f, nil),
 		newCmdTestnet(),
+		newCmdRepair(f, nil),
+		newCmdStatus(f, nil),
 	)
 	return root
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/torscript/torscript/ctl"
 	"github.com/torscript/torscript/runtime"
+	"github.com/torscript/torscript/runtime/owner"
 )
 
 // scriptFlags are the flags of the commands that run Starlark.
@@ -22,6 +23,12 @@ type scriptFlags struct {
 	handlerTimeout time.Duration
 	noWait         bool
 	allow          []string
+
+	// The safety net (guardian.go).
+	takeOver       bool
+	maxMemory      string
+	maxMemoryBytes int64
+	noGuardian     bool
 }
 
 func (sf *scriptFlags) addFlags(cmd *cobra.Command) {
@@ -31,6 +38,9 @@ func (sf *scriptFlags) addFlags(cmd *cobra.Command) {
 	fl.DurationVar(&sf.handlerTimeout, "handler-timeout", 2*time.Second, "wall time one handler, timer or policy call may take")
 	fl.BoolVar(&sf.noWait, "no-wait", false, "do not wait for tor to finish bootstrapping")
 	addAllowFlag(cmd, &sf.allow)
+	fl.BoolVar(&sf.takeOver, "take-over", false, "replace the torscript that holds this tor's stream policy (it is asked to stop, then killed) instead of refusing to start")
+	fl.StringVar(&sf.maxMemory, "max-memory", "1GiB", "memory the interpreter may use (e.g. 512MiB, 2GiB; 0 for no limit); past it the guardian takes over")
+	fl.BoolVar(&sf.noGuardian, "no-guardian", false, "run the script in this process, without a guardian process (then a kill -9 or out of memory leaves tor's changes to the next run or torscript repair)")
 }
 
 // addAllowFlag adds --allow, the user's grants to a script.
@@ -115,6 +125,31 @@ func runRun(ctx context.Context, opts *runOptions) error {
 			return usageError{err}
 		}
 	}
+	mem, err := parseSize(opts.sf.maxMemory)
+	if err != nil {
+		return usageError{fmt.Errorf("--max-memory %w", err)}
+	}
+	opts.sf.maxMemoryBytes = mem
+	var own *runtime.Ownership
+	var onWedged func(string, time.Duration)
+	switch {
+	case isInterpreter():
+		if own, err = interpreterOwnership(opts.sf.takeOver); err != nil {
+			return err
+		}
+		onWedged = startHeartbeat()
+		if err := limitMemory(mem); err != nil {
+			f.log.Warn("cannot limit the interpreter's memory", "err", err)
+		}
+	case guardSupported && !opts.sf.noGuardian:
+		return guardRun(ctx, opts)
+	default:
+		script := opts.file
+		if script == "" {
+			script = "<eval>"
+		}
+		own = &runtime.Ownership{Holder: owner.Holder{Script: script}, TakeOver: opts.sf.takeOver}
+	}
 	ropts := runtime.Options{
 		Connect:        func(ctx context.Context) (*ctl.Conn, error) { return f.connect(ctx) },
 		Logger:         f.log,
@@ -124,13 +159,14 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		DryRun:         opts.sf.dryRun,
 		Args:           opts.args,
 		Allow:          opts.sf.allow,
+		Owner:          own,
+		OnWedged:       onWedged,
 	}
 	if !opts.sf.noWait {
 		ropts.Bootstrap = f.errOut
 	}
 	r := runtime.New(ropts)
 	var code int
-	var err error
 	if opts.file != "" {
 		code, err = r.Run(ctx, opts.file, src)
 	} else {

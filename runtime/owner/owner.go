@@ -33,6 +33,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -249,8 +250,9 @@ func tryLock(f *os.File) (bool, error) {
 
 // Run is one run's journal.
 type Run struct {
-	mu sync.Mutex
-	f  *os.File
+	mu   sync.Mutex
+	f    *os.File
+	path string // "" for a file handed down
 }
 
 // NewRun creates this run's journal, locked, with its holder line.
@@ -269,7 +271,7 @@ func (t *Tor) NewRun(h Holder) (*Run, error) {
 			os.Remove(path)
 			return nil, fmt.Errorf("lock %s: %v", path, err)
 		}
-		r := &Run{f: f}
+		r := &Run{f: f, path: path}
 		if err := r.Record(Entry{Op: "holder", Holder: &h}); err != nil {
 			r.Remove()
 			return nil, err
@@ -301,16 +303,34 @@ func (r *Run) Record(e Entry) error {
 func (r *Run) State() (State, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	b, err := os.ReadFile(r.f.Name())
+	b, err := readAll(r.f)
 	if err != nil {
 		return State{}, err
 	}
 	return parse(b), nil
 }
 
-// Remove deletes the journal and releases its lock.
+// readAll reads f from its start through its descriptor (a file handed
+// down by a guardian has no usable name).
+func readAll(f *os.File) ([]byte, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, fi.Size())
+	n, err := f.ReadAt(b, 0)
+	if err != nil && n < len(b) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return b[:n], nil
+}
+
+// Remove deletes the journal (unless it was handed down) and releases
+// its lock.
 func (r *Run) Remove() {
-	os.Remove(r.f.Name())
+	if r.path != "" {
+		os.Remove(r.path)
+	}
 	r.f.Close()
 }
 
@@ -361,7 +381,7 @@ func (p *Policy) Acquire(h Holder) error {
 
 func (p *Policy) holder() Holder {
 	var h Holder
-	b, _ := os.ReadFile(p.f.Name())
+	b, _ := readAll(p.f)
 	json.Unmarshal(bytes.TrimSpace(b), &h)
 	return h
 }
@@ -392,6 +412,9 @@ type Dead struct {
 	State State
 	f     *os.File
 }
+
+// Close releases its lock and keeps it.
+func (d *Dead) Close() { d.f.Close() }
 
 // Remove deletes it and releases its lock.
 func (d *Dead) Remove() {
