@@ -44,6 +44,41 @@ type pstream struct {
 	// gaveUp: on_error was applied after maxAsks; later events about the
 	// stream (another controller fighting over it) are ignored.
 	gaveUp bool
+	// redirect is the host a REDIRECTSTREAM sent it to.
+	redirect string
+}
+
+// onlyTor says why a stream cannot ride circ and must go to tor, or "":
+// an onion service's stream rides a rendezvous circuit that tor builds
+// itself (ATTACHSTREAM to any other circuit fails with 551), and a
+// HOST.RELAY.exit name must leave through RELAY.
+func (r *Runtime) onlyTor(st *pstream, circ string) string {
+	host := st.s.TargetHost
+	if st.redirect != "" {
+		host = st.redirect
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if strings.HasSuffix(host, ".onion") {
+		return "an onion service: tor builds its rendezvous circuit"
+	}
+	name, ok := strings.CutSuffix(host, ".exit")
+	if !ok {
+		return ""
+	}
+	relay := name[strings.LastIndexByte(name, '.')+1:]
+	c := r.state.circs[circ]
+	if c == nil || len(c.Path) == 0 || relay == "" {
+		return ""
+	}
+	last := c.Path[len(c.Path)-1]
+	relay = strings.TrimPrefix(relay, "$")
+	if strings.EqualFold(last.Nickname, relay) || strings.EqualFold(strings.TrimPrefix(last.Fingerprint, "$"), relay) {
+		return ""
+	}
+	if c.Status != ctl.CircBuilt {
+		return "" // not built yet: its exit may still be the one named
+	}
+	return "a .exit name whose exit " + relay + " is not the circuit's"
 }
 
 type policyState struct {
@@ -355,6 +390,12 @@ func (r *Runtime) apply(st *pstream, d builtins.Decision) {
 	switch d := d.(type) {
 	case builtins.Attach:
 		if d.Circuit != "0" {
+			if why := r.onlyTor(st, d.Circuit); why != "" {
+				r.log.Debug("only tor can carry this stream; it goes to tor", "stream", st.s.ID, "target", st.s.Target, "why", why, "circuit", d.Circuit)
+				d = builtins.Attach{Circuit: "0"}
+			}
+		}
+		if d.Circuit != "0" {
 			if c := r.state.circs[d.Circuit]; c != nil && c.Status != ctl.CircBuilt {
 				r.waitCircuit(st, d.Circuit, d.Hop)
 				return
@@ -386,6 +427,7 @@ func (r *Runtime) apply(st *pstream, d builtins.Decision) {
 		r.send(line, func(err error) {
 			r.log.Warn("REDIRECTSTREAM failed", "stream", st.s.ID, "err", err)
 		})
+		st.redirect = d.Host
 		r.apply(st, d.Then)
 	case builtins.Hold:
 		r.unwait(st)

@@ -873,3 +873,35 @@ func TestPolicyStartInterrupted(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyOnlyTor: a stream only tor can carry (an onion service, a
+// HOST.RELAY.exit name whose circuit leaves elsewhere) goes to tor whatever
+// circuit the policy returns; closing and redirecting still apply.
+func TestPolicyOnlyTor(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, target, body string
+		want               []string
+	}{
+		{"onion", "abcdefghijklmnop.onion:80", `return 5`, []string{"ATTACHSTREAM 9 0"}},
+		{"onion upper case, trailing dot", "ABCDEFGHIJKLMNOP.ONION.:80", `return tor.attach(5, hop=2)`, []string{"ATTACHSTREAM 9 0"}},
+		{"onion closed", "abcdefghijklmnop.onion:80", `return tor.close("EXITPOLICY")`, []string{"CLOSESTREAM 9 4"}},
+		{"onion redirected away", "abcdefghijklmnop.onion:80", `return tor.redirect("example.net", then=5)`, []string{"REDIRECTSTREAM 9 example.net", "ATTACHSTREAM 9 5"}},
+		{"redirected to an onion", "example.com:80", `return tor.redirect("abcdefghijklmnop.onion", then=5)`, []string{"REDIRECTSTREAM 9 abcdefghijklmnop.onion", "ATTACHSTREAM 9 0"}},
+		{".exit of the circuit's exit", "127.0.0.3.exit.exit:80", `return 5`, []string{"ATTACHSTREAM 9 5"}},
+		{".exit of another relay", "127.0.0.3.other.exit:80", `return 5`, []string{"ATTACHSTREAM 9 0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeControlPort(t)
+			f.circuitStatus = circ5Built
+			r := startScript(t, f, policyScript(tc.body, ""), Options{})
+			r.started()
+			f.Event("STREAM 9 NEW 0 " + tc.target + " SOURCE_ADDR=127.0.0.1:5009 PURPOSE=USER")
+			f.WaitCommand(tc.want[len(tc.want)-1])
+			code, err := r.stop()
+			checkExit(t, r, code, err, 0)
+			checkLines(t, "stream commands", f.Lines(streamCommands...), tc.want)
+		})
+	}
+}
