@@ -36,7 +36,7 @@ func (b *bench) launch(script string, args ...string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := startTorscript(b.bin, b.dir, f.Addr(), filepath.Join(b.dir, script), args...)
+	p, err := startTorscript(b.bin, b.dir, f.Addr(), b.flags, filepath.Join(b.dir, script), args...)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -298,6 +298,14 @@ func closedLoopFigures(lat latencies, wall time.Duration) []Figure {
 // costs).
 func attachClosed(split bool) func(*bench, *Result) error {
 	return func(b *bench, r *Result) error { return b.attachClosed(r, split) }
+}
+
+// attachClosedNoGuardian is attach-closed with the script in torscript's
+// own process (--no-guardian): the difference is what the guardian costs.
+func attachClosedNoGuardian(b *bench, r *Result) error {
+	b.flags = []string{"--no-guardian"}
+	defer func() { b.flags = nil }()
+	return b.attachClosed(r, false)
 }
 
 func (b *bench) attachClosed(r *Result, split bool) (err error) {

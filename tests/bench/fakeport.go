@@ -19,7 +19,7 @@ import (
 // it speaks the control protocol's framing (control-spec 2, CRLF), answers
 // every command at once with a canned reply that is just good enough for a
 // controller to get going, and records the arrival time and text of every
-// command line. It accepts one connection.
+// command line. It answers every connection; events go to the latest.
 //
 // One goroutine reads the connection and answers commands. Events are
 // written by the driver with Send. Writes from both are serialised by a
@@ -32,6 +32,7 @@ type FakeControlPort struct {
 	wmu  sync.Mutex
 	conn net.Conn
 	w    *bufio.Writer
+	main *fakeConn // the connection events go to: the latest
 
 	onAttach atomic.Pointer[AttachFunc]
 
@@ -140,22 +141,46 @@ func (f *FakeControlPort) Close() error {
 	return nil
 }
 
+// accept serves every controller that connects. torscript run connects
+// twice: its guardian first (an idle connection that only asks who tor
+// is), then the interpreter. The latest connection is the one events go
+// to and whose end ends the run; earlier ones are still answered.
 func (f *FakeControlPort) accept() {
-	conn, err := f.ln.Accept()
-	f.ln.Close() // one connection per run
-	if err != nil {
-		f.end(fmt.Errorf("fake control port: accept: %w", err))
-		return
+	first := true
+	for {
+		conn, err := f.ln.Accept()
+		if err != nil {
+			if first {
+				f.end(fmt.Errorf("fake control port: accept: %w", err))
+			}
+			return
+		}
+		if tc, ok := conn.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		c := &fakeConn{conn: conn, w: bufio.NewWriterSize(conn, 64<<10)}
+		f.wmu.Lock()
+		f.conn, f.w, f.main = conn, c.w, c
+		f.wmu.Unlock()
+		if first {
+			close(f.connected)
+			first = false
+		}
+		go f.serve(c)
 	}
-	if tc, ok := conn.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
-	}
+}
+
+// fakeConn is one controller's connection.
+type fakeConn struct {
+	conn net.Conn
+	w    *bufio.Writer
+}
+
+// isMain says whether c is the connection events go to.
+func (f *FakeControlPort) isMain(c *fakeConn) bool {
 	f.wmu.Lock()
-	f.conn = conn
-	f.w = bufio.NewWriterSize(conn, 64<<10)
-	f.wmu.Unlock()
-	close(f.connected)
-	f.serve(conn)
+	defer f.wmu.Unlock()
+	return f.main == c
 }
 
 func (f *FakeControlPort) end(err error) {
@@ -175,7 +200,8 @@ func (f *FakeControlPort) wake() {
 }
 
 // serve reads command lines and answers each one before reading the next.
-func (f *FakeControlPort) serve(conn net.Conn) {
+func (f *FakeControlPort) serve(c *fakeConn) {
+	conn := c.conn
 	br := bufio.NewReaderSize(conn, 64<<10)
 	var reply bytes.Buffer
 	var long []byte
@@ -194,7 +220,9 @@ func (f *FakeControlPort) serve(conn net.Conn) {
 			if err == io.EOF {
 				err = errors.New("the controller closed the connection")
 			}
-			f.end(err)
+			if f.isMain(c) {
+				f.end(err)
+			}
 			return
 		}
 		text := string(bytes.TrimRight(line, "\r\n"))
@@ -227,7 +255,7 @@ func (f *FakeControlPort) serve(conn net.Conn) {
 				reply.Write((*fn)(stream, circuit, at))
 			}
 		}
-		if err := f.write(reply.Bytes()); err != nil {
+		if err := f.writeTo(c, reply.Bytes()); err != nil {
 			f.end(fmt.Errorf("fake control port: answering %q: %w", text, err))
 			return
 		}
@@ -330,7 +358,18 @@ func multiLineInfo(key, v string) bool {
 	return key == "circuit-status" || strings.Contains(v, "\n")
 }
 
-// write writes one whole message and flushes it.
+// writeTo writes one whole reply to c and flushes it.
+func (f *FakeControlPort) writeTo(c *fakeConn, p []byte) error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	c.conn.SetWriteDeadline(time.Now().Add(fakeWriteTimeout))
+	if _, err := c.w.Write(p); err != nil {
+		return err
+	}
+	return c.w.Flush()
+}
+
+// write writes one whole message to the latest connection and flushes it.
 func (f *FakeControlPort) write(p []byte) error {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()

@@ -45,6 +45,9 @@ type bench struct {
 	bin string // the torscript binary
 	dir string // scripts and torscript's logs
 	out io.Writer
+	// flags are torscript run flags for the measurement under way
+	// (attach-closed-no-guardian: --no-guardian).
+	flags []string
 }
 
 // A measurement fills in r's figures and notes, or fails.
@@ -57,6 +60,7 @@ type measurement struct {
 var measurements = []measurement{
 	{"attach-closed", true, attachClosed(false)},
 	{"attach-closed-split", true, attachClosed(true)},
+	{"attach-closed-no-guardian", true, attachClosedNoGuardian},
 	{"attach-open-5k", true, attachOpen(5000)},
 	{"attach-open-20k", true, attachOpen(20000)},
 	{"events", true, (*bench).events},

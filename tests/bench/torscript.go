@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -83,19 +84,21 @@ type proc struct {
 
 // startTorscript runs "torscript run --control ADDR --log-level warn
 // SCRIPT -- ARGS...".
-func startTorscript(bin, logDir, control, script string, args ...string) (*proc, error) {
+func startTorscript(bin, logDir, control string, flags []string, script string, args ...string) (*proc, error) {
 	logf, err := os.CreateTemp(logDir, "torscript-*.log")
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
-	argv := []string{"run", "--control", control, "--log-level", "warn", script}
+	argv := append([]string{"run", "--control", control, "--log-level", "warn"}, flags...)
+	argv = append(argv, script)
 	if len(args) > 0 {
 		argv = append(append(argv, "--"), args...)
 	}
 	cmd := exec.Command(bin, argv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = cleanEnv()
+	// The run's records (the guardian's journal) stay with the logs.
+	cmd.Env = append(cleanEnv(), "TORSCRIPT_STATE_DIR="+filepath.Join(logDir, "state"))
 	p := &proc{cmd: cmd, logPath: logf.Name(), exited: make(chan struct{})}
 	p.started = time.Now()
 	if err := cmd.Start(); err != nil {
@@ -186,9 +189,39 @@ func (p *proc) log() string {
 	return string(b)
 }
 
-// memMiB reads a memory figure of pid from /proc/PID/status: "VmRSS"
-// (resident now) or "VmHWM" (the peak).
+// tree is pid and its descendants: torscript run is a guardian and its
+// interpreter child, and a figure covers both.
+func tree(pid int) []int {
+	pids := []int{pid}
+	for i := 0; i < len(pids); i++ {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pids[i]))
+		for _, t := range tasks {
+			b, _ := os.ReadFile(t)
+			for _, f := range strings.Fields(string(b)) {
+				if c, err := strconv.Atoi(f); err == nil {
+					pids = append(pids, c)
+				}
+			}
+		}
+	}
+	return pids
+}
+
+// memMiB reads a memory figure of pid and its descendants, added up, from
+// /proc/PID/status: "VmRSS" (resident now) or "VmHWM" (the peak).
 func memMiB(pid int, field string) (float64, error) {
+	var sum float64
+	for _, p := range tree(pid) {
+		m, err := memMiB1(p, field)
+		if err != nil {
+			return 0, err
+		}
+		sum += m
+	}
+	return sum, nil
+}
+
+func memMiB1(pid int, field string) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -209,9 +242,21 @@ func memMiB(pid int, field string) (float64, error) {
 // 100 on every Linux configuration in use).
 const clockTick = 10 * time.Millisecond
 
-// cpuTime reads the user and system CPU time pid has used, all its threads
-// together, from /proc/PID/stat.
+// cpuTime reads the user and system CPU time pid and its descendants have
+// used, all their threads together, from /proc/PID/stat.
 func cpuTime(pid int) (time.Duration, error) {
+	var sum time.Duration
+	for _, p := range tree(pid) {
+		d, err := cpuTime1(p)
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
+}
+
+func cpuTime1(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
