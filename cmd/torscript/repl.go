@@ -24,6 +24,7 @@ import (
 	"github.com/torscript/torscript/builtins"
 	"github.com/torscript/torscript/ctl"
 	"github.com/torscript/torscript/runtime"
+	"github.com/torscript/torscript/runtime/owner"
 )
 
 // replOptions are the inputs of `torscript repl`.
@@ -72,6 +73,7 @@ policy loaded at the prompt changed in tor.`,
 	fl.Uint64Var(&opts.sf.maxSteps, "max-steps", 10_000_000, "Starlark steps one handler, timer or policy call may take")
 	fl.DurationVar(&opts.sf.handlerTimeout, "handler-timeout", 2*time.Second, "wall time one handler, timer or policy call may take")
 	addAllowFlag(cmd, &opts.sf.allow)
+	fl.BoolVar(&opts.sf.takeOver, "take-over", false, "replace the torscript that holds this tor's stream policy when a policy is loaded, instead of refusing")
 	return cmd
 }
 
@@ -250,6 +252,9 @@ func replRun(ctx context.Context, opts *replOptions) error {
 		DryRun:         opts.sf.dryRun,
 		OnEvent:        rp.onEvent,
 		Allow:          allow,
+		// No guardian at a prompt: what a session changes is still
+		// recorded first, for the next run or torscript repair.
+		Owner: &runtime.Ownership{Holder: owner.Holder{Script: "<repl>"}, TakeOver: opts.sf.takeOver},
 	})
 	s, err := r.Open(ctx)
 	if err != nil {
