@@ -255,27 +255,40 @@ type Run struct {
 	path string // "" for a file handed down
 }
 
-// NewRun creates this run's journal, locked, with its holder line.
+// NewRun creates this run's journal, locked, with its holder line. It is
+// made under a temporary name and renamed once locked, so that nobody
+// takes a journal being made for a dead run's.
 func (t *Tor) NewRun(h Holder) (*Run, error) {
+	tmp, err := os.CreateTemp(t.dir, ".new-run-*")
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(tmp.Name(), os.O_RDWR|os.O_APPEND, 0o600)
+	tmp.Close()
+	if err != nil {
+		os.Remove(tmp.Name())
+		return nil, err
+	}
+	if ok, err := tryLock(f); !ok || err != nil {
+		f.Close()
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("lock %s: %v", tmp.Name(), err)
+	}
+	r := &Run{f: f, path: tmp.Name()}
+	if err := r.Record(Entry{Op: "holder", Holder: &h}); err != nil {
+		r.Remove()
+		return nil, err
+	}
 	for i := 0; ; i++ {
 		path := filepath.Join(t.dir, fmt.Sprintf("run-%d-%d.jsonl", h.PID, i))
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
-		if errors.Is(err, os.ErrExist) {
+		if _, err := os.Lstat(path); err == nil {
 			continue
 		}
-		if err != nil {
-			return nil, err
-		}
-		if ok, err := tryLock(f); !ok || err != nil {
-			f.Close()
-			os.Remove(path)
-			return nil, fmt.Errorf("lock %s: %v", path, err)
-		}
-		r := &Run{f: f, path: path}
-		if err := r.Record(Entry{Op: "holder", Holder: &h}); err != nil {
+		if err := os.Rename(r.path, path); err != nil {
 			r.Remove()
 			return nil, err
 		}
+		r.path = path
 		return r, nil
 	}
 }
