@@ -50,7 +50,7 @@ const (
 	// beatEvery is how often the interpreter says it is alive; beatLost is
 	// how long the guardian waits for a heartbeat before it takes over.
 	beatEvery = 200 * time.Millisecond
-	beatLost  = 1500 * time.Millisecond
+	beatLost  = 3 * time.Second
 	// stopGrace is how long the interpreter has to stop cleanly after
 	// SIGTERM before it is killed.
 	stopGrace = 10 * time.Second
