@@ -100,12 +100,18 @@ func (h *host) Mapped(pairs []ctl.AddrMap, keep bool) {
 	for _, p := range pairs {
 		r.maps = append(r.maps, mapping{AddrMap: p, keep: keep})
 	}
-	if keep && r.own.run != nil {
-		// Kept on purpose: not to be undone after a crash either.
+	if r.own.run != nil {
 		addrs := make([]string, len(pairs))
 		for i, p := range pairs {
 			addrs[i] = p.From
 		}
-		r.own.run.Record(owner.Entry{Op: "unmap", Addrs: addrs})
+		if keep {
+			// Kept on purpose: not to be undone after a crash either.
+			r.own.run.Record(owner.Entry{Op: "unmap", Addrs: addrs})
+		} else {
+			// As tor answered: a virtual address (0.0.0.0, ".") is only
+			// known now.
+			r.own.run.Record(owner.Entry{Op: "map", Addrs: addrs})
+		}
 	}
 }
