@@ -103,12 +103,14 @@ func TestGrantsConfigKeys(t *testing.T) {
 	if v := getConf(t, c, "MaxClientCircuitsPending"); v == "33" {
 		t.Errorf("the refused SETCONF was applied")
 	}
-	code, _, stderr = runScript(t, dir, "conf.star", `tor.require(config=["MaxClientCircuitsPending"])`+"\n"+`tor.set_conf(MaxClientCircuitsPending=33)`+"\n")
-	if code != 0 {
-		t.Errorf("declared key: status %d, stderr:\n%s", code, stderr)
+	before := getConf(t, c, "MaxClientCircuitsPending")
+	code, stdout, stderr := runScript(t, dir, "conf.star", `tor.require(config=["MaxClientCircuitsPending"])`+"\n"+`tor.set_conf(MaxClientCircuitsPending=33)`+"\n"+`print(tor.get_conf("MaxClientCircuitsPending"))`+"\n")
+	if code != 0 || stdout != "33\n" {
+		t.Errorf("declared key: status %d, stdout %q (want 33 while it runs), stderr:\n%s", code, stdout, stderr)
 	}
-	if v := getConf(t, c, "MaxClientCircuitsPending"); v != "33" {
-		t.Errorf("MaxClientCircuitsPending=%s after the declared SETCONF, want 33", v)
+	// At its end the script's config keys get their values back.
+	if v := getConf(t, c, "MaxClientCircuitsPending"); v != before {
+		t.Errorf("MaxClientCircuitsPending=%s after the script, want %s as before it", v, before)
 	}
 }
 
