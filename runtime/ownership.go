@@ -163,12 +163,12 @@ func (r *Runtime) takeOverPolicy(ctx context.Context, old, h owner.Holder) error
 	var held *owner.ErrHeld
 	if errors.As(err, &held) {
 		r.log.Warn("the holder did not stop; killing it", "holder", old.String())
-		for _, pid := range []int{old.PID, old.Interpreter} {
-			if pid > 0 {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
+		if old.PID > 0 {
+			// Its guardian then undoes what it left, and lets go of the
+			// policy when it has.
+			syscall.Kill(old.PID, syscall.SIGKILL)
 		}
-		err = try(3 * time.Second)
+		err = try(10 * time.Second)
 	}
 	if err != nil {
 		return err

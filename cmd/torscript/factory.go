@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/chzyer/readline"
@@ -123,19 +122,10 @@ func (f *factory) dial(ctx context.Context, traced bool) (*ctl.Conn, string, err
 	case os.Getenv("TORSCRIPT_PASSWORD") != "":
 		pw := os.Getenv("TORSCRIPT_PASSWORD")
 		cred.Password = func() (string, error) { return pw, nil }
-	case os.Getenv(passwordEnv) != "":
-		// The interpreter: the password its guardian was typed.
-		cred.Password = func() (string, error) {
-			if f.typedPassword == "" {
-				fd, _ := strconv.Atoi(os.Getenv(passwordEnv))
-				b, err := io.ReadAll(os.NewFile(uintptr(fd), "password"))
-				if err != nil {
-					return "", err
-				}
-				f.typedPassword = string(b)
-			}
-			return f.typedPassword, nil
-		}
+	case f.typedPassword != "":
+		// Typed before (the guardian gets it from the interpreter).
+		pw := f.typedPassword
+		cred.Password = func() (string, error) { return pw, nil }
 	case isTerminal(f.in):
 		cred.Password = func() (string, error) {
 			if f.typedPassword != "" {
@@ -147,7 +137,7 @@ func (f *factory) dial(ctx context.Context, traced bool) (*ctl.Conn, string, err
 		}
 	}
 	if l := os.Getenv(launchedEnv); cf.launch && l != "" {
-		// The interpreter: the tor its guardian launched.
+		// The guardian: the tor its interpreter launched.
 		addr, cred.CookieFile, _ = strings.Cut(l, "\n")
 	} else if cf.launch {
 		if cf.control != "" {

@@ -1,44 +1,50 @@
 package main
 
-// The guardian. `torscript run` and `eval` start two processes: this one,
-// the guardian, which runs no Starlark, and the interpreter, a child
-// running the script. The guardian keeps a control connection of its own
-// (idle: it costs tor and the streams nothing) and the run's journal (see
-// runtime/owner), and watches the interpreter: when it exits, is killed,
-// runs out of memory (--max-memory, enforced by the kernel), stops sending
-// heartbeats, or reports that a call cannot be cancelled (it is blocked
-// inside one builtin), the guardian kills it and undoes what the journal
-// says is left: __LeaveStreamsUnattached back to its value before, every
-// stream waiting for a controller handed to tor (or closed, per
-// on_error), the script's address mappings removed and the config keys it
-// set restored. After a clean exit the interpreter has undone everything
-// itself and the journal says so.
+// The guardian. `torscript run` and `eval` run the script in the process
+// the user started (the interpreter) and start, before the script runs, a
+// second process: the guardian, which runs no Starlark. The guardian is in
+// a session of its own, so that Ctrl-C, a closed terminal, or a kill -9 of
+// the interpreter or of its whole process group does not reach it.
+//
+// Before it starts the guardian, the interpreter opens the run's journal
+// and the tor's policy lock (runtime/owner) and hands both to it: their
+// locks then outlive the interpreter until the guardian has finished. The
+// interpreter sends the guardian a heartbeat every 200 ms on a pipe, and a
+// "wedged" line when a call it cancelled does not return (it is blocked
+// inside one builtin, where Starlark cannot stop it). The guardian holds
+// no control connection while the interpreter lives.
+//
+// When the pipe closes (the interpreter exited, was killed, or died of
+// --max-memory), when a heartbeat is 3 s late, or on "wedged" (then the
+// guardian kills the interpreter first), the guardian reads the journal.
+// After a clean exit it says everything was undone; otherwise the
+// guardian connects to tor and undoes what it says: __LeaveStreamsUnattached
+// back to its value before, every stream waiting for a controller handed
+// to tor (or closed, per on_error), the script's address mappings removed
+// and the config keys it set restored. Then it logs "guardian took over"
+// and exits.
 
 import (
 	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/torscript/torscript/ctl"
 	"github.com/torscript/torscript/runtime"
 	"github.com/torscript/torscript/runtime/owner"
 )
 
-// The interpreter child's environment and file descriptors.
+// The guardian's environment and file descriptors.
 const (
-	interpEnv   = "TORSCRIPT_INTERPRETER" // "1" in the interpreter
-	holderEnv   = "TORSCRIPT_HOLDER"      // the run's owner.Holder as JSON
-	launchedEnv = "TORSCRIPT_LAUNCHED"    // "ADDR\nCOOKIE" of the tor the guardian launched
+	guardEnv    = "TORSCRIPT_GUARDIAN"    // in the guardian: the interpreter's pid
+	launchedEnv = "TORSCRIPT_LAUNCHED"    // "ADDR\nCOOKIE" of the tor the interpreter launched
 	passwordEnv = "TORSCRIPT_PASSWORD_FD" // the fd the typed password comes on
 	fdJournal   = 3
 	fdPolicy    = 4
@@ -51,25 +57,23 @@ const (
 	// how long the guardian waits for a heartbeat before it takes over.
 	beatEvery = 200 * time.Millisecond
 	beatLost  = 3 * time.Second
-	// stopGrace is how long the interpreter has to stop cleanly after
-	// SIGTERM before it is killed.
-	stopGrace = 10 * time.Second
 )
 
-func isInterpreter() bool { return os.Getenv(interpEnv) == "1" }
+func isGuardian() bool { return os.Getenv(guardEnv) != "" }
 
-// guardRun runs the script in an interpreter child and watches it.
-func guardRun(ctx context.Context, opts *runOptions) error {
+// startGuardian opens the run's records, undoes what dead runs left, and
+// starts the guardian. It returns the Ownership for the runtime and the
+// function the runtime reports a wedged call with.
+func startGuardian(ctx context.Context, opts *runOptions) (*runtime.Ownership, func(string, time.Duration), error) {
 	f := opts.f
 	conn, control, err := f.dialGuard(ctx)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer func() { conn.Close() }()
-	key := owner.Key(ctx, conn, control)
-	tor, err := owner.OpenTor(owner.Dir(), key)
+	defer conn.Close()
+	tor, err := owner.OpenTor(owner.Dir(), owner.Key(ctx, conn, control))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	done, err := tor.Repair(ctx, conn)
 	for _, d := range done {
@@ -85,282 +89,62 @@ func guardRun(ctx context.Context, opts *runOptions) error {
 	holder := owner.NewHolder(script, control)
 	run, err := tor.NewRun(holder)
 	if err != nil {
-		return fmt.Errorf("recording this run: %w", err)
+		return nil, nil, fmt.Errorf("recording this run: %w", err)
 	}
 	pol, err := tor.OpenPolicy()
 	if err != nil {
 		run.Remove()
-		return fmt.Errorf("recording this run: %w", err)
-	}
-	defer pol.Close()
-
-	g := &guardian{f: f, run: run, conn: conn, polFile: pol.File(), maxMemory: opts.sf.maxMemoryBytes}
-	code, gerr := g.watch(ctx, holder)
-	conn = g.conn
-	return g.finish(code, gerr)
-}
-
-type guardian struct {
-	f         *factory
-	run       *owner.Run
-	conn      *ctl.Conn
-	child     *exec.Cmd
-	polFile   *os.File
-	maxMemory int64
-	reason    string // why the guardian stepped in; "" when it did not
-	keep      bool   // the journal could not be undone: keep it for repair
-	oom       atomic.Bool
-}
-
-type childExit struct {
-	code int
-	err  error
-}
-
-// watch starts the interpreter and waits for it to end, killing it when
-// it wedges or stops answering, or does not stop after SIGTERM.
-func (g *guardian) watch(ctx context.Context, holder owner.Holder) (int, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return 1, err
+		return nil, nil, fmt.Errorf("recording this run: %w", err)
 	}
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
-		return 1, err
+		return nil, nil, err
 	}
-	errR, errW, err := os.Pipe()
+	exe, err := os.Executable()
 	if err != nil {
-		return 1, err
+		return nil, nil, err
 	}
-	hj, _ := json.Marshal(holder)
 	cmd := exec.Command(exe, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), interpEnv+"=1", holderEnv+"="+string(hj))
-	if p := g.f.launched; p != nil {
+	cmd.Env = append(os.Environ(), guardEnv+"="+strconv.Itoa(os.Getpid()))
+	if p := f.launched; p != nil {
 		cmd.Env = append(cmd.Env, launchedEnv+"="+p.ControlAddr+"\n"+p.CookiePath)
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, errW
-	cmd.ExtraFiles = []*os.File{g.run.File(), nil, statusW}
-	if pf := g.policyFile(); pf != nil {
-		cmd.ExtraFiles[1] = pf
-	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, os.Stderr
+	cmd.ExtraFiles = []*os.File{run.File(), pol.File(), statusR}
 	var pwW *os.File
-	if pw := g.f.typedPassword; pw != "" {
-		var pwR *os.File
-		if pwR, pwW, err = os.Pipe(); err != nil {
-			return 1, err
+	if f.typedPassword != "" {
+		pwR, w, err := os.Pipe()
+		if err != nil {
+			return nil, nil, err
 		}
 		defer pwR.Close()
+		pwW = w
 		cmd.ExtraFiles = append(cmd.ExtraFiles, pwR)
 		cmd.Env = append(cmd.Env, passwordEnv+"="+strconv.Itoa(fdPassword))
 	}
-	setChildAttrs(cmd)
+	setGuardianAttrs(cmd)
 	if err := cmd.Start(); err != nil {
-		return 1, fmt.Errorf("starting the interpreter: %w", err)
+		run.Remove()
+		pol.Close()
+		return nil, nil, fmt.Errorf("starting the guardian: %w", err)
 	}
-	g.child = cmd
-	statusW.Close()
-	errW.Close()
+	statusR.Close()
 	if pwW != nil {
-		io.WriteString(pwW, g.f.typedPassword)
+		io.WriteString(pwW, f.typedPassword)
 		pwW.Close()
 	}
-	holder.Interpreter = cmd.Process.Pid
-	g.run.Record(owner.Entry{Op: "holder", Holder: &holder})
-
-	exited := make(chan childExit, 1)
-	stderrDone := make(chan struct{})
-	go func() {
-		g.copyStderr(errR)
-		close(stderrDone)
-	}()
-	status := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(statusR)
-		for sc.Scan() {
-			status <- sc.Text()
-		}
-		close(status)
-	}()
-	go func() {
-		err := cmd.Wait()
-		<-stderrDone
-		code := cmd.ProcessState.ExitCode()
-		exited <- childExit{code: code, err: err}
-	}()
-
-	lastBeat := time.Now()
-	tick := time.NewTicker(beatEvery)
-	defer tick.Stop()
-	var stopDeadline <-chan time.Time
-	kill := func(why string) {
-		if g.reason == "" {
-			g.reason = why
-		}
-		cmd.Process.Signal(syscall.SIGKILL)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			if stopDeadline == nil {
-				cmd.Process.Signal(syscall.SIGTERM)
-				stopDeadline = time.After(stopGrace)
-			}
-		case <-stopDeadline:
-			kill(fmt.Sprintf("the interpreter did not stop within %v of SIGTERM", stopGrace))
-		case line, ok := <-status:
-			if !ok {
-				status = nil
-				continue
-			}
-			lastBeat = time.Now()
-			if what, ok := strings.CutPrefix(line, "wedged "); ok {
-				kill("the interpreter is stuck and cannot be cancelled: " + what)
-			}
-		case <-tick.C:
-			if status != nil && time.Since(lastBeat) > beatLost && g.reason == "" {
-				kill(fmt.Sprintf("the interpreter sent no heartbeat for %v", time.Since(lastBeat).Round(time.Millisecond)))
-			}
-		case ex := <-exited:
-			if g.reason == "" && ex.err != nil {
-				var ee *exec.ExitError
-				if errors.As(ex.err, &ee) {
-					if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-						g.reason = "the interpreter was killed (" + ws.Signal().String() + ")"
-					}
-				}
-			}
-			if g.oom.Load() {
-				g.reason = fmt.Sprintf("the interpreter ran out of memory (--max-memory %s)", formatSize(g.maxMemory))
-			}
-			return ex.code, nil
-		}
-	}
-}
-
-// copyStderr passes the interpreter's stderr through, noting an out of
-// memory death and cutting a Go crash dump to its first lines.
-func (g *guardian) copyStderr(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	crash, dropped := 0, 0
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "fatal error: ") || strings.HasPrefix(line, "runtime: out of memory") {
-			if strings.Contains(line, "out of memory") {
-				g.oom.Store(true)
-			}
-			if crash == 0 {
-				crash = 1
-			}
-		}
-		if crash > 0 {
-			crash++
-			if crash > 12 {
-				dropped++
-				continue
-			}
-		}
-		fmt.Fprintln(g.f.errOut, line)
-	}
-	if dropped > 0 {
-		fmt.Fprintf(g.f.errOut, "… %d more lines of the interpreter's crash report left out\n", dropped)
-	}
-}
-
-func (g *guardian) policyFile() *os.File { return g.polFile }
-
-// finish undoes what the interpreter left and decides the exit.
-func (g *guardian) finish(code int, werr error) error {
-	defer func() {
-		if !g.keep {
-			g.run.Remove()
-		}
-	}()
-	if werr != nil {
-		return werr
-	}
-	st, err := g.run.State()
-	if err != nil {
-		return err
-	}
-	if !st.Empty() {
-		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		n, uerr := g.undo(ctx, st)
-		why := g.reason
-		if why == "" {
-			why = fmt.Sprintf("the interpreter exited with status %d without undoing its changes", code)
-		}
-		if uerr != nil {
-			g.f.log.Error("guardian could not undo the script's changes; run torscript repair when tor is back", "reason", why, "err", uerr)
-			g.keep = true
-			return silentError{exitError}
-		}
-		g.f.log.Error("guardian took over", "reason", why, "streams_handed_back", n, "restored", st.Summary(), "took", time.Since(start).Round(time.Millisecond))
-		return silentError{exitError}
-	}
-	if g.reason != "" {
-		g.f.log.Error("interpreter ended", "reason", g.reason)
-		return silentError{exitError}
-	}
-	if code != 0 {
-		return silentError{exitCodeT(code)}
-	}
-	return nil
-}
-
-// undo restores tor from the journal, on the guardian's connection (made
-// again if tor restarted meanwhile).
-func (g *guardian) undo(ctx context.Context, st owner.State) (int, error) {
-	var last error
-	for attempt := 0; attempt < 3; attempt++ {
-		if g.conn == nil || g.conn.Err() != nil {
-			if g.conn != nil {
-				g.conn.Close()
-			}
-			c, _, err := g.f.dialGuard(ctx)
-			if err != nil {
-				last = err
-				time.Sleep(500 * time.Millisecond)
-				continue
-			}
-			g.conn = c
-		}
-		n, err := owner.Undo(ctx, g.conn, st)
-		if err == nil || ctl.ErrorCode(err) != 0 {
-			return n, err
-		}
-		last = err
-	}
-	return 0, last
-}
-
-// interpreterOwnership is the run's records handed down by the guardian.
-func interpreterOwnership(takeOver bool) (*runtime.Ownership, error) {
-	var h owner.Holder
-	if err := json.Unmarshal([]byte(os.Getenv(holderEnv)), &h); err != nil {
-		return nil, fmt.Errorf("interpreter: %s: %v", holderEnv, err)
-	}
-	h.Interpreter = os.Getpid()
-	o := &runtime.Ownership{
-		Run:      owner.RunFromFile(os.NewFile(fdJournal, "journal")),
-		Holder:   h,
-		Control:  h.Control,
-		TakeOver: takeOver,
-	}
-	if pf := os.NewFile(fdPolicy, "policy.lock"); pf != nil {
-		if _, err := pf.Stat(); err == nil {
-			o.Policy = owner.PolicyFromFile(pf)
-		}
-	}
-	return o, nil
+	holder.Guardian = cmd.Process.Pid
+	run.Record(owner.Entry{Op: "holder", Holder: &holder})
+	// The guardian is not waited for: it outlives us when it has work.
+	cmd.Process.Release()
+	own := &runtime.Ownership{Run: run, Policy: pol, Holder: holder, Control: control, TakeOver: opts.sf.takeOver}
+	return own, startHeartbeat(statusW), nil
 }
 
 // startHeartbeat tells the guardian, every beatEvery, that the
-// interpreter is alive; wedged reports a call that cannot be cancelled.
-func startHeartbeat() (wedged func(what string, since time.Duration)) {
-	w := os.NewFile(fdStatus, "status")
+// interpreter is alive; the function it returns reports a call that
+// cannot be cancelled.
+func startHeartbeat(w *os.File) (wedged func(what string, since time.Duration)) {
 	msgs := make(chan string, 4)
 	go func() {
 		t := time.NewTicker(beatEvery)
@@ -382,6 +166,126 @@ func startHeartbeat() (wedged func(what string, since time.Duration)) {
 		case msgs <- fmt.Sprintf("wedged %s (for %v)", strings.ReplaceAll(what, "\n", " "), since.Round(time.Millisecond)):
 		default:
 		}
+	}
+}
+
+// guardianRun is the guardian process.
+func guardianRun(opts *runOptions) error {
+	f := opts.f
+	// Signals meant for the interpreter's terminal or job are not ours:
+	// the guardian stays until it has done its work.
+	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGPIPE)
+	interp, _ := strconv.Atoi(os.Getenv(guardEnv))
+	if interp <= 1 {
+		return fmt.Errorf("guardian: %s=%q: not a process id", guardEnv, os.Getenv(guardEnv))
+	}
+	run := owner.RunFromFile(os.NewFile(fdJournal, "journal"))
+	pol := owner.PolicyFromFile(os.NewFile(fdPolicy, "policy.lock"))
+	status := os.NewFile(fdStatus, "status")
+	if fd := os.Getenv(passwordEnv); fd != "" {
+		n, _ := strconv.Atoi(fd)
+		b, err := io.ReadAll(os.NewFile(uintptr(n), "password"))
+		if err == nil {
+			f.typedPassword = string(b)
+		}
+	}
+
+	reason := watchInterpreter(status, interp)
+	if reason != "" {
+		// Stop it for good before touching what it owned.
+		syscall.Kill(interp, syscall.SIGKILL)
+		waitGone(interp, 2*time.Second)
+	}
+	st, err := run.State()
+	if err != nil {
+		return err
+	}
+	defer pol.Close()
+	if st.Empty() {
+		run.Remove()
+		if reason != "" {
+			f.log.Error("guardian stopped the interpreter", "reason", reason)
+		}
+		return nil
+	}
+	if reason == "" {
+		reason = fmt.Sprintf("the interpreter (pid %d) ended without undoing its changes: it was killed, or crashed", interp)
+		if limit, err := parseSize(opts.sf.maxMemory); err == nil && limit > 0 {
+			reason += fmt.Sprintf(", or went over --max-memory %s", formatSize(limit))
+		}
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var n int
+	for {
+		c, _, derr := f.dialGuard(ctx)
+		if derr == nil {
+			n, err = owner.Undo(ctx, c, st)
+			c.Close()
+			if err == nil {
+				break
+			}
+		} else {
+			err = derr
+		}
+		if ctx.Err() != nil {
+			f.log.Error("guardian could not undo the script's changes; torscript repair (or the next torscript run) will", "reason", reason, "err", err)
+			return silentError{exitError}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	run.Remove()
+	pol.Unlock()
+	f.log.Error("guardian took over", "reason", reason, "streams_handed_back", n, "restored", st.Summary(), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// watchInterpreter reads the interpreter's heartbeats until its pipe
+// closes (""), or returns why the interpreter must be stopped.
+func watchInterpreter(status *os.File, interp int) string {
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(status)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	timer := time.NewTimer(beatLost)
+	defer timer.Stop()
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				return ""
+			}
+			if what, ok := strings.CutPrefix(line, "wedged "); ok {
+				return "the interpreter is stuck and cannot be cancelled: " + what
+			}
+			timer.Reset(beatLost)
+		case <-timer.C:
+			if syscall.Kill(interp, 0) != nil {
+				return "" // gone; its end of the pipe is closing
+			}
+			return fmt.Sprintf("the interpreter sent no heartbeat for %v", beatLost)
+		}
+	}
+}
+
+// waitGone waits until pid no longer exists (or is a zombie), at most d.
+func waitGone(pid int, d time.Duration) {
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return
+		}
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i >= 0 && strings.HasPrefix(s[i+1:], " Z") {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -6,14 +6,15 @@ import (
 	"syscall"
 )
 
-// guardSupported: the guardian needs flock, pipes as extra descriptors
-// and a parent-death signal.
+// guardSupported: the guardian needs flock, descriptors handed down and
+// sessions.
 const guardSupported = true
 
-// setChildAttrs makes the interpreter stop cleanly (SIGTERM) if the
-// guardian dies, so that it undoes its changes itself.
-func setChildAttrs(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+// setGuardianAttrs puts the guardian in a session of its own: a Ctrl-C,
+// a closed terminal or a kill of the interpreter's process group does not
+// reach it.
+func setGuardianAttrs(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 }
 
 // limitMemory makes the kernel refuse the interpreter's memory past n

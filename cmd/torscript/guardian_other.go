@@ -8,6 +8,6 @@ import "os/exec"
 // guardian.
 const guardSupported = false
 
-func setChildAttrs(cmd *exec.Cmd) {}
+func setGuardianAttrs(cmd *exec.Cmd) {}
 
 func limitMemory(n int64) error { return nil }

@@ -133,22 +133,24 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	var own *runtime.Ownership
 	var onWedged func(string, time.Duration)
 	switch {
-	case isInterpreter():
-		if own, err = interpreterOwnership(opts.sf.takeOver); err != nil {
+	case isGuardian():
+		return guardianRun(opts)
+	case guardSupported && !opts.sf.noGuardian:
+		if own, onWedged, err = startGuardian(ctx, opts); err != nil {
 			return err
 		}
-		onWedged = startHeartbeat()
 		if err := limitMemory(mem); err != nil {
 			f.log.Warn("cannot limit the interpreter's memory", "err", err)
 		}
-	case guardSupported && !opts.sf.noGuardian:
-		return guardRun(ctx, opts)
 	default:
 		script := opts.file
 		if script == "" {
 			script = "<eval>"
 		}
 		own = &runtime.Ownership{Holder: owner.Holder{Script: script}, TakeOver: opts.sf.takeOver}
+		if err := limitMemory(mem); err != nil {
+			f.log.Warn("cannot limit memory", "err", err)
+		}
 	}
 	ropts := runtime.Options{
 		Connect:        func(ctx context.Context) (*ctl.Conn, error) { return f.connect(ctx) },

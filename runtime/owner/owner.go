@@ -49,18 +49,18 @@ const leaveStreams = "__LeaveStreamsUnattached"
 
 // Holder says which torscript a record belongs to.
 type Holder struct {
-	PID         int       `json:"pid"`                   // the process the user started (the guardian)
-	Interpreter int       `json:"interpreter,omitempty"` // its interpreter child
-	Host        string    `json:"host"`
-	Script      string    `json:"script"`
-	Control     string    `json:"control,omitempty"`
-	Since       time.Time `json:"since"`
+	PID      int       `json:"pid"`                // the process the user started, running the script
+	Guardian int       `json:"guardian,omitempty"` // its guardian
+	Host     string    `json:"host"`
+	Script   string    `json:"script"`
+	Control  string    `json:"control,omitempty"`
+	Since    time.Time `json:"since"`
 }
 
 func (h Holder) String() string {
 	s := fmt.Sprintf("torscript pid %d", h.PID)
-	if h.Interpreter != 0 && h.Interpreter != h.PID {
-		s += fmt.Sprintf(" (interpreter pid %d)", h.Interpreter)
+	if h.Guardian != 0 {
+		s += fmt.Sprintf(" (guardian pid %d)", h.Guardian)
 	}
 	if h.Host != "" {
 		s += " on " + h.Host
@@ -77,7 +77,7 @@ func (h Holder) String() string {
 // NewHolder describes this process.
 func NewHolder(script, control string) Holder {
 	host, _ := os.Hostname()
-	return Holder{PID: os.Getpid(), Interpreter: os.Getpid(), Host: host, Script: script, Control: control, Since: time.Now().Truncate(time.Second)}
+	return Holder{PID: os.Getpid(), Host: host, Script: script, Control: control, Since: time.Now().Truncate(time.Second)}
 }
 
 // Entry is one line of a journal.
@@ -293,8 +293,15 @@ func (t *Tor) NewRun(h Holder) (*Run, error) {
 	}
 }
 
-// RunFromFile is a journal handed down by a guardian (already locked).
-func RunFromFile(f *os.File) *Run { return &Run{f: f} }
+// RunFromFile is a journal handed down (already locked), as the guardian
+// gets it.
+func RunFromFile(f *os.File) *Run {
+	path, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+	if !filepath.IsAbs(path) || strings.HasSuffix(path, " (deleted)") {
+		path = ""
+	}
+	return &Run{f: f, path: path}
+}
 
 // File is the journal's file, to hand to a child.
 func (r *Run) File() *os.File { return r.f }
@@ -410,10 +417,17 @@ func (p *Policy) Holder() (Holder, bool) {
 	return Holder{}, false
 }
 
-// Release gives up the policy (and closes the file).
+// Release gives up the policy (and closes the file). The lock is
+// released explicitly: a guardian shares the descriptor.
 func (p *Policy) Release() {
-	p.f.Truncate(0)
+	p.Unlock()
 	p.f.Close()
+}
+
+// Unlock gives up the policy, for every process sharing the descriptor.
+func (p *Policy) Unlock() {
+	p.f.Truncate(0)
+	syscall.Flock(int(p.f.Fd()), syscall.LOCK_UN)
 }
 
 // Close closes the file; the lock goes with the last descriptor.

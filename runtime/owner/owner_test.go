@@ -10,7 +10,7 @@ import (
 
 func TestParseJournal(t *testing.T) {
 	j := `{"op":"holder","holder":{"pid":10,"host":"h","script":"a.star"}}
-{"op":"holder","holder":{"pid":10,"interpreter":11,"host":"h","script":"a.star"}}
+{"op":"holder","holder":{"pid":10,"guardian":11,"host":"h","script":"a.star"}}
 {"op":"on_error","close":4}
 {"op":"leave","orig":["0"]}
 {"op":"map","addrs":["a.virtual","b.virtual"]}
@@ -21,7 +21,7 @@ func TestParseJournal(t *testing.T) {
 {"op":"leave","orig":["1"]}
 {"op":"map","addrs":["c.vir`
 	s := parse([]byte(j))
-	if s.Holder == nil || s.Holder.Interpreter != 11 {
+	if s.Holder == nil || s.Holder.Guardian != 11 {
 		t.Errorf("holder %+v, want the last one", s.Holder)
 	}
 	if !s.Leave || s.OrigLeave != "0" {
