@@ -36,12 +36,11 @@ type Ownership struct {
 
 // ownState is the runtime's side of its records.
 type ownState struct {
-	run      *owner.Run
-	policy   *owner.Policy
-	mine     bool            // opened here, not by a guardian: removed at the end
-	held     bool            // the policy lock is ours
-	confs    map[string]bool // config keys recorded, upper-cased
-	disabled bool            // no Ownership: nothing is recorded
+	run    *owner.Run
+	policy *owner.Policy
+	mine   bool            // opened here, not by a guardian: removed at the end
+	held   bool            // the policy lock is ours
+	confs  map[string]bool // config keys recorded, upper-cased
 }
 
 // journal returns the run's journal, opening it on first need.
@@ -173,10 +172,9 @@ func (r *Runtime) takeOverPolicy(ctx context.Context, old, h owner.Holder) error
 	if err != nil {
 		return err
 	}
-	// A holder that was killed left its changes: undo them first.
-	if dir := r.own.run; dir != nil {
-		r.repairDead(ctx)
-	}
+	// A holder that was killed left its changes (its guardian has undone
+	// them, unless it was killed too): undo what is left first.
+	r.repairDead(ctx)
 	return nil
 }
 
