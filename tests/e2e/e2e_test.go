@@ -20,7 +20,19 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testnet.MainWithNetwork(m, testnet.Config{}))
+	// The records torscript keeps of what runs change (runtime/owner) go
+	// to a directory of this run, not to the user's state directory.
+	if os.Getenv("TORSCRIPT_STATE_DIR") == "" {
+		dir, err := os.MkdirTemp("", "torscript-e2e-state-*")
+		if err == nil {
+			os.Setenv("TORSCRIPT_STATE_DIR", dir)
+		}
+	}
+	code := testnet.MainWithNetwork(m, testnet.Config{})
+	if dir := os.Getenv("TORSCRIPT_STATE_DIR"); strings.Contains(dir, "torscript-e2e-state-") {
+		os.RemoveAll(dir)
+	}
+	os.Exit(code)
 }
 
 // dial opens an authenticated connection to the network's client.
