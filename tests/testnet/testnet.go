@@ -1,8 +1,9 @@
 // Package testnet runs a private Tor network on 127.0.0.1 made of real tor
 // daemons: directory authorities (keys made with tor-gencert), middle
-// relays, exits whose policy accepts 127.0.0.0/8, and one client with a
-// ControlPort, a SocksPort and cookie authentication. It also launches
-// single private tor processes (Launch), like stem's launch_tor.
+// relays, exits whose policy accepts 127.0.0.0/8, one client with a
+// ControlPort, a SocksPort and cookie authentication, and a tor hosting a
+// v3 onion service (see OnionURL). It also launches single private tor
+// processes (Launch), like stem's launch_tor.
 //
 // Every process is started by this package and stopped by pid; the pids
 // are recorded in a state file (Dir/testnet.json) so that another process
@@ -48,6 +49,8 @@ type Config struct {
 	// ClientExtra holds extra torrc lines for the client, e.g.
 	// "__LeaveStreamsUnattached 0".
 	ClientExtra []string
+	// NoOnion leaves out the tor that hosts the onion service.
+	NoOnion bool
 
 	// BasePort, if non-zero, makes nodes use ports BasePort, BasePort+1,
 	// ... instead of free ports chosen by the kernel.
@@ -66,7 +69,7 @@ type Config struct {
 // Node is one tor process of a network.
 type Node struct {
 	Name        string `json:"name"`
-	Role        string `json:"role"` // "authority", "relay", "exit" or "client"
+	Role        string `json:"role"` // "authority", "relay", "exit", "client" or "onion"
 	Dir         string `json:"dir"`  // DataDirectory
 	PID         int    `json:"pid"`
 	ORPort      int    `json:"orport,omitempty"`
@@ -102,6 +105,11 @@ type Network struct {
 	Nodes []*Node `json:"nodes"`
 	// Client is the client node (also in Nodes).
 	Client *Node `json:"-"`
+	// Onion is the node that hosts the onion service (also in Nodes), nil
+	// with Config.NoOnion. OnionAddress is the service's address
+	// ("….onion"), set once its descriptor has been uploaded.
+	Onion        *Node  `json:"-"`
+	OnionAddress string `json:"onion_address,omitempty"`
 	// DirAuthorities are the DirAuthority torrc lines of the network.
 	DirAuthorities []string `json:"dir_authorities"`
 	// Started is when Up started; Ready is set once the client bootstrapped,
@@ -186,13 +194,18 @@ func (n *Network) CookiePath() string { return n.Client.CookiePath() }
 func (n *Network) SocksAddr() string { return fmt.Sprintf("127.0.0.1:%d", n.Client.SocksPort) }
 
 // Env returns KEY=VALUE lines describing the client:
-// TORSCRIPT_CONTROL, TORSCRIPT_COOKIE and TORSCRIPT_SOCKS.
+// TORSCRIPT_CONTROL, TORSCRIPT_COOKIE and TORSCRIPT_SOCKS, and
+// TORSCRIPT_ONION_URL if the network has an onion service.
 func (n *Network) Env() []string {
-	return []string{
+	env := []string{
 		"TORSCRIPT_CONTROL=" + n.ControlAddr(),
 		"TORSCRIPT_COOKIE=" + n.CookiePath(),
 		"TORSCRIPT_SOCKS=" + n.SocksAddr(),
 	}
+	if u := n.OnionURL(); u != "" {
+		env = append(env, "TORSCRIPT_ONION_URL="+u)
+	}
+	return env
 }
 
 // ClientTorrc returns the torrc lines that make another tor (e.g. one
@@ -246,8 +259,11 @@ func Load(dir string) (*Network, error) {
 		return nil, fmt.Errorf("testnet: %s: %w", filepath.Join(dir, StateFile), err)
 	}
 	for _, nd := range n.Nodes {
-		if nd.Role == RoleClient {
+		switch nd.Role {
+		case RoleClient:
 			n.Client = nd
+		case RoleOnion:
+			n.Onion = nd
 		}
 	}
 	if n.Client == nil {
@@ -428,7 +444,7 @@ func up(ctx context.Context, cfg *Config, tor, gencert string) (_ *Network, err 
 	add := func(role, prefix string, count int) {
 		for i := 1; i <= count; i++ {
 			name := fmt.Sprintf("%s%d", prefix, i)
-			if role == RoleClient {
+			if role == RoleClient || role == RoleOnion {
 				name = prefix
 			}
 			n.Nodes = append(n.Nodes, &Node{Name: name, Role: role, Dir: filepath.Join(cfg.Dir, name)})
@@ -437,8 +453,13 @@ func up(ctx context.Context, cfg *Config, tor, gencert string) (_ *Network, err 
 	add(RoleAuthority, "auth", cfg.Authorities)
 	add(RoleRelay, "relay", cfg.Relays)
 	add(RoleExit, "exit", cfg.Exits)
+	relays := n.Nodes
 	add(RoleClient, "client", 1)
 	n.Client = n.Nodes[len(n.Nodes)-1]
+	if !cfg.NoOnion {
+		add(RoleOnion, "onion", 1)
+		n.Onion = n.Nodes[len(n.Nodes)-1]
+	}
 
 	// Ports.
 	need := 0
@@ -446,6 +467,8 @@ func up(ctx context.Context, cfg *Config, tor, gencert string) (_ *Network, err 
 		switch nd.Role {
 		case RoleAuthority:
 			need += 3
+		case RoleOnion:
+			need++
 		default:
 			need += 2
 		}
@@ -461,9 +484,11 @@ func up(ctx context.Context, cfg *Config, tor, gencert string) (_ *Network, err 
 	}
 	next := func() int { p := ports[0]; ports = ports[1:]; return p }
 	for _, nd := range n.Nodes {
-		if nd.Role == RoleClient {
+		switch nd.Role {
+		case RoleClient:
 			nd.SocksPort = next()
-		} else {
+		case RoleOnion:
+		default:
 			nd.ORPort = next()
 		}
 		if nd.Role == RoleAuthority {
@@ -481,11 +506,17 @@ func up(ctx context.Context, cfg *Config, tor, gencert string) (_ *Network, err 
 	if err := makeKeys(ctx, n, tor, gencert); err != nil {
 		return nil, err
 	}
+	tp := torrcParams{interval: cfg.VotingInterval, clientExtra: cfg.ClientExtra}
 	for _, a := range n.Authorities() {
 		n.DirAuthorities = append(n.DirAuthorities, dirAuthorityLine(a))
+		tp.hsDirs = append(tp.hsDirs, "$"+a.Fingerprint)
+	}
+	tp.dirAuthorities = n.DirAuthorities
+	if tp.onionTarget, err = onionTarget(n); err != nil {
+		return nil, err
 	}
 	for _, nd := range n.Nodes {
-		if err := os.WriteFile(nd.Torrc, []byte(torrc(nd, n.DirAuthorities, cfg.VotingInterval, cfg.ClientExtra)), 0o600); err != nil {
+		if err := os.WriteFile(nd.Torrc, []byte(torrc(nd, tp)), 0o600); err != nil {
 			return nil, err
 		}
 	}
@@ -510,7 +541,6 @@ func up(ctx context.Context, cfg *Config, tor, gencert string) (_ *Network, err 
 		return n.save()
 	}
 
-	relays := n.Nodes[:len(n.Nodes)-1]
 	cfg.progress("starting %d authorities, %d relays and %d exits in %s", cfg.Authorities, cfg.Relays, cfg.Exits, cfg.Dir)
 	for _, nd := range relays {
 		if err := start(nd); err != nil {
@@ -527,8 +557,25 @@ func up(ctx context.Context, cfg *Config, tor, gencert string) (_ *Network, err 
 	if err := start(n.Client); err != nil {
 		return nil, err
 	}
+	// The onion service publishes while the client bootstraps.
+	var onion *onionWatch
+	if n.Onion != nil {
+		cfg.progress("onion: starting")
+		if err := start(n.Onion); err != nil {
+			return nil, err
+		}
+		if onion, err = watchOnion(ctx, n.Onion); err != nil {
+			return nil, err
+		}
+		defer onion.close()
+	}
 	if err := waitBootstrap(ctx, n.Client, n.Nodes, cfg.progress); err != nil {
 		return nil, err
+	}
+	if onion != nil {
+		if n.OnionAddress, err = onion.wait(ctx, n.Nodes, cfg.progress); err != nil {
+			return nil, err
+		}
 	}
 	n.Ready = true
 	n.BootstrapTime = time.Since(n.Started).Round(time.Millisecond)

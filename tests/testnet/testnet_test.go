@@ -162,13 +162,16 @@ func TestTopology(t *testing.T) {
 	if n.Client == nil || n.Client.Role != RoleClient || n.Client.SocksPort == 0 || n.Client.ControlPort == 0 {
 		t.Fatalf("bad client %+v", n.Client)
 	}
+	if n.Onion == nil || n.Onion.Role != RoleOnion || n.Onion.ORPort != 0 || n.Onion.SocksPort != 0 || len(n.Nodes) != 10 {
+		t.Fatalf("bad onion node %+v (%d nodes)", n.Onion, len(n.Nodes))
+	}
 	// Every relay is in the consensus the client uses, with Running.
-	if got, want := runningRelays(filepath.Join(n.Client.Dir, "cached-consensus")), len(n.Nodes)-1; got < want {
+	if got, want := runningRelays(filepath.Join(n.Client.Dir, "cached-consensus")), len(n.Nodes)-2; got < want {
 		t.Errorf("client consensus lists %d running relays, want %d", got, want)
 	}
 	ports := map[int]string{}
 	for _, nd := range n.Nodes {
-		if nd.Role != RoleClient && len(nd.Fingerprint) != 40 {
+		if nd.Role != RoleClient && nd.Role != RoleOnion && len(nd.Fingerprint) != 40 {
 			t.Errorf("%s: fingerprint %q", nd.Name, nd.Fingerprint)
 		}
 		for _, p := range []int{nd.ORPort, nd.DirPort, nd.ControlPort, nd.SocksPort} {
@@ -206,6 +209,10 @@ func TestLoadStatusEnv(t *testing.T) {
 		"TORSCRIPT_CONTROL=" + n.ControlAddr(),
 		"TORSCRIPT_COOKIE=" + filepath.Join(n.Client.Dir, "control_auth_cookie"),
 		"TORSCRIPT_SOCKS=" + n.SocksAddr(),
+		"TORSCRIPT_ONION_URL=http://" + n.OnionAddress + "/",
+	}
+	if l.OnionAddr() != n.OnionAddr() || len(l.OnionAddr()) != 56+len(".onion") || l.Onion == nil {
+		t.Errorf("Load: onion address %q, node %v; want %q", l.OnionAddr(), l.Onion, n.OnionAddr())
 	}
 	if got := l.Env(); !slices.Equal(got, want) {
 		t.Errorf("Env: got %q, want %q", got, want)
@@ -301,6 +308,38 @@ func TestSocksThroughExit(t *testing.T) {
 		}
 		t.Logf("attempt %d: %v", attempt, err)
 		time.Sleep(time.Second)
+	}
+}
+
+// The onion service is published by the time Up returns: the client
+// reaches it at once, and the page is the authority's front page.
+func TestOnionService(t *testing.T) {
+	t.Parallel()
+	n := Shared(t)
+	target := n.OnionAddr() + ":80"
+	got, err := socksGet(n.SocksAddr(), target)
+	if err != nil {
+		t.Fatalf("GET %s via socks %s: %v%s", n.OnionURL(), n.SocksAddr(), err, logTail(n.Client.Dir, false))
+	}
+	if got != OnionPage {
+		t.Fatalf("GET %s: %q, want %q", n.OnionURL(), got, OnionPage)
+	}
+	// Only the authorities (directory caches) are HSDirs.
+	b, err := os.ReadFile(filepath.Join(n.Client.Dir, "cached-consensus"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hsdirs := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "s" && slices.Contains(f, "HSDir") {
+			if !slices.Contains(f, "Authority") {
+				t.Errorf("consensus: a relay that is no authority is an HSDir: %q", line)
+			}
+			hsdirs++
+		}
+	}
+	if hsdirs != 3 {
+		t.Errorf("consensus lists %d HSDirs, want the 3 authorities", hsdirs)
 	}
 }
 
