@@ -50,35 +50,48 @@ type pstream struct {
 
 // onlyTor says why a stream cannot ride circ and must go to tor, or "":
 // an onion service's stream rides a rendezvous circuit that tor builds
-// itself (ATTACHSTREAM to any other circuit fails with 551), and a
-// HOST.RELAY.exit name must leave through RELAY.
-func (r *Runtime) onlyTor(st *pstream, circ string) string {
+// itself (ATTACHSTREAM to any other circuit fails with 551).
+func (r *Runtime) onlyTor(st *pstream) string {
+	if strings.HasSuffix(r.streamHost(st), ".onion") {
+		return "an onion service: tor builds its rendezvous circuit"
+	}
+	return ""
+}
+
+// streamHost is where a stream goes now: its target, or where a
+// REDIRECTSTREAM sent it; lower case, without a trailing dot.
+func (r *Runtime) streamHost(st *pstream) string {
 	host := st.s.TargetHost
 	if st.redirect != "" {
 		host = st.redirect
 	}
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	if strings.HasSuffix(host, ".onion") {
-		return "an onion service: tor builds its rendezvous circuit"
-	}
-	name, ok := strings.CutSuffix(host, ".exit")
+	return strings.ToLower(strings.TrimSuffix(host, "."))
+}
+
+// wrongExit says why circ cannot carry a HOST.RELAY.exit stream, or "":
+// the user named the exit, and circ, built, leaves through another. Tor
+// 0.4.9 does not carry such a name itself (a stream it is handed fails
+// with TORPROTOCOL), so the stream is closed rather than sent out of an
+// exit the user did not choose.
+func (r *Runtime) wrongExit(st *pstream, circ string) string {
+	name, ok := strings.CutSuffix(r.streamHost(st), ".exit")
 	if !ok {
 		return ""
 	}
-	relay := name[strings.LastIndexByte(name, '.')+1:]
+	relay := strings.TrimPrefix(name[strings.LastIndexByte(name, '.')+1:], "$")
 	c := r.state.circs[circ]
-	if c == nil || len(c.Path) == 0 || relay == "" {
-		return ""
+	if c == nil || c.Status != ctl.CircBuilt || len(c.Path) == 0 || relay == "" {
+		return "" // not built yet: its exit may still be the one named
 	}
 	last := c.Path[len(c.Path)-1]
-	relay = strings.TrimPrefix(relay, "$")
 	if strings.EqualFold(last.Nickname, relay) || strings.EqualFold(strings.TrimPrefix(last.Fingerprint, "$"), relay) {
 		return ""
 	}
-	if c.Status != ctl.CircBuilt {
-		return "" // not built yet: its exit may still be the one named
+	exit := last.Nickname
+	if exit == "" {
+		exit = last.Fingerprint
 	}
-	return "a .exit name whose exit " + relay + " is not the circuit's"
+	return "the stream names exit " + relay + " (a .exit name) and circuit " + circ + " leaves through " + exit
 }
 
 type policyState struct {
@@ -390,9 +403,13 @@ func (r *Runtime) apply(st *pstream, d builtins.Decision) {
 	switch d := d.(type) {
 	case builtins.Attach:
 		if d.Circuit != "0" {
-			if why := r.onlyTor(st, d.Circuit); why != "" {
+			if why := r.onlyTor(st); why != "" {
 				r.log.Debug("only tor can carry this stream; it goes to tor", "stream", st.s.ID, "target", st.s.Target, "why", why, "circuit", d.Circuit)
 				d = builtins.Attach{Circuit: "0"}
+			} else if why := r.wrongExit(st, d.Circuit); why != "" {
+				r.log.Warn("stream closed: the policy's circuit cannot carry it", "stream", st.s.ID, "target", st.s.Target, "why", why)
+				r.apply(st, builtins.Close{Reason: ctl.RelayEndMisc})
+				return
 			}
 		}
 		if d.Circuit != "0" {

@@ -874,9 +874,10 @@ func TestPolicyStartInterrupted(t *testing.T) {
 	}
 }
 
-// TestPolicyOnlyTor: a stream only tor can carry (an onion service, a
-// HOST.RELAY.exit name whose circuit leaves elsewhere) goes to tor whatever
-// circuit the policy returns; closing and redirecting still apply.
+// TestPolicyOnlyTor: a stream only tor can carry (an onion service) goes
+// to tor whatever circuit the policy returns; a HOST.RELAY.exit name whose
+// circuit leaves elsewhere is closed (tor cannot carry it either);
+// closing and redirecting still apply.
 func TestPolicyOnlyTor(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -889,7 +890,8 @@ func TestPolicyOnlyTor(t *testing.T) {
 		{"onion redirected away", "abcdefghijklmnop.onion:80", `return tor.redirect("example.net", then=5)`, []string{"REDIRECTSTREAM 9 example.net", "ATTACHSTREAM 9 5"}},
 		{"redirected to an onion", "example.com:80", `return tor.redirect("abcdefghijklmnop.onion", then=5)`, []string{"REDIRECTSTREAM 9 abcdefghijklmnop.onion", "ATTACHSTREAM 9 0"}},
 		{".exit of the circuit's exit", "127.0.0.3.exit.exit:80", `return 5`, []string{"ATTACHSTREAM 9 5"}},
-		{".exit of another relay", "127.0.0.3.other.exit:80", `return 5`, []string{"ATTACHSTREAM 9 0"}},
+		{".exit of another relay", "127.0.0.3.other.exit:80", `return 5`, []string{"CLOSESTREAM 9 1"}},
+		{".exit redirected to its host", "127.0.0.3.other.exit:80", `return tor.redirect("127.0.0.3", then=5)`, []string{"REDIRECTSTREAM 9 127.0.0.3", "ATTACHSTREAM 9 5"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
