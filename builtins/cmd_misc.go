@@ -215,11 +215,13 @@ and QUIT are refused: they belong to the runtime.`,
 			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "command", &command); err != nil {
 				return nil, err
 			}
-			kw, _, _ := strings.Cut(strings.TrimLeft(command, " "), " ")
-			kw, _, _ = strings.Cut(kw, "\n")
-			kw = strings.ToUpper(strings.TrimRight(strings.TrimPrefix(kw, "+"), "\r"))
-			if why, ok := runtimeCommands[kw]; ok {
-				return nil, fmt.Errorf("%s: %s is not for scripts: %s", b.Name(), kw, why)
+			// The keyword as tor reads it: "SETEVENTS\tCIRC" is SETEVENTS.
+			cl, err := ctl.ParseCommandLine(command)
+			if err != nil {
+				return nil, fmt.Errorf("%s: refused, nothing sent: %v", b.Name(), err)
+			}
+			if why, ok := runtimeCommands[cl.Name()]; ok {
+				return nil, fmt.Errorf("%s: refused, nothing sent: %s is not for scripts: %s", b.Name(), cl.Name(), why)
 			}
 			c, err := conn(h, b)
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/torscript/torscript/ctl"
 	"go.starlark.net/syntax"
 )
 
@@ -70,62 +71,123 @@ func (g *grants) has(grant string) bool {
 }
 
 // needs returns the grants a command line needs that the user has not
-// given.
-func (g *grants) needs(line string) []string {
-	var missing []string
-	need := func(grant string) {
-		if !g.has(grant) && !slices.Contains(missing, grant) {
-			missing = append(missing, grant)
-		}
+// given; an error when the line cannot be checked (ctl.ParseCommandLine
+// refuses it, or tor would not run it as the check reads it).
+func (g *grants) needs(line string) ([]string, error) {
+	grants, err := grantsFor(line)
+	if err != nil {
+		return nil, err
 	}
-	for _, grant := range grantsFor(line) {
+	var missing []string
+	for _, grant := range grants {
 		if key, ok := strings.CutPrefix(grant, "SETCONF:"); ok {
 			if g.declared[strings.ToUpper(key)] || g.has("SETCONF") {
 				continue
 			}
 		}
-		need(grant)
+		if !g.has(grant) && !slices.Contains(missing, grant) {
+			missing = append(missing, grant)
+		}
 	}
-	return missing
+	return missing, nil
 }
 
-// grantsFor lists the grants a command line needs.
-func grantsFor(line string) []string {
-	first, _, _ := strings.Cut(strings.TrimLeft(line, " "), " ")
-	kw := strings.ToUpper(strings.TrimPrefix(first, "+"))
-	switch kw {
+// multiLine are tor's multi-line commands (control_cmd.c MULTLINE); tor
+// knows no other command with a '+'.
+var multiLine = map[string]bool{"LOADCONF": true, "POSTDESCRIPTOR": true, "HSPOST": true}
+
+// runtimeCommands are the commands the runtime owns: no script line may
+// send them (control_cmd.c reads the keyword exactly as
+// ctl.ParseCommandLine does, so "SETEVENTS\tCIRC" is SETEVENTS too).
+var runtimeCommands = map[string]string{
+	"SETEVENTS":     "the runtime subscribes to the events tor.on handlers and the policy need; a script's SETEVENTS would strand them",
+	"AUTHENTICATE":  "the runtime authenticates",
+	"AUTHCHALLENGE": "the runtime authenticates",
+	"QUIT":          "the runtime closes the connection when the script ends",
+}
+
+// RuntimeCommand says why a command line is the runtime's to send, or ""
+// when a script may send it. A line ctl.ParseCommandLine refuses is
+// reported with its error.
+func RuntimeCommand(line string) (string, error) {
+	cl, err := ctl.ParseCommandLine(line)
+	if err != nil {
+		return "", err
+	}
+	return runtimeCommands[cl.Name()], nil
+}
+
+// grantsFor lists the grants a command line needs, reading it as tor does
+// (ctl.ParseCommandLine). A line it cannot read, or one whose arguments
+// tor would read in a way the check cannot follow, is an error.
+func grantsFor(line string) ([]string, error) {
+	cl, err := ctl.ParseCommandLine(line)
+	if err != nil {
+		return nil, err
+	}
+	name := cl.Name()
+	switch name {
 	case "SAVECONF", "LOADCONF", "TAKEOWNERSHIP", "DROPGUARDS", "DROPTIMEOUTS", "POSTDESCRIPTOR", "SIGNAL", "ADD_ONION", "SETCONF", "RESETCONF":
 	default:
-		return nil // most commands, ATTACHSTREAM among them: no fields to split
+		return nil, nil // most commands, ATTACHSTREAM among them: no fields to split
 	}
-	args := strings.Fields(line)[1:]
-	switch kw {
+	if cl.Multi != multiLine[name] {
+		// Tor answers 510 (unrecognized command) to "+SETCONF" and to a
+		// one-line LOADCONF; refuse rather than guess.
+		if cl.Multi {
+			return nil, fmt.Errorf("%w: tor has no multi-line %s", ctl.ErrCommandLine, name)
+		}
+		return nil, fmt.Errorf("%w: %s is a multi-line command (+%s)", ctl.ErrCommandLine, name, name)
+	}
+	switch name {
 	case "SAVECONF", "LOADCONF", "TAKEOWNERSHIP", "DROPGUARDS", "DROPTIMEOUTS", "POSTDESCRIPTOR":
-		return []string{kw}
+		return []string{name}, nil
 	case "SIGNAL":
-		if len(args) > 0 {
-			switch strings.ToUpper(args[0]) {
-			case "HALT", "TERM":
-				return []string{"SIGNAL:HALT"}
-			case "SHUTDOWN", "INT":
-				return []string{"SIGNAL:SHUTDOWN"}
-			case "DUMP", "USR1":
-				return []string{"SIGNAL:DUMP"}
-			}
+		sig, err := cl.Signal()
+		if err != nil {
+			return nil, err
+		}
+		// signal_table is matched with strcasecmp: ASCII only.
+		switch strings.ToUpper(sig) {
+		case "HALT", "TERM":
+			return []string{"SIGNAL:HALT"}, nil
+		case "SHUTDOWN", "INT":
+			return []string{"SIGNAL:SHUTDOWN"}, nil
+		case "DUMP", "USR1":
+			return []string{"SIGNAL:DUMP"}, nil
+		}
+		if !isASCII(sig) {
+			return nil, fmt.Errorf("%w: signal %q is not ASCII", ctl.ErrCommandLine, sig)
 		}
 	case "ADD_ONION":
-		if len(args) > 0 && !strings.HasPrefix(strings.ToUpper(args[0]), "NEW:") {
-			return []string{"ADD_ONION:KEY"}
+		_, isNew, err := cl.OnionKey()
+		if err != nil {
+			return nil, err
+		}
+		if !isNew {
+			return []string{"ADD_ONION:KEY"}, nil
 		}
 	case "SETCONF", "RESETCONF":
-		var out []string
-		for _, a := range args {
-			key, _, _ := strings.Cut(a, "=")
-			out = append(out, "SETCONF:"+key)
+		keys, err := cl.ConfKeys()
+		if err != nil {
+			return nil, err
 		}
-		return out
+		var out []string
+		for _, k := range keys {
+			out = append(out, "SETCONF:"+k)
+		}
+		return out, nil
 	}
-	return nil
+	return nil, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // scriptCall marks the contexts of a script's builtins, so that the
@@ -142,19 +204,34 @@ func scriptContext(ctx context.Context) context.Context {
 func ScriptContext(ctx context.Context) context.Context { return scriptContext(ctx) }
 
 // checkCommand is the connection's check of every command: a script's
-// command that needs a grant the user has not given is refused.
+// command that needs a grant the user has not given, that the runtime
+// owns, or that the check cannot read as tor will, is refused.
 func (r *Runtime) checkCommand(ctx context.Context, line string) error {
 	if ctx.Value(scriptCall{}) == nil {
 		return nil
 	}
-	missing := r.grants.needs(line)
+	return r.checkScriptLine(ctx, line)
+}
+
+func (r *Runtime) checkScriptLine(ctx context.Context, line string) error {
+	why, err := RuntimeCommand(line)
+	if err != nil {
+		return fmt.Errorf("refused, nothing sent: %v", err)
+	}
+	cl, _ := ctl.ParseCommandLine(line)
+	if why != "" {
+		return fmt.Errorf("refused, nothing sent: %s is not for scripts: %s", cl.Name(), why)
+	}
+	missing, err := r.grants.needs(line)
+	if err != nil {
+		return fmt.Errorf("refused, nothing sent: %v", err)
+	}
 	if len(missing) == 0 {
 		// Allowed: record what it changes before it goes out.
 		return r.recordCommand(ctx, line)
 	}
-	kw, _, _ := strings.Cut(line, " ")
 	flags := "--allow " + strings.Join(missing, " --allow ")
-	return fmt.Errorf("refused, nothing sent: %s changes tor for everyone and this script was not allowed to (run it with %s)", kw, flags)
+	return fmt.Errorf("refused, nothing sent: %s changes tor for everyone and this script was not allowed to (run it with %s)", cl.Name(), flags)
 }
 
 // require is tor.require: the script declares the config keys it sets and
@@ -279,7 +356,11 @@ func preciseGrant(name string, call *syntax.CallExpr, declared map[string]bool) 
 		if !ok || lit.Token != syntax.STRING {
 			return "", false
 		}
-		return strings.Join(grantsFor("SIGNAL "+lit.Value.(string)), ","), true
+		gs, err := grantsFor("SIGNAL " + lit.Value.(string))
+		if err != nil {
+			return "", false
+		}
+		return strings.Join(gs, ","), true
 	case "set_conf", "reset_conf", "setconf", "resetconf":
 		var keys []string
 		for _, a := range call.Args {

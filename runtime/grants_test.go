@@ -30,10 +30,45 @@ func TestGrantsFor(t *testing.T) {
 		"GETINFO version":                      nil,
 		"ATTACHSTREAM 1 2":                     nil,
 		"MAPADDRESS a=b":                       nil,
-		"":                                     nil,
+		// Read as tor reads them (ctl.ParseCommandLine): the keyword ends
+		// at any white space, kvline keys may follow a closing quote.
+		"SAVECONF\t":                   {"SAVECONF"},
+		"saveconf\tFORCE":              {"SAVECONF"},
+		"SIGNAL\tHALT":                 {"SIGNAL:HALT"},
+		"TAKEOWNERSHIP\t":              {"TAKEOWNERSHIP"},
+		"+LOADCONF\tx":                 {"LOADCONF"},
+		"SETCONF\tNewCircuitPeriod=77": {"SETCONF:NewCircuitPeriod"},
+		`SETCONF MaxCircuitDirtiness="604"NewCircuitPeriod=77`: {"SETCONF:MaxCircuitDirtiness", "SETCONF:NewCircuitPeriod"},
+		`SETCONF Log="notice file /tmp/x"`:                     {"SETCONF:Log"},
+		"ADD_ONION\tED25519-V3:abc= Port=80":                   {"ADD_ONION:KEY"},
+		"ADD_ONION new:BEST Port=80":                           nil,
 	} {
-		if got := grantsFor(line); !slices.Equal(got, want) {
-			t.Errorf("grantsFor(%q) = %q, want %q", line, got, want)
+		got, err := grantsFor(line)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("grantsFor(%q) = %q, %v; want %q", line, got, err, want)
+		}
+	}
+	// What the check cannot read as tor will is an error (refused).
+	for _, line := range []string{
+		"", " SAVECONF", "SAVECONF\x00", "SETCONF A=1\vB=2", "SETCONF A=1\fB=2", "SIGNAL\rHALT",
+		"SAVECONF\nSAVECONF", `SETCONF A="open`, `SETCONF "A"`, "+SETCONF A=1", "LOADCONF", "SIGNAL",
+		"SIGNAL HALT NEWNYM",
+	} {
+		if got, err := grantsFor(line); err == nil {
+			t.Errorf("grantsFor(%q) = %q, want an error", line, got)
+		}
+	}
+}
+
+func TestRuntimeCommand(t *testing.T) {
+	for line, owned := range map[string]bool{
+		"SETEVENTS CIRC": true, "SETEVENTS\tCIRC": true, "setevents": true, "QUIT\t": true,
+		"AUTHENTICATE\t00": true, "AUTHCHALLENGE SAFECOOKIE": true, "+SETEVENTS": true,
+		"GETINFO version": false, "SETEVENTSX": false,
+	} {
+		why, err := RuntimeCommand(line)
+		if err != nil || (why != "") != owned {
+			t.Errorf("RuntimeCommand(%q) = %q, %v; want owned %v", line, why, err, owned)
 		}
 	}
 }
@@ -52,16 +87,16 @@ func TestGrantsNeeds(t *testing.T) {
 		"SETCONF UseBridges=1 Bridge=x":        {"SETCONF:UseBridges", "SETCONF:Bridge"},
 		"DROPGUARDS":                           {"DROPGUARDS"},
 	} {
-		if got := g.needs(line); !slices.Equal(got, want) {
+		if got, err := g.needs(line); err != nil || !slices.Equal(got, want) {
 			t.Errorf("needs(%q) = %q, want %q", line, got, want)
 		}
 	}
 	all, _ := newGrants([]string{"all"})
-	if got := all.needs("SIGNAL HALT"); got != nil {
+	if got, _ := all.needs("SIGNAL HALT"); got != nil {
 		t.Errorf("all: needs %q", got)
 	}
 	anyConf, _ := newGrants([]string{"SETCONF"})
-	if got := anyConf.needs("SETCONF A=1 B=2"); got != nil {
+	if got, _ := anyConf.needs("SETCONF A=1 B=2"); got != nil {
 		t.Errorf("SETCONF: needs %q", got)
 	}
 	if _, err := newGrants([]string{"SAVECONF", "HALT"}); err == nil || !strings.Contains(err.Error(), "--allow HALT: unknown grant; grants are SAVECONF") {
@@ -97,6 +132,15 @@ func TestGrantsEnforced(t *testing.T) {
 		{`tor.drop_guards()`, nil, refused("DROPGUARDS", "DROPGUARDS"), ""},
 		{`tor.require(commands=["SAVECONF", "DROPGUARDS"])` + "\n" + `tor.signal("NEWNYM")`, []string{"SAVECONF"}, "this script needs grants it was not given: run it with --allow DROPGUARDS", ""},
 		{`tor.policy(lambda s: None)` + "\ntor.after(0.01, lambda: exit(0))", nil, "", "SETCONF __LeaveStreamsUnattached=1"},
+		// The line is read as tor reads it (ctl.ParseCommandLine).
+		{`tor.raw("SAVECONF\t")`, nil, refused("SAVECONF", "SAVECONF"), ""},
+		{`tor.raw("signal\tHALT")`, nil, refused("SIGNAL", "SIGNAL:HALT"), ""},
+		{`tor.raw("SETEVENTS\tCIRC")`, nil, "refused, nothing sent: SETEVENTS is not for scripts", ""},
+		{`tor.require(config=["MaxCircuitDirtiness"])` + "\n" + `tor.raw('SETCONF MaxCircuitDirtiness="604"NewCircuitPeriod=77')`, nil, refused("SETCONF", "SETCONF:NewCircuitPeriod"), ""},
+		{`tor.raw("SETCONF ExitNodes=1\vB=2")`, nil, "refused, nothing sent: tor could read this command otherwise", ""},
+		{`tor.raw('SETCONF ExitNodes="{de}')`, nil, "refused, nothing sent: tor could read this command otherwise: SETCONF arguments: an unterminated quoted value", ""},
+		{`tor.raw('SETCONF Log="notice file /tmp/x"')`, nil, refused("SETCONF", "SETCONF:Log"), ""},
+		{`tor.require(config=["Log"])` + "\n" + `tor.raw('SETCONF Log="notice file /tmp/x"')`, nil, "", `SETCONF Log="notice file /tmp/x"`},
 	} {
 		f := newFakeControlPort(t)
 		r := startScript(t, f, tc.src, Options{Allow: tc.allow})
@@ -112,8 +156,8 @@ func TestGrantsEnforced(t *testing.T) {
 			sent = append(sent, c.Line)
 		}
 		for _, l := range sent {
-			for _, kw := range []string{"SAVECONF", "SIGNAL HALT", "SIGNAL TERM", "DROPGUARDS", "SETCONF ExitNodes"} {
-				if strings.HasPrefix(l, kw) && l != tc.sent {
+			for _, kw := range []string{"SAVECONF", "SIGNAL HALT", "SIGNAL TERM", "DROPGUARDS", "SETCONF ExitNodes", "SIGNAL\tHALT", "SETEVENTS\t", "SETCONF Max", "SETCONF Log"} {
+				if strings.HasPrefix(strings.ToUpper(l), strings.ToUpper(kw)) && l != tc.sent {
 					t.Errorf("%s (--allow %v): %q was sent", tc.src, tc.allow, l)
 				}
 			}

@@ -492,16 +492,19 @@ func isRawCommand(line string) bool {
 // raw sends a control command as typed and prints tor's reply as tor sent
 // it.
 func (rp *repl) raw(line string) error {
-	kw, rest, _ := strings.Cut(line, " ")
-	switch kw {
+	// The keyword as tor reads it (ctl.ParseCommandLine); the grants
+	// check reads the line the same way before anything is sent.
+	cl, err := ctl.ParseCommandLine(line)
+	if err != nil {
+		return fmt.Errorf("refused, nothing sent: %v", err)
+	}
+	switch kw := cl.Keyword; kw {
 	case "QUIT":
 		return io.EOF
-	case "AUTHENTICATE", "AUTHCHALLENGE", "PROTOCOLINFO":
-		if kw != "PROTOCOLINFO" {
-			return errors.New("the REPL authenticated when it connected; " + kw + " is not sent")
-		}
+	case "AUTHENTICATE", "AUTHCHALLENGE":
+		return errors.New("the REPL authenticated when it connected; " + kw + " is not sent")
 	case "SETEVENTS":
-		return rp.setEvents(rest)
+		return rp.setEvents(cl.Args)
 	}
 	var conn *ctl.Conn
 	rp.s.Do(func(*starlark.Thread, starlark.StringDict) error { conn = rp.s.Conn(); return nil })
