@@ -204,18 +204,17 @@ func (r *Runtime) recordCommand(ctx context.Context, line string) error {
 	if r.opts.Owner == nil || r.conn == nil {
 		return nil
 	}
-	kw, args := commandKeyword(line)
-	switch kw {
+	cl, err := ctl.ParseCommandLine(line)
+	if err != nil {
+		return fmt.Errorf("refused, nothing sent: %v", err)
+	}
+	switch cl.Keyword {
 	case "MAPADDRESS":
 		var addrs []string
-		a := ctl.NewArgs(args)
-		for {
-			kv, ok := a.Next()
-			if !ok {
-				break
-			}
-			if kv.HasValue && kv.Key != kv.Value {
-				addrs = append(addrs, kv.Key)
+		for _, pair := range strings.Fields(cl.Args) {
+			from, to, ok := strings.Cut(pair, "=")
+			if ok && from != to {
+				addrs = append(addrs, from)
 			}
 		}
 		if len(addrs) == 0 {
@@ -223,7 +222,7 @@ func (r *Runtime) recordCommand(ctx context.Context, line string) error {
 		}
 		return r.record(ctx, owner.Entry{Op: "map", Addrs: addrs})
 	case "SETCONF", "RESETCONF":
-		keys, err := confKeys(line)
+		keys, err := cl.ConfKeys()
 		if err != nil {
 			return fmt.Errorf("refused, nothing sent: %v", err)
 		}
@@ -322,65 +321,4 @@ func (r *Runtime) recordPolicyStart(ctx context.Context, p *builtins.Policy, old
 		return err
 	}
 	return r.record(ctx, owner.Entry{Op: "leave", Orig: []string{oldLeave}})
-}
-
-// commandKeyword splits a command line's keyword (upper-cased, without a
-// leading "+") from its arguments, at the first white space tor accepts.
-func commandKeyword(line string) (kw, args string) {
-	line = strings.TrimLeft(line, " \t")
-	i := strings.IndexAny(line, " \t\r\n\v\f")
-	if i < 0 {
-		i = len(line)
-	}
-	kw = strings.ToUpper(strings.TrimPrefix(line[:i], "+"))
-	return kw, strings.TrimLeft(line[i:], " \t\v\f")
-}
-
-// confKeys lists the keys of a SETCONF or RESETCONF line as tor's
-// kvline_parse reads them (KV_OMIT_VALS|KV_QUOTED): white space separates
-// entries, a value may be quoted, and an entry may follow a closing quote
-// with no space. An unterminated quote is an error.
-func confKeys(line string) ([]string, error) {
-	_, args := commandKeyword(line)
-	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f' }
-	var keys []string
-	i := 0
-	for i < len(args) {
-		for i < len(args) && isSpace(args[i]) {
-			i++
-		}
-		if i >= len(args) {
-			break
-		}
-		start := i
-		for i < len(args) && !isSpace(args[i]) && args[i] != '=' {
-			i++
-		}
-		if i == start {
-			return nil, fmt.Errorf("a config entry without a key")
-		}
-		keys = append(keys, args[start:i])
-		if i >= len(args) || args[i] != '=' {
-			continue
-		}
-		i++
-		if i < len(args) && args[i] == '"' {
-			i++
-			for i < len(args) && args[i] != '"' {
-				if args[i] == '\\' {
-					i++
-				}
-				i++
-			}
-			if i >= len(args) {
-				return nil, fmt.Errorf("an unterminated quoted value")
-			}
-			i++
-			continue
-		}
-		for i < len(args) && !isSpace(args[i]) {
-			i++
-		}
-	}
-	return keys, nil
 }
