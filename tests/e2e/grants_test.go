@@ -167,3 +167,87 @@ tor.save_conf()
 		t.Errorf("check printed:\n%s\nwant:\n%s", out, want)
 	}
 }
+
+// TestGrantsReadAsTorReads: a line reaches tor only as the grants check
+// read it. Each bypass found against real tor (a tab after the keyword,
+// kvline keys glued to a closing quote, \v, \f, CR or NUL in the line) is
+// refused with nothing sent, and tor's state is unchanged: the torrc, the
+// config keys, tor still answering on a new connection.
+func TestGrantsReadAsTorReads(t *testing.T) {
+	n := testnet.Shared(t)
+	torrc := n.Client.Torrc
+	torrcBefore, err := os.ReadFile(torrc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t)
+	keys := []string{"NewCircuitPeriod", "MaxCircuitDirtiness", "MaxClientCircuitsPending"}
+	confBefore := map[string]string{}
+	for _, k := range keys {
+		confBefore[k] = getConf(t, c, k)
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, src, want string
+	}{
+		{"saveconf-tab", `tor.raw("SAVECONF\t")`, "--allow SAVECONF"},
+		{"saveconf-tab-force", `tor.raw("saveconf\tFORCE")`, "--allow SAVECONF"},
+		{"setconf-tab", `tor.raw("SETCONF\tNewCircuitPeriod=77")`, "--allow SETCONF:NewCircuitPeriod"},
+		{"signal-tab-halt", `tor.raw("SIGNAL\tHALT")`, "--allow SIGNAL:HALT"},
+		{"signal-space-tab-halt", `tor.raw("SIGNAL \tHALT")`, "--allow SIGNAL:HALT"},
+		{"takeownership-tab", `tor.raw("TAKEOWNERSHIP\t")`, "--allow TAKEOWNERSHIP"},
+		{"loadconf-tab", `tor.raw("+LOADCONF\t\nNoSuchOption 1\n")`, "--allow LOADCONF"},
+		{"setevents-tab", `tor.raw("SETEVENTS\tCIRC")`, "SETEVENTS is not for scripts"},
+		{"setevents-tab-policy", "tor.policy(lambda s: None)\ntor.raw(\"SETEVENTS\\tCIRC\")", "SETEVENTS is not for scripts"},
+		{"quit-tab", `tor.raw("QUIT\t")`, "QUIT is not for scripts"},
+		{"glued-kvline", `tor.require(config=["MaxCircuitDirtiness"])` + "\n" + `tor.raw('SETCONF MaxCircuitDirtiness="604"NewCircuitPeriod=77')`, "--allow SETCONF:NewCircuitPeriod"},
+		{"vtab", `tor.raw("SETCONF MaxClientCircuitsPending=33\vNewCircuitPeriod=77")`, "tor could read this command otherwise"},
+		{"formfeed", `tor.require(config=["MaxClientCircuitsPending"])` + "\n" + `tor.raw("SETCONF MaxClientCircuitsPending=33\fNewCircuitPeriod=77")`, "tor could read this command otherwise"},
+		{"formfeed-keyword", `tor.raw("SAVECONF\f")`, "tor could read this command otherwise"},
+		{"cr", `tor.raw("SETCONF\rNewCircuitPeriod=77")`, "tor could read this command otherwise"},
+		{"nul", `tor.raw("SAVECONF\0")`, "tor could read this command otherwise"},
+		{"unterminated-quote", `tor.require(config=["MaxClientCircuitsPending"])` + "\n" + `tor.raw('SETCONF MaxClientCircuitsPending="33 NewCircuitPeriod=77')`, "tor could read this command otherwise"},
+		{"multi-line-setconf", `tor.raw("+SETCONF NewCircuitPeriod=77\nx")`, "tor could read this command otherwise"},
+	} {
+		code, stdout, stderr := runScript(t, dir, tc.name+".star", tc.src+"\nprint(\"sent\")\n")
+		if code == 0 || stdout != "" || !strings.Contains(stderr, "refused, nothing sent") || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%s: %q: status %d, stdout %q, stderr:\n%s", tc.name, tc.src, code, stdout, stderr)
+		}
+	}
+	if after, _ := os.ReadFile(torrc); !bytes.Equal(torrcBefore, after) {
+		t.Errorf("the client's torrc changed though every SAVECONF was refused")
+	}
+	// A new connection: a TAKEOWNERSHIP that went through would have made
+	// tor exit when the script's connection closed.
+	c2 := dial(t)
+	if v, err := c2.GetInfoOne(testCtx(t, 10*time.Second), "version"); err != nil || v == "" {
+		t.Fatalf("tor is not answering after the refused lines: %v", err)
+	}
+	for _, k := range keys {
+		if v := getConf(t, c2, k); v != confBefore[k] {
+			t.Errorf("%s=%s after the refused lines, want %s", k, v, confBefore[k])
+		}
+	}
+}
+
+// TestGrantsQuotedValueWithSpace: a declared key whose quoted value holds
+// a space is the key tor sets (not "--allow SETCONF:file"); undeclared,
+// the hint names the key.
+func TestGrantsQuotedValueWithSpace(t *testing.T) {
+	c := dial(t)
+	before := getConf(t, c, "ExitPolicy")
+	dir := t.TempDir()
+	line := `tor.raw('SETCONF ExitPolicy="reject 1.2.3.4:*"')`
+	code, _, stderr := runScript(t, dir, "undeclared.star", line+"\n")
+	if code == 0 || !strings.Contains(stderr, "refused, nothing sent") || !strings.Contains(stderr, "--allow SETCONF:ExitPolicy)") {
+		t.Errorf("undeclared ExitPolicy: status %d, stderr:\n%s", code, stderr)
+	}
+	if v := getConf(t, c, "ExitPolicy"); v != before {
+		t.Errorf("ExitPolicy=%q after a refused SETCONF, want %q", v, before)
+	}
+	code, stdout, stderr := runScript(t, dir, "declared.star", `tor.require(config=["ExitPolicy"])`+"\n"+line+"\n"+`print(tor.get_conf("ExitPolicy"))`+"\n")
+	if code != 0 || !strings.Contains(stdout, "reject 1.2.3.4:*") {
+		t.Errorf("declared ExitPolicy: status %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+	}
+	t.Cleanup(func() { c.Do(testCtx(t, 10*time.Second), "RESETCONF ExitPolicy") })
+}
