@@ -27,7 +27,7 @@ func FormatError(err error) string {
 			}
 		}
 		var ov *OverrunError
-		if errors.As(err, &ov) && !strings.Contains(bt, "handler timeout") {
+		if errors.As(err, &ov) && !strings.Contains(bt, ov.reason()) {
 			bt += "\n" + ov.reason()
 		}
 		return bt
@@ -52,15 +52,24 @@ type ExitError struct{ Code int }
 
 func (e *ExitError) Error() string { return fmt.Sprintf("exit(%d)", e.Code) }
 
-// OverrunError is an error from a call the watchdog stopped because it ran
-// longer than the handler timeout.
+// OverrunError is an error from an evaluation stopped because it overran:
+// a handler, timer or policy call, a top level or a test that ran longer
+// than its wall deadline (Timeout) or took more than its step budget
+// (Steps). Err is the Starlark error, whose backtrace names the line where
+// the script was stopped.
 type OverrunError struct {
-	Timeout time.Duration
+	What    string        // "call to policy", "top level of x.star", ...
+	Limit   string        // the deadline's name ("handler timeout"); "" for the step budget
+	Timeout time.Duration // the deadline, if it was the deadline
+	Steps   uint64        // the budget, if it was the step budget
 	Err     error
 }
 
 func (e *OverrunError) Error() string { return e.Err.Error() + " (" + e.reason() + ")" }
 func (e *OverrunError) Unwrap() error { return e.Err }
 func (e *OverrunError) reason() string {
-	return "call ran longer than the handler timeout (" + e.Timeout.String() + ")"
+	if e.Limit == "" {
+		return fmt.Sprintf("%s took more than %d steps (--max-steps)", e.What, e.Steps)
+	}
+	return e.What + " ran longer than the " + e.Limit + " (" + e.Timeout.String() + ")"
 }

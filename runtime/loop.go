@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -168,77 +169,251 @@ func isPowerOf10(n int) bool {
 	return n == 1
 }
 
-// call runs fn under supervision: a step budget and a wall deadline
-// enforced by the watchdog.
+// WedgeGrace is how long a call the watchdog cancelled may take to return
+// before the watchdog reports it wedged (Options.OnWedged): cancellation
+// acts between Starlark instructions and on builtins waiting for tor, so a
+// call still running this long after it is blocked inside one builtin or
+// one long Go operation (a sort or comparison of a huge value) that
+// nothing can interrupt.
+const WedgeGrace = 250 * time.Millisecond
+
+// watch is one supervised evaluation: a handler, timer or policy call, a
+// top level, a test. They nest (a test's sim calls run the script's
+// policy), the innermost last in Runtime.watches.
+type watch struct {
+	what    string        // for logs and OnWedged: "call to policy", "top level of x.star"
+	limit   string        // the name of the deadline: "handler timeout", ...
+	timeout time.Duration // its wall deadline
+	start   time.Time
+	stop    func() // cancels the context of the builtins it calls
+
+	// Under watchMu, set by the watchdog.
+	stopped   bool
+	stoppedAt time.Time
+	wedged    bool
+}
+
+func (w *watch) reason() string {
+	return w.what + " ran longer than the " + w.limit + " (" + w.timeout.String() + ")"
+}
+
+// call runs fn under supervision as a handler, timer or policy call: the
+// step budget (MaxSteps) and the handler timeout.
 func (r *Runtime) call(fn starlark.Callable, args starlark.Tuple) (starlark.Value, error) {
 	t := r.thread
-	t.SetMaxExecutionSteps(t.ExecutionSteps() + r.opts.MaxSteps)
+	if len(r.watches) > 0 {
+		// Nested in a supervised evaluation (a test's sim calls run
+		// the script's handlers): give it back its context after.
+		saved, savedSet := builtins.Context(t), r.threadCtx
+		defer func() {
+			builtins.SetContext(t, saved)
+			r.threadCtx = savedSet
+		}()
+	}
 	if r.threadCtx != r.callCtx {
 		builtins.SetContext(t, r.callCtx)
 		r.threadCtx = r.callCtx
 	}
-	r.watchMu.Lock()
-	r.callGen++
-	r.watchMu.Unlock()
-	v, err := starlark.Call(t, fn, args, nil)
-	r.watchMu.Lock()
-	r.callGen++
-	stopped := r.stopped
-	r.stopped = false
-	r.watchMu.Unlock()
-	if stopped {
-		// The watchdog stopped this call: start afresh for the next. A
-		// builtin waiting for tor reports its context's end, not why:
-		// say why.
-		t.Uncancel()
+	w := &watch{what: "call to " + fn.Name(), limit: "handler timeout", timeout: r.opts.HandlerTimeout, stop: r.callStop}
+	v, err := r.supervise(w, func() (starlark.Value, error) { return starlark.Call(t, fn, args, nil) })
+	if w.stopped {
+		// Start afresh for the next call: the context builtins wait on
+		// is cancelled.
 		r.callCtx, r.callStop = context.WithCancel(scriptContext(context.Background()))
-		if err != nil {
-			err = &OverrunError{Timeout: r.opts.HandlerTimeout, Err: err}
-		}
-	} else if err != nil {
-		t.Uncancel() // the step budget cancels the thread too
 	}
 	return v, err
 }
 
-// startWatchdog cancels a call that runs longer than HandlerTimeout. It
-// watches a counter that call bumps on entry and exit, so calls pay no
-// clock reads.
-func (r *Runtime) startWatchdog() (stop func()) {
-	tick := r.opts.HandlerTimeout / 8
-	if tick < 5*time.Millisecond {
-		tick = 5 * time.Millisecond
+// superviseTop runs f, a top level (of the script, a module it loads, a
+// file loaded at the prompt, a test), under the step budget and the
+// top-level timeout; the builtins it calls wait on a context the watchdog
+// cancels at the deadline.
+func (r *Runtime) superviseTop(what, limit string, timeout time.Duration, f func() (starlark.Value, error)) (starlark.Value, error) {
+	t := r.thread
+	saved := builtins.Context(t)
+	savedSet := r.threadCtx
+	ctx, cancel := context.WithCancel(saved)
+	defer cancel()
+	builtins.SetContext(t, ctx)
+	r.threadCtx = ctx
+	defer func() {
+		builtins.SetContext(t, saved)
+		r.threadCtx = savedSet
+	}()
+	return r.supervise(&watch{what: what, limit: limit, timeout: timeout, stop: cancel}, f)
+}
+
+// supervise runs f on the interpreter's thread under w's wall deadline
+// and a step budget of MaxSteps (no more than what an enclosing
+// evaluation has left). An overrun of either is an *OverrunError naming
+// the line where the script was.
+func (r *Runtime) supervise(w *watch, f func() (starlark.Value, error)) (starlark.Value, error) {
+	t := r.thread
+	outer := r.stepLimit
+	own := t.ExecutionSteps() + r.opts.MaxSteps
+	if own < r.opts.MaxSteps { // overflow
+		own = math.MaxUint64
 	}
+	limit := own
+	if outer != 0 && outer < limit {
+		limit = outer
+	}
+	r.stepLimit = limit
+	t.SetMaxExecutionSteps(limit)
+	w.start = time.Now()
+	r.watchMu.Lock()
+	r.watches = append(r.watches, w)
+	r.watchMu.Unlock()
+
+	v, err := f()
+
+	r.watchMu.Lock()
+	r.watches = r.watches[:len(r.watches)-1]
+	// The thread stays cancelled while an enclosing evaluation is being
+	// stopped or the run interrupted; otherwise the next call starts
+	// afresh (the step budget cancels the thread too).
+	keep := r.interrupted
+	for _, o := range r.watches {
+		keep = keep || o.stopped
+	}
+	stopped := w.stopped
+	r.watchMu.Unlock()
+	if !keep {
+		t.Uncancel()
+	}
+	r.stepLimit = outer
+	if outer == 0 {
+		t.SetMaxExecutionSteps(math.MaxUint64)
+	} else {
+		t.SetMaxExecutionSteps(outer)
+	}
+	if err == nil {
+		return v, nil
+	}
+	steps := own != math.MaxUint64 && t.ExecutionSteps() >= own
+	if !stopped && !steps {
+		return v, err
+	}
+	r.placeOverrun(err)
+	ov := &OverrunError{What: w.what, Err: err}
+	if stopped {
+		// A builtin waiting for tor reports its context's end, not why:
+		// the reason says why.
+		ov.Limit, ov.Timeout = w.limit, w.timeout
+	} else {
+		ov.Steps = r.opts.MaxSteps
+	}
+	return v, ov
+}
+
+// stopping reports whether the running evaluation is being stopped (by
+// its deadline or an interrupt): Go code that loops on behalf of the script
+// (settle) should return.
+func (r *Runtime) stopping() bool {
+	r.watchMu.Lock()
+	defer r.watchMu.Unlock()
+	if r.interrupted {
+		return true
+	}
+	for _, w := range r.watches {
+		if w.stopped {
+			return true
+		}
+	}
+	return false
+}
+
+// interrupt cancels whatever runs on the interpreter's thread, and keeps
+// it cancelled until uninterrupt (SIGINT or SIGTERM during a top level or
+// a test).
+func (r *Runtime) interrupt() {
+	r.watchMu.Lock()
+	defer r.watchMu.Unlock()
+	r.interrupted = true
+	r.cancelThreads("interrupted")
+}
+
+func (r *Runtime) uninterrupt() {
+	r.watchMu.Lock()
+	r.interrupted = false
+	r.watchMu.Unlock()
+	r.thread.Uncancel()
+}
+
+// cancelThreads cancels the interpreter's thread and the threads of the
+// modules it is loading. Call it with watchMu held.
+func (r *Runtime) cancelThreads(reason string) {
+	r.thread.Cancel(reason)
+	for _, t := range r.loading {
+		t.Cancel(reason)
+	}
+}
+
+// watchTick is the watchdog's period: an overrun is noticed within one
+// tick of its deadline, a wedge within one tick of WedgeGrace after it.
+func watchTick(handlerTimeout time.Duration) time.Duration {
+	return min(max(handlerTimeout/8, 5*time.Millisecond), 25*time.Millisecond)
+}
+
+// startWatchdog starts the goroutine that stops a supervised evaluation
+// at its deadline and reports one that does not return WedgeGrace after.
+func (r *Runtime) startWatchdog() (stop func()) {
+	tick := watchTick(r.opts.HandlerTimeout)
 	quit := make(chan struct{})
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		t := time.NewTicker(tick)
 		defer t.Stop()
-		var last uint64
-		var elapsed time.Duration
+		type wedge struct {
+			what  string
+			since time.Duration
+		}
+		var wedged []wedge
 		for {
 			select {
 			case <-quit:
 				return
 			case <-t.C:
 			}
+			now := time.Now()
+			wedged = wedged[:0]
 			r.watchMu.Lock()
-			g := r.callGen
-			if g%2 == 0 || g != last {
-				last, elapsed = g, 0
-				r.watchMu.Unlock()
-				continue
-			}
-			elapsed += tick
-			if elapsed >= r.opts.HandlerTimeout && !r.stopped {
-				r.overruns.Add(1)
-				r.stopped = true
-				r.thread.Cancel("call ran longer than the handler timeout (" + r.opts.HandlerTimeout.String() + ")")
-				r.callStop()
+			for _, w := range r.watches {
+				switch {
+				case !w.stopped && now.Sub(w.start) >= w.timeout:
+					w.stopped, w.stoppedAt = true, now
+					r.overruns.Add(1)
+					r.cancelThreads(w.reason())
+					if w.stop != nil {
+						w.stop()
+					}
+				case w.stopped && !w.wedged && now.Sub(w.stoppedAt) >= WedgeGrace:
+					w.wedged = true
+					wedged = append(wedged, wedge{w.what, now.Sub(w.stoppedAt)})
+				}
 			}
 			r.watchMu.Unlock()
+			for _, w := range wedged {
+				r.reportWedged(w.what, w.since)
+			}
 		}
 	}()
-	return func() { close(quit) }
+	return func() {
+		close(quit)
+		<-done
+	}
+}
+
+// reportWedged tells OnWedged, or the log, that a cancelled evaluation has
+// not returned. It runs on the watchdog's goroutine.
+func (r *Runtime) reportWedged(what string, since time.Duration) {
+	if r.opts.OnWedged != nil {
+		r.opts.OnWedged(what, since)
+		return
+	}
+	r.log.Error("a cancelled evaluation has not returned: it is blocked where cancellation cannot reach (one long builtin or Go operation); the script is stuck",
+		"what", what, "since_cancel", since.Round(time.Millisecond))
 }
 
 // timer is a tor.every or tor.after timer.

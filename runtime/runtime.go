@@ -61,6 +61,12 @@ type Options struct {
 	// changes tor for everyone. See ParseGrants.
 	Allow []string
 
+	// The top level's limits. TopLevelTimeout bounds the
+	// wall time of the script's top level, of each module it loads with
+	// it, and of a file loaded at the prompt; MaxSteps bounds their steps
+	// too. Default 30s.
+	TopLevelTimeout time.Duration
+
 	// OnWedged, if set, is called from the watchdog's goroutine (never the
 	// loop) when a call it cancelled has not returned WedgeGrace later:
 	// cancellation cannot reach it (it is blocked inside one builtin or one
@@ -103,27 +109,30 @@ type Runtime struct {
 	state       *liveState
 	maps        []mapping
 
-	// Supervision: the watchdog cancels a call that overruns. watchMu
-	// makes "is this call still running" and "stop it" one step, so the
-	// watchdog never stops the next call by mistake.
-	watchMu   sync.Mutex
-	callGen   uint64 // odd while a call runs; under watchMu
-	stopped   bool   // the watchdog stopped the running call; under watchMu
-	callCtx   context.Context
-	threadCtx context.Context // the context set on thread
-	callStop  context.CancelFunc
-	overruns  atomic.Uint64
-	exitCode  int
-	exiting   bool
-	fatal     error
-	reconnect *reconnector
-	virtual   *virtualClock // timers' time in `torscript test`; nil for real time
-	grants    *grants
-	atExit    []starlark.Callable         // tor.at_exit, last first at shutdown
-	failed    func(msg string, err error) // torscript test: a handler, timer or policy call failed
-	own       ownState                    // this run's records (ownership.go)
-	topLevel  bool                        // the main script's top level is running
-	deferred  *builtins.Policy            // tor.policy called by the top level, started after it
+	// Supervision: the watchdog stops an evaluation that overruns (loop.go).
+	// watchMu makes "is it still running" and "stop it" one step, so the
+	// watchdog never stops the next one by mistake.
+	watchMu     sync.Mutex
+	watches     []*watch           // supervised evaluations running, innermost last; under watchMu
+	loading     []*starlark.Thread // threads of modules being loaded; under watchMu
+	interrupted bool               // SIGINT/SIGTERM: keep the thread cancelled; under watchMu
+	stepLimit   uint64             // the step budget in effect; 0 when none (loop goroutine)
+	sources     map[string][]byte  // the source of each file run, to place an overrun
+	callCtx     context.Context
+	threadCtx   context.Context // the context set on thread
+	callStop    context.CancelFunc
+	overruns    atomic.Uint64
+	exitCode    int
+	exiting     bool
+	fatal       error
+	reconnect   *reconnector
+	virtual     *virtualClock // timers' time in `torscript test`; nil for real time
+	grants      *grants
+	atExit      []starlark.Callable         // tor.at_exit, last first at shutdown
+	failed      func(msg string, err error) // torscript test: a handler, timer or policy call failed
+	own         ownState                    // this run's records (ownership.go)
+	topLevel    bool                        // the main script's top level is running
+	deferred    *builtins.Policy            // tor.policy called by the top level, started after it
 }
 
 type handler struct {
@@ -150,6 +159,9 @@ func New(opts Options) *Runtime {
 	if opts.HandlerTimeout <= 0 {
 		opts.HandlerTimeout = 2 * time.Second
 	}
+	if opts.TopLevelTimeout <= 0 {
+		opts.TopLevelTimeout = 30 * time.Second
+	}
 	if opts.Stdlib == nil {
 		opts.Stdlib = stdlib.FS
 	}
@@ -159,6 +171,7 @@ func New(opts Options) *Runtime {
 		handlers: map[string][]*handler{},
 		timers:   map[*timer]struct{}{},
 		state:    newLiveState(),
+		sources:  map[string][]byte{},
 	}
 	r.tasks.init()
 	var err error
@@ -234,6 +247,37 @@ func (r *Runtime) execModule(parent *starlark.Thread, name string, src []byte) (
 	if err != nil {
 		return nil, err
 	}
+	r.sources[name] = src
+	// The module runs within its loader's limits: what is left of the
+	// step budget, and the watchdog cancels it with the loader.
+	if r.stepLimit != 0 {
+		used := r.thread.ExecutionSteps()
+		for _, l := range r.loading {
+			used += l.ExecutionSteps()
+		}
+		if used >= r.stepLimit {
+			t.SetMaxExecutionSteps(1)
+		} else {
+			t.SetMaxExecutionSteps(r.stepLimit - used)
+		}
+	}
+	r.watchMu.Lock()
+	r.loading = append(r.loading, t)
+	if r.interrupted {
+		t.Cancel("interrupted")
+	}
+	for _, w := range r.watches {
+		if w.stopped {
+			t.Cancel(w.reason())
+		}
+	}
+	r.watchMu.Unlock()
+	defer func() {
+		r.watchMu.Lock()
+		r.loading = r.loading[:len(r.loading)-1]
+		r.watchMu.Unlock()
+		parent.Steps += t.Steps
+	}()
 	return prog.Init(t, r.pre)
 }
 
@@ -349,23 +393,27 @@ func (r *Runtime) run(ctx context.Context, filename string, src []byte, eval boo
 	stopWatch := r.startWatchdog()
 	defer stopWatch()
 
-	// The top level runs without a wall deadline (it may wait for tor)
-	// but stops on ctx.
-	stopTop := context.AfterFunc(ctx, func() { r.thread.Cancel("interrupted") })
-	if expr {
-		var v starlark.Value
-		v, err = starlark.EvalOptions(FileOptions(), r.thread, filename, src, r.pre)
-		if err == nil && v != starlark.None {
-			fmt.Fprintln(r.opts.Stdout, v.String())
+	// The top level runs under the step budget and the top-level timeout,
+	// and stops on ctx.
+	r.sources[filename] = src
+	stopTop := context.AfterFunc(ctx, r.interrupt)
+	_, err = r.superviseTop("top level of "+filename, "top-level timeout", r.opts.TopLevelTimeout, func() (starlark.Value, error) {
+		if expr {
+			v, err := starlark.EvalOptions(FileOptions(), r.thread, filename, src, r.pre)
+			if err == nil && v != starlark.None {
+				fmt.Fprintln(r.opts.Stdout, v.String())
+			}
+			return starlark.None, err
 		}
-	} else {
-		var g starlark.StringDict
 		r.topLevel = true
-		g, err = prog.Init(r.thread, r.pre)
-		r.topLevel = false
-		_ = g // the main module's globals stay mutable: handlers keep state in them
-	}
+		defer func() { r.topLevel = false }()
+		// The main module's globals stay mutable: handlers keep state
+		// in them.
+		_, err := prog.Init(r.thread, r.pre)
+		return starlark.None, err
+	})
 	stopTop()
+	r.uninterrupt() // at_exit functions run after an interrupted top level
 	if err != nil {
 		var exit *ExitError
 		if errors.As(err, &exit) {

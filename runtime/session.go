@@ -140,7 +140,7 @@ func (s *Session) run(f func(*starlark.Thread, starlark.StringDict) error) error
 	defer cancel()
 	s.mu.Lock()
 	s.interrupt = func() {
-		t.Cancel("interrupted")
+		r.interrupt()
 		cancel()
 	}
 	s.mu.Unlock()
@@ -148,7 +148,7 @@ func (s *Session) run(f func(*starlark.Thread, starlark.StringDict) error) error
 		s.mu.Lock()
 		s.interrupt = nil
 		s.mu.Unlock()
-		t.Uncancel()
+		r.uninterrupt()
 	}()
 	if r.policy == nil {
 		t.SetMaxExecutionSteps(math.MaxUint64)
@@ -183,7 +183,9 @@ func (s *Session) Interrupt() {
 
 // Load runs a script file into the session, as torscript run would run
 // it: its handlers, timers and policy become the session's, and its
-// globals are bound in the session. Call it from Do.
+// globals are bound in the session. Its top level runs under the step
+// budget and the top-level timeout. Call it from Do, with t the thread Do
+// gave.
 func (s *Session) Load(t *starlark.Thread, path string) error {
 	src, err := os.ReadFile(path)
 	if err != nil {
@@ -196,7 +198,16 @@ func (s *Session) Load(t *starlark.Thread, path string) error {
 	if err != nil {
 		return err
 	}
-	g, err := prog.Init(t, s.r.pre)
+	// A file's top level is bounded as torscript run bounds it, with or
+	// without a policy.
+	r := s.r
+	r.sources[path] = src
+	var g starlark.StringDict
+	_, err = r.superviseTop("top level of "+path, "top-level timeout", r.opts.TopLevelTimeout, func() (starlark.Value, error) {
+		var err error
+		g, err = prog.Init(t, r.pre)
+		return starlark.None, err
+	})
 	for k, v := range g {
 		s.globals[k] = v
 	}

@@ -34,8 +34,14 @@ func (t *TestResult) Passed() bool { return len(t.Failures) == 0 }
 // RunTests runs the test_* functions of a test file, each against a fresh
 // simulated tor with a fresh runtime: the file's top level runs first,
 // then the function. Scripts see assert (starlarktest's) and sim
-// besides what every script sees. Only MaxSteps, HandlerTimeout and Stdlib
-// of opts are used; what a test prints and logs is in its result. A file that does not compile is an error.
+// besides what every script sees. Each test (the file's top level and the
+// test function together) runs under the step budget (MaxSteps) and a wall
+// deadline (TopLevelTimeout); one that overruns fails and the next runs.
+// When ctx ends (SIGINT, SIGTERM) the running test is stopped and RunTests
+// returns ctx's error with the results so far. Only MaxSteps,
+// HandlerTimeout, TopLevelTimeout and Stdlib of opts are used; what a test
+// prints and logs is in its result. A file that does not compile is an
+// error.
 func RunTests(ctx context.Context, filename string, src []byte, opts Options) ([]*TestResult, error) {
 	f, err := FileOptions().Parse(filename, src, 0)
 	if err != nil {
@@ -56,9 +62,51 @@ func RunTests(ctx context.Context, filename string, src []byte, opts Options) ([
 	}
 	var results []*TestResult
 	for _, name := range names {
-		results = append(results, runTest(ctx, filename, src, name, assert, opts))
+		res, err := runTestGuarded(ctx, filename, src, name, assert, opts)
+		if err != nil {
+			return results, err
+		}
+		results = append(results, res)
 	}
 	return results, nil
+}
+
+// runTestGuarded runs one test on a goroutine of its own, so that a test
+// stuck where cancellation cannot reach (one builtin or Go operation that
+// ignores it) is abandoned, failed, and the next one runs; and so that
+// SIGINT or SIGTERM returns at once even then.
+func runTestGuarded(ctx context.Context, filename string, src []byte, name string, assert starlark.StringDict, opts Options) (*TestResult, error) {
+	type wedge struct {
+		what  string
+		since time.Duration
+	}
+	wedged := make(chan wedge, 1)
+	opts.OnWedged = func(what string, since time.Duration) {
+		select {
+		case wedged <- wedge{what, since}:
+		default:
+		}
+	}
+	done := make(chan *TestResult, 1)
+	go func() { done <- runTest(ctx, filename, src, name, assert, opts) }()
+	select {
+	case res := <-done:
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return res, nil
+	case w := <-wedged:
+		return &TestResult{Name: name, Failures: []string{fmt.Sprintf(
+			"%s was stopped by its deadline but has not returned %v later: it is blocked inside one builtin or Go operation that cannot be interrupted; abandoned",
+			w.what, w.since.Round(time.Millisecond))}}, nil
+	case <-ctx.Done():
+		// The test is being interrupted: give it a moment to finish.
+		select {
+		case <-done:
+		case <-time.After(WedgeGrace):
+		}
+		return nil, ctx.Err()
+	}
 }
 
 // testReporter collects assert's failures, each led by the place in the
@@ -161,12 +209,21 @@ func runTest(ctx context.Context, filename string, src []byte, name string, asse
 	}
 	_, prog, err := starlark.SourceProgramOptions(FileOptions(), filename, src, pre.Has)
 	if err == nil {
-		var g starlark.StringDict
-		if g, err = prog.Init(t, pre); err == nil {
+		r.sources[filename] = src
+		stopInt := context.AfterFunc(ctx, r.interrupt)
+		_, err = r.superviseTop("test "+name, "test timeout", r.opts.TopLevelTimeout, func() (starlark.Value, error) {
+			g, err := prog.Init(t, pre)
+			if err != nil {
+				return nil, err
+			}
 			r.settle()
-			_, err = starlark.Call(t, g[name].(starlark.Callable), nil, nil)
+			if _, err := starlark.Call(t, g[name].(starlark.Callable), nil, nil); err != nil {
+				return nil, err
+			}
 			r.settle()
-		}
+			return starlark.None, nil
+		})
+		stopInt()
 	}
 	if err != nil && !r.exitRequested(err) {
 		rep.failures = append(rep.failures, rep.failure(err))
@@ -203,7 +260,7 @@ func (r *Runtime) settle() {
 	var evs []ctl.Event
 	var fs []func()
 	for range 100000 {
-		if r.conn == nil || r.exiting {
+		if r.conn == nil || r.exiting || r.stopping() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
@@ -297,7 +354,12 @@ func newSimModule(r *Runtime, st *simTor, testFile string) *starlarkstruct.Modul
 		if err != nil {
 			return nil, err
 		}
-		g, err := prog.Init(t, r.pre)
+		r.sources[path] = src
+		var g starlark.StringDict
+		_, err = r.superviseTop("top level of "+path, "test timeout", r.opts.TopLevelTimeout, func() (starlark.Value, error) {
+			g, err = prog.Init(t, r.pre)
+			return starlark.None, err
+		})
 		if err != nil {
 			return nil, err
 		}
