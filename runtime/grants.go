@@ -2,11 +2,15 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/torscript/torscript/ctl"
+	"go.starlark.net/resolve"
+	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 )
 
@@ -256,14 +260,21 @@ func (r *Runtime) require(commands, config []string) error {
 	return nil
 }
 
-// Requirements is what a script declares with tor.require at its top
-// level, read without running it (torscript check).
+// Requirements is what a script and the modules it loads declare with
+// tor.require at their top level, and the grants they could reach, read
+// without running them (torscript check).
 type Requirements struct {
 	Commands, Config []string
 	Load             bool
-	// Uses are the tor builtins it calls that need a grant, with the
-	// grant ("tor.save_conf: SAVECONF").
+	// Uses are the tor builtins it calls (or refers to) that need a
+	// grant, with the grant ("tor.save_conf: SAVECONF"); " (in FILE)" for
+	// a loaded module's.
 	Uses []string
+	// Dynamic are the places where it reaches tor's builtins in a way
+	// that cannot be read without running it (getattr(tor, ...), tor
+	// passed to a function, tor.raw with a line built at run time), as
+	// "FILE:LINE:COL: what": run decides there.
+	Dynamic []string
 }
 
 // grantedBuiltins are the tor builtins whose commands may need a grant.
@@ -277,20 +288,42 @@ var grantedBuiltins = map[string]string{
 }
 
 // ReadRequirements finds tor.require(...) calls with literal arguments at
-// the top level of a parsed script, and the calls of tor builtins that may
-// need a grant anywhere in it.
+// the top level of a parsed script, the uses of tor builtins that may need
+// a grant anywhere in it, and where it reaches tor dynamically. f may be
+// resolved already (CheckRequirements) or not.
 func ReadRequirements(f *syntax.File) Requirements {
+	if f.Module == nil {
+		// Resolve it to tell tor from a keyword argument or a field
+		// named tor; every name counts as defined.
+		resolve.File(f, func(string) bool { return true }, starlark.Universe.Has)
+	}
+	req := readDeclarations(f)
+	declared := map[string]bool{}
+	for _, k := range req.Config {
+		declared[strings.ToUpper(k)] = true
+	}
+	readUses(f, declared, "", &req)
+	return req
+}
+
+// readDeclarations reads the literal tor.require calls at the top level;
+// a call with computed arguments is dynamic.
+func readDeclarations(f *syntax.File) Requirements {
 	var req Requirements
-	strs := func(e syntax.Expr) []string {
-		var out []string
-		if l, ok := e.(*syntax.ListExpr); ok {
-			for _, x := range l.List {
-				if lit, ok := x.(*syntax.Literal); ok && lit.Token == syntax.STRING {
-					out = append(out, lit.Value.(string))
-				}
-			}
+	strs := func(e syntax.Expr) ([]string, bool) {
+		l, ok := e.(*syntax.ListExpr)
+		if !ok {
+			return nil, false
 		}
-		return out
+		var out []string
+		for _, x := range l.List {
+			lit, ok := x.(*syntax.Literal)
+			if !ok || lit.Token != syntax.STRING {
+				return out, false
+			}
+			out = append(out, lit.Value.(string))
+		}
+		return out, true
 	}
 	for _, st := range f.Stmts {
 		es, ok := st.(*syntax.ExprStmt)
@@ -303,43 +336,134 @@ func ReadRequirements(f *syntax.File) Requirements {
 		}
 		for _, a := range call.Args {
 			bin, ok := a.(*syntax.BinaryExpr)
-			if !ok || bin.Op != syntax.EQ {
+			id, isID := bin.X.(*syntax.Ident)
+			if !ok || bin.Op != syntax.EQ || !isID {
 				continue
 			}
-			switch bin.X.(*syntax.Ident).Name {
+			var vals []string
+			var lit bool
+			switch id.Name {
 			case "commands":
-				req.Commands = append(req.Commands, strs(bin.Y)...)
+				vals, lit = strs(bin.Y)
+				req.Commands = append(req.Commands, vals...)
 			case "config":
-				req.Config = append(req.Config, strs(bin.Y)...)
+				vals, lit = strs(bin.Y)
+				req.Config = append(req.Config, vals...)
+			default:
+				continue
+			}
+			if !lit {
+				start, _ := bin.Y.Span()
+				req.Dynamic = append(req.Dynamic, fmt.Sprintf("%s: tor.require(%s=...) with values computed at run time", start, id.Name))
 			}
 		}
 	}
-	declared := map[string]bool{}
-	for _, k := range req.Config {
-		declared[strings.ToUpper(k)] = true
+	return req
+}
+
+// isTor reports whether id is the predeclared tor module: an identifier
+// the resolver bound to it (a keyword argument or a field named tor has no
+// binding, a local or global tor another one).
+func isTor(id *syntax.Ident) bool {
+	if id.Name != "tor" {
+		return false
 	}
+	b, ok := id.Binding.(*resolve.Binding)
+	return ok && (b.Scope == resolve.Predeclared || b.Scope == resolve.Universal)
+}
+
+// readUses adds the grants f's uses of tor builtins could need to req,
+// with in appended to each (" (in lib.star)"), and the places where it
+// reaches tor dynamically.
+func readUses(f *syntax.File, declared map[string]bool, in string, req *Requirements) {
+	addUse := func(use string) {
+		use += in
+		if !slices.Contains(req.Uses, use) {
+			req.Uses = append(req.Uses, use)
+		}
+	}
+	dynamic := func(n syntax.Node, what string) {
+		start, _ := n.Span()
+		req.Dynamic = append(req.Dynamic, fmt.Sprintf("%s: %s", start, what))
+	}
+	called := map[*syntax.DotExpr]*syntax.CallExpr{}
 	syntax.Walk(f, func(n syntax.Node) bool {
-		if call, ok := n.(*syntax.CallExpr); ok {
-			name := torAttr(call.Fn)
-			g, ok := grantedBuiltins[name]
-			if !ok {
+		switch n := n.(type) {
+		case *syntax.CallExpr:
+			if d, ok := n.Fn.(*syntax.DotExpr); ok {
+				called[d] = n
+			}
+		case *syntax.DotExpr:
+			id, ok := n.X.(*syntax.Ident)
+			if !ok || !isTor(id) {
 				return true
+			}
+			name := n.Name.Name
+			g, granted := grantedBuiltins[name]
+			if !granted {
+				return false
+			}
+			call := called[n]
+			if call == nil {
+				// tor.save_conf handed around: what it reaches is known
+				// unless it is one whose arguments decide.
+				switch name {
+				case "raw", "signal", "add_onion", "set_conf", "reset_conf", "setconf", "resetconf":
+					dynamic(n, "tor."+name+" used other than by a call; run will decide which grants its calls need")
+				}
+				addUse("tor." + name + ": " + g)
+				return false
+			}
+			if name == "raw" {
+				readRaw(call, addUse, dynamic)
+				return false
 			}
 			if precise, known := preciseGrant(name, call, declared); known {
 				if precise == "" {
-					return true
+					return false
 				}
 				g = precise
 			}
-			use := "tor." + name + ": " + g
-			if !slices.Contains(req.Uses, use) {
-				req.Uses = append(req.Uses, use)
+			addUse("tor." + name + ": " + g)
+			return false
+		case *syntax.Ident:
+			if isTor(n) {
+				// Not tor.X (handled above): tor itself is handed to
+				// something (getattr(tor, ...), f(tor), t = tor).
+				dynamic(n, "tor used as a value (getattr, passed to a function, assigned); run will decide which grants it needs")
 			}
 		}
 		return true
 	})
-	slices.Sort(req.Uses)
-	return req
+}
+
+// readRaw reads tor.raw(LINE): a literal line is checked as run checks
+// it; any other is dynamic.
+func readRaw(call *syntax.CallExpr, addUse func(string), dynamic func(syntax.Node, string)) {
+	if len(call.Args) != 1 {
+		dynamic(call, "tor.raw with arguments check cannot read; run will decide")
+		return
+	}
+	lit, ok := call.Args[0].(*syntax.Literal)
+	if !ok || lit.Token != syntax.STRING {
+		dynamic(call, "tor.raw with a command built at run time; run will decide which grants it needs")
+		return
+	}
+	line := lit.Value.(string)
+	if why, err := RuntimeCommand(line); err != nil || why != "" {
+		if err == nil {
+			err = fmt.Errorf("the runtime's own command")
+		}
+		addUse(fmt.Sprintf("tor.raw(%q): refused at run (%v)", line, err))
+		return
+	}
+	gs, err := grantsFor(line)
+	switch {
+	case err != nil:
+		addUse(fmt.Sprintf("tor.raw(%q): refused at run (%v)", line, err))
+	case len(gs) > 0:
+		addUse("tor.raw: " + strings.Join(gs, ", ") + " (SETCONF keys the script declares need none)")
+	}
 }
 
 // preciseGrant works out the grant a call needs from its literal
@@ -395,9 +519,125 @@ func preciseGrant(name string, call *syntax.CallExpr, declared map[string]bool) 
 // torAttr returns X for an expression tor.X, else "".
 func torAttr(e syntax.Expr) string {
 	if d, ok := e.(*syntax.DotExpr); ok {
-		if id, ok := d.X.(*syntax.Ident); ok && id.Name == "tor" {
+		if id, ok := d.X.(*syntax.Ident); ok && isTor(id) {
 			return d.Name.Name
 		}
 	}
 	return ""
+}
+
+// CheckRequirements parses and resolves a script and every module it
+// loads, without running anything, and reads what they ask for. Errors
+// read FILE:LINE:COL: message: a syntax or name error, a load cycle, a
+// loaded name the module does not define.
+func CheckRequirements(filename string, src []byte, opts Options) (Requirements, error) {
+	r := New(opts)
+	r.loader.setRoot(filename, false)
+	isPredeclared := r.pre.Has
+	if strings.HasSuffix(filename, "_test.star") {
+		// A test file also sees what torscript test gives it.
+		isPredeclared = func(name string) bool { return r.pre.Has(name) || name == "assert" || name == "sim" }
+	}
+	type module struct {
+		name    string
+		file    *syntax.File
+		globals map[string]bool
+	}
+	done := map[string]*module{}
+	var order []*module
+	var stack []string // modules being checked, outermost first
+	var check func(name string, src []byte) (*module, error)
+	check = func(name string, src []byte) (*module, error) {
+		pre := r.pre.Has
+		if name == filename {
+			pre = isPredeclared
+		}
+		f, err := FileOptions().Parse(name, src, 0)
+		if err != nil {
+			return nil, errors.New(FormatError(err))
+		}
+		if _, err := starlark.FileProgram(f, pre); err != nil {
+			return nil, errors.New(FormatError(err))
+		}
+		key := name // as resolveModule names it: absolute
+		if abs, err := filepath.Abs(name); err == nil && !strings.HasPrefix(name, StdlibPrefix) {
+			key = abs
+		}
+		stack = append(stack, key)
+		defer func() { stack = stack[:len(stack)-1] }()
+		for _, st := range f.Stmts {
+			ls, ok := st.(*syntax.LoadStmt)
+			if !ok {
+				continue
+			}
+			mod := ls.ModuleName()
+			pos := ls.Module.TokenPos
+			resolved, err := resolveModule(name, mod)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", pos, err)
+			}
+			if i := slices.Index(stack, resolved); i >= 0 {
+				var names []string
+				for _, s := range append(slices.Clone(stack[i:]), resolved) {
+					names = append(names, displayName(s))
+				}
+				return nil, fmt.Errorf("%s: load %q: cycle in load graph: %s", pos, mod, strings.Join(names, " loads "))
+			}
+			m := done[resolved]
+			if m == nil {
+				msrc, err := r.loader.read(resolved)
+				if err != nil {
+					return nil, fmt.Errorf("%s: load %q: %v", pos, mod, err)
+				}
+				if m, err = check(resolved, msrc); err != nil {
+					return nil, err
+				}
+			}
+			for _, from := range ls.From {
+				if !m.globals[from.Name] {
+					return nil, fmt.Errorf("%s: load %q: %s defines no global %q", from.NamePos, mod, displayName(resolved), from.Name)
+				}
+			}
+		}
+		m := &module{name: name, file: f, globals: map[string]bool{}}
+		if rm, ok := f.Module.(*resolve.Module); ok {
+			for _, b := range rm.Globals {
+				m.globals[b.First.Name] = true
+			}
+		}
+		done[key] = m
+		order = append(order, m)
+		return m, nil
+	}
+	if _, err := check(filename, src); err != nil {
+		return Requirements{}, err
+	}
+	// Declarations first (a module's tor.require counts for all), then
+	// the uses, the script's own first.
+	var req Requirements
+	declared := map[string]bool{}
+	for _, m := range order {
+		d := readDeclarations(m.file)
+		for _, c := range d.Commands {
+			if !slices.Contains(req.Commands, c) {
+				req.Commands = append(req.Commands, c)
+			}
+		}
+		for _, k := range d.Config {
+			if !declared[strings.ToUpper(k)] {
+				declared[strings.ToUpper(k)] = true
+				req.Config = append(req.Config, k)
+			}
+		}
+		req.Dynamic = append(req.Dynamic, d.Dynamic...)
+	}
+	for i := len(order) - 1; i >= 0; i-- {
+		m := order[i]
+		in := ""
+		if m.name != filename {
+			in = " (in " + displayName(m.name) + ")"
+		}
+		readUses(m.file, declared, in, &req)
+	}
+	return req, nil
 }

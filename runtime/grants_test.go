@@ -234,8 +234,115 @@ def f():
 	if !slices.Equal(req.Commands, []string{"SAVECONF", "SIGNAL:HALT"}) || !slices.Equal(req.Config, []string{"ExitNodes"}) {
 		t.Errorf("declared: %+v", req)
 	}
-	want := []string{"tor.raw: as the command sent", "tor.save_conf: SAVECONF", "tor.set_conf: SETCONF:UseBridges", "tor.signal: SIGNAL:HALT"}
-	if !slices.Equal(req.Uses, want) {
-		t.Errorf("uses:\n%q\nwant\n%q", req.Uses, want)
+	want := []string{"tor.save_conf: SAVECONF", "tor.signal: SIGNAL:HALT", "tor.set_conf: SETCONF:UseBridges"}
+	if !slices.Equal(req.Uses, want) || req.Dynamic != nil {
+		t.Errorf("uses:\n%q\nwant\n%q\ndynamic %q", req.Uses, want, req.Dynamic)
 	}
+}
+
+// TestReadRequirementsDynamic: what check cannot follow is said, with
+// its place; a literal tor.raw line is read as run reads it; a keyword
+// argument or a local named tor is not tor.
+func TestReadRequirementsDynamic(t *testing.T) {
+	src := `
+def f(x):
+    tor = x
+    return tor.save_conf
+f(tor = 1)
+getattr(tor, "save_conf")()
+g = tor.raw
+tor.raw(" ".join(["SAVE", "CONF"]))
+tor.raw("SAVECONF\t")
+tor.raw("SETCONF\tExitNodes=1")
+tor.raw("SETEVENTS\tCIRC")
+tor.raw("GETINFO version")
+s = tor.save_conf
+`
+	f, err := FileOptions().Parse("x.star", src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := ReadRequirements(f)
+	wantUses := []string{
+		"tor.raw: SAVECONF (SETCONF keys the script declares need none)",
+		"tor.raw: SETCONF:ExitNodes (SETCONF keys the script declares need none)",
+		`tor.raw("SETEVENTS\tCIRC"): refused at run (the runtime's own command)`,
+		"tor.raw: as the command sent",
+		"tor.save_conf: SAVECONF",
+	}
+	slices.Sort(wantUses)
+	got := slices.Clone(req.Uses)
+	slices.Sort(got)
+	if !slices.Equal(got, wantUses) {
+		t.Errorf("uses:\n%q\nwant\n%q", got, wantUses)
+	}
+	wantDyn := []string{
+		"x.star:6:9: tor used as a value (getattr, passed to a function, assigned); run will decide which grants it needs",
+		"x.star:7:5: tor.raw used other than by a call; run will decide which grants its calls need",
+		"x.star:8:1: tor.raw with a command built at run time; run will decide which grants it needs",
+	}
+	if !slices.Equal(req.Dynamic, wantDyn) {
+		t.Errorf("dynamic:\n%q\nwant\n%q", req.Dynamic, wantDyn)
+	}
+}
+
+// TestCheckRequirements: check follows loads (a module's uses count, a
+// cycle and a missing name are errors at their place) and says what the
+// script could reach through them.
+func TestCheckRequirements(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("lib.star", "tor.require(config=[\"ExitNodes\"])\ndef save():\n    tor.save_conf()\ndef set():\n    tor.set_conf(ExitNodes=\"{de}\", UseBridges=1)\n")
+	write("dyn.star", "def call(name):\n    return getattr(tor, name)()\n")
+	main := write("main.star", "load(\"lib.star\", \"save\")\nload(\"dyn.star\", \"call\")\nsave()\n")
+	req, err := CheckRequirements(main, mustRead(t, main), Options{Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantUses := []string{"tor.save_conf: SAVECONF (in " + displayName(filepath.Join(dir, "lib.star")) + ")", "tor.set_conf: SETCONF:UseBridges (in " + displayName(filepath.Join(dir, "lib.star")) + ")"}
+	if !slices.Equal(req.Uses, wantUses) || !slices.Equal(req.Config, []string{"ExitNodes"}) {
+		t.Errorf("uses %q, config %q; want uses %q", req.Uses, req.Config, wantUses)
+	}
+	if len(req.Dynamic) != 1 || !strings.HasPrefix(req.Dynamic[0], filepath.Join(dir, "dyn.star")+":2:20: tor used as a value") {
+		t.Errorf("dynamic %q", req.Dynamic)
+	}
+
+	write("a.star", "load(\"b.star\", \"b\")\na = 1\n")
+	write("b.star", "x = 1\nload(\"a.star\", \"a\")\nb = 2\n")
+	cyc := write("cyc.star", "load(\"a.star\", \"a\")\n")
+	_, err = CheckRequirements(cyc, mustRead(t, cyc), Options{Logger: discardLogger()})
+	want := filepath.Join(dir, "b.star") + `:2:6: load "a.star": cycle in load graph: `
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), "a.star loads "+displayName(filepath.Join(dir, "b.star"))+" loads "+displayName(filepath.Join(dir, "a.star"))) {
+		t.Errorf("cycle: %v, want %s...", err, want)
+	}
+	self := write("self.star", "load(\"self.star\", \"x\")\nx = 1\n")
+	if _, err := CheckRequirements(self, mustRead(t, self), Options{Logger: discardLogger()}); err == nil || !strings.Contains(err.Error(), "self.star:1:6: load \"self.star\": cycle in load graph") {
+		t.Errorf("self-load: %v", err)
+	}
+	missing := write("missing.star", "load(\"lib.star\", \"save\", \"nosuch\")\n")
+	_, err = CheckRequirements(missing, mustRead(t, missing), Options{Logger: discardLogger()})
+	if err == nil || err.Error() != filepath.Join(dir, "missing.star")+`:1:27: load "lib.star": `+displayName(filepath.Join(dir, "lib.star"))+` defines no global "nosuch"` {
+		t.Errorf("missing name: %v", err)
+	}
+	// What a module loads is file-local to it: not a global to load.
+	write("reexport.star", "load(\"lib.star\", \"save\")\n")
+	re := write("re.star", "load(\"reexport.star\", \"save\")\n")
+	if _, err := CheckRequirements(re, mustRead(t, re), Options{Logger: discardLogger()}); err == nil || !strings.Contains(err.Error(), `defines no global "save"`) {
+		t.Errorf("a loaded name re-exported: %v", err)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -282,47 +282,11 @@ func (r *Runtime) execModule(parent *starlark.Thread, name string, src []byte) (
 }
 
 // Check parses and resolves a script and every module it loads, without
-// running anything. Errors read file:line:col: message.
+// running anything. Errors read file:line:col: message: a syntax or name
+// error, a load cycle, a loaded name its module does not define.
 func Check(filename string, src []byte, opts Options) error {
-	r := New(opts)
-	r.loader.setRoot(filename, false)
-	seen := map[string]bool{}
-	var check func(name string, src []byte) error
-	isPredeclared := r.pre.Has
-	if strings.HasSuffix(filename, "_test.star") {
-		// A test file also sees what torscript test gives it.
-		isPredeclared = func(name string) bool { return r.pre.Has(name) || name == "assert" || name == "sim" }
-	}
-	check = func(name string, src []byte) error {
-		pre := r.pre.Has
-		if name == filename {
-			pre = isPredeclared
-		}
-		_, prog, err := starlark.SourceProgramOptions(FileOptions(), name, src, pre)
-		if err != nil {
-			return errors.New(FormatError(err))
-		}
-		for i := 0; i < prog.NumLoads(); i++ {
-			mod, pos := prog.Load(i)
-			resolved, err := resolveModule(name, mod)
-			if err != nil {
-				return fmt.Errorf("%s: %v", pos, err)
-			}
-			if seen[resolved] {
-				continue
-			}
-			seen[resolved] = true
-			msrc, err := r.loader.read(resolved)
-			if err != nil {
-				return fmt.Errorf("%s: load %q: %v", pos, mod, err)
-			}
-			if err := check(resolved, msrc); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return check(filename, src)
+	_, err := CheckRequirements(filename, src, opts)
+	return err
 }
 
 // Run runs a script until it ends: at once if it registers no handler,

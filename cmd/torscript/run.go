@@ -21,6 +21,7 @@ type scriptFlags struct {
 	dryRun         bool
 	maxSteps       uint64
 	handlerTimeout time.Duration
+	topLevel       time.Duration // --top-level-timeout
 	noWait         bool
 	allow          []string
 
@@ -36,6 +37,7 @@ func (sf *scriptFlags) addFlags(cmd *cobra.Command) {
 	fl.BoolVar(&sf.dryRun, "dry-run", false, "call the stream policy and log its decisions, but let tor attach every stream")
 	fl.Uint64Var(&sf.maxSteps, "max-steps", 10_000_000, "Starlark steps one handler, timer or policy call may take")
 	fl.DurationVar(&sf.handlerTimeout, "handler-timeout", 2*time.Second, "wall time one handler, timer or policy call may take")
+	fl.DurationVar(&sf.topLevel, "top-level-timeout", 30*time.Second, "wall time the script's top level (and the modules it loads) may take")
 	fl.BoolVar(&sf.noWait, "no-wait", false, "do not wait for tor to finish bootstrapping")
 	addAllowFlag(cmd, &sf.allow)
 	fl.BoolVar(&sf.takeOver, "take-over", false, "replace the torscript that holds this tor's stream policy (it is asked to stop, then killed) instead of refusing to start")
@@ -153,16 +155,17 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		}
 	}
 	ropts := runtime.Options{
-		Connect:        func(ctx context.Context) (*ctl.Conn, error) { return f.connect(ctx) },
-		Logger:         f.log,
-		Stdout:         f.out,
-		MaxSteps:       opts.sf.maxSteps,
-		HandlerTimeout: opts.sf.handlerTimeout,
-		DryRun:         opts.sf.dryRun,
-		Args:           opts.args,
-		Allow:          opts.sf.allow,
-		Owner:          own,
-		OnWedged:       onWedged,
+		Connect:         func(ctx context.Context) (*ctl.Conn, error) { return f.connect(ctx) },
+		Logger:          f.log,
+		Stdout:          f.out,
+		MaxSteps:        opts.sf.maxSteps,
+		HandlerTimeout:  opts.sf.handlerTimeout,
+		TopLevelTimeout: opts.sf.topLevel,
+		DryRun:          opts.sf.dryRun,
+		Args:            opts.args,
+		Allow:           opts.sf.allow,
+		Owner:           own,
+		OnWedged:        onWedged,
 	}
 	if !opts.sf.noWait {
 		ropts.Bootstrap = f.errOut
@@ -215,13 +218,10 @@ and the builtins it calls that may need a grant (--allow).`,
 	}
 }
 
-// writeRequirements says what a script that compiled asks for.
-func writeRequirements(w io.Writer, file string, src []byte) {
-	f, err := runtime.FileOptions().Parse(file, src, 0)
-	if err != nil {
-		return
-	}
-	req := runtime.ReadRequirements(f)
+// writeRequirements says what a script that compiled asks for, the
+// modules it loads included, and where it reaches tor in a way only run
+// can judge.
+func writeRequirements(w io.Writer, req runtime.Requirements) {
 	if len(req.Commands) > 0 {
 		fmt.Fprintf(w, "  declares grants: %s (run it with --allow %s)\n", strings.Join(req.Commands, ", "), strings.Join(req.Commands, " --allow "))
 	}
@@ -231,7 +231,13 @@ func writeRequirements(w io.Writer, file string, src []byte) {
 	for _, u := range req.Uses {
 		fmt.Fprintf(w, "  calls %s\n", u)
 	}
-	if len(req.Commands)+len(req.Config)+len(req.Uses) == 0 {
+	if len(req.Dynamic) > 0 {
+		fmt.Fprintln(w, "  reaches tor's builtins in ways check cannot follow, so it may need any grant; run will refuse what it was not allowed, there:")
+		for _, d := range req.Dynamic {
+			fmt.Fprintf(w, "    %s\n", d)
+		}
+	}
+	if len(req.Commands)+len(req.Config)+len(req.Uses)+len(req.Dynamic) == 0 {
 		fmt.Fprintln(w, "  asks for nothing beyond reading tor's state, events, a stream policy and address mappings")
 	}
 }
@@ -240,8 +246,9 @@ func checkRun(opts *checkOptions) error {
 	failed := false
 	for _, file := range opts.files {
 		src, err := os.ReadFile(file)
+		var req runtime.Requirements
 		if err == nil {
-			err = runtime.Check(file, src, runtime.Options{Logger: opts.f.log})
+			req, err = runtime.CheckRequirements(file, src, runtime.Options{Logger: opts.f.log})
 		}
 		if err != nil {
 			fmt.Fprintln(opts.f.errOut, err)
@@ -249,7 +256,7 @@ func checkRun(opts *checkOptions) error {
 			continue
 		}
 		fmt.Fprintf(opts.f.out, "%s: ok\n", file)
-		writeRequirements(opts.f.out, file, src)
+		writeRequirements(opts.f.out, req)
 	}
 	if failed {
 		return silentError{exitError}

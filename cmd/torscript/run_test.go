@@ -66,3 +66,54 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckTellsTheTruth: check reports a load cycle and a missing loaded
+// name as errors at their place, lists what loaded modules reach, and says
+// plainly when a script reaches tor dynamically.
+func TestCheckTellsTheTruth(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("a.star", "load(\"b.star\", \"b\")\na = 1\n")
+	write("b.star", "load(\"a.star\", \"a\")\nb = 1\n")
+	write("lib.star", "def save():\n    tor.save_conf()\n")
+	for file, want := range map[string]string{
+		write("cycle.star", "load(\"a.star\", \"a\")\n"):         filepath.Join(dir, "b.star") + `:1:6: load "a.star": cycle in load graph: `,
+		write("nosuch.star", "load(\"lib.star\", \"nosuch\")\n"): filepath.Join(dir, "nosuch.star") + `:1:19: load "lib.star": `,
+	} {
+		var out, errOut bytes.Buffer
+		f := newFactory(strings.NewReader(""), &out, &errOut)
+		err := checkRun(&checkOptions{f: f, files: []string{file}})
+		if exitCode(err) != exitError || !strings.HasPrefix(errOut.String(), want) || out.Len() != 0 {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q, want %q...", file, exitCode(err), out.String(), errOut.String(), want)
+		}
+	}
+	for src, want := range map[string][]string{
+		"load(\"lib.star\", \"save\")\nsave()\n": {"  calls tor.save_conf: SAVECONF (in "},
+		"f = getattr(tor, \"save_\" + \"conf\")\nf()\n": {
+			"  reaches tor's builtins in ways check cannot follow, so it may need any grant; run will refuse what it was not allowed, there:\n",
+			"dyn.star:1:13: tor used as a value",
+		},
+		"tor.raw(\"SAVECONF\\t\")\n": {"  calls tor.raw: SAVECONF"},
+	} {
+		file := write("dyn.star", src)
+		var out, errOut bytes.Buffer
+		f := newFactory(strings.NewReader(""), &out, &errOut)
+		if err := checkRun(&checkOptions{f: f, files: []string{file}}); err != nil {
+			t.Fatalf("%q: %v; %s", src, err, errOut.String())
+		}
+		for _, w := range want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%q: check printed\n%s\nwant %q", src, out.String(), w)
+			}
+		}
+		if strings.Contains(out.String(), "asks for nothing") {
+			t.Errorf("%q: check says it asks for nothing:\n%s", src, out.String())
+		}
+	}
+}
