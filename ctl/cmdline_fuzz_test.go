@@ -397,7 +397,7 @@ func modelNeedsEscape(s string, asKeylessVal bool) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if int8(c) >= 127 || cIsSpace(c) || !cIsPrint(c) || c == '\'' || c == '"' {
+		if c == 127 /* *s >= 127, char signed */ || cIsSpace(c) || !cIsPrint(c) || c == '\'' || c == '"' {
 			return true
 		}
 	}
