@@ -379,9 +379,10 @@ func (r *Runtime) startWatchdog() (stop func()) {
 			now := time.Now()
 			wedged = wedged[:0]
 			r.watchMu.Lock()
+			outerStopped := false
 			for _, w := range r.watches {
 				switch {
-				case !w.stopped && now.Sub(w.start) >= w.timeout:
+				case !w.stopped && !outerStopped && now.Sub(w.start) >= w.timeout:
 					w.stopped, w.stoppedAt = true, now
 					r.overruns.Add(1)
 					r.cancelThreads(w.reason())
@@ -392,6 +393,8 @@ func (r *Runtime) startWatchdog() (stop func()) {
 					w.wedged = true
 					wedged = append(wedged, wedge{w.what, now.Sub(w.stoppedAt)})
 				}
+				// Stopping an evaluation stops those it runs.
+				outerStopped = outerStopped || w.stopped
 			}
 			r.watchMu.Unlock()
 			for _, w := range wedged {

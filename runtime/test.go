@@ -360,6 +360,16 @@ func newSimModule(r *Runtime, st *simTor, testFile string) *starlarkstruct.Modul
 			g, err = prog.Init(t, r.pre)
 			return starlark.None, err
 		})
+		var ee *starlark.EvalError
+		if errors.As(err, &ee) {
+			// The script's backtrace (the same thread's: it goes
+			// through the test) says where it failed.
+			var ov *OverrunError
+			if errors.As(err, &ov) {
+				ee.Msg += " (" + ov.reason() + ")"
+			}
+			return nil, ee
+		}
 		if err != nil {
 			return nil, err
 		}

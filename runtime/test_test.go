@@ -2,10 +2,12 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runTestFile writes src to a test file (and the other files given) and
@@ -235,5 +237,97 @@ func TestRunTestsNoTests(t *testing.T) {
 	_, err = RunTests(context.Background(), "x_test.star", []byte("def test_x(:\n"), Options{})
 	if err == nil || !strings.Contains(err.Error(), "x_test.star:1:") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestRunTestsOverrun: a test that loops forever fails at its deadline,
+// naming the line where it was; so does one whose script under test loops
+// at its top level; the next test runs and passes.
+func TestRunTestsOverrun(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"spin.star": "x = 1\nwhile True:\n    pass\n"})
+	path := filepath.Join(dir, "x_test.star")
+	src := `def test_loops():
+    while True:
+        pass
+
+def test_script_loops():
+    sim.run("spin.star")
+
+def test_passes():
+    assert.eq(1, 1)
+`
+	start := time.Now()
+	res, err := RunTests(context.Background(), path, []byte(src), Options{MaxSteps: 1e15, TopLevelTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 6*time.Second {
+		t.Errorf("took %v", took)
+	}
+	if len(res) != 3 || res[0].Passed() || res[1].Passed() || !res[2].Passed() {
+		for _, r := range res {
+			t.Errorf("%s: %q", r.Name, r.Failures)
+		}
+		t.FailNow()
+	}
+	for i, want := range []string{
+		path + ":3:9: Starlark computation cancelled: test test_loops ran longer than the test timeout (1s)",
+		filepath.Join(dir, "spin.star") + ":3:5: in <toplevel>",
+	} {
+		if f := strings.Join(res[i].Failures, "\n"); !strings.Contains(f, want) {
+			t.Errorf("%s: failure lacks %q:\n%s", res[i].Name, want, f)
+		}
+	}
+}
+
+// TestRunTestsWedged: a test blocked where cancellation cannot reach (one
+// long comparison) is abandoned WedgeGrace after its deadline and fails;
+// the next test runs.
+func TestRunTestsWedged(t *testing.T) {
+	t.Parallel()
+	src := `def test_blocked():
+    a, b = [], []
+    for i in range(6):
+        a, b = [a] * 20, [b] * 20
+    while True:
+        a == b
+
+def test_passes():
+    assert.eq(1, 1)
+`
+	start := time.Now()
+	res, err := RunTests(context.Background(), "x_test.star", []byte(src), Options{MaxSteps: 1e15, TopLevelTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("took %v", took)
+	}
+	if len(res) != 2 || res[0].Passed() || !res[1].Passed() {
+		for _, r := range res {
+			t.Errorf("%s: %q", r.Name, r.Failures)
+		}
+		t.FailNow()
+	}
+	if f := res[0].Failures[0]; !strings.Contains(f, "test test_blocked was stopped by its deadline but has not returned") {
+		t.Errorf("failure: %s", f)
+	}
+}
+
+// TestRunTestsInterrupted: RunTests returns soon after ctx ends, even in a
+// test that loops.
+func TestRunTestsInterrupted(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := RunTests(ctx, "x_test.star", []byte("def test_loops():\n    while True:\n        pass\n"), Options{MaxSteps: 1e15, TopLevelTimeout: time.Hour})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err %v, want context.Canceled", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("returned %v after an interrupt at 100ms", took)
 	}
 }

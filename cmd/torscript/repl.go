@@ -244,14 +244,15 @@ func replRun(ctx context.Context, opts *replOptions) error {
 		f.log = slog.New(slog.NewTextHandler(rp.errOut, &slog.HandlerOptions{Level: f.logLevel}))
 	}
 	r := runtime.New(runtime.Options{
-		Connect:        func(ctx context.Context) (*ctl.Conn, error) { return f.connect(ctx) },
-		Logger:         f.log,
-		Stdout:         rp.out,
-		MaxSteps:       opts.sf.maxSteps,
-		HandlerTimeout: opts.sf.handlerTimeout,
-		DryRun:         opts.sf.dryRun,
-		OnEvent:        rp.onEvent,
-		Allow:          allow,
+		Connect:         func(ctx context.Context) (*ctl.Conn, error) { return f.connect(ctx) },
+		Logger:          f.log,
+		Stdout:          rp.out,
+		MaxSteps:        opts.sf.maxSteps,
+		HandlerTimeout:  opts.sf.handlerTimeout,
+		TopLevelTimeout: opts.sf.topLevel,
+		DryRun:          opts.sf.dryRun,
+		OnEvent:         rp.onEvent,
+		Allow:           allow,
 		// No guardian at a prompt: what a session changes is still
 		// recorded first, for the next run or torscript repair.
 		Owner: &runtime.Ownership{Holder: owner.Holder{Script: "<repl>"}, TakeOver: opts.sf.takeOver},

@@ -13,10 +13,12 @@ import (
 
 // testOptions are the inputs of `torscript test`.
 type testOptions struct {
-	f       *factory
-	files   []string
-	verbose bool
-	timeout time.Duration
+	f              *factory
+	files          []string
+	verbose        bool
+	handlerTimeout time.Duration
+	timeout        time.Duration // per test
+	maxSteps       uint64
 }
 
 func newCmdTest(f *factory, runF func(context.Context, *testOptions) error) *cobra.Command {
@@ -29,7 +31,13 @@ func newCmdTest(f *factory, runF func(context.Context, *testOptions) error) *cob
 runs the script under test with sim.run("script.star"), and checks the
 commands it sent with sim.expect_attach, sim.expect_close, ... and
 assert.*. A failure is printed as FILE:LINE:COL: message, with its
-backtrace, and makes the exit status 1.`,
+backtrace, and makes the exit status 1.
+
+Each test (the file's top level and the test function) may run for
+--timeout and take --max-steps Starlark steps; one that overruns fails,
+naming the line where it was stopped, and the next test runs. Ctrl-C or
+SIGTERM stops the run at once, even in a test that never ends: it prints
+the results so far and "interrupted", and exits with status 1.`,
 		Example: `  torscript test examples/per_domain_test.star
   torscript test -v stdlib/*_test.star`,
 		Args: cobra.MinimumNArgs(1),
@@ -41,28 +49,36 @@ backtrace, and makes the exit status 1.`,
 			return testRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().BoolVarP(&opts.verbose, "verbose", "v", false, "also list the tests that pass")
-	cmd.Flags().DurationVar(&opts.timeout, "handler-timeout", 2*time.Second, "wall time one handler, timer or policy call may take")
+	fl := cmd.Flags()
+	fl.BoolVarP(&opts.verbose, "verbose", "v", false, "also list the tests that pass")
+	fl.DurationVar(&opts.handlerTimeout, "handler-timeout", 2*time.Second, "wall time one handler, timer or policy call may take")
+	fl.DurationVar(&opts.timeout, "timeout", 10*time.Second, "wall time one test may take")
+	fl.Uint64Var(&opts.maxSteps, "max-steps", 10_000_000, "Starlark steps one test, and one handler, timer or policy call in it, may take")
 	return cmd
 }
 
 func testRun(ctx context.Context, opts *testOptions) error {
 	f := opts.f
 	failed, passed := 0, 0
+	ropts := runtime.Options{Logger: f.log, HandlerTimeout: opts.handlerTimeout, TopLevelTimeout: opts.timeout, MaxSteps: opts.maxSteps}
 	for _, file := range opts.files {
 		src, err := os.ReadFile(file)
 		if err != nil {
 			return usageError{err}
 		}
-		results, err := runtime.RunTests(ctx, file, src, runtime.Options{Logger: f.log, HandlerTimeout: opts.timeout})
+		results, err := runtime.RunTests(ctx, file, src, ropts)
+		n := runtime.WriteTestReport(f.out, file, results, opts.verbose)
+		failed += n
+		passed += len(results) - n
+		if ctx.Err() != nil {
+			fmt.Fprintf(f.out, "FAIL: interrupted (%d failed, %d passed)\n", failed, passed)
+			return silentError{exitError}
+		}
 		if err != nil {
 			fmt.Fprintln(f.errOut, err)
 			failed++
 			continue
 		}
-		n := runtime.WriteTestReport(f.out, file, results, opts.verbose)
-		failed += n
-		passed += len(results) - n
 	}
 	if failed > 0 {
 		fmt.Fprintf(f.out, "FAIL: %d failed, %d passed\n", failed, passed)
