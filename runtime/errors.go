@@ -65,7 +65,14 @@ type OverrunError struct {
 	Err     error
 }
 
-func (e *OverrunError) Error() string { return e.Err.Error() + " (" + e.reason() + ")" }
+func (e *OverrunError) Error() string {
+	msg := e.Err.Error()
+	if strings.Contains(msg, e.reason()) { // the cancellation's own reason
+		return msg
+	}
+	return msg + " (" + e.reason() + ")"
+}
+
 func (e *OverrunError) Unwrap() error { return e.Err }
 func (e *OverrunError) reason() string {
 	if e.Limit == "" {

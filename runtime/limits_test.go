@@ -277,6 +277,9 @@ func TestSilentLoop(t *testing.T) {
 		{"inner def", "def f():\n    def g():\n        while True:\n            pass\n    g()\n", "g", 2, 5, 4},
 		{"in a branch", "def f(x):\n    if x:\n        g()\n        while True:\n            pass\n", "f", 3, 10, 5},
 		{"a lambda", "f = lambda: 1\n", "lambda", 1, 5, 0},
+		{"a def at 1:1", "def f():\n    pass\nwhile True:\n    pass\n", "<toplevel>", 1, 1, 4},
+		{"a call at 1:1", "g()\nwhile True:\n    pass\n", "<toplevel>", 1, 2, 3},
+		{"a loop at 1:1", "while True:\n    g()\n", "<toplevel>", 1, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file, err := FileOptions().Parse("x.star", []byte(tc.src), 0)
@@ -300,4 +303,63 @@ func TestSilentLoop(t *testing.T) {
 
 func syntaxPos(file *string, line, col int32) syntax.Position {
 	return syntax.MakePosition(file, line, col)
+}
+
+// TestEvalLimits: torscript eval's code is a top level too.
+func TestEvalLimits(t *testing.T) {
+	t.Parallel()
+	r := New(Options{Logger: discardLogger(), Stdout: &syncBuffer{}, MaxSteps: 1e15, TopLevelTimeout: 100 * time.Millisecond})
+	code, err := r.Eval(context.Background(), "x = 1\nwhile True: pass\n")
+	var ov *OverrunError
+	if code != 1 || !errors.As(err, &ov) {
+		t.Fatalf("Eval = %d, %v; want 1 and an OverrunError", code, err)
+	}
+	if msg := FormatError(err); !strings.Contains(msg, "<eval>:2:13: in <toplevel>") || !strings.Contains(msg, "top level of <eval> ran longer than the top-level timeout (100ms)") {
+		t.Errorf("error:\n%s", msg)
+	}
+}
+
+// TestSessionLimits: at the prompt with no policy, input runs unbounded
+// until Interrupt; a file loaded with :load is bounded like a top level.
+func TestSessionLimits(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"spin.star": "def f():\n    pass\nwhile True:\n    pass\n"})
+	r := New(Options{Logger: discardLogger(), Stdout: &syncBuffer{}, MaxSteps: 1e15, HandlerTimeout: 50 * time.Millisecond, TopLevelTimeout: 100 * time.Millisecond})
+	s, err := r.Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	start := time.Now()
+	err = s.Do(func(th *starlark.Thread, _ starlark.StringDict) error { return s.Load(th, dir+"/spin.star") })
+	var ov *OverrunError
+	if !errors.As(err, &ov) || !strings.Contains(FormatError(err), "spin.star:4:5: in <toplevel>") {
+		t.Errorf(":load = %s; want an overrun at spin.star:4:5", FormatError(err))
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf(":load stopped after %v", took)
+	}
+
+	time.AfterFunc(400*time.Millisecond, s.Interrupt)
+	start = time.Now()
+	err = s.Do(func(th *starlark.Thread, g starlark.StringDict) error {
+		_, err := starlark.ExecFileOptions(FileOptions(), th, "<prompt>", "while True:\n    pass\n", g)
+		return err
+	})
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "interrupted") || errors.As(err, &ov) {
+		t.Errorf("input = %v; want it interrupted, not an overrun", err)
+	}
+	if took < 400*time.Millisecond || took > 2*time.Second {
+		t.Errorf("input ran %v; want until the interrupt at 400ms", took)
+	}
+	// The session goes on.
+	if err := s.Do(func(th *starlark.Thread, g starlark.StringDict) error {
+		_, err := starlark.ExecFileOptions(FileOptions(), th, "<prompt>", "y = 1\n", g)
+		return err
+	}); err != nil {
+		t.Errorf("after the interrupt: %v", err)
+	}
 }

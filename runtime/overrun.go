@@ -62,7 +62,16 @@ func silentLoop(f *syntax.File, fn string, pos syntax.Position) (syntax.Position
 	}
 	// Walk the function's statements in order: first to the one holding
 	// pos, then on while none records a position.
-	started := pos.Line == 0 || pos.Line == start.Line && pos.Col == start.Col
+	// pos is the function's own position when nothing before recorded
+	// one; but a statement of the body may record that position too (a
+	// def at 1:1 of a file), and then it holds pos.
+	held := false
+	for _, st := range body {
+		if from, to := st.Span(); within(pos, from, to) {
+			held = true
+		}
+	}
+	started := !held && (pos.Line == 0 || pos.Line == start.Line && pos.Col == start.Col)
 	var found syntax.Position
 	var walk func(stmts []syntax.Stmt) (done bool)
 	walk = func(stmts []syntax.Stmt) bool {
