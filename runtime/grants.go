@@ -303,6 +303,7 @@ func ReadRequirements(f *syntax.File) Requirements {
 		declared[strings.ToUpper(k)] = true
 	}
 	readUses(f, declared, "", &req)
+	slices.Sort(req.Uses)
 	return req
 }
 
@@ -639,5 +640,6 @@ func CheckRequirements(filename string, src []byte, opts Options) (Requirements,
 		}
 		readUses(m.file, declared, in, &req)
 	}
+	slices.Sort(req.Uses)
 	return req, nil
 }

@@ -234,7 +234,7 @@ def f():
 	if !slices.Equal(req.Commands, []string{"SAVECONF", "SIGNAL:HALT"}) || !slices.Equal(req.Config, []string{"ExitNodes"}) {
 		t.Errorf("declared: %+v", req)
 	}
-	want := []string{"tor.save_conf: SAVECONF", "tor.signal: SIGNAL:HALT", "tor.set_conf: SETCONF:UseBridges"}
+	want := []string{"tor.save_conf: SAVECONF", "tor.set_conf: SETCONF:UseBridges", "tor.signal: SIGNAL:HALT"}
 	if !slices.Equal(req.Uses, want) || req.Dynamic != nil {
 		t.Errorf("uses:\n%q\nwant\n%q\ndynamic %q", req.Uses, want, req.Dynamic)
 	}
