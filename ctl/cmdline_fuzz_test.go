@@ -170,17 +170,18 @@ func modelSplit(str []byte, max int) [][]byte {
 	var sl [][]byte
 	n := 0
 	cp := 0
+	nul := bytes.IndexByte(str, 0) // strchr(cp, '\0') for any cp before it
 	for {
 		for cIsSpace(str[cp]) {
 			cp++
 		}
 		var end int
 		if max > 0 && n == max-1 {
-			end = cp + bytes.IndexByte(str[cp:], 0)
+			end = nul
 		} else {
-			i := bytes.Index(str[cp:bytes.IndexByte(str, 0)], []byte(" "))
+			i := bytes.Index(str[cp:nul], []byte(" "))
 			if i < 0 {
-				end = cp + bytes.IndexByte(str[cp:], 0)
+				end = nul
 			} else {
 				end = cp + i
 			}

@@ -251,3 +251,36 @@ func TestGrantsQuotedValueWithSpace(t *testing.T) {
 	}
 	t.Cleanup(func() { c.Do(testCtx(t, 10*time.Second), "RESETCONF ExitPolicy") })
 }
+
+// TestGrantsREPLReadAsTorReads: a REPL session with --allow holds its
+// tor.raw lines and its raw control lines to the same reading: each
+// bypass is refused, nothing sent, and tor keeps its config.
+func TestGrantsREPLReadAsTorReads(t *testing.T) {
+	ctx := testCtx(t, time.Minute)
+	c := dial(t)
+	before := getConf(t, c, "MaxCircuitDirtiness")
+	cmd := cli(ctx, t, "repl", "--log-level", "warn", "--allow", "SAVECONF")
+	cmd.Stdin = strings.NewReader(strings.Join([]string{
+		`tor.raw("SETCONF\tMaxCircuitDirtiness=604")`,
+		`SETCONF MaxCircuitDirtiness=605`,
+		`tor.raw('SETCONF NewCircuitPeriod="30"MaxCircuitDirtiness=606')`,
+		`tor.raw("SIGNAL\tHALT")`,
+		`tor.raw("SETEVENTS\tCIRC")`,
+		`tor.raw("SETCONF MaxCircuitDirtiness=607\vX=1")`,
+		`tor.get_conf("MaxCircuitDirtiness")`,
+	}, "\n") + "\n")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if got, want := stdout.String(), `"`+before+`"`+"\n"; got != want {
+		t.Errorf("output %q, want %q; stderr:\n%s", got, want, stderr.String())
+	}
+	if n := strings.Count(stderr.String(), "refused, nothing sent"); n != 6 {
+		t.Errorf("%d lines refused, want 6; stderr:\n%s", n, stderr.String())
+	}
+	if v := getConf(t, c, "MaxCircuitDirtiness"); v != before {
+		t.Errorf("MaxCircuitDirtiness=%s after the session, want %s", v, before)
+	}
+}
