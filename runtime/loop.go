@@ -181,9 +181,10 @@ const WedgeGrace = 250 * time.Millisecond
 // top level, a test. They nest (a test's sim calls run the script's
 // policy), the innermost last in Runtime.watches.
 type watch struct {
-	what    string        // for logs and OnWedged: "call to policy", "top level of x.star"
-	limit   string        // the name of the deadline: "handler timeout", ...
-	timeout time.Duration // its wall deadline
+	what    string            // for logs and OnWedged: "top level of x.star"; see name
+	fn      starlark.Callable // a call's function: its what is "call to NAME"
+	limit   string            // the name of the deadline: "handler timeout", ...
+	timeout time.Duration     // its wall deadline
 	start   time.Time
 	stop    func() // cancels the context of the builtins it calls
 
@@ -193,8 +194,15 @@ type watch struct {
 	wedged    bool
 }
 
+func (w *watch) name() string {
+	if w.fn != nil {
+		return "call to " + w.fn.Name()
+	}
+	return w.what
+}
+
 func (w *watch) reason() string {
-	return w.what + " ran longer than the " + w.limit + " (" + w.timeout.String() + ")"
+	return w.name() + " ran longer than the " + w.limit + " (" + w.timeout.String() + ")"
 }
 
 // call runs fn under supervision as a handler, timer or policy call: the
@@ -214,8 +222,16 @@ func (r *Runtime) call(fn starlark.Callable, args starlark.Tuple) (starlark.Valu
 		builtins.SetContext(t, r.callCtx)
 		r.threadCtx = r.callCtx
 	}
-	w := &watch{what: "call to " + fn.Name(), limit: "handler timeout", timeout: r.opts.HandlerTimeout, stop: r.callStop}
-	v, err := r.supervise(w, func() (starlark.Value, error) { return starlark.Call(t, fn, args, nil) })
+	// The outermost call reuses one watch: calls allocate nothing for
+	// their supervision.
+	w := &r.callWatch
+	if len(r.watches) > 0 {
+		w = new(watch)
+	}
+	w.fn, w.limit, w.timeout, w.stop = fn, "handler timeout", r.opts.HandlerTimeout, r.callStop
+	outer, own := r.enter(w)
+	v, err := starlark.Call(t, fn, args, nil)
+	err = r.exit(w, outer, own, err)
 	if w.stopped {
 		// Start afresh for the next call: the context builtins wait on
 		// is cancelled.
@@ -248,9 +264,17 @@ func (r *Runtime) superviseTop(what, limit string, timeout time.Duration, f func
 // evaluation has left). An overrun of either is an *OverrunError naming
 // the line where the script was.
 func (r *Runtime) supervise(w *watch, f func() (starlark.Value, error)) (starlark.Value, error) {
+	outer, own := r.enter(w)
+	v, err := f()
+	return v, r.exit(w, outer, own, err)
+}
+
+// enter starts supervising w: it sets the step budget and shows w to the
+// watchdog. It returns the enclosing budget and w's own.
+func (r *Runtime) enter(w *watch) (outer, own uint64) {
 	t := r.thread
-	outer := r.stepLimit
-	own := t.ExecutionSteps() + r.opts.MaxSteps
+	outer = r.stepLimit
+	own = t.ExecutionSteps() + r.opts.MaxSteps
 	if own < r.opts.MaxSteps { // overflow
 		own = math.MaxUint64
 	}
@@ -260,13 +284,18 @@ func (r *Runtime) supervise(w *watch, f func() (starlark.Value, error)) (starlar
 	}
 	r.stepLimit = limit
 	t.SetMaxExecutionSteps(limit)
-	w.start = time.Now()
+	start := time.Now()
 	r.watchMu.Lock()
+	w.start, w.stopped, w.wedged = start, false, false
 	r.watches = append(r.watches, w)
 	r.watchMu.Unlock()
+	return outer, own
+}
 
-	v, err := f()
-
+// exit ends supervising w, the innermost evaluation, which returned err,
+// and returns err or the *OverrunError it was.
+func (r *Runtime) exit(w *watch, outer, own uint64, err error) error {
+	t := r.thread
 	r.watchMu.Lock()
 	r.watches = r.watches[:len(r.watches)-1]
 	// The thread stays cancelled while an enclosing evaluation is being
@@ -278,7 +307,7 @@ func (r *Runtime) supervise(w *watch, f func() (starlark.Value, error)) (starlar
 	}
 	stopped := w.stopped
 	r.watchMu.Unlock()
-	if !keep {
+	if !keep && (stopped || err != nil) {
 		t.Uncancel()
 	}
 	r.stepLimit = outer
@@ -288,14 +317,14 @@ func (r *Runtime) supervise(w *watch, f func() (starlark.Value, error)) (starlar
 		t.SetMaxExecutionSteps(outer)
 	}
 	if err == nil {
-		return v, nil
+		return nil
 	}
 	steps := own != math.MaxUint64 && t.ExecutionSteps() >= own
 	if !stopped && !steps {
-		return v, err
+		return err
 	}
 	r.placeOverrun(err)
-	ov := &OverrunError{What: w.what, Err: err}
+	ov := &OverrunError{What: w.name(), Err: err}
 	if stopped {
 		// A builtin waiting for tor reports its context's end, not why:
 		// the reason says why.
@@ -303,7 +332,7 @@ func (r *Runtime) supervise(w *watch, f func() (starlark.Value, error)) (starlar
 	} else {
 		ov.Steps = r.opts.MaxSteps
 	}
-	return v, ov
+	return ov
 }
 
 // stopping reports whether the running evaluation is being stopped (by
@@ -391,7 +420,7 @@ func (r *Runtime) startWatchdog() (stop func()) {
 					}
 				case w.stopped && !w.wedged && now.Sub(w.stoppedAt) >= WedgeGrace:
 					w.wedged = true
-					wedged = append(wedged, wedge{w.what, now.Sub(w.stoppedAt)})
+					wedged = append(wedged, wedge{w.name(), now.Sub(w.stoppedAt)})
 				}
 				// Stopping an evaluation stops those it runs.
 				outerStopped = outerStopped || w.stopped

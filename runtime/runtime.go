@@ -114,6 +114,7 @@ type Runtime struct {
 	// watchdog never stops the next one by mistake.
 	watchMu     sync.Mutex
 	watches     []*watch           // supervised evaluations running, innermost last; under watchMu
+	callWatch   watch              // the outermost call's (loop.go call)
 	loading     []*starlark.Thread // threads of modules being loaded; under watchMu
 	interrupted bool               // SIGINT/SIGTERM: keep the thread cancelled; under watchMu
 	stepLimit   uint64             // the step budget in effect; 0 when none (loop goroutine)
