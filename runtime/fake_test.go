@@ -159,6 +159,18 @@ func (f *fakeControlPort) reply(line string) string {
 			}
 			return crlf("250 " + leaveStreams + "=" + f.leave)
 		}
+		// Like tor: each key under its name, here with no value.
+		keys := strings.Fields(rest)
+		for i := range keys {
+			sep := "-"
+			if i == len(keys)-1 {
+				sep = " "
+			}
+			keys[i] = "250" + sep + keys[i]
+		}
+		if len(keys) > 0 {
+			return crlf(strings.Join(keys, "\n"))
+		}
 	case "GETINFO":
 		var b strings.Builder
 		for _, k := range strings.Fields(rest) {

@@ -85,7 +85,11 @@ func (g *grants) needs(line string) ([]string, error) {
 	var missing []string
 	for _, grant := range grants {
 		if key, ok := strings.CutPrefix(grant, "SETCONF:"); ok {
-			if g.declared[strings.ToUpper(key)] || g.has("SETCONF") {
+			// The runtime's own options (__LeaveStreamsUnattached,
+			// __OwningControllerProcess, ...) strand streams or stop tor:
+			// a declaration is not enough, the user must grant them.
+			internal := strings.HasPrefix(key, "__")
+			if g.declared[strings.ToUpper(key)] && !internal || g.has("SETCONF") {
 				continue
 			}
 		}

@@ -346,3 +346,37 @@ func mustRead(t *testing.T, p string) []byte {
 	}
 	return b
 }
+
+// TestGrantsConfigNames: tor takes abbreviations of config keys ("l" is
+// Log), so a key tor reads as another name is refused: a grant or a
+// declaration names the option itself. The runtime's own options need the
+// user's grant even when declared.
+func TestGrantsConfigNames(t *testing.T) {
+	t.Parallel()
+	f := newFakeControlPort(t)
+	f.replies["GETCONF l"] = "250 Log=notice stdout"
+	r := startScript(t, f, `tor.require(config=["l"])`+"\n"+`tor.raw('SETCONF l="notice file /tmp/x"')`, Options{})
+	_, err := r.wait(10 * time.Second)
+	if err == nil || !strings.Contains(err.Error(), `tor reads the config key "l" as Log; write Log`) {
+		t.Errorf("abbreviated key: %v", err)
+	}
+	if got := f.Lines("SETCONF"); len(got) != 0 {
+		t.Errorf("sent %q", got)
+	}
+
+	for _, tc := range []struct {
+		allow []string
+		sent  bool
+	}{{nil, false}, {[]string{"SETCONF:__LeaveStreamsUnattached"}, true}} {
+		f := newFakeControlPort(t)
+		r := startScript(t, f, `tor.require(config=["__LeaveStreamsUnattached"])`+"\n"+`tor.set_conf(__LeaveStreamsUnattached="1")`, Options{Allow: tc.allow})
+		_, err := r.wait(10 * time.Second)
+		sent := len(f.Lines("SETCONF __LeaveStreamsUnattached=1")) > 0
+		if sent != tc.sent || (err == nil) != tc.sent {
+			t.Errorf("declared __LeaveStreamsUnattached, --allow %v: sent %v, err %v", tc.allow, sent, err)
+		}
+		if !tc.sent && !strings.Contains(err.Error(), "--allow SETCONF:__LeaveStreamsUnattached") {
+			t.Errorf("hint: %v", err)
+		}
+	}
+}

@@ -201,7 +201,7 @@ func (r *Runtime) repairDead(ctx context.Context) {
 // (address mappings, config keys with their values before), on the
 // connection's check, before the line is written.
 func (r *Runtime) recordCommand(ctx context.Context, line string) error {
-	if r.opts.Owner == nil || r.conn == nil {
+	if r.conn == nil {
 		return nil
 	}
 	cl, err := ctl.ParseCommandLine(line)
@@ -217,7 +217,7 @@ func (r *Runtime) recordCommand(ctx context.Context, line string) error {
 				addrs = append(addrs, from)
 			}
 		}
-		if len(addrs) == 0 {
+		if len(addrs) == 0 || r.opts.Owner == nil {
 			return nil
 		}
 		return r.record(ctx, owner.Entry{Op: "map", Addrs: addrs})
@@ -236,10 +236,12 @@ func (r *Runtime) recordCommand(ctx context.Context, line string) error {
 }
 
 // recordConf records a config key's values before the script first sets
-// it.
+// it. It also refuses a key that tor reads as another name (tor takes
+// abbreviations: "l" is Log), so that the key a grant or a declaration
+// names is the option tor sets.
 func (r *Runtime) recordConf(ctx context.Context, key string) error {
 	up := strings.ToUpper(key)
-	if r.own.confs[up] || strings.EqualFold(key, leaveStreams) && r.policy != nil {
+	if r.own.confs[up] {
 		return nil
 	}
 	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -251,6 +253,16 @@ func (r *Runtime) recordConf(ctx context.Context, key string) error {
 		}
 		return fmt.Errorf("refused, nothing sent: could not record %s's value before changing it: %w", key, err)
 	}
+	if len(conf) > 0 && !strings.EqualFold(conf[0].Key, key) {
+		return fmt.Errorf("refused, nothing sent: tor reads the config key %q as %s; write %s (a grant or a declaration names the option itself)", key, conf[0].Key, conf[0].Key)
+	}
+	if r.own.confs == nil {
+		r.own.confs = map[string]bool{}
+	}
+	if r.opts.Owner == nil || strings.EqualFold(key, leaveStreams) && r.policy != nil {
+		r.own.confs[up] = true // checked; nothing to record
+		return nil
+	}
 	e := owner.Entry{Op: "conf", Key: key}
 	for _, c := range conf {
 		if c.NoValue {
@@ -261,9 +273,6 @@ func (r *Runtime) recordConf(ctx context.Context, key string) error {
 	}
 	if err := r.record(ctx, e); err != nil {
 		return err
-	}
-	if r.own.confs == nil {
-		r.own.confs = map[string]bool{}
 	}
 	r.own.confs[up] = true
 	return nil
