@@ -62,9 +62,9 @@ func rawRun(ctx context.Context, opts *rawOptions) error {
 		case err != nil:
 			return err
 		}
-		kw, args, _ := strings.Cut(strings.TrimSpace(cmd), " ")
-		if strings.EqualFold(kw, "SETEVENTS") {
-			watching = strings.TrimSpace(args) != ""
+		// Read as tor read it ("SETEVENTS\tCIRC" is SETEVENTS too).
+		if cl, err := ctl.ParseCommandLine(strings.TrimSpace(cmd)); err == nil && cl.Keyword == "SETEVENTS" {
+			watching = strings.TrimSpace(cl.Args) != ""
 		}
 		return nil
 	}
