@@ -37,6 +37,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chzyer/readline"
+
 	"github.com/torscript/torscript/runtime"
 	"github.com/torscript/torscript/runtime/owner"
 )
@@ -64,8 +66,7 @@ func isGuardian() bool { return os.Getenv(guardEnv) != "" }
 // startGuardian opens the run's records, undoes what dead runs left, and
 // starts the guardian. It returns the Ownership for the runtime and the
 // function the runtime reports a wedged call with.
-func startGuardian(ctx context.Context, opts *runOptions) (*runtime.Ownership, func(string, time.Duration), error) {
-	f := opts.f
+func startGuardian(ctx context.Context, f *factory, script string, sf *scriptFlags) (*runtime.Ownership, func(string, time.Duration), error) {
 	conn, control, err := f.dialGuard(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -81,10 +82,6 @@ func startGuardian(ctx context.Context, opts *runOptions) (*runtime.Ownership, f
 	}
 	if err != nil {
 		f.log.Error("could not undo what a dead torscript left", "err", err)
-	}
-	script := opts.file
-	if script == "" {
-		script = "<eval>"
 	}
 	holder := owner.NewHolder(script, control)
 	run, err := tor.NewRun(holder)
@@ -110,6 +107,11 @@ func startGuardian(ctx context.Context, opts *runOptions) (*runtime.Ownership, f
 		cmd.Env = append(cmd.Env, launchedEnv+"="+p.ControlAddr+"\n"+p.CookiePath)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, os.Stderr
+	if readline.IsTerminal(int(os.Stdin.Fd())) {
+		// To put the terminal back as it was if it must kill a REPL
+		// that left it in raw mode.
+		cmd.Stdin = os.Stdin
+	}
 	cmd.ExtraFiles = []*os.File{run.File(), pol.File(), statusR}
 	var pwW *os.File
 	if f.typedPassword != "" {
@@ -137,7 +139,7 @@ func startGuardian(ctx context.Context, opts *runOptions) (*runtime.Ownership, f
 	run.Record(owner.Entry{Op: "holder", Holder: &holder})
 	// The guardian is not waited for: it outlives us when it has work.
 	cmd.Process.Release()
-	own := &runtime.Ownership{Run: run, Policy: pol, Holder: holder, Control: control, TakeOver: opts.sf.takeOver}
+	own := &runtime.Ownership{Run: run, Policy: pol, Holder: holder, Control: control, TakeOver: sf.takeOver}
 	return own, startHeartbeat(statusW), nil
 }
 
@@ -170,8 +172,7 @@ func startHeartbeat(w *os.File) (wedged func(what string, since time.Duration)) 
 }
 
 // guardianRun is the guardian process.
-func guardianRun(opts *runOptions) error {
-	f := opts.f
+func guardianRun(f *factory, maxMemory string) error {
 	// Signals meant for the interpreter's terminal or job are not ours:
 	// the guardian stays until it has done its work.
 	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGPIPE)
@@ -190,11 +191,18 @@ func guardianRun(opts *runOptions) error {
 		}
 	}
 
+	var term *readline.State
+	if readline.IsTerminal(0) {
+		term, _ = readline.GetState(0)
+	}
 	reason := watchInterpreter(status, interp)
 	if reason != "" {
 		// Stop it for good before touching what it owned.
 		syscall.Kill(interp, syscall.SIGKILL)
 		waitGone(interp, 2*time.Second)
+		if term != nil {
+			readline.Restore(0, term)
+		}
 	}
 	st, err := run.State()
 	if err != nil {
@@ -210,7 +218,7 @@ func guardianRun(opts *runOptions) error {
 	}
 	if reason == "" {
 		reason = fmt.Sprintf("the interpreter (pid %d) ended without undoing its changes: it was killed, or crashed", interp)
-		if limit, err := parseSize(opts.sf.maxMemory); err == nil && limit > 0 {
+		if limit, err := parseSize(maxMemory); err == nil && limit > 0 {
 			reason += fmt.Sprintf(", or went over --max-memory %s", formatSize(limit))
 		}
 	}

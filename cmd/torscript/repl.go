@@ -74,6 +74,8 @@ policy loaded at the prompt changed in tor.`,
 	fl.DurationVar(&opts.sf.handlerTimeout, "handler-timeout", 2*time.Second, "wall time one handler, timer or policy call may take")
 	addAllowFlag(cmd, &opts.sf.allow)
 	fl.BoolVar(&opts.sf.takeOver, "take-over", false, "replace the torscript that holds this tor's stream policy when a policy is loaded, instead of refusing")
+	fl.StringVar(&opts.sf.maxMemory, "max-memory", "1GiB", "memory the session may use (e.g. 512MiB, 2GiB; 0 for no limit); past it the guardian takes over")
+	fl.BoolVar(&opts.sf.noGuardian, "no-guardian", false, "run without a guardian process")
 	return cmd
 }
 
@@ -189,8 +191,15 @@ const maxEvents = 1000
 
 func replRun(ctx context.Context, opts *replOptions) error {
 	f := opts.f
+	if isGuardian() {
+		return guardianRun(f, opts.sf.maxMemory)
+	}
 	if err := runtime.ParseGrants(opts.sf.allow); err != nil {
 		return usageError{err}
+	}
+	mem, err := parseSize(opts.sf.maxMemory)
+	if err != nil {
+		return usageError{fmt.Errorf("--max-memory %w", err)}
 	}
 	allow := opts.sf.allow
 	if !opts.allowGiven {
@@ -243,6 +252,18 @@ func replRun(ctx context.Context, opts *replOptions) error {
 		// The log goes above the prompt too.
 		f.log = slog.New(slog.NewTextHandler(rp.errOut, &slog.HandlerOptions{Level: f.logLevel}))
 	}
+	// A guardian, as for run: a session killed, out of memory or stuck
+	// in a call that cannot be cancelled leaves tor as it found it.
+	own := &runtime.Ownership{Holder: owner.Holder{Script: "<repl>"}, TakeOver: opts.sf.takeOver}
+	var onWedged func(string, time.Duration)
+	if guardSupported && !opts.sf.noGuardian {
+		if own, onWedged, err = startGuardian(ctx, f, "<repl>", &opts.sf); err != nil {
+			return err
+		}
+	}
+	if err := limitMemory(mem); err != nil {
+		f.log.Warn("cannot limit memory", "err", err)
+	}
 	r := runtime.New(runtime.Options{
 		Connect:         func(ctx context.Context) (*ctl.Conn, error) { return f.connect(ctx) },
 		Logger:          f.log,
@@ -253,9 +274,8 @@ func replRun(ctx context.Context, opts *replOptions) error {
 		DryRun:          opts.sf.dryRun,
 		OnEvent:         rp.onEvent,
 		Allow:           allow,
-		// No guardian at a prompt: what a session changes is still
-		// recorded first, for the next run or torscript repair.
-		Owner: &runtime.Ownership{Holder: owner.Holder{Script: "<repl>"}, TakeOver: opts.sf.takeOver},
+		Owner:           own,
+		OnWedged:        onWedged,
 	})
 	s, err := r.Open(ctx)
 	if err != nil {

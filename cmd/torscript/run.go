@@ -136,9 +136,13 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	var onWedged func(string, time.Duration)
 	switch {
 	case isGuardian():
-		return guardianRun(opts)
+		return guardianRun(f, opts.sf.maxMemory)
 	case guardSupported && !opts.sf.noGuardian:
-		if own, onWedged, err = startGuardian(ctx, opts); err != nil {
+		script := opts.file
+		if script == "" {
+			script = "<eval>"
+		}
+		if own, onWedged, err = startGuardian(ctx, f, script, &opts.sf); err != nil {
 			return err
 		}
 		if err := limitMemory(mem); err != nil {
