@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/torscript/torscript/ctl"
 	"github.com/torscript/torscript/runtime/owner"
 )
 
@@ -37,13 +38,19 @@ alone. torscript run does the same before it starts.`,
 	}
 }
 
-func repairRun(ctx context.Context, opts *ownerOptions) error {
-	f := opts.f
+// openRecords connects to tor and opens the records kept of it.
+func openRecords(ctx context.Context, f *factory) (*ctl.Conn, *owner.Tor, error) {
 	c, control, err := f.dialGuard(ctx)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	t, err := owner.OpenTor(owner.Dir(), owner.Key(ctx, c, control))
+	return c, t, err
+}
+
+func repairRun(ctx context.Context, opts *ownerOptions) error {
+	f := opts.f
+	c, t, err := openRecords(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -84,11 +91,7 @@ dead one left changes that torscript repair would undo.`,
 
 func statusRun(ctx context.Context, opts *ownerOptions) error {
 	f := opts.f
-	c, control, err := f.dialGuard(ctx)
-	if err != nil {
-		return err
-	}
-	t, err := owner.OpenTor(owner.Dir(), owner.Key(ctx, c, control))
+	c, t, err := openRecords(ctx, f)
 	if err != nil {
 		return err
 	}
