@@ -17,7 +17,21 @@ import (
 func FormatError(err error) string {
 	var evalErr *starlark.EvalError
 	if errors.As(err, &evalErr) {
-		bt := strings.TrimRight(evalErr.Backtrace(), "\n")
+		// A deep recursion's stack has as many frames as there was room
+		// for: format the outermost and innermost ones only.
+		e := *evalErr
+		elided := 0
+		if n := len(e.CallStack); n > btHeadFrames+btTailFrames+1 {
+			short := append(starlark.CallStack{}, e.CallStack[:btHeadFrames]...)
+			e.CallStack = append(short, e.CallStack[n-btTailFrames:]...)
+			elided = n - btHeadFrames - btTailFrames
+		}
+		bt := strings.TrimRight(e.Backtrace(), "\n")
+		if elided > 0 {
+			if lines := strings.SplitAfterN(bt, "\n", btHeadFrames+2); len(lines) == btHeadFrames+2 {
+				bt = strings.Join(lines[:btHeadFrames+1], "") + fmt.Sprintf("  … %d frames left out …\n", elided) + lines[btHeadFrames+1]
+			}
+		}
 		// Builtins name themselves in their errors ("tor.get_info: 552
 		// ..."), as Starlark's own do; the backtrace names them too.
 		if i := strings.LastIndex(bt, "\nError in "); i >= 0 {
@@ -30,7 +44,7 @@ func FormatError(err error) string {
 		if errors.As(err, &ov) && !strings.Contains(bt, ov.reason()) {
 			bt += "\n" + ov.reason()
 		}
-		return bt
+		return boundBacktrace(bt)
 	}
 	var list resolve.ErrorList
 	if errors.As(err, &list) {
@@ -45,6 +59,55 @@ func FormatError(err error) string {
 		return fmt.Sprintf("%s: %s", synErr.Pos, synErr.Msg)
 	}
 	return err.Error()
+}
+
+// Bounds of a printed error: a deep recursion has as many frames as the
+// stack had room for, and a name may be thousands of characters long; the
+// log of one failure must stay small (a few KiB), whatever the script.
+const (
+	btHeadFrames = 5    // frames kept from the outermost
+	btTailFrames = 5    // frames kept from the innermost
+	btLineMax    = 300  // characters of one line kept
+	btTotalMax   = 8000 // characters of the whole text kept
+)
+
+// boundBacktrace cuts a backtrace to its outermost and innermost frames,
+// each line to btLineMax characters and the whole to btTotalMax.
+func boundBacktrace(bt string) string {
+	lines := strings.Split(bt, "\n")
+	// Frames are the indented lines after "Traceback ...".
+	first, last := -1, -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "  ") {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	if n := last - first + 1; first >= 0 && n > btHeadFrames+btTailFrames+1 {
+		elided := n - btHeadFrames - btTailFrames
+		kept := append([]string{}, lines[:first+btHeadFrames]...)
+		kept = append(kept, fmt.Sprintf("  … %d frames left out …", elided))
+		lines = append(kept, lines[last+1-btTailFrames:]...)
+	}
+	for i, l := range lines {
+		lines[i] = cutLine(l, btLineMax)
+	}
+	out := strings.Join(lines, "\n")
+	if len(out) > btTotalMax {
+		out = out[:btTotalMax/2] + fmt.Sprintf(" … %d characters left out … ", len(out)-btTotalMax) + out[len(out)-btTotalMax/2:]
+	}
+	return out
+}
+
+// cutLine keeps the start and the end of a line longer than max.
+func cutLine(l string, max int) string {
+	if len(l) <= max {
+		return l
+	}
+	head, tail := max*2/3, max/4
+	return l[:head] + fmt.Sprintf("…(%d characters)…", len(l)-head-tail) + l[len(l)-tail:]
 }
 
 // ExitError is how exit(code) ends a script.
