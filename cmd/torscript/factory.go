@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/runtime/logcap"
 	"github.com/torscript/torscript/tests/testnet"
 )
 
@@ -64,8 +65,16 @@ func (f *factory) setup() error {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
 	}
 	f.logLevel = lvl
-	f.log = slog.New(slog.NewTextHandler(f.errOut, &slog.HandlerOptions{Level: lvl}))
+	f.log = f.boundedLog(f.errOut)
 	return nil
+}
+
+// boundedLog is the log on w: repeated records coalesced, long values cut
+// and the bytes a minute bounded (runtime/logcap), whatever a script does.
+func (f *factory) boundedLog(w io.Writer) *slog.Logger {
+	h := logcap.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: f.logLevel}))
+	f.cleanups = append(f.cleanups, h.Flush)
+	return slog.New(h)
 }
 
 func (f *factory) cleanup() {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -250,7 +249,7 @@ func replRun(ctx context.Context, opts *replOptions) error {
 
 	if interactive {
 		// The log goes above the prompt too.
-		f.log = slog.New(slog.NewTextHandler(rp.errOut, &slog.HandlerOptions{Level: f.logLevel}))
+		f.log = f.boundedLog(rp.errOut)
 	}
 	// A guardian, as for run: a session killed, out of memory or stuck
 	// in a call that cannot be cancelled leaves tor as it found it.
