@@ -100,7 +100,17 @@ func (l *cmdLine) doData(ctx context.Context, c *Conn, data string) (*Reply, err
 }
 
 func cmdUnsafeArg(what, s, format string, args ...any) error {
+	// A key or a password is never repeated in an error.
+	if secretArg(what) {
+		return fmt.Errorf("%s: %w: it %s", what, ErrUnsafeArgument, fmt.Sprintf(format, args...))
+	}
 	return fmt.Errorf("%s: %w: %q %s", what, ErrUnsafeArgument, s, fmt.Sprintf(format, args...))
+}
+
+// secretArg says whether an argument so named may hold a secret.
+func secretArg(what string) bool {
+	w := strings.ToLower(what)
+	return strings.Contains(w, "key") || strings.Contains(w, "password") || strings.Contains(w, "auth") || strings.Contains(w, "cookie")
 }
 
 // argWord checks a single bare word: non-empty visible ASCII without '"'.

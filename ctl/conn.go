@@ -207,7 +207,7 @@ func (c *Conn) readLoop() {
 			return
 		}
 		if c.opts.Trace != nil {
-			c.trace("S: ", r.Raw)
+			c.trace("S: ", scrubReply(r.Raw))
 		}
 		if r.IsAsync() {
 			c.events.push(ParseEvent(r))
@@ -380,6 +380,53 @@ func commandName(line string) string {
 func scrub(s string) string {
 	if len(s) >= 12 && strings.EqualFold(s[:12], "AUTHENTICATE") && strings.TrimSpace(s[12:]) != "" {
 		return s[:12] + " [scrubbed]\r\n"
+	}
+	// ADD_ONION KeyType:KeyBlob and ONION_CLIENT_AUTH_ADD's private key:
+	// keep the command and the key type, never the key.
+	up := strings.ToUpper(s)
+	for kw, at := range map[string]int{"ADD_ONION ": 1, "ONION_CLIENT_AUTH_ADD ": 2} {
+		if !strings.HasPrefix(up, kw) {
+			continue
+		}
+		fields := strings.Split(strings.TrimRight(s, "\r\n"), " ")
+		if at < len(fields) {
+			if t, blob, ok := strings.Cut(fields[at], ":"); ok && blob != "" && !strings.EqualFold(t, "NEW") && !strings.Contains(t, "=") {
+				fields[at] = t + ":[scrubbed]"
+			}
+		}
+		for i, f := range fields {
+			// ClientAuth=NAME:COOKIE (a shared secret).
+			if v, ok := strings.CutPrefix(f, "ClientAuth="); ok {
+				if name, _, ok := strings.Cut(v, ":"); ok {
+					fields[i] = "ClientAuth=" + name + ":[scrubbed]"
+				}
+			}
+		}
+		return strings.Join(fields, " ") + "\r\n"
+	}
+	return s
+}
+
+// scrubReply keeps a private key tor sends (ADD_ONION's PrivateKey=,
+// ONION_CLIENT_AUTH_VIEW's keys) out of the transcript.
+func scrubReply(s string) string {
+	for _, k := range []string{"PrivateKey=", "ClientAuthV3="} {
+		i := strings.Index(s, k)
+		if i < 0 {
+			continue
+		}
+		rest := s[i+len(k):]
+		end := strings.IndexAny(rest, " \r\n")
+		if end < 0 {
+			end = len(rest)
+		}
+		val := rest[:end]
+		if t, _, ok := strings.Cut(val, ":"); ok {
+			val = t + ":[scrubbed]"
+		} else {
+			val = "[scrubbed]"
+		}
+		s = s[:i+len(k)] + val + rest[end:]
 	}
 	return s
 }

@@ -245,7 +245,14 @@ func (tr *Transcript) Server(eol string) string { return tr.join('S', eol) }
 func (tr *Transcript) Trace() string {
 	var b strings.Builder
 	for _, s := range tr.Steps {
-		fmt.Fprintf(&b, "%c: %s\n", s.dir, s.text)
+		// Secrets are scrubbed from a trace (conn.go scrub, scrubReply).
+		text := s.text
+		if s.dir == 'C' {
+			text = strings.TrimRight(scrub(text+"\r\n"), "\r\n")
+		} else {
+			text = scrubReply(text)
+		}
+		fmt.Fprintf(&b, "%c: %s\n", s.dir, text)
 	}
 	return b.String()
 }

@@ -14,7 +14,9 @@ var ErrUnsafeArgument = errors.New("unsafe argument")
 // a second command: CR, LF and NUL.
 func CheckArg(what, s string) error {
 	if i := strings.IndexAny(s, "\r\n\x00"); i >= 0 {
-		return fmt.Errorf("%s: %w: %q contains %q at byte %d", what, ErrUnsafeArgument, s, s[i], i)
+		// The value itself is never in the error: it may be a password,
+		// a key or a command line holding one.
+		return fmt.Errorf("%s: %w: it contains %q at byte %d of %d", what, ErrUnsafeArgument, s[i], i, len(s))
 	}
 	return nil
 }
@@ -29,7 +31,7 @@ func CheckToken(what, s string) error {
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' {
-			return fmt.Errorf("%s: %w: %q contains %q at byte %d", what, ErrUnsafeArgument, s, s[i], i)
+			return fmt.Errorf("%s: %w: it contains %q at byte %d of %d", what, ErrUnsafeArgument, s[i], i, len(s))
 		}
 	}
 	return nil

@@ -65,7 +65,7 @@ func parseTrace(path string) (cmds []*traceCmd, events []string, err error) {
 				continue
 			}
 			if len(text) < 4 {
-				return nil, nil, fmt.Errorf("%s:%d: not a reply line: %q", path, n, text)
+				return nil, nil, fmt.Errorf("%s:%d: not a reply line (want a three-digit status); is it a transcript written by --trace?", path, n)
 			}
 			switch text[3] {
 			case '+':
@@ -86,7 +86,9 @@ func parseTrace(path string) (cmds []*traceCmd, events []string, err error) {
 			unanswered[0].reply = raw
 			unanswered = unanswered[1:]
 		default:
-			return nil, nil, fmt.Errorf("%s:%d: not a transcript line (want \"C: \" or \"S: \"): %q", path, n, line)
+			// The line is not repeated: a file given by mistake may be a
+			// cookie or a key.
+			return nil, nil, fmt.Errorf("%s:%d: not a transcript line (want \"C: \" or \"S: \"); is it a transcript written by --trace?", path, n)
 		}
 	}
 	return cmds, events, sc.Err()

@@ -228,7 +228,7 @@ func replRun(ctx context.Context, opts *replOptions) error {
 			Stderr:                 f.errOut,
 		}
 		if cfg.HistoryFile != "" {
-			if err := os.MkdirAll(filepath.Dir(cfg.HistoryFile), 0o700); err != nil {
+			if err := privateHistory(cfg.HistoryFile); err != nil {
 				f.log.Warn("history will not be saved", "err", err)
 				cfg.HistoryFile = ""
 			}
@@ -335,6 +335,21 @@ func historyPath() string {
 		dir = filepath.Join(home, ".local", "state")
 	}
 	return filepath.Join(dir, "torscript", "history")
+}
+
+// privateHistory makes the history file, and its directory, readable by
+// the user alone (readline would create it 0666 less the umask), and
+// makes an existing one so.
+func privateHistory(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	hf, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	hf.Close()
+	return os.Chmod(path, 0o600)
 }
 
 // secretRE matches lines that may carry a secret: they are never saved in

@@ -319,3 +319,22 @@ func TestEventRing(t *testing.T) {
 		t.Errorf("%d events, first %v, last %v", len(all), all[0], all[len(all)-1])
 	}
 }
+
+// TestPrivateHistory: the history file is the user's alone, new or old.
+func TestPrivateHistory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state", "torscript", "history")
+	if err := privateHistory(path); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("new history: %v, %v; want mode 0600", fi.Mode(), err)
+	}
+	os.Chmod(path, 0o644)
+	if err := privateHistory(path); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("old history: mode %v, want 0600", fi.Mode().Perm())
+	}
+}
