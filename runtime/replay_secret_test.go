@@ -13,7 +13,7 @@ import (
 func TestReplayNotATranscript(t *testing.T) {
 	dir := t.TempDir()
 	for name, content := range map[string]string{
-		"control_auth_cookie": "\x8fSECRETcookieBYTES\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d",
+		"control_auth_cookie":   "\x8fSECRETcookieBYTES\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d",
 		"hs_ed25519_secret_key": "== ed25519v1-secret: type0 ==\x00\x00\x00SECRETkeyBYTES",
 	} {
 		path := filepath.Join(dir, name)
