@@ -3,6 +3,7 @@ package ctl
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,8 +28,18 @@ type Options struct {
 	// high-volume telemetry (BW, *_BW, CELL_STATS, TB_EMPTY, DEBUG, INFO)
 	// is dropped and counted. Other events are never dropped. Default 65536.
 	EventBacklog int
-	Logger       *slog.Logger
+	// EventBytes bounds the memory of the events waiting for the consumer
+	// (about twice their text): past half of it telemetry is dropped; if
+	// the events that are never dropped (STREAM, CIRC, ...) alone reach
+	// it, the connection fails with ErrEventOverflow rather than grow
+	// without bound. Default 64 MiB.
+	EventBytes int
+	Logger     *slog.Logger
 }
+
+// ErrEventOverflow ends a connection whose consumer fell so far behind
+// that the events it must not lose no longer fit in Options.EventBytes.
+var ErrEventOverflow = errors.New("control connection: the event consumer fell too far behind (events that cannot be dropped passed the queue's bound)")
 
 // Conn is a control-port connection. One goroutine reads the socket:
 // replies complete pending commands in order, so commands may be issued
@@ -125,7 +136,11 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 		opts.Logger = slog.Default()
 	}
 	c := &Conn{rwc: rwc, opts: opts, log: opts.Logger, done: make(chan struct{}), wsem: make(chan struct{}, 1)}
+	if opts.EventBytes <= 0 {
+		opts.EventBytes = 64 << 20
+	}
 	c.events = newEventQueue(opts.EventBacklog, c.log)
+	c.events.maxBytes = opts.EventBytes
 	go c.readLoop()
 	return c
 }
@@ -210,7 +225,11 @@ func (c *Conn) readLoop() {
 			c.trace("S: ", scrubReply(r.Raw))
 		}
 		if r.IsAsync() {
-			c.events.push(ParseEvent(r))
+			if !c.events.push(ParseEvent(r)) {
+				c.log.Error("event queue overflow: closing the connection", "bound_bytes", c.opts.EventBytes)
+				c.fail(ErrEventOverflow)
+				return
+			}
 			continue
 		}
 		c.mu.Lock()
@@ -437,13 +456,15 @@ func scrubReply(s string) string {
 // batches (take, woken by notify) or reads a channel fed by a pump
 // goroutine started on first use.
 type eventQueue struct {
-	mu      sync.Mutex
-	q       []Event
-	closed  bool
-	backlog int
-	dropped uint64
-	log     *slog.Logger
-	notify  chan struct{} // capacity 1
+	mu       sync.Mutex
+	q        []Event
+	closed   bool
+	backlog  int
+	bytes    int // about what the queued events hold
+	maxBytes int // 0: no bound
+	dropped  uint64
+	log      *slog.Logger
+	notify   chan struct{} // capacity 1
 
 	pumpOnce sync.Once
 	out      chan Event
@@ -453,18 +474,36 @@ func newEventQueue(backlog int, log *slog.Logger) *eventQueue {
 	return &eventQueue{backlog: backlog, log: log, notify: make(chan struct{}, 1), out: make(chan Event, 256)}
 }
 
-func (e *eventQueue) push(ev Event) {
+// eventSize is about what an event holds in memory: its text and its
+// parsed fields.
+func eventSize(ev Event) int {
+	if r := ev.Reply(); r != nil {
+		return 2*len(r.Raw) + 128
+	}
+	return 256
+}
+
+// push queues ev; it returns false when an event that may not be dropped
+// does not fit in the bound.
+func (e *eventQueue) push(ev Event) bool {
+	size := eventSize(ev)
 	e.mu.Lock()
-	if len(e.q) >= e.backlog && droppable(ev.EventType()) {
+	full := e.maxBytes > 0 && e.bytes+size > e.maxBytes/2
+	if (len(e.q) >= e.backlog || full) && droppable(ev.EventType()) {
 		e.dropped++
 		n := e.dropped
 		e.mu.Unlock()
 		if n&(n-1) == 0 { // 1, 2, 4, 8, ...: loud but bounded
 			e.log.Warn("event consumer is behind; dropping high-volume events", "dropped", n, "type", ev.EventType())
 		}
-		return
+		return true
+	}
+	if e.maxBytes > 0 && e.bytes+size > e.maxBytes {
+		e.mu.Unlock()
+		return false
 	}
 	e.q = append(e.q, ev)
+	e.bytes += size
 	n := len(e.q)
 	e.mu.Unlock()
 	e.wake()
@@ -474,6 +513,7 @@ func (e *eventQueue) push(ev Event) {
 		// would otherwise keep it for whole time slices).
 		runtime.Gosched()
 	}
+	return true
 }
 
 // yieldAt is the queue length past which the reader yields to the consumer
@@ -511,6 +551,7 @@ func (e *eventQueue) take(buf []Event) ([]Event, bool) {
 	buf = append(buf, e.q...)
 	clear(e.q)
 	e.q = e.q[:0]
+	e.bytes = 0
 	return buf, true
 }
 

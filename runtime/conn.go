@@ -67,7 +67,9 @@ func (r *Runtime) disconnected() {
 	if r.exiting {
 		return
 	}
-	if r.opts.Connect == nil {
+	if r.opts.Connect == nil || errors.Is(err, ctl.ErrEventOverflow) {
+		// An overflow would come back on a new connection: the script
+		// cannot keep up, so it ends, and what it held goes back to tor.
 		r.fatal = err
 		return
 	}
