@@ -206,6 +206,14 @@ func (c *Conn) readLoop() {
 	rr := NewReplyReader(c.rwc, c.opts.Limits)
 	for {
 		r, err := rr.ReadReply()
+		if err == ErrEventTooLarge {
+			// Read and left out: an event that big is not kept in memory.
+			n := c.events.dropOne()
+			if n&(n-1) == 0 {
+				c.log.Warn("event over the size bound left out", "bound_bytes", rr.lim.MaxEventBytes, "dropped", n)
+			}
+			continue
+		}
 		if err != nil {
 			c.mu.Lock()
 			closed := c.err != nil
@@ -532,6 +540,14 @@ func (e *eventQueue) close() {
 	e.closed = true
 	e.mu.Unlock()
 	e.wake()
+}
+
+// dropOne counts an event left out before it was queued.
+func (e *eventQueue) dropOne() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.dropped++
+	return e.dropped
 }
 
 func (e *eventQueue) droppedCount() uint64 {

@@ -3,6 +3,7 @@ package ctl
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -50,5 +51,42 @@ func TestEventQueueBoundedFake(t *testing.T) {
 	}
 	if streams == 0 {
 		t.Error("no STREAM event kept")
+	}
+}
+
+// TestHugeEventLeftOutFake: a 100 MB "650+" event, and a 3 MB one-line
+// event, are read without being kept (a fake control port sends them):
+// the connection goes on, the next event and a command's reply arrive,
+// the events are counted as dropped, and reading them allocated little.
+func TestHugeEventLeftOutFake(t *testing.T) {
+	f, c := NewFakeControlPort(t, Options{})
+	chunk := strings.Repeat("x", 1023) + "\r\n"
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	go func() {
+		f.srv.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		f.srv.Write([]byte("650+NS\r\n"))
+		block := []byte(strings.Repeat(chunk, 1024)) // 1 MiB
+		for range 100 {
+			f.srv.Write(block)
+		}
+		f.srv.Write([]byte(".\r\n650 OK\r\n"))
+		f.srv.Write([]byte("650 STREAM 1 NEW 0 " + strings.Repeat("y", 3<<20) + ":80\r\n"))
+		f.srv.Write([]byte("650 STREAM 2 NEW 0 example.com:443 PURPOSE=USER\r\n"))
+	}()
+	ev := nextEvent(t, c)
+	if s, ok := ev.(*StreamEvent); !ok || s.ID != "2" {
+		t.Fatalf("first event kept: %#v, want STREAM 2", ev)
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 24<<20 {
+		t.Errorf("reading 103 MB of events allocated %d MiB", got>>20)
+	}
+	if n := c.DroppedEvents(); n != 2 {
+		t.Errorf("DroppedEvents = %d, want 2", n)
+	}
+	if c.Err() != nil {
+		t.Errorf("the connection ended: %v", c.Err())
 	}
 }

@@ -74,12 +74,25 @@ func (r *Reply) String() string { return r.Raw }
 type Limits struct {
 	MaxLineBytes  int // one line, CRLF included; default 1 MiB
 	MaxReplyBytes int // one reply, data blocks included; default 64 MiB
+	// MaxEventBytes bounds one asynchronous (650) reply. A larger event
+	// is read to its end without being kept, and ReadReply returns
+	// ErrEventTooLarge: the connection goes on. Default 1 MiB.
+	MaxEventBytes int
 }
 
 const (
 	defaultMaxLine  = 1 << 20
 	defaultMaxReply = 64 << 20
+	defaultMaxEvent = 1 << 20
 )
+
+// ErrEventTooLarge is returned by ReadReply for an event over
+// Limits.MaxEventBytes, which it read and left out; it does not end the
+// connection.
+var ErrEventTooLarge = errors.New("event longer than the bound: left out")
+
+// errOverEvent stops readLine inside an event over the bound.
+var errOverEvent = errors.New("over the event bound")
 
 // ReplyReader reads replies from a control connection.
 //
@@ -102,6 +115,9 @@ type ReplyReader struct {
 
 	slab []Reply         // Reply structs not yet handed out
 	raw  strings.Builder // block the raw text of small replies is copied to
+
+	limit  int  // the bound of the reply being read: MaxReplyBytes, or MaxEventBytes for an event
+	inData bool // readLine is inside a data block
 }
 
 const (
@@ -152,6 +168,9 @@ func NewReplyReader(r io.Reader, lim Limits) *ReplyReader {
 	if lim.MaxReplyBytes <= 0 {
 		lim.MaxReplyBytes = defaultMaxReply
 	}
+	if lim.MaxEventBytes <= 0 {
+		lim.MaxEventBytes = defaultMaxEvent
+	}
 	br, ok := r.(*bufio.Reader)
 	if !ok {
 		br = bufio.NewReaderSize(r, 64<<10)
@@ -173,6 +192,9 @@ func (rr *ReplyReader) readLine() (lo, hi int, err error) {
 			chunk, err = rr.r.ReadSlice('\n')
 		}
 		rr.buf = append(rr.buf, chunk...)
+		if rr.limit == rr.lim.MaxEventBytes && len(rr.buf) > rr.limit && (err == nil || errors.Is(err, bufio.ErrBufferFull)) {
+			return lo, len(rr.buf), errOverEvent
+		}
 		if n := len(rr.buf) - lo; n > rr.lim.MaxLineBytes {
 			return 0, 0, &ProtocolError{Msg: fmt.Sprintf("line longer than %d bytes", rr.lim.MaxLineBytes)}
 		}
@@ -210,8 +232,15 @@ func (rr *ReplyReader) ReadReply() (*Reply, error) {
 		}
 	}
 	rr.pending, rr.pendingErr, rr.hasPending = chunk, err, true
+	rr.limit, rr.inData = rr.lim.MaxReplyBytes, false
+	if len(chunk) >= 3 && string(chunk[:3]) == "650" && rr.lim.MaxEventBytes < rr.limit {
+		rr.limit = rr.lim.MaxEventBytes
+	}
 	for {
 		lo, hi, err := rr.readLine()
+		if err == errOverEvent {
+			return nil, rr.skipEvent(lo, hi)
+		}
 		if err != nil {
 			if err == io.EOF && len(rr.spans) > 0 {
 				err = io.ErrUnexpectedEOF
@@ -230,8 +259,12 @@ func (rr *ReplyReader) ReadReply() (*Reply, error) {
 		sp := lineSpan{code: code, sep: sep, textLo: lo + 4, textHi: hi}
 		if sep == '+' {
 			sp.dataLo = len(rr.buf)
+			rr.inData = true
 			for {
 				dlo, dhi, err := rr.readLine()
+				if err == errOverEvent {
+					return nil, rr.skipEvent(dlo, dhi)
+				}
 				if err != nil {
 					if err == io.EOF {
 						err = io.ErrUnexpectedEOF
@@ -243,11 +276,60 @@ func (rr *ReplyReader) ReadReply() (*Reply, error) {
 					break
 				}
 			}
+			rr.inData = false
 		}
 		rr.spans = append(rr.spans, sp)
 		if sep == ' ' {
 			return rr.build(), nil
 		}
+	}
+}
+
+// skipEvent reads the rest of an event over the bound without keeping it:
+// the line read so far is rr.buf[lo:end] (complete when it ends with LF).
+// It returns ErrEventTooLarge, or the error that ended the reading.
+func (rr *ReplyReader) skipEvent(lo, end int) error {
+	inData := rr.inData
+	line := append([]byte(nil), rr.buf[lo:end]...)
+	rr.buf = rr.buf[:0]
+	complete := len(line) > 0 && line[len(line)-1] == '\n'
+	// A line is judged by its start (status and separator) or, inside a
+	// data block, by being "." alone.
+	for {
+		if !complete {
+			// Read the rest of this line, keeping at most its start.
+			for {
+				chunk, err := rr.r.ReadSlice('\n')
+				if len(line) < 8 {
+					line = append(line, chunk[:min(len(chunk), 8-len(line))]...)
+				} else if len(chunk) > 0 && chunk[len(chunk)-1] == '\n' {
+					line = append(line[:8:8], '\n') // long: not "." and not shorter than 4
+				}
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, bufio.ErrBufferFull) {
+					if err == io.EOF {
+						err = io.ErrUnexpectedEOF
+					}
+					return err
+				}
+			}
+		}
+		text := strings.TrimRight(string(line), "\r\n")
+		switch {
+		case inData:
+			if text == "." {
+				inData = false
+			}
+		case len(text) < 4:
+			return &ProtocolError{Msg: "reply line does not start with a status code and separator", Line: text}
+		case text[3] == '+':
+			inData = true
+		case text[3] == ' ':
+			return ErrEventTooLarge
+		}
+		line, complete = line[:0], false
 	}
 }
 
