@@ -74,16 +74,18 @@ func (r *Reply) String() string { return r.Raw }
 type Limits struct {
 	MaxLineBytes  int // one line, CRLF included; default 1 MiB
 	MaxReplyBytes int // one reply, data blocks included; default 64 MiB
-	// MaxEventBytes bounds one asynchronous (650) reply. A larger event
-	// is read to its end without being kept, and ReadReply returns
-	// ErrEventTooLarge: the connection goes on. Default 1 MiB.
+	// MaxEventBytes bounds one asynchronous (650) reply. A larger event,
+	// or one with a line over MaxLineBytes, is read to its end without
+	// being kept, and ReadReply returns
+	// ErrEventTooLarge: the connection goes on. Default 8 MiB (a
+	// NEWCONSENSUS event of 8,000 relays is about 3 MiB).
 	MaxEventBytes int
 }
 
 const (
 	defaultMaxLine  = 1 << 20
 	defaultMaxReply = 64 << 20
-	defaultMaxEvent = 1 << 20
+	defaultMaxEvent = 8 << 20
 )
 
 // ErrEventTooLarge is returned by ReadReply for an event over
@@ -192,7 +194,8 @@ func (rr *ReplyReader) readLine() (lo, hi int, err error) {
 			chunk, err = rr.r.ReadSlice('\n')
 		}
 		rr.buf = append(rr.buf, chunk...)
-		if rr.limit == rr.lim.MaxEventBytes && len(rr.buf) > rr.limit && (err == nil || errors.Is(err, bufio.ErrBufferFull)) {
+		over := len(rr.buf) > rr.limit || len(rr.buf)-lo > rr.lim.MaxLineBytes
+		if rr.limit == rr.lim.MaxEventBytes && over && (err == nil || errors.Is(err, bufio.ErrBufferFull)) {
 			return lo, len(rr.buf), errOverEvent
 		}
 		if n := len(rr.buf) - lo; n > rr.lim.MaxLineBytes {

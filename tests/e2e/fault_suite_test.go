@@ -105,7 +105,6 @@ type suiteRow struct {
 	recovered time.Duration
 	restored  string
 	logBytes  int
-	ran       time.Duration
 }
 
 // suiteCase is one fault.
