@@ -3,7 +3,8 @@
 // keeps the bytes written in a minute under a budget.
 //
 //   - Repeats: past PerWindow records with the same level, message and
-//     error within Window, they are not printed; they are counted, and
+//     attributes (the error, the stream, ...) within Window, they are not
+//     printed; they are counted, and
 //     when the window closes one record says "repeated N times" (with the
 //     last one's attributes). A handler failing every millisecond writes
 //     a line or two a window, not a thousand a second.
@@ -158,17 +159,24 @@ func note(t time.Time, l slog.Level, msg string) slog.Record {
 	return slog.NewRecord(t, l, msg, 0)
 }
 
-// keyOf is what makes two records repeats: level, message and error text.
+// keyOf is what makes two records repeats: level, message and every
+// attribute but the counters that change from one repeat to the next. So
+// a record about another stream or circuit is not a repeat (the byte
+// budget bounds those).
 func keyOf(r slog.Record) string {
 	var b strings.Builder
 	b.WriteString(r.Level.String())
 	b.WriteByte(0)
 	b.WriteString(r.Message)
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "err" {
-			b.WriteByte(0)
-			b.WriteString(a.Value.String())
+		switch a.Key {
+		case "failures_in_a_row", "took", "dropped", "attempt":
+			return true
 		}
+		b.WriteByte(0)
+		b.WriteString(a.Key)
+		b.WriteByte('=')
+		b.WriteString(a.Value.String())
 		return true
 	})
 	return b.String()
