@@ -50,6 +50,9 @@ type factory struct {
 	cleanups    []func()
 	launched    *testnet.Process // the tor --launch started, reused on reconnect
 	traceFile   *os.File
+	// firstConn is a connection made before the script ran (the
+	// guardian's setup), handed to the first connect.
+	firstConn *ctl.Conn
 	// typedPassword is the control password typed at the prompt, kept to
 	// reconnect and to hand to the interpreter child; never logged.
 	typedPassword string
@@ -86,6 +89,13 @@ func (f *factory) cleanup() {
 
 // connect opens an authenticated control connection as the flags say.
 func (f *factory) connect(ctx context.Context) (*ctl.Conn, error) {
+	if c := f.firstConn; c != nil {
+		f.firstConn = nil
+		if c.Err() == nil {
+			return c, nil
+		}
+		c.Close()
+	}
 	c, _, err := f.dial(ctx, true)
 	return c, err
 }

@@ -67,11 +67,18 @@ func isGuardian() bool { return os.Getenv(guardEnv) != "" }
 // starts the guardian. It returns the Ownership for the runtime and the
 // function the runtime reports a wedged call with.
 func startGuardian(ctx context.Context, f *factory, script string, sf *scriptFlags) (*runtime.Ownership, func(string, time.Duration), error) {
-	conn, control, err := f.dialGuard(ctx)
+	// This connection then serves the script (f.connect hands it out
+	// once): one dial and authentication less at start.
+	conn, control, err := f.dial(ctx, true)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer conn.Close()
+	handed := false
+	defer func() {
+		if !handed {
+			conn.Close()
+		}
+	}()
 	tor, err := owner.OpenTor(owner.Dir(), owner.Key(ctx, conn, control))
 	if err != nil {
 		return nil, nil, err
@@ -139,6 +146,7 @@ func startGuardian(ctx context.Context, f *factory, script string, sf *scriptFla
 	run.Record(owner.Entry{Op: "holder", Holder: &holder})
 	// The guardian is not waited for: it outlives us when it has work.
 	cmd.Process.Release()
+	f.firstConn, handed = conn, true
 	own := &runtime.Ownership{Run: run, Policy: pol, Holder: holder, Control: control, TakeOver: sf.takeOver}
 	return own, startHeartbeat(statusW), nil
 }

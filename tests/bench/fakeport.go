@@ -174,6 +174,10 @@ func (f *FakeControlPort) accept() {
 type fakeConn struct {
 	conn net.Conn
 	w    *bufio.Writer
+	// used: it sent more than the guardian's setup (PROTOCOLINFO,
+	// AUTHENTICATE, GETCONF DataDirectory); only then does its end end
+	// the run.
+	used bool
 }
 
 // isMain says whether c is the connection events go to.
@@ -220,7 +224,7 @@ func (f *FakeControlPort) serve(c *fakeConn) {
 			if err == io.EOF {
 				err = errors.New("the controller closed the connection")
 			}
-			if f.isMain(c) {
+			if f.isMain(c) && c.used {
 				f.end(err)
 			}
 			return
@@ -239,6 +243,11 @@ func (f *FakeControlPort) serve(c *fakeConn) {
 					break
 				}
 			}
+		}
+		switch kw := cmd.Keyword(); {
+		case kw == "PROTOCOLINFO", kw == "AUTHENTICATE", kw == "AUTHCHALLENGE", text == "GETCONF DataDirectory":
+		default:
+			c.used = true
 		}
 		reply.Reset()
 		quit := f.answer(&reply, cmd)
