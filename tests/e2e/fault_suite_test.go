@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/tests/testnet"
 )
 
 // suiteBefore is the state of tor the suite wants back after every case.
@@ -138,6 +139,7 @@ tor.policy(route, timeout="100s")
 
 func TestFaultSuite(t *testing.T) {
 	c := dial(t)
+	suiteT := t
 	restoreLeave(t, "0")
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -196,6 +198,20 @@ func TestFaultSuite(t *testing.T) {
 			}
 			return at
 		}},
+		{name: "tor restarted, then SIGKILL", policy: holdPolicy, end: "dies", fault: func(ctx context.Context, t *testing.T, p *suiteProc) time.Time {
+			// The run reconnects to the restarted tor (a new cookie) and
+			// sets things again; its guardian then undoes them there.
+			n := testnet.Shared(t)
+			if err := n.RestartClient(ctx); err != nil {
+				t.Fatal(err)
+			}
+			p.waitLog(t, "reconnected to tor", 30*time.Second)
+			c.Close()
+			c = dial(suiteT) // the whole suite's: it outlives this case
+			at := time.Now()
+			syscall.Kill(p.pid(), syscall.SIGKILL)
+			return at
+		}},
 		{name: "SIGHUP", policy: holdPolicy, inFlight: 2, fault: kill(syscall.SIGHUP), end: "exit0"},
 		{name: "SIGTERM", policy: holdPolicy, inFlight: 2, fault: kill(syscall.SIGTERM), end: "exit0"},
 		{name: "a timer failing every 1 ms", policy: "tor.every(\"1ms\", lambda: fail(\"tick\"))\ntor.policy(lambda s: None)\n", end: "term", fault: func(ctx context.Context, t *testing.T, p *suiteProc) time.Time {
@@ -205,9 +221,10 @@ func TestFaultSuite(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			rows = append(rows, suiteRun(t, c, port, tc))
+			rows = append(rows, suiteRun(t, &c, port, tc))
 		})
 	}
+	c = dial(t) // the client may have been restarted
 	t.Run("two policies", func(t *testing.T) { rows = append(rows, suiteTwoPolicies(t, c, port)) })
 
 	var b strings.Builder
@@ -219,9 +236,9 @@ func TestFaultSuite(t *testing.T) {
 }
 
 // suiteRun runs one case.
-func suiteRun(t *testing.T, c *ctl.Conn, port int, tc suiteCase) suiteRow {
+func suiteRun(t *testing.T, cref **ctl.Conn, port int, tc suiteCase) suiteRow {
 	ctx := testCtx(t, 2*time.Minute)
-	before := suiteState(t, c)
+	before := suiteState(t, *cref)
 	start := time.Now()
 	p := suiteStart(ctx, t, suitePreamble+tc.policy, tc.flags...)
 	if tc.started != "-" {
@@ -292,7 +309,9 @@ func suiteRun(t *testing.T, c *ctl.Conn, port int, tc suiteCase) suiteRow {
 	}
 	ran := time.Since(start)
 	// A guardian that took over has finished when the interpreter's
-	// stderr closed (p.done): the state is final now.
+	// stderr closed (p.done): the state is final now. (The fault may
+	// have restarted tor: *cref is a connection to it as it is now.)
+	c := *cref
 	after := suiteState(t, c)
 	var restored []string
 	if after.leave != before.leave {
