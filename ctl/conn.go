@@ -203,6 +203,15 @@ func (c *Conn) fail(err error) {
 
 func (c *Conn) readLoop() {
 	defer c.events.close()
+	defer func() {
+		// As in ParseEvent: a bug below (in the reply reader, or in the
+		// transport's Read) must not take the program down. It ends the
+		// connection like a malformed reply: every pending command fails.
+		if p := recover(); p != nil {
+			c.log.Error("control connection reader failed", "panic", fmt.Sprint(p))
+			c.fail(&ProtocolError{Msg: fmt.Sprintf("reading the control connection: %v: %v", errParserPanic, p)})
+		}
+	}()
 	rr := NewReplyReader(c.rwc, c.opts.Limits)
 	for {
 		r, err := rr.ReadReply()

@@ -161,3 +161,51 @@ func TestCheckRefusesBeforeWriting(t *testing.T) {
 		t.Errorf("without a check: %v", err)
 	}
 }
+
+// panickyConn is a transport whose Read panics after the first reply, as a
+// bug in the reader or below it would.
+type panickyConn struct {
+	net.Conn
+	reads int
+}
+
+func (p *panickyConn) Read(b []byte) (int, error) {
+	p.reads++
+	if p.reads > 1 {
+		panic("boom")
+	}
+	return p.Conn.Read(b)
+}
+
+// A panic in the reader goroutine ends the connection with a protocol error
+// that fails the pending commands; the program goes on.
+func TestReaderPanicFailsPending(t *testing.T) {
+	cli, srv := net.Pipe()
+	defer srv.Close()
+	c := NewConn(&panickyConn{Conn: cli}, Options{})
+	defer c.Close()
+	go func() {
+		buf := make([]byte, 512)
+		srv.Read(buf)
+		srv.Write([]byte("250 OK\r\n"))
+		srv.Read(buf)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := c.Do(ctx, "DROPGUARDS"); err != nil {
+		t.Fatalf("first command: %v", err)
+	}
+	_, err := c.Do(ctx, "DROPTIMEOUTS")
+	var pe *ProtocolError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("pending command: got %v, want a protocol error naming the panic", err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(time.Second):
+		t.Fatal("the connection did not end")
+	}
+	if !errors.As(c.Err(), &pe) {
+		t.Fatalf("Err() = %v, want the protocol error", c.Err())
+	}
+}
