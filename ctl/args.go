@@ -65,13 +65,15 @@ func (l *cmdLine) String() (string, error) {
 	return l.b.String(), nil
 }
 
-// do sends the line when every argument passed.
+// do sends the line when every argument passed. The arguments were
+// checked one by one as the line was built; the line is not checked again
+// (the grant check, when set, still reads it in write).
 func (l *cmdLine) do(ctx context.Context, c *Conn) (*Reply, error) {
 	line, err := l.String()
 	if err != nil {
 		return nil, err
 	}
-	return c.Do(ctx, line)
+	return c.roundTrip(ctx, line, "", false)
 }
 
 // doData sends the line as a multi-line command with data.

@@ -87,11 +87,6 @@ func (c *Conn) AttachStream(ctx context.Context, stream, circuit string, hop int
 	return err
 }
 
-// AttachStreamLine is the command line AttachStream sends, for Send.
-func AttachStreamLine(stream, circuit string, hop int) (string, error) {
-	return attachStreamLine(stream, circuit, hop).String()
-}
-
 func attachStreamLine(stream, circuit string, hop int) *cmdLine {
 	const cmd = "ATTACHSTREAM"
 	l := newCmdLine(cmd).
@@ -114,11 +109,6 @@ func (c *Conn) RedirectStream(ctx context.Context, stream, addr string, port int
 	return err
 }
 
-// RedirectStreamLine is the command line RedirectStream sends, for Send.
-func RedirectStreamLine(stream, addr string, port int) (string, error) {
-	return redirectStreamLine(stream, addr, port).String()
-}
-
 func redirectStreamLine(stream, addr string, port int) *cmdLine {
 	const cmd = "REDIRECTSTREAM"
 	l := newCmdLine(cmd).
@@ -138,11 +128,6 @@ func redirectStreamLine(stream, addr string, port int) *cmdLine {
 func (c *Conn) CloseStream(ctx context.Context, stream string, reason RelayEndReason, flags ...string) error {
 	_, err := closeStreamLine(stream, reason, flags).do(ctx, c)
 	return err
-}
-
-// CloseStreamLine is the command line CloseStream sends, for Send.
-func CloseStreamLine(stream string, reason RelayEndReason, flags ...string) (string, error) {
-	return closeStreamLine(stream, reason, flags).String()
 }
 
 func closeStreamLine(stream string, reason RelayEndReason, flags []string) *cmdLine {

@@ -335,23 +335,6 @@ func (c *Conn) roundTrip(ctx context.Context, line, data string, hasData bool) (
 	}
 }
 
-// Send writes one command line and returns without waiting for its reply:
-// done is called with the reply (and an *Error for a 4yz or 5yz reply) from
-// the connection's reader goroutine, or with the error that ended the
-// connection. done must not block. If Send returns an error, done is never
-// called. ctx bounds only the wait to write.
-func (c *Conn) Send(ctx context.Context, line string, done func(*Reply, error)) error {
-	if err := CheckArg("command", line); err != nil {
-		return err
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
-		defer cancel()
-	}
-	return c.write(ctx, line, "", false, &pending{cb: done})
-}
-
 // write queues q in the FIFO and writes the command. After it returns nil,
 // q is completed exactly once.
 func (c *Conn) write(ctx context.Context, line, data string, hasData bool, q *pending) error {

@@ -77,9 +77,7 @@ func (r *Runtime) disconnected() {
 	if ps := r.policy; ps != nil {
 		// What was in flight is unknown now; the resync after
 		// reconnecting takes over whatever still waits.
-		ps.streams = map[string]*pstream{}
-		ps.waiting = map[*pstream]struct{}{}
-		ps.byCirc = map[string][]*pstream{}
+		ps.reset()
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
 	r.reconnect = &reconnector{cancel: cancel}
@@ -147,7 +145,7 @@ func (r *Runtime) connected(c *ctl.Conn) {
 		}
 	}
 	if ps := r.policy; ps != nil && !ps.dryRun {
-		if n := r.takeOver(); n > 0 {
+		if n := ps.takeOver(r.state.streamList()); n > 0 {
 			r.log.Info("taking over streams that waited while we were away", "streams", n)
 		}
 	}

@@ -83,7 +83,11 @@ func (h *host) Streams(ctx context.Context) ([]*ctl.Stream, error) {
 
 func (h *host) Circuit(id string) *ctl.Circuit { return h.state.circs[id] }
 
-func (h *host) StreamHandled(id string) { h.rt().policyForget(id) }
+func (h *host) StreamHandled(id string) {
+	if h.policy != nil {
+		h.policy.forget(id)
+	}
+}
 
 func (h *host) Require(commands, config []string) error { return h.rt().require(commands, config) }
 

@@ -70,7 +70,9 @@ func (r *Runtime) loop() {
 					if r.exiting || r.fatal != nil {
 						// Keep the rest for shutdown: it must still see
 						// new streams.
-						r.policyPending(evs[i:])
+						if r.policy != nil {
+							r.policy.pending(evs[i:])
+						}
 						break
 					}
 					r.dispatch(ev)
@@ -93,7 +95,9 @@ func (r *Runtime) loop() {
 				fs[i] = nil
 			}
 		case now := <-sweep.C:
-			r.policySweep(now)
+			if r.policy != nil {
+				r.policy.sweep(now)
+			}
 		}
 	}
 }
@@ -107,10 +111,14 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 	switch e := ev.(type) {
 	case *ctl.StreamEvent:
 		r.state.stream(&e.Stream)
-		r.policyStream(e)
+		if r.policy != nil {
+			r.policy.onStream(e)
+		}
 	case *ctl.CircEvent:
 		r.state.circuit(&e.Circuit)
-		r.policyCircuit(&e.Circuit)
+		if r.policy != nil {
+			r.policy.onCircuit(&e.Circuit)
+		}
 	}
 	hs := r.handlers[ev.EventType()]
 	if len(hs) == 0 {

@@ -1,18 +1,48 @@
 package runtime
 
+// The stream policy: tor.policy(fn) makes the script decide, for every new
+// client stream, which circuit it rides. One NEW stream travels, package by
+// package, in this order:
+//
+//  1. ctl/conn.go readLoop: the one reader goroutine reads the "650 STREAM
+//     42 NEW 0 example.com:443 ..." reply (ctl/reply.go ReplyReader), and
+//     ctl/event.go ParseEvent makes it a *ctl.StreamEvent, queued on the
+//     connection (ctl/eventqueue.go) without blocking the reader.
+//  2. runtime/loop.go loop: the event-loop goroutine takes the batch
+//     (Conn.EventBatch) and dispatch updates the live state
+//     (runtime/state.go), then hands the event to the policy engine
+//     (this file, policyEngine.onStream) before the script's handlers.
+//  3. policyEngine.decide calls the script's policy function through
+//     policyEnv.call (runtime/loop.go call: a step budget and a deadline,
+//     watched by the watchdog) with a builtins.Stream
+//     (builtins/values.go), and reads its answer as a sealed
+//     builtins.Decision (builtins/decision.go): Attach, Close, Redirect,
+//     Hold.
+//  4. policyEngine.apply turns the decision into a typed ctl.Command
+//     (ctl/command.go AttachStreamCommand: built and its arguments checked
+//     once) and hands it to policyEnv.send.
+//  5. ctl/conn.go Start/write: the grant check set with Conn.SetCheck
+//     (runtime/grants.go checkCommand, which reads the line with
+//     ctl/cmdline.go ParseCommandLine as tor will) sees the final line,
+//     then "ATTACHSTREAM 42 7" is written to the socket. Tor's reply
+//     comes back through the reader (step 1) to the command's callback;
+//     a refusal is posted to the loop (policyEngine.attachFailed).
+//
+// The engine owns the streams it decides about; it reaches the rest of the
+// runtime only through policyEnv. Starting and ending a policy (setting
+// __LeaveStreamsUnattached, address maps, handing streams back) is in
+// policy_setup.go.
+
 import (
 	"context"
+	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/torscript/torscript/builtins"
 	"github.com/torscript/torscript/ctl"
-	"github.com/torscript/torscript/runtime/owner"
 	"go.starlark.net/starlark"
 )
-
-const leaveStreams = "__LeaveStreamsUnattached"
 
 // maxAsks bounds how often the policy is asked about one stream before
 // on_error applies: a policy that keeps choosing a dead circuit must not
@@ -48,179 +78,69 @@ type pstream struct {
 	redirect string
 }
 
-// onlyTor says why a stream cannot ride circ and must go to tor, or "":
-// an onion service's stream rides a rendezvous circuit that tor builds
-// itself (ATTACHSTREAM to any other circuit fails with 551).
-func (r *Runtime) onlyTor(st *pstream) string {
-	if strings.HasSuffix(r.streamHost(st), ".onion") {
-		return "an onion service: tor builds its rendezvous circuit"
-	}
-	return ""
+// policyEnv is all the policy engine reaches of the rest of the runtime:
+// a supervised call, a command sent without waiting, and the live state.
+type policyEnv interface {
+	// call runs the policy function under supervision.
+	call(fn starlark.Callable, args starlark.Tuple) (starlark.Value, error)
+	// send writes cmd without waiting; onError runs on the loop when tor
+	// refuses it (not when the connection ends: reconnecting resyncs).
+	send(cmd ctl.Command, onError func(error))
+	// post runs f on the loop, after what is running now.
+	post(f func())
+	// circuit and stream are the live state's, or nil; circuitClosed
+	// says whether a circuit closed lately.
+	circuit(id string) *ctl.Circuit
+	stream(id string) *ctl.Stream
+	circuitClosed(id string) bool
+	// streamValue is what the policy function receives for a stream.
+	streamValue(s *ctl.Stream, failed []string) starlark.Value
+	// exitRequested says whether a call's error is the script's exit()
+	// (then nothing is applied: the end does it); reportFailure reports
+	// any other failure.
+	exitRequested(err error) bool
+	reportFailure(msg string, inARow int, err error, attrs ...any)
+	// ending says the script is ending: nothing more is decided; broken
+	// says the script failed beyond repair (it ends next).
+	ending() bool
+	broken() bool
 }
 
-// streamHost is where a stream goes now: its target, or where a
-// REDIRECTSTREAM sent it; lower case, without a trailing dot.
-func (r *Runtime) streamHost(st *pstream) string {
-	host := st.s.TargetHost
-	if st.redirect != "" {
-		host = st.redirect
-	}
-	return strings.ToLower(strings.TrimSuffix(host, "."))
-}
+// policyEngine carries out one tor.policy: it owns the streams the policy
+// decides about, those held or waiting for a circuit, and the waiters of
+// each circuit.
+type policyEngine struct {
+	env    policyEnv
+	log    *slog.Logger
+	p      *builtins.Policy
+	dryRun bool
+	now    func() time.Time
 
-// wrongExit says why circ cannot carry a HOST.RELAY.exit stream, or "":
-// the user named the exit, and circ, built, leaves through another. Tor
-// 0.4.9 does not carry such a name itself (a stream it is handed fails
-// with TORPROTOCOL), so the stream is closed rather than sent out of an
-// exit the user did not choose.
-func (r *Runtime) wrongExit(st *pstream, circ string) string {
-	name, ok := strings.CutSuffix(r.streamHost(st), ".exit")
-	if !ok {
-		return ""
-	}
-	relay := strings.TrimPrefix(name[strings.LastIndexByte(name, '.')+1:], "$")
-	c := r.state.circs[circ]
-	if c == nil || c.Status != ctl.CircBuilt || len(c.Path) == 0 || relay == "" {
-		return "" // not built yet: its exit may still be the one named
-	}
-	last := c.Path[len(c.Path)-1]
-	if strings.EqualFold(last.Nickname, relay) || strings.EqualFold(strings.TrimPrefix(last.Fingerprint, "$"), relay) {
-		return ""
-	}
-	exit := last.Nickname
-	if exit == "" {
-		exit = last.Fingerprint
-	}
-	return "the stream names exit " + relay + " (a .exit name) and circuit " + circ + " leaves through " + exit
-}
-
-type policyState struct {
-	p        *builtins.Policy
-	oldLeave string // __LeaveStreamsUnattached before; "" when unset
-	setLeave bool
 	streams  map[string]*pstream
 	waiting  map[*pstream]struct{} // held or waiting for a circuit
 	byCirc   map[string][]*pstream // phWaitCirc, by circuit
-	maps     []ctl.AddrMap         // the policy's map, as tor answered
 	failures int                   // in a row
-	dryRun   bool
+
+	// What starting the policy changed in tor, for its end to undo
+	// (policy_setup.go).
+	oldLeave string        // __LeaveStreamsUnattached before; "" when unset
+	setLeave bool          // we set it
+	maps     []ctl.AddrMap // the policy's map, as tor answered
 }
 
-// startPolicy installs a policy: tor leaves new streams to us from now on.
-func (r *Runtime) startPolicy(p *builtins.Policy) error {
-	if r.policy != nil {
-		return errString("a policy is already set; a script has one policy")
-	}
-	if r.conn == nil {
-		_, err := (*host)(r).Conn()
-		return err
-	}
-	if r.topLevel {
-		// The top level may still run for long (or forever): the policy
-		// takes the streams only once it has returned.
-		if r.deferred != nil {
-			return errString("a policy is already set; a script has one policy")
-		}
-		r.deferred = p
-		return nil
-	}
-	ps := &policyState{p: p, streams: map[string]*pstream{}, waiting: map[*pstream]struct{}{}, byCirc: map[string][]*pstream{}, dryRun: r.opts.DryRun}
-	// Setup runs to its end even when SIGTERM comes in the middle, so that
-	// shutdown knows exactly what to undo.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 30*time.Second)
-	defer cancel()
-	if !ps.dryRun {
-		// One policy per tor; and what a dead run left is undone before
-		// we read what tor has.
-		if err := r.acquirePolicy(ctx); err != nil {
-			return err
-		}
-		conf, err := r.conn.GetConf(ctx, leaveStreams)
-		if err != nil {
-			return err
-		}
-		if e, ok := conf.Lookup(leaveStreams); ok && !e.NoValue {
-			ps.oldLeave = e.Value
-		}
-		if err := r.recordPolicyStart(ctx, p, ps.oldLeave); err != nil {
-			return err
-		}
-		ps.setLeave = true // even if the reply is lost, tor may have done it
-		if err := r.conn.SetConf(ctx, ctl.ConfEntry{Key: leaveStreams, Value: "1"}); err != nil {
-			ps.setLeave = ctl.ErrorCode(err) == 0 // refused: nothing to undo
-			r.undoPolicyStart(ps)
-			return err
-		}
-	}
-	r.policy = ps
-	r.state.tracking = true
-	if err := r.subscribe(); err != nil {
-		r.undoPolicyStart(ps)
-		return err
-	}
-	if err := r.state.resync(ctx, r.conn); err != nil {
-		r.undoPolicyStart(ps)
-		return err
-	}
-	if len(p.Map) > 0 && !ps.dryRun {
-		addrs := make([]string, len(p.Map))
-		for i, m := range p.Map {
-			addrs[i] = m.From
-		}
-		if err := r.record(ctx, owner.Entry{Op: "map", Addrs: addrs}); err != nil {
-			r.undoPolicyStart(ps)
-			return err
-		}
-		got, err := r.conn.MapAddress(ctx, p.Map...)
-		if err != nil {
-			if ctl.ErrorCode(err) == 0 {
-				ps.maps = p.Map // the reply was lost: undo them all
-			}
-			r.undoPolicyStart(ps)
-			return err
-		}
-		ps.maps = got
-	}
-	if ps.oldLeave == "1" && !ps.dryRun {
-		n := r.takeOver()
-		if n > 0 {
-			r.log.Warn(leaveStreams+" was already 1 and streams were waiting (did a controller die?); the policy takes them over", "streams", n)
-		} else {
-			r.log.Warn(leaveStreams + " was already 1: another controller may be attaching streams; it will be set back to 1 when the script ends")
-		}
-	}
-	r.log.Info("policy started", "on_error", p.OnError.String(), "timeout", p.Timeout, "dry_run", ps.dryRun)
-	return nil
+func newPolicyEngine(env policyEnv, log *slog.Logger, p *builtins.Policy, dryRun bool) *policyEngine {
+	e := &policyEngine{env: env, log: log, p: p, dryRun: dryRun, now: time.Now}
+	e.reset()
+	return e
 }
 
-func (r *Runtime) undoPolicyStart(ps *policyState) {
-	r.policy = nil
-	if r.conn == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if ps.setLeave {
-		r.restoreLeave(ctx, ps)
-	}
-	if len(ps.maps) > 0 {
-		r.unmap(ctx, ps.maps)
-	}
-}
-
-func (r *Runtime) restoreLeave(ctx context.Context, ps *policyState) error {
-	var err error
-	if ps.oldLeave == "" {
-		err = r.conn.ResetConf(ctx, ctl.ConfEntry{Key: leaveStreams, NoValue: true})
-	} else {
-		err = r.conn.SetConf(ctx, ctl.ConfEntry{Key: leaveStreams, Value: ps.oldLeave})
-	}
-	if err != nil {
-		r.log.Error("could not restore "+leaveStreams, "value", ps.oldLeave, "err", err)
-	} else {
-		r.record(ctx, owner.Entry{Op: "leave_restored"})
-	}
-	return err
+// reset forgets every stream: after the connection was lost, what was in
+// flight is unknown; the resync after reconnecting takes over whatever
+// still waits (takeOver).
+func (e *policyEngine) reset() {
+	e.streams = map[string]*pstream{}
+	e.waiting = map[*pstream]struct{}{}
+	e.byCirc = map[string][]*pstream{}
 }
 
 // waitingForController reports whether a stream from stream-status is
@@ -236,21 +156,21 @@ func waitingForController(s *ctl.Stream) bool {
 	return false
 }
 
-// takeOver queues a decision for every stream in the live state that
-// waits for a controller.
-func (r *Runtime) takeOver() int {
+// takeOver queues a decision for every stream of the live state that
+// waits for a controller and is not known yet.
+func (e *policyEngine) takeOver(streams []*ctl.Stream) int {
 	n := 0
-	for _, s := range r.state.streamList() {
+	for _, s := range streams {
 		if !waitingForController(s) {
 			continue
 		}
-		if _, known := r.policy.streams[s.ID]; known {
+		if _, known := e.streams[s.ID]; known {
 			continue
 		}
-		ps := &pstream{s: s}
-		r.policy.streams[s.ID] = ps
+		st := &pstream{s: s}
+		e.streams[s.ID] = st
 		n++
-		r.tasks.post(func() { r.decide(ps) })
+		e.env.post(func() { e.decide(st) })
 	}
 	return n
 }
@@ -263,261 +183,298 @@ func internalPurpose(p string) bool {
 	return false
 }
 
-// policyStream follows a STREAM event.
-func (r *Runtime) policyStream(e *ctl.StreamEvent) {
-	ps := r.policy
-	if ps == nil || r.exiting {
+// onStream follows a STREAM event.
+func (e *policyEngine) onStream(ev *ctl.StreamEvent) {
+	if e.env.ending() {
 		return
 	}
-	id := e.Stream.ID
-	s := r.state.streams[id]
+	id := ev.Stream.ID
+	s := e.env.stream(id)
 	if s == nil {
-		s = &e.Stream
+		s = &ev.Stream
 	}
-	st := ps.streams[id]
-	switch e.Stream.Status {
+	st := e.streams[id]
+	switch ev.Stream.Status {
 	case ctl.StreamNew, ctl.StreamNewResolve, ctl.StreamControllerWait:
-		if e.Stream.Status != ctl.StreamControllerWait && internalPurpose(s.Purpose) {
-			// Tor attaches its own directory streams (BEGIN_DIR) itself,
-			// whatever __LeaveStreamsUnattached says: an ATTACHSTREAM now
-			// would race it and can break the fetch. Only one that tor
-			// leaves waiting (CONTROLLER_WAIT) is ours.
-			return
-		}
-		if ps.dryRun {
-			if e.Stream.Status != ctl.StreamControllerWait {
-				r.dryRunDecide(s)
-			}
-			return
-		}
-		if st != nil && (st.ph != phDone || st.gaveUp) {
-			st.s = s
-			return // already being decided, or given up
-		}
-		if st == nil {
-			st = &pstream{s: s}
-			ps.streams[id] = st
-		} else {
-			st.s, st.ph = s, phDeciding
-		}
-		r.decide(st)
+		e.newStream(ev.Stream.Status, s, st)
 	case ctl.StreamDetached:
-		if ps.dryRun || st != nil && st.gaveUp {
-			return
-		}
-		if st == nil {
-			st = &pstream{s: s}
-			ps.streams[id] = st
-		}
-		failed := st.circ
-		if failed == "" || failed == "0" {
-			failed = e.Stream.CircuitID
-		}
-		if failed != "" && failed != "0" {
-			st.failed = append(st.failed, failed)
-		}
-		r.unwait(st)
-		st.s, st.ph, st.circ = s, phDeciding, ""
-		r.log.Debug("stream detached; asking the policy again", "stream", id, "circuit", failed, "reason", e.Stream.Reason, "remote_reason", e.Stream.RemoteReason)
-		r.decide(st)
+		e.detached(ev, s, st)
 	case ctl.StreamSentConnect, ctl.StreamSentResolve, ctl.StreamSucceeded:
 		if st != nil {
-			r.unwait(st)
+			e.unwait(st)
 			st.s, st.ph = s, phDone
 		}
 	case ctl.StreamClosed, ctl.StreamFailed:
 		if st != nil {
-			r.unwait(st)
-			delete(ps.streams, id)
+			e.unwait(st)
+			delete(e.streams, id)
 		}
 	}
 }
 
-func (r *Runtime) dryRunDecide(s *ctl.Stream) {
-	if internalPurpose(s.Purpose) && !r.policy.p.AllStreams {
+// newStream asks the policy about a stream tor leaves to us.
+func (e *policyEngine) newStream(status ctl.StreamStatus, s *ctl.Stream, st *pstream) {
+	if status != ctl.StreamControllerWait && internalPurpose(s.Purpose) {
+		// Tor attaches its own directory streams (BEGIN_DIR) itself,
+		// whatever __LeaveStreamsUnattached says: an ATTACHSTREAM now
+		// would race it and can break the fetch. Only one that tor
+		// leaves waiting (CONTROLLER_WAIT) is ours.
 		return
 	}
-	v, err := r.call(r.policy.p.Fn, starlark.Tuple{&builtins.Stream{S: s, Host: (*host)(r)}})
-	if err != nil {
-		if !r.exitRequested(err) {
-			r.policy.failures++
-			r.reportFailure("policy failed (dry run)", r.policy.failures, err, "stream", s.ID, "target", s.Target)
+	if e.dryRun {
+		if status != ctl.StreamControllerWait {
+			e.dryRunDecide(s)
 		}
 		return
 	}
-	d, err := builtins.ToDecision(v)
-	if err != nil {
-		r.policy.failures++
-		r.reportFailure("policy failed (dry run)", r.policy.failures, err, "stream", s.ID, "target", s.Target)
-		return
+	if st != nil && (st.ph != phDone || st.gaveUp) {
+		st.s = s
+		return // already being decided, or given up
 	}
-	r.policy.failures = 0
-	r.log.Info("dry run: decision not applied; tor attaches the stream", "stream", s.ID, "target", s.Target, "decision", d.String())
+	if st == nil {
+		st = &pstream{s: s}
+		e.streams[s.ID] = st
+	} else {
+		st.s, st.ph = s, phDeciding
+	}
+	e.decide(st)
 }
 
-// decide asks the policy about a stream and applies its answer.
-func (r *Runtime) decide(st *pstream) {
-	ps := r.policy
-	if ps == nil || r.exiting || ps.streams[st.s.ID] != st || st.ph != phDeciding {
+// detached asks the policy again about a stream whose circuit failed it.
+func (e *policyEngine) detached(ev *ctl.StreamEvent, s *ctl.Stream, st *pstream) {
+	if e.dryRun || st != nil && st.gaveUp {
 		return
 	}
-	if internalPurpose(st.s.Purpose) && !ps.p.AllStreams {
-		r.apply(st, builtins.Attach{Circuit: "0"})
+	if st == nil {
+		st = &pstream{s: s}
+		e.streams[s.ID] = st
+	}
+	failed := st.circ
+	if failed == "" || failed == "0" {
+		failed = ev.Stream.CircuitID
+	}
+	if failed != "" && failed != "0" {
+		st.failed = append(st.failed, failed)
+	}
+	e.unwait(st)
+	st.s, st.ph, st.circ = s, phDeciding, ""
+	e.log.Debug("stream detached; asking the policy again", "stream", s.ID, "circuit", failed, "reason", ev.Stream.Reason, "remote_reason", ev.Stream.RemoteReason)
+	e.decide(st)
+}
+
+func (e *policyEngine) dryRunDecide(s *ctl.Stream) {
+	if internalPurpose(s.Purpose) && !e.p.AllStreams {
 		return
 	}
-	st.asks++
-	if st.asks > maxAsks {
-		r.log.Warn("the policy was asked about a stream too often (another controller may be attaching it); on_error applies and the stream is left alone from now on", "stream", st.s.ID, "target", st.s.Target, "failed_circuits", strings.Join(st.failed, ","))
-		st.gaveUp = true
-		r.apply(st, ps.p.OnError)
-		return
-	}
-	v, err := r.call(ps.p.Fn, starlark.Tuple{&builtins.Stream{S: st.s, Failed: st.failed, Host: (*host)(r)}})
+	v, err := e.env.call(e.p.Fn, starlark.Tuple{e.env.streamValue(s, nil)})
 	var d builtins.Decision
 	if err == nil {
 		d, err = builtins.ToDecision(v)
 	}
 	if err != nil {
-		if r.exitRequested(err) {
-			return // shutdown applies on_error to it
-		}
-		ps.failures++
-		r.reportFailure("policy failed; on_error applies", ps.failures, err, "stream", st.s.ID, "target", st.s.Target, "on_error", ps.p.OnError.String())
-		if r.fatal == nil && ps.streams[st.s.ID] == st {
-			r.apply(st, ps.p.OnError)
+		if !e.env.exitRequested(err) {
+			e.failures++
+			e.env.reportFailure("policy failed (dry run)", e.failures, err, "stream", s.ID, "target", s.Target)
 		}
 		return
 	}
-	ps.failures = 0
-	if ps.streams[st.s.ID] != st || st.ph != phDeciding {
+	e.failures = 0
+	e.log.Info("dry run: decision not applied; tor attaches the stream", "stream", s.ID, "target", s.Target, "decision", d.String())
+}
+
+// decide asks the policy about a stream and applies its answer.
+func (e *policyEngine) decide(st *pstream) {
+	if e.env.ending() || e.streams[st.s.ID] != st || st.ph != phDeciding {
+		return
+	}
+	if internalPurpose(st.s.Purpose) && !e.p.AllStreams {
+		e.apply(st, builtins.Attach{Circuit: "0"})
+		return
+	}
+	st.asks++
+	if st.asks > maxAsks {
+		e.log.Warn("the policy was asked about a stream too often (another controller may be attaching it); on_error applies and the stream is left alone from now on", "stream", st.s.ID, "target", st.s.Target, "failed_circuits", strings.Join(st.failed, ","))
+		st.gaveUp = true
+		e.apply(st, e.p.OnError)
+		return
+	}
+	v, err := e.env.call(e.p.Fn, starlark.Tuple{e.env.streamValue(st.s, st.failed)})
+	var d builtins.Decision
+	if err == nil {
+		d, err = builtins.ToDecision(v)
+	}
+	if err != nil {
+		if e.env.exitRequested(err) {
+			return // the end applies on_error to it
+		}
+		e.failures++
+		e.env.reportFailure("policy failed; on_error applies", e.failures, err, "stream", st.s.ID, "target", st.s.Target, "on_error", e.p.OnError.String())
+		if !e.env.broken() && e.streams[st.s.ID] == st {
+			e.apply(st, e.p.OnError)
+		}
+		return
+	}
+	e.failures = 0
+	if e.streams[st.s.ID] != st || st.ph != phDeciding {
 		return // the policy handled it itself (tor.attach_stream) or it ended
 	}
-	if r.log.Enabled(r.ctx, -4) {
-		r.log.Debug("decision", "stream", st.s.ID, "target", st.s.Target, "decision", d.String())
+	if e.log.Enabled(context.Background(), slog.LevelDebug) {
+		e.log.Debug("decision", "stream", st.s.ID, "target", st.s.Target, "decision", d.String())
 	}
-	r.apply(st, d)
+	e.apply(st, d)
 }
 
 // apply carries out a decision.
-func (r *Runtime) apply(st *pstream, d builtins.Decision) {
+func (e *policyEngine) apply(st *pstream, d builtins.Decision) {
 	switch d := d.(type) {
 	case builtins.Attach:
-		if d.Circuit != "0" {
-			if why := r.onlyTor(st); why != "" {
-				r.log.Debug("only tor can carry this stream; it goes to tor", "stream", st.s.ID, "target", st.s.Target, "why", why, "circuit", d.Circuit)
-				d = builtins.Attach{Circuit: "0"}
-			} else if why := r.wrongExit(st, d.Circuit); why != "" {
-				r.log.Warn("stream closed: the policy's circuit cannot carry it", "stream", st.s.ID, "target", st.s.Target, "why", why)
-				r.apply(st, builtins.Close{Reason: ctl.RelayEndMisc})
-				return
-			}
-		}
-		if d.Circuit != "0" {
-			if c := r.state.circs[d.Circuit]; c != nil && c.Status != ctl.CircBuilt {
-				r.waitCircuit(st, d.Circuit, d.Hop)
-				return
-			}
-		}
-		r.sendAttach(st, d.Circuit, d.Hop)
+		e.attach(st, d)
 	case builtins.Close:
-		r.unwait(st)
+		e.unwait(st)
 		st.ph = phSent
-		line, err := ctl.CloseStreamLine(st.s.ID, d.Reason)
+		cmd, err := ctl.CloseStreamCommand(st.s.ID, d.Reason)
 		if err != nil {
-			r.log.Error("close stream", "stream", st.s.ID, "err", err)
+			e.log.Error("close stream", "stream", st.s.ID, "err", err)
 			return
 		}
-		r.send(line, func(err error) {
+		e.env.send(cmd, func(err error) {
 			if ctl.ErrorCode(err) == ctl.CodeUnrecognized {
-				r.policyForget(st.s.ID) // gone already
+				e.forget(st.s.ID) // gone already
 				return
 			}
-			r.log.Warn("CLOSESTREAM failed", "stream", st.s.ID, "err", err)
+			e.log.Warn("CLOSESTREAM failed", "stream", st.s.ID, "err", err)
 		})
 	case builtins.Redirect:
-		line, err := ctl.RedirectStreamLine(st.s.ID, d.Host, d.Port)
+		cmd, err := ctl.RedirectStreamCommand(st.s.ID, d.Host, d.Port)
 		if err != nil {
-			r.log.Error("redirect stream", "stream", st.s.ID, "err", err)
-			r.apply(st, r.policy.p.OnError)
+			e.log.Error("redirect stream", "stream", st.s.ID, "err", err)
+			e.apply(st, e.p.OnError)
 			return
 		}
-		r.send(line, func(err error) {
-			r.log.Warn("REDIRECTSTREAM failed", "stream", st.s.ID, "err", err)
+		e.env.send(cmd, func(err error) {
+			e.log.Warn("REDIRECTSTREAM failed", "stream", st.s.ID, "err", err)
 		})
 		st.redirect = d.Host
-		r.apply(st, d.Then)
+		e.apply(st, d.Then)
 	case builtins.Hold:
-		r.unwait(st)
+		e.unwait(st)
 		st.ph = phHeld
-		st.deadline = time.Now().Add(r.policy.p.Timeout)
-		r.policy.waiting[st] = struct{}{}
+		st.deadline = e.now().Add(e.p.Timeout)
+		e.waiting[st] = struct{}{}
 	}
 }
 
+// attach carries out an Attach: to tor when only tor can carry the
+// stream, closed when the circuit leaves through another exit than the
+// one the stream names, after the circuit is built when it is not yet.
+func (e *policyEngine) attach(st *pstream, d builtins.Attach) {
+	if d.Circuit != "0" {
+		if why := e.onlyTor(st); why != "" {
+			e.log.Debug("only tor can carry this stream; it goes to tor", "stream", st.s.ID, "target", st.s.Target, "why", why, "circuit", d.Circuit)
+			d = builtins.Attach{Circuit: "0"}
+		} else if why := e.wrongExit(st, d.Circuit); why != "" {
+			e.log.Warn("stream closed: the policy's circuit cannot carry it", "stream", st.s.ID, "target", st.s.Target, "why", why)
+			e.apply(st, builtins.Close{Reason: ctl.RelayEndMisc})
+			return
+		}
+	}
+	if d.Circuit != "0" {
+		if c := e.env.circuit(d.Circuit); c != nil && c.Status != ctl.CircBuilt {
+			e.waitCircuit(st, d.Circuit, d.Hop)
+			return
+		}
+	}
+	e.sendAttach(st, d.Circuit, d.Hop)
+}
+
+// onlyTor says why a stream cannot ride a circuit of ours and must go to
+// tor, or "": an onion service's stream rides a rendezvous circuit that
+// tor builds itself (ATTACHSTREAM to any other circuit fails with 551).
+func (e *policyEngine) onlyTor(st *pstream) string {
+	if strings.HasSuffix(streamHost(st), ".onion") {
+		return "an onion service: tor builds its rendezvous circuit"
+	}
+	return ""
+}
+
+// streamHost is where a stream goes now: its target, or where a
+// REDIRECTSTREAM sent it; lower case, without a trailing dot.
+func streamHost(st *pstream) string {
+	host := st.s.TargetHost
+	if st.redirect != "" {
+		host = st.redirect
+	}
+	return strings.ToLower(strings.TrimSuffix(host, "."))
+}
+
+// wrongExit says why circ cannot carry a HOST.RELAY.exit stream, or "":
+// the user named the exit, and circ, built, leaves through another. Tor
+// 0.4.9 does not carry such a name itself (a stream it is handed fails
+// with TORPROTOCOL), so the stream is closed rather than sent out of an
+// exit the user did not choose.
+func (e *policyEngine) wrongExit(st *pstream, circ string) string {
+	name, ok := strings.CutSuffix(streamHost(st), ".exit")
+	if !ok {
+		return ""
+	}
+	relay := strings.TrimPrefix(name[strings.LastIndexByte(name, '.')+1:], "$")
+	c := e.env.circuit(circ)
+	if c == nil || c.Status != ctl.CircBuilt || len(c.Path) == 0 || relay == "" {
+		return "" // not built yet: its exit may still be the one named
+	}
+	last := c.Path[len(c.Path)-1]
+	if strings.EqualFold(last.Nickname, relay) || strings.EqualFold(strings.TrimPrefix(last.Fingerprint, "$"), relay) {
+		return ""
+	}
+	exit := last.Nickname
+	if exit == "" {
+		exit = last.Fingerprint
+	}
+	return "the stream names exit " + relay + " (a .exit name) and circuit " + circ + " leaves through " + exit
+}
+
 // waitCircuit makes a stream wait for its circuit to be built.
-func (r *Runtime) waitCircuit(st *pstream, circ string, hop int) {
-	r.unwait(st)
-	if c := r.state.circs[circ]; c != nil && c.Status == ctl.CircBuilt {
-		r.sendAttach(st, circ, hop) // built meanwhile
+func (e *policyEngine) waitCircuit(st *pstream, circ string, hop int) {
+	e.unwait(st)
+	if c := e.env.circuit(circ); c != nil && c.Status == ctl.CircBuilt {
+		e.sendAttach(st, circ, hop) // built meanwhile
 		return
 	}
 	st.ph, st.circ, st.hop = phWaitCirc, circ, hop
-	st.deadline = time.Now().Add(r.policy.p.Timeout)
-	r.policy.waiting[st] = struct{}{}
-	r.policy.byCirc[circ] = append(r.policy.byCirc[circ], st)
+	st.deadline = e.now().Add(e.p.Timeout)
+	e.waiting[st] = struct{}{}
+	e.byCirc[circ] = append(e.byCirc[circ], st)
 }
 
 // pendingCircuit says whether a circuit may still be on its way to being
 // built: known and not built, or not seen at all and not closed lately.
-func (r *Runtime) pendingCircuit(id string) bool {
-	if c := r.state.circs[id]; c != nil {
+func (e *policyEngine) pendingCircuit(id string) bool {
+	if c := e.env.circuit(id); c != nil {
 		return c.Status != ctl.CircBuilt
 	}
-	_, closed := r.state.closed[id]
-	return !closed
+	return !e.env.circuitClosed(id)
 }
 
-func (r *Runtime) sendAttach(st *pstream, circ string, hop int) {
-	r.unwait(st)
+func (e *policyEngine) sendAttach(st *pstream, circ string, hop int) {
+	e.unwait(st)
 	st.ph, st.circ, st.hop = phSent, circ, hop
-	c := r.state.circs[circ]
+	c := e.env.circuit(circ)
 	st.sentBuilt = c != nil && c.Status == ctl.CircBuilt
-	line, err := ctl.AttachStreamLine(st.s.ID, circ, hop)
+	cmd, err := ctl.AttachStreamCommand(st.s.ID, circ, hop)
 	if err != nil {
-		r.log.Error("attach stream", "stream", st.s.ID, "circuit", circ, "err", err)
+		e.log.Error("attach stream", "stream", st.s.ID, "circuit", circ, "err", err)
 		if circ != "0" {
-			r.apply(st, r.policy.p.OnError)
+			e.apply(st, e.p.OnError)
 		}
 		return
 	}
-	r.send(line, func(err error) { r.attachFailed(st, circ, err) })
-}
-
-// send writes a command whose reply the loop need not wait for; onError
-// runs on the loop when tor refuses it.
-func (r *Runtime) send(line string, onError func(error)) {
-	if r.conn == nil {
-		return
-	}
-	err := r.conn.Send(r.ctx, line, func(_ *ctl.Reply, err error) {
-		if err == nil {
-			return
-		}
-		if ctl.ErrorCode(err) == 0 {
-			return // the connection ended; reconnecting resyncs
-		}
-		r.tasks.post(func() { onError(err) })
-	})
-	if err != nil {
-		r.log.Debug("command not sent", "line", line, "err", err)
-	}
+	e.env.send(cmd, func(err error) { e.attachFailed(st, circ, err) })
 }
 
 // attachFailed handles a refused ATTACHSTREAM: the races of a stream that
 // ended, a circuit that died, or a stream tor took back.
-func (r *Runtime) attachFailed(st *pstream, circ string, err error) {
-	ps := r.policy
-	if ps == nil || ps.streams[st.s.ID] != st || st.circ != circ || st.ph != phSent {
+func (e *policyEngine) attachFailed(st *pstream, circ string, err error) {
+	if e.streams[st.s.ID] != st || st.circ != circ || st.ph != phSent {
 		return
 	}
 	code := ctl.ErrorCode(err)
@@ -529,85 +486,83 @@ func (r *Runtime) attachFailed(st *pstream, circ string, err error) {
 		// (another controller attached it). Keep what we know of it until
 		// it closes, so that a stream fought over is asked about at most
 		// maxAsks times.
-		r.log.Debug("stream gone before it was attached", "stream", st.s.ID, "err", msg)
+		e.log.Debug("stream gone before it was attached", "stream", st.s.ID, "err", msg)
 		st.ph = phDone
 	case circ == "0":
-		r.log.Warn("tor refused to take back a stream", "stream", st.s.ID, "err", msg)
-		delete(ps.streams, st.s.ID)
-	case code == ctl.CodeInternal && !st.sentBuilt && (r.pendingCircuit(circ) || r.state.circs[circ] != nil):
+		e.log.Warn("tor refused to take back a stream", "stream", st.s.ID, "err", msg)
+		delete(e.streams, st.s.ID)
+	case code == ctl.CodeInternal && !st.sentBuilt && (e.pendingCircuit(circ) || e.env.circuit(circ) != nil):
 		// Not built yet, and its first CIRC event not seen yet (a circuit
 		// the policy has just asked for): wait for it.
-		r.waitCircuit(st, circ, st.hop)
+		e.waitCircuit(st, circ, st.hop)
 	case code == ctl.CodeUnrecognized, code == ctl.CodeInternal:
-		r.log.Info("circuit unusable for the stream; asking the policy again", "stream", st.s.ID, "circuit", circ, "err", msg)
+		e.log.Info("circuit unusable for the stream; asking the policy again", "stream", st.s.ID, "circuit", circ, "err", msg)
 		st.failed = append(st.failed, circ)
 		st.ph, st.circ = phDeciding, ""
-		r.decide(st)
+		e.decide(st)
 	default:
-		r.log.Warn("ATTACHSTREAM failed; on_error applies", "stream", st.s.ID, "circuit", circ, "err", msg)
-		r.apply(st, ps.p.OnError)
+		e.log.Warn("ATTACHSTREAM failed; on_error applies", "stream", st.s.ID, "circuit", circ, "err", msg)
+		e.apply(st, e.p.OnError)
 	}
 }
 
-// policyCircuit follows a CIRC event: streams waiting for a circuit are
+// onCircuit follows a CIRC event: streams waiting for a circuit are
 // attached when it is built and decided again when it fails.
-func (r *Runtime) policyCircuit(c *ctl.Circuit) {
-	ps := r.policy
-	if ps == nil || r.exiting {
+func (e *policyEngine) onCircuit(c *ctl.Circuit) {
+	if e.env.ending() {
 		return
 	}
-	waiters := ps.byCirc[c.ID]
+	waiters := e.byCirc[c.ID]
 	if len(waiters) == 0 {
 		return
 	}
 	switch c.Status {
 	case ctl.CircBuilt:
-		delete(ps.byCirc, c.ID)
+		delete(e.byCirc, c.ID)
 		for _, st := range waiters {
 			if st.ph == phWaitCirc && st.circ == c.ID {
-				r.sendAttach(st, c.ID, st.hop)
+				e.sendAttach(st, c.ID, st.hop)
 			}
 		}
 	case ctl.CircFailed, ctl.CircClosed:
-		delete(ps.byCirc, c.ID)
+		delete(e.byCirc, c.ID)
 		for _, st := range waiters {
 			if st.ph == phWaitCirc && st.circ == c.ID {
-				delete(ps.waiting, st)
+				delete(e.waiting, st)
 				st.failed = append(st.failed, c.ID)
 				st.ph, st.circ = phDeciding, ""
-				r.decide(st)
+				e.decide(st)
 			}
 		}
 	}
 }
 
 // unwait takes a stream off the waiting lists.
-func (r *Runtime) unwait(st *pstream) {
-	ps := r.policy
-	delete(ps.waiting, st)
-	if st.ph == phWaitCirc {
-		l := ps.byCirc[st.circ]
-		for i, x := range l {
-			if x == st {
-				l = append(l[:i], l[i+1:]...)
-				break
-			}
+func (e *policyEngine) unwait(st *pstream) {
+	delete(e.waiting, st)
+	if st.ph != phWaitCirc {
+		return
+	}
+	l := e.byCirc[st.circ]
+	for i, x := range l {
+		if x == st {
+			l = append(l[:i], l[i+1:]...)
+			break
 		}
-		if len(l) == 0 {
-			delete(ps.byCirc, st.circ)
-		} else {
-			ps.byCirc[st.circ] = l
-		}
+	}
+	if len(l) == 0 {
+		delete(e.byCirc, st.circ)
+	} else {
+		e.byCirc[st.circ] = l
 	}
 }
 
-// policySweep applies on_error to streams that waited past the timeout.
-func (r *Runtime) policySweep(now time.Time) {
-	ps := r.policy
-	if ps == nil || r.exiting {
+// sweep applies on_error to streams that waited past the timeout.
+func (e *policyEngine) sweep(now time.Time) {
+	if e.env.ending() {
 		return
 	}
-	for st := range ps.waiting {
+	for st := range e.waiting {
 		if now.Before(st.deadline) {
 			continue
 		}
@@ -615,146 +570,60 @@ func (r *Runtime) policySweep(now time.Time) {
 		if st.ph == phWaitCirc {
 			what = "waiting for circuit " + st.circ
 		}
-		r.log.Warn("stream waited longer than the policy timeout; on_error applies", "stream", st.s.ID, "target", st.s.Target, "was", what, "timeout", ps.p.Timeout, "on_error", ps.p.OnError.String())
-		r.apply(st, ps.p.OnError)
+		e.log.Warn("stream waited longer than the policy timeout; on_error applies", "stream", st.s.ID, "target", st.s.Target, "was", what, "timeout", e.p.Timeout, "on_error", e.p.OnError.String())
+		e.apply(st, e.p.OnError)
 	}
 }
 
-// policyForget is called when the script attached or closed a stream
-// itself.
-func (r *Runtime) policyForget(id string) {
-	ps := r.policy
-	if ps == nil {
-		return
-	}
-	if st := ps.streams[id]; st != nil {
-		r.unwait(st)
+// forget is called when the script attached or closed a stream itself.
+func (e *policyEngine) forget(id string) {
+	if st := e.streams[id]; st != nil {
+		e.unwait(st)
 		st.ph = phDone
 	}
 }
 
-// policyPending records the new streams among events left unhandled when
-// the script ends, so that shutdown decides them.
-func (r *Runtime) policyPending(evs []ctl.Event) {
-	ps := r.policy
-	if ps == nil || ps.dryRun {
+// pending records the new streams among events left unhandled when the
+// script ends, so that the end decides them.
+func (e *policyEngine) pending(evs []ctl.Event) {
+	if e.dryRun {
 		return
 	}
 	for _, ev := range evs {
-		e, ok := ev.(*ctl.StreamEvent)
+		se, ok := ev.(*ctl.StreamEvent)
 		if !ok {
 			continue
 		}
-		switch e.Stream.Status {
+		switch se.Stream.Status {
 		case ctl.StreamNew, ctl.StreamNewResolve, ctl.StreamControllerWait, ctl.StreamDetached:
-			if st := ps.streams[e.Stream.ID]; st == nil || st.ph == phDone {
-				ps.streams[e.Stream.ID] = &pstream{s: &e.Stream}
+			if st := e.streams[se.Stream.ID]; st == nil || st.ph == phDone {
+				e.streams[se.Stream.ID] = &pstream{s: &se.Stream}
 			}
 		case ctl.StreamClosed, ctl.StreamFailed:
-			delete(ps.streams, e.Stream.ID)
+			delete(e.streams, se.Stream.ID)
 		}
 	}
 }
 
-// policyShutdown hands back every stream the policy holds (or closes it,
-// per on_error), and restores __LeaveStreamsUnattached.
-func (r *Runtime) policyShutdown(ctx context.Context) {
-	ps := r.policy
-	if ps == nil || ps.dryRun || r.conn == nil {
-		return
-	}
-	// From here on tor attaches new streams itself (unless another
-	// controller had set it).
-	if ps.setLeave {
-		if r.restoreLeave(ctx, ps) == nil {
-			ps.setLeave = false
-		}
-	}
-	// Events still queued may announce streams that wait for us.
-	if evs, _ := r.conn.EventBatch(nil); len(evs) > 0 {
-		for _, ev := range evs {
-			if e, ok := ev.(*ctl.StreamEvent); ok {
-				r.state.stream(&e.Stream)
-			}
-		}
-		r.policyPending(evs)
-	}
-	var wg sync.WaitGroup
-	do := func(line string) {
-		wg.Add(1)
-		err := r.conn.Send(ctx, line, func(_ *ctl.Reply, err error) {
-			if err != nil {
-				if code := ctl.ErrorCode(err); code != ctl.CodeUnrecognized && code != ctl.CodeUnmanaged {
-					r.log.Warn("handing back a stream failed", "command", line, "err", err)
-				}
-			}
-			wg.Done()
-		})
-		if err != nil {
-			wg.Done()
-		}
-	}
-	handled := map[string]bool{}
-	n := 0
-	for id, st := range ps.streams {
+// handBack is what the end of the policy sends for the streams it still
+// holds: each goes back to tor, or is closed when on_error says close.
+func (e *policyEngine) handBack() (cmds []ctl.Command, ids map[string]bool) {
+	ids = map[string]bool{}
+	for id, st := range e.streams {
 		if st.ph == phDone || st.ph == phSent {
 			continue
 		}
-		handled[id] = true
-		n++
-		var line string
+		var cmd ctl.Command
 		var err error
-		if c, ok := ps.p.OnError.(builtins.Close); ok {
-			line, err = ctl.CloseStreamLine(id, c.Reason)
+		if c, ok := e.p.OnError.(builtins.Close); ok {
+			cmd, err = ctl.CloseStreamCommand(id, c.Reason)
 		} else {
-			line, err = ctl.AttachStreamLine(id, "0", 0)
+			cmd, err = ctl.AttachStreamCommand(id, "0", 0)
 		}
 		if err == nil {
-			do(line)
+			ids[id] = true
+			cmds = append(cmds, cmd)
 		}
 	}
-	// Streams that arrived after the last event we read still wait for a
-	// controller: hand them to tor, unless another controller had the
-	// setting before us.
-	if ps.oldLeave != "1" {
-		if streams, err := r.conn.Streams(ctx); err == nil {
-			for i := range streams {
-				s := &streams[i]
-				if waitingForController(s) && !handled[s.ID] {
-					if line, err := ctl.AttachStreamLine(s.ID, "0", 0); err == nil {
-						n++
-						do(line)
-					}
-				}
-			}
-		}
-	}
-	wg.Wait()
-	if n > 0 {
-		r.log.Info("streams handed back at exit", "streams", n, "on_error", ps.p.OnError.String())
-	}
-	if len(ps.maps) > 0 {
-		r.unmap(ctx, ps.maps)
-	}
+	return cmds, ids
 }
-
-// unmap removes address mappings (MAPADDRESS addr=addr).
-func (r *Runtime) unmap(ctx context.Context, pairs []ctl.AddrMap) {
-	undo := make([]ctl.AddrMap, len(pairs))
-	for i, p := range pairs {
-		undo[i] = ctl.AddrMap{From: p.From, To: p.From}
-	}
-	if _, err := r.conn.MapAddress(ctx, undo...); err != nil {
-		r.log.Warn("could not remove address mappings", "err", err)
-		return
-	}
-	addrs := make([]string, len(pairs))
-	for i, p := range pairs {
-		addrs[i] = p.From
-	}
-	r.record(ctx, owner.Entry{Op: "unmap", Addrs: addrs})
-}
-
-type errString string
-
-func (e errString) Error() string { return string(e) }

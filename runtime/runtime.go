@@ -105,7 +105,7 @@ type Runtime struct {
 	extraEvents map[string][]string   // events a Session asked for, by owner
 	subs        string                // the SETEVENTS argument in effect
 	timers      map[*timer]struct{}
-	policy      *policyState
+	policy      *policyEngine
 	state       *liveState
 	maps        []mapping
 

@@ -51,11 +51,11 @@ func baselineController(ctx context.Context, addr string) error {
 				if !isStream || se.Status != ctl.StreamNew || se.TargetPort != 80 {
 					continue
 				}
-				line, err := ctl.AttachStreamLine(se.ID, "1", 0)
+				cmd, err := ctl.AttachStreamCommand(se.ID, "1", 0)
 				if err != nil {
 					return err
 				}
-				if err := conn.Send(ctx, line, func(*ctl.Reply, error) {}); err != nil {
+				if err := conn.Start(ctx, cmd, func(*ctl.Reply, error) {}); err != nil {
 					return err
 				}
 			}

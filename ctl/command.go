@@ -1,0 +1,63 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+)
+
+// errEmptyCommand is Start's answer to a zero Command, which no
+// constructor returns.
+var errEmptyCommand = errors.New("ctl: empty command")
+
+// A Command is one command line, built once by a constructor that checked
+// every argument (AttachStreamCommand, RedirectStreamCommand,
+// CloseStreamCommand), ready to be sent without waiting by Conn.Start. Its
+// line is not split or checked again on the way out, except by the check
+// installed with SetCheck, which reads the final line on every path (typed
+// commands, Start, Do and Raw alike).
+type Command struct {
+	line string
+}
+
+// String is the command line, without CRLF.
+func (c Command) String() string { return c.line }
+
+// command finishes the line when every argument passed.
+func (l *cmdLine) command() (Command, error) {
+	if l.err != nil {
+		return Command{}, l.err
+	}
+	return Command{line: l.b.String()}, nil
+}
+
+// AttachStreamCommand is the command AttachStream sends, for Start.
+func AttachStreamCommand(stream, circuit string, hop int) (Command, error) {
+	return attachStreamLine(stream, circuit, hop).command()
+}
+
+// RedirectStreamCommand is the command RedirectStream sends, for Start.
+func RedirectStreamCommand(stream, addr string, port int) (Command, error) {
+	return redirectStreamLine(stream, addr, port).command()
+}
+
+// CloseStreamCommand is the command CloseStream sends, for Start.
+func CloseStreamCommand(stream string, reason RelayEndReason, flags ...string) (Command, error) {
+	return closeStreamLine(stream, reason, flags).command()
+}
+
+// Start writes cmd and returns without waiting for its reply: done is
+// called with the reply (and an *Error for a 4yz or 5yz reply) from the
+// connection's reader goroutine, or with the error that ended the
+// connection. done must not block. If Start returns an error, done is
+// never called. ctx bounds only the wait to write.
+func (c *Conn) Start(ctx context.Context, cmd Command, done func(*Reply, error)) error {
+	if cmd.line == "" {
+		return errEmptyCommand
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+		defer cancel()
+	}
+	return c.write(ctx, cmd.line, "", false, &pending{cb: done})
+}
