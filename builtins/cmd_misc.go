@@ -24,13 +24,18 @@ func (t *torMod) simple(thread *starlark.Thread, b *starlark.Builtin, args starl
 	return starlark.None, nil
 }
 
-// runtimeCommands are the commands the runtime owns, which tor.raw refuses.
+// runtimeCommands are the commands the runtime owns, which tor.raw
+// refuses, and why.
 var runtimeCommands = map[string]string{
-	"SETEVENTS":     "the runtime subscribes to the events tor.on handlers need",
+	"SETEVENTS":     "the runtime subscribes to the events tor.on handlers and the policy need; a script's SETEVENTS would strand them",
 	"AUTHENTICATE":  "the runtime authenticates",
 	"AUTHCHALLENGE": "the runtime authenticates",
 	"QUIT":          "the runtime closes the connection when the script ends",
 }
+
+// RuntimeCommand says why the command keyword (as ctl.CommandLine.Name
+// gives it) is the runtime's to send, or "" when a script may send it.
+func RuntimeCommand(keyword string) string { return runtimeCommands[keyword] }
 
 // signalDoc is the docstring of tor.signal, which lists ctl's signals.
 func signalDoc() string {

@@ -105,25 +105,17 @@ func (g *grants) needs(line string) ([]string, error) {
 // knows no other command with a '+'.
 var multiLine = map[string]bool{"LOADCONF": true, "POSTDESCRIPTOR": true, "HSPOST": true}
 
-// runtimeCommands are the commands the runtime owns: no script line may
-// send them (control_cmd.c reads the keyword exactly as
-// ctl.ParseCommandLine does, so "SETEVENTS\tCIRC" is SETEVENTS too).
-var runtimeCommands = map[string]string{
-	"SETEVENTS":     "the runtime subscribes to the events tor.on handlers and the policy need; a script's SETEVENTS would strand them",
-	"AUTHENTICATE":  "the runtime authenticates",
-	"AUTHCHALLENGE": "the runtime authenticates",
-	"QUIT":          "the runtime closes the connection when the script ends",
-}
-
 // RuntimeCommand says why a command line is the runtime's to send, or ""
-// when a script may send it. A line ctl.ParseCommandLine refuses is
-// reported with its error.
+// when a script may send it (builtins.RuntimeCommand: control_cmd.c reads
+// the keyword exactly as ctl.ParseCommandLine does, so "SETEVENTS\tCIRC"
+// is SETEVENTS too). A line ctl.ParseCommandLine refuses is reported with
+// its error.
 func RuntimeCommand(line string) (string, error) {
 	cl, err := ctl.ParseCommandLine(line)
 	if err != nil {
 		return "", err
 	}
-	return runtimeCommands[cl.Name()], nil
+	return builtins.RuntimeCommand(cl.Name()), nil
 }
 
 // grantsFor lists the grants a command line needs, reading it as tor does
