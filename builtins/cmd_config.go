@@ -11,47 +11,47 @@ import (
 	"go.starlark.net/starlark"
 )
 
-func addConfigCommands(m *module, h Host) {
-	m.fn("get_conf", `get_conf(key, *keys) -> value or dict
+const docGetConf = `get_conf(key, *keys) -> value or dict
 GETCONF: with one key, its value: a str; None when the option has no value
 (unset, or at a default tor does not write); a list of str when tor sent
 several lines for it (SocksPort, Log, ...). With several keys, a dict of each
 key, as given, to its value. A virtual key such as "HiddenServiceOptions"
 gives a list of (key, value) pairs in tor's order.
   tor.get_conf("SocksPort")               # "9050", or ["9050", "9150"]
-  tor.get_conf("ExitNodes", "StrictNodes")  # {"ExitNodes": None, "StrictNodes": "0"}`,
-		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			if err := noKwargs(b, kwargs); err != nil {
-				return nil, err
-			}
-			if len(args) == 0 {
-				return nil, fmt.Errorf("%s: want at least one key", b.Name())
-			}
-			keys, err := stringArgs(b, args, "key")
-			if err != nil {
-				return nil, err
-			}
-			keys = dedupFold(keys)
-			c, err := conn(h, b)
-			if err != nil {
-				return nil, err
-			}
-			entries, err := c.GetConf(Context(thread), keys...)
-			if err != nil {
-				return nil, failed(b, err)
-			}
-			groups := groupConf(keys, entries)
-			if len(keys) == 1 {
-				return confValue(keys[0], groups[0]), nil
-			}
-			d := starlark.NewDict(len(keys))
-			for i, k := range keys {
-				d.SetKey(starlark.String(k), confValue(k, groups[i]))
-			}
-			return d, nil
-		})
+  tor.get_conf("ExitNodes", "StrictNodes")  # {"ExitNodes": None, "StrictNodes": "0"}`
 
-	m.fn("set_conf", `set_conf(mapping=None, **kwargs)
+func (t *torMod) getConf(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := noKwargs(b, kwargs); err != nil {
+		return nil, err
+	}
+	if len(args) == 0 {
+		return nil, fmt.Errorf("%s: want at least one key", b.Name())
+	}
+	keys, err := stringArgs(b, args, "key")
+	if err != nil {
+		return nil, err
+	}
+	keys = dedupFold(keys)
+	c, err := t.conn(b)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := c.GetConf(Context(thread), keys...)
+	if err != nil {
+		return nil, failed(b, err)
+	}
+	groups := groupConf(keys, entries)
+	if len(keys) == 1 {
+		return confValue(keys[0], groups[0]), nil
+	}
+	d := starlark.NewDict(len(keys))
+	for i, k := range keys {
+		d.SetKey(starlark.String(k), confValue(k, groups[i]))
+	}
+	return d, nil
+}
+
+const docSetConf = `set_conf(mapping=None, **kwargs)
 SETCONF: sets options as if tor had read them from its torrc, all or none.
 Give them as a dict, as keyword arguments, or both (the dict's first):
   tor.set_conf(ExitNodes="{de},{nl}", StrictNodes=True)
@@ -59,125 +59,128 @@ Give them as a dict, as keyword arguments, or both (the dict's first):
 A value is a str, an int, a bool (1 or 0), a time.duration or a list of
 them: a list sends the key once per value, in order, which replaces all of
 its old values. None or "" sends the bare key, which tor reads as "clear to
-0 or empty"; use reset_conf for the default.`,
-		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			if len(args) > 1 {
-				return nil, fmt.Errorf("%s: got %d positional arguments, want at most 1 (a dict)", b.Name(), len(args))
-			}
-			// mapping may be given by name; no tor option is called that.
-			for i, kv := range kwargs {
-				if kv[0] == starlark.String("mapping") {
-					if len(args) > 0 {
-						return nil, fmt.Errorf("%s: got multiple values for parameter \"mapping\"", b.Name())
-					}
-					args = starlark.Tuple{kv[1]}
-					kwargs = append(kwargs[:i:i], kwargs[i+1:]...)
-					break
-				}
-			}
-			var entries []ctl.ConfEntry
-			if len(args) == 1 && args[0] != starlark.None {
-				d, ok := args[0].(*starlark.Dict)
-				if !ok {
-					return nil, fmt.Errorf("%s: mapping: got %s, want dict", b.Name(), args[0].Type())
-				}
-				for _, kv := range d.Items() {
-					k, ok := starlark.AsString(kv[0])
-					if !ok {
-						return nil, fmt.Errorf("%s: mapping: got %s key, want string", b.Name(), kv[0].Type())
-					}
-					e, err := confEntries(k, kv[1])
-					if err != nil {
-						return nil, failed(b, err)
-					}
-					entries = append(entries, e...)
-				}
-			}
-			kw, err := kwargEntries(kwargs)
-			if err != nil {
-				return nil, failed(b, err)
-			}
-			entries = append(entries, kw...)
-			if len(entries) == 0 {
-				return nil, fmt.Errorf("%s: no options given", b.Name())
-			}
-			c, err := conn(h, b)
-			if err != nil {
-				return nil, err
-			}
-			if err := c.SetConf(Context(thread), entries...); err != nil {
-				return nil, failed(b, err)
-			}
-			return starlark.None, nil
-		})
+0 or empty"; use reset_conf for the default.`
 
-	m.fn("reset_conf", `reset_conf(*keys, **kwargs)
+func (t *torMod) setConf(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if len(args) > 1 {
+		return nil, fmt.Errorf("%s: got %d positional arguments, want at most 1 (a dict)", b.Name(), len(args))
+	}
+	// mapping may be given by name; no tor option is called that.
+	for i, kv := range kwargs {
+		if kv[0] == starlark.String("mapping") {
+			if len(args) > 0 {
+				return nil, fmt.Errorf("%s: got multiple values for parameter \"mapping\"", b.Name())
+			}
+			args = starlark.Tuple{kv[1]}
+			kwargs = append(kwargs[:i:i], kwargs[i+1:]...)
+			break
+		}
+	}
+	var entries []ctl.ConfEntry
+	if len(args) == 1 && args[0] != starlark.None {
+		d, ok := args[0].(*starlark.Dict)
+		if !ok {
+			return nil, fmt.Errorf("%s: mapping: got %s, want dict", b.Name(), args[0].Type())
+		}
+		for _, kv := range d.Items() {
+			k, ok := starlark.AsString(kv[0])
+			if !ok {
+				return nil, fmt.Errorf("%s: mapping: got %s key, want string", b.Name(), kv[0].Type())
+			}
+			e, err := confEntries(k, kv[1])
+			if err != nil {
+				return nil, failed(b, err)
+			}
+			entries = append(entries, e...)
+		}
+	}
+	kw, err := kwargEntries(kwargs)
+	if err != nil {
+		return nil, failed(b, err)
+	}
+	entries = append(entries, kw...)
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("%s: no options given", b.Name())
+	}
+	c, err := t.conn(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.SetConf(Context(thread), entries...); err != nil {
+		return nil, failed(b, err)
+	}
+	return starlark.None, nil
+}
+
+const docResetConf = `reset_conf(*keys, **kwargs)
 RESETCONF: sets each key back to its default, and each keyword argument to
 its default and then to its value (as in set_conf).
   tor.reset_conf("ExitNodes", "StrictNodes")
-  tor.reset_conf(SocksPort="9150")`,
-		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			keys, err := stringArgs(b, args, "key")
-			if err != nil {
-				return nil, err
-			}
-			entries := make([]ctl.ConfEntry, 0, len(keys)+len(kwargs))
-			for _, k := range keys {
-				entries = append(entries, ctl.ConfEntry{Key: k})
-			}
-			kw, err := kwargEntries(kwargs)
-			if err != nil {
-				return nil, failed(b, err)
-			}
-			entries = append(entries, kw...)
-			if len(entries) == 0 {
-				return nil, fmt.Errorf("%s: no options given", b.Name())
-			}
-			c, err := conn(h, b)
-			if err != nil {
-				return nil, err
-			}
-			if err := c.ResetConf(Context(thread), entries...); err != nil {
-				return nil, failed(b, err)
-			}
-			return starlark.None, nil
-		})
+  tor.reset_conf(SocksPort="9150")`
 
-	m.fn("save_conf", `save_conf(force=False)
+func (t *torMod) resetConf(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	keys, err := stringArgs(b, args, "key")
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]ctl.ConfEntry, 0, len(keys)+len(kwargs))
+	for _, k := range keys {
+		entries = append(entries, ctl.ConfEntry{Key: k})
+	}
+	kw, err := kwargEntries(kwargs)
+	if err != nil {
+		return nil, failed(b, err)
+	}
+	entries = append(entries, kw...)
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("%s: no options given", b.Name())
+	}
+	c, err := t.conn(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.ResetConf(Context(thread), entries...); err != nil {
+		return nil, failed(b, err)
+	}
+	return starlark.None, nil
+}
+
+const docSaveConf = `save_conf(force=False)
 SAVECONF: makes tor write its configuration to its torrc. Tor refuses (551)
-when the torrc uses %include, unless force is set.`,
-		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			var force bool
-			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "force?", &force); err != nil {
-				return nil, err
-			}
-			c, err := conn(h, b)
-			if err != nil {
-				return nil, err
-			}
-			if err := c.SaveConf(Context(thread), force); err != nil {
-				return nil, failed(b, err)
-			}
-			return starlark.None, nil
-		})
+when the torrc uses %include, unless force is set.`
 
-	m.fn("load_conf", `load_conf(text)
+func (t *torMod) saveConf(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var force bool
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "force?", &force); err != nil {
+		return nil, err
+	}
+	c, err := t.conn(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.SaveConf(Context(thread), force); err != nil {
+		return nil, failed(b, err)
+	}
+	return starlark.None, nil
+}
+
+const docLoadConf = `load_conf(text)
 LOADCONF: makes tor load text as the whole of its torrc, as if it had read
-it from disk: options it does not name go back to their defaults.`,
-		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			var text string
-			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "text", &text); err != nil {
-				return nil, err
-			}
-			c, err := conn(h, b)
-			if err != nil {
-				return nil, err
-			}
-			if err := c.LoadConf(Context(thread), text); err != nil {
-				return nil, failed(b, err)
-			}
-			return starlark.None, nil
-		})
+it from disk: options it does not name go back to their defaults.`
+
+func (t *torMod) loadConf(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var text string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "text", &text); err != nil {
+		return nil, err
+	}
+	c, err := t.conn(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.LoadConf(Context(thread), text); err != nil {
+		return nil, failed(b, err)
+	}
+	return starlark.None, nil
 }
 
 // dedupFold drops keys equal, without regard to case, to an earlier one.

@@ -9,48 +9,47 @@ import (
 )
 
 // conn is the connection for a builtin, or an error naming it.
-func conn(h Host, b *starlark.Builtin) (*ctl.Conn, error) {
-	c, err := h.Conn()
+func (t *torMod) conn(b *starlark.Builtin) (*ctl.Conn, error) {
+	c, err := t.h.Conn()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	return c, nil
 }
 
-func addInfoCommands(m *module, h Host) {
-	m.fn("get_info", `get_info(key, *keys) -> str or dict
+const docGetInfo = `get_info(key, *keys) -> str or dict
 GETINFO: with one key, its value; with several, a dict of key to value.
-tor.get_info("version"), tor.get_info("circuit-status", "stream-status").`,
-		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			if len(kwargs) > 0 {
-				return nil, fmt.Errorf("%s: unexpected keyword argument %s", b.Name(), kwargs[0][0])
-			}
-			if len(args) == 0 {
-				return nil, fmt.Errorf("%s: want at least one key", b.Name())
-			}
-			keys := make([]string, len(args))
-			for i, a := range args {
-				s, ok := starlark.AsString(a)
-				if !ok {
-					return nil, fmt.Errorf("%s: key %d: got %s, want string", b.Name(), i+1, a.Type())
-				}
-				keys[i] = s
-			}
-			c, err := conn(h, b)
-			if err != nil {
-				return nil, err
-			}
-			vals, err := c.GetInfo(Context(thread), keys...)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", b.Name(), err)
-			}
-			if len(keys) == 1 {
-				return starlark.String(vals[keys[0]]), nil
-			}
-			d := starlark.NewDict(len(keys))
-			for _, k := range keys {
-				d.SetKey(starlark.String(k), starlark.String(vals[k]))
-			}
-			return d, nil
-		})
+tor.get_info("version"), tor.get_info("circuit-status", "stream-status").`
+
+func (t *torMod) getInfo(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if len(kwargs) > 0 {
+		return nil, fmt.Errorf("%s: unexpected keyword argument %s", b.Name(), kwargs[0][0])
+	}
+	if len(args) == 0 {
+		return nil, fmt.Errorf("%s: want at least one key", b.Name())
+	}
+	keys := make([]string, len(args))
+	for i, a := range args {
+		s, ok := starlark.AsString(a)
+		if !ok {
+			return nil, fmt.Errorf("%s: key %d: got %s, want string", b.Name(), i+1, a.Type())
+		}
+		keys[i] = s
+	}
+	c, err := t.conn(b)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := c.GetInfo(Context(thread), keys...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	if len(keys) == 1 {
+		return starlark.String(vals[keys[0]]), nil
+	}
+	d := starlark.NewDict(len(keys))
+	for _, k := range keys {
+		d.SetKey(starlark.String(k), starlark.String(vals[k]))
+	}
+	return d, nil
 }

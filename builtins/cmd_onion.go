@@ -127,8 +127,7 @@ func (a *onionClientAuth) Unpack(v starlark.Value) error {
 	return nil
 }
 
-func addOnionCommands(m *module, h Host) {
-	m.fn("add_onion", `add_onion(ports, key=None, flags=[], max_streams=0, client_auth_v3=[], client_auth=None) -> tor.onion_service
+const docAddOnion = `add_onion(ports, key=None, flags=[], max_streams=0, client_auth_v3=[], client_auth=None) -> tor.onion_service
 ADD_ONION: creates an onion service that lives until del_onion, until tor
 exits, or (without the "Detach" flag) until torscript's connection closes.
 ports maps the service's virtual ports to targets: 80, {80: 8080},
@@ -143,158 +142,164 @@ dict of name to blob, or a list of names). Returns .service_id (the address
 without ".onion"), .private_key ("" when tor was given the key or
 DiscardPK), .client_auth and .client_auth_v3.
   svc = tor.add_onion({80: 8080}, flags=["Detach"])
-  print(svc.service_id + ".onion")`,
-		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			var opts ctl.AddOnionOptions
-			var ports onionPorts
-			var key string
-			var flags, authV3 stringList
-			var auth onionClientAuth
-			if err := starlark.UnpackArgs(b.Name(), args, kwargs,
-				"ports", &ports, "key??", &key, "flags??", &flags, "max_streams?", &opts.MaxStreams,
-				"client_auth_v3??", &authV3, "client_auth??", &auth); err != nil {
-				return nil, err
-			}
-			if key != "" {
-				kt, kb, ok := strings.Cut(key, ":")
-				if !ok || kt == "" || kb == "" {
-					return nil, fmt.Errorf("%s: key: want \"KeyType:KeyBlob\", such as \"ED25519-V3:...\" or \"NEW:BEST\"", b.Name())
-				}
-				opts.KeyType, opts.KeyBlob = kt, kb
-			}
-			opts.Ports, opts.Flags, opts.ClientAuthV3, opts.ClientAuth = ports, flags, authV3, auth
-			c, err := conn(h, b)
-			if err != nil {
-				return nil, err
-			}
-			svc, err := c.AddOnion(Context(thread), opts)
-			if err != nil {
-				return nil, failed(b, err)
-			}
-			return NewStruct("tor.onion_service", svc), nil
-		})
+  print(svc.service_id + ".onion")`
 
-	m.fn("del_onion", `del_onion(service)
+func (t *torMod) addOnion(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var opts ctl.AddOnionOptions
+	var ports onionPorts
+	var key string
+	var flags, authV3 stringList
+	var auth onionClientAuth
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
+		"ports", &ports, "key??", &key, "flags??", &flags, "max_streams?", &opts.MaxStreams,
+		"client_auth_v3??", &authV3, "client_auth??", &auth); err != nil {
+		return nil, err
+	}
+	if key != "" {
+		kt, kb, ok := strings.Cut(key, ":")
+		if !ok || kt == "" || kb == "" {
+			return nil, fmt.Errorf("%s: key: want \"KeyType:KeyBlob\", such as \"ED25519-V3:...\" or \"NEW:BEST\"", b.Name())
+		}
+		opts.KeyType, opts.KeyBlob = kt, kb
+	}
+	opts.Ports, opts.Flags, opts.ClientAuthV3, opts.ClientAuth = ports, flags, authV3, auth
+	c, err := t.conn(b)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := c.AddOnion(Context(thread), opts)
+	if err != nil {
+		return nil, failed(b, err)
+	}
+	return NewStruct("tor.onion_service", svc), nil
+}
+
+const docDelOnion = `del_onion(service)
 DEL_ONION: removes an onion service made by add_onion (on this connection,
-or detached); service is its address or the tor.onion_service.`,
-		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			var id onionAddress
-			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "service", &id); err != nil {
-				return nil, err
-			}
-			c, err := conn(h, b)
-			if err != nil {
-				return nil, err
-			}
-			if err := c.DelOnion(Context(thread), string(id)); err != nil {
-				return nil, failed(b, err)
-			}
-			return starlark.None, nil
-		})
+or detached); service is its address or the tor.onion_service.`
 
-	m.fn("hs_fetch", `hs_fetch(address, servers=[])
+func (t *torMod) delOnion(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var id onionAddress
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "service", &id); err != nil {
+		return nil, err
+	}
+	c, err := t.conn(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.DelOnion(Context(thread), string(id)); err != nil {
+		return nil, failed(b, err)
+	}
+	return starlark.None, nil
+}
+
+const docHsFetch = `hs_fetch(address, servers=[])
 HSFETCH: asks tor to fetch an onion service's descriptor, from servers (a
 list of HSDirs: fingerprints, tor.hop or tor.router values) or from the
 responsible ones. The result arrives as "hs_desc" and "hs_desc_content"
-events.`,
-		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			var addr onionAddress
-			var servers relayList
-			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "address", &addr, "servers??", &servers); err != nil {
-				return nil, err
-			}
-			c, err := conn(h, b)
-			if err != nil {
-				return nil, err
-			}
-			if err := c.HSFetch(Context(thread), string(addr), servers...); err != nil {
-				return nil, failed(b, err)
-			}
-			return starlark.None, nil
-		})
+events.`
 
-	m.fn("hs_post", `hs_post(descriptor, servers=[], address=None)
+func (t *torMod) hsFetch(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var addr onionAddress
+	var servers relayList
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "address", &addr, "servers??", &servers); err != nil {
+		return nil, err
+	}
+	c, err := t.conn(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.HSFetch(Context(thread), string(addr), servers...); err != nil {
+		return nil, failed(b, err)
+	}
+	return starlark.None, nil
+}
+
+const docHsPost = `hs_post(descriptor, servers=[], address=None)
 HSPOST: uploads an onion-service descriptor to servers (a list of HSDirs)
 or to the responsible ones; address is the v3 onion address it belongs to.
-The results arrive as "hs_desc" events.`,
-		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			var desc string
-			var servers relayList
-			var addr onionAddress
-			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "descriptor", &desc, "servers??", &servers, "address??", &addr); err != nil {
-				return nil, err
-			}
-			c, err := conn(h, b)
-			if err != nil {
-				return nil, err
-			}
-			if err := c.HSPost(Context(thread), desc, ctl.HSPostOptions{Servers: servers, HSAddress: string(addr)}); err != nil {
-				return nil, failed(b, err)
-			}
-			return starlark.None, nil
-		})
+The results arrive as "hs_desc" events.`
 
-	m.fn("onion_client_auth_add", `onion_client_auth_add(address, private_key, key_type="x25519", client_name=None, flags=[]) -> (code, message)
+func (t *torMod) hsPost(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var desc string
+	var servers relayList
+	var addr onionAddress
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "descriptor", &desc, "servers??", &servers, "address??", &addr); err != nil {
+		return nil, err
+	}
+	c, err := t.conn(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.HSPost(Context(thread), desc, ctl.HSPostOptions{Servers: servers, HSAddress: string(addr)}); err != nil {
+		return nil, failed(b, err)
+	}
+	return starlark.None, nil
+}
+
+const docOnionClientAuthAdd = `onion_client_auth_add(address, private_key, key_type="x25519", client_name=None, flags=[]) -> (code, message)
 ONION_CLIENT_AUTH_ADD: stores the credentials (a base64 x25519 private key)
 for reaching a v3 onion service that requires client authorization. flags:
 "Permanent" stores them on disk. Returns (250, "OK"), (251, ...) when they
-replaced others, or (252, ...) when tor also decrypted a cached descriptor.`,
-		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			var addr onionAddress
-			var cred ctl.OnionClientCred
-			var flags stringList
-			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "address", &addr, "private_key", &cred.PrivateKey,
-				"key_type??", &cred.KeyType, "client_name??", &cred.ClientName, "flags??", &flags); err != nil {
-				return nil, err
-			}
-			cred.HSAddress, cred.Flags = string(addr), flags
-			c, err := conn(h, b)
-			if err != nil {
-				return nil, err
-			}
-			res, err := c.OnionClientAuthAdd(Context(thread), cred)
-			if err != nil {
-				return nil, failed(b, err)
-			}
-			return completion(res), nil
-		})
+replaced others, or (252, ...) when tor also decrypted a cached descriptor.`
 
-	m.fn("onion_client_auth_remove", `onion_client_auth_remove(address) -> (code, message)
+func (t *torMod) onionClientAuthAdd(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var addr onionAddress
+	var cred ctl.OnionClientCred
+	var flags stringList
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "address", &addr, "private_key", &cred.PrivateKey,
+		"key_type??", &cred.KeyType, "client_name??", &cred.ClientName, "flags??", &flags); err != nil {
+		return nil, err
+	}
+	cred.HSAddress, cred.Flags = string(addr), flags
+	c, err := t.conn(b)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.OnionClientAuthAdd(Context(thread), cred)
+	if err != nil {
+		return nil, failed(b, err)
+	}
+	return completion(res), nil
+}
+
+const docOnionClientAuthRemove = `onion_client_auth_remove(address) -> (code, message)
 ONION_CLIENT_AUTH_REMOVE: forgets the client credentials for an onion
-service. Returns (250, "OK"), or (251, ...) when there were none.`,
-		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			var addr onionAddress
-			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "address", &addr); err != nil {
-				return nil, err
-			}
-			c, err := conn(h, b)
-			if err != nil {
-				return nil, err
-			}
-			res, err := c.OnionClientAuthRemove(Context(thread), string(addr))
-			if err != nil {
-				return nil, failed(b, err)
-			}
-			return completion(res), nil
-		})
+service. Returns (250, "OK"), or (251, ...) when there were none.`
 
-	m.fn("onion_client_auth_view", `onion_client_auth_view(address=None) -> list of tor.onion_client_cred
+func (t *torMod) onionClientAuthRemove(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var addr onionAddress
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "address", &addr); err != nil {
+		return nil, err
+	}
+	c, err := t.conn(b)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.OnionClientAuthRemove(Context(thread), string(addr))
+	if err != nil {
+		return nil, failed(b, err)
+	}
+	return completion(res), nil
+}
+
+const docOnionClientAuthView = `onion_client_auth_view(address=None) -> list of tor.onion_client_cred
 ONION_CLIENT_AUTH_VIEW: the stored client credentials, for one onion
 service or for all: .hs_address, .key_type, .private_key, .client_name,
-.flags.`,
-		func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			var addr onionAddress
-			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "address??", &addr); err != nil {
-				return nil, err
-			}
-			c, err := conn(h, b)
-			if err != nil {
-				return nil, err
-			}
-			creds, err := c.OnionClientAuthView(Context(thread), string(addr))
-			if err != nil {
-				return nil, failed(b, err)
-			}
-			return list(creds, func(c *ctl.OnionClientCred) starlark.Value { return NewStruct("tor.onion_client_cred", c) }), nil
-		})
+.flags.`
+
+func (t *torMod) onionClientAuthView(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var addr onionAddress
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "address??", &addr); err != nil {
+		return nil, err
+	}
+	c, err := t.conn(b)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := c.OnionClientAuthView(Context(thread), string(addr))
+	if err != nil {
+		return nil, failed(b, err)
+	}
+	return list(creds, func(c *ctl.OnionClientCred) starlark.Value { return NewStruct("tor.onion_client_cred", c) }), nil
 }

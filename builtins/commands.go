@@ -7,19 +7,6 @@ import (
 	"go.starlark.net/starlark"
 )
 
-// addCommands adds a builtin for every control command but SETEVENTS,
-// AUTHENTICATE, AUTHCHALLENGE and QUIT, which belong to the runtime.
-func addCommands(m *module, h Host) {
-	m.docs[m.name] = torOverview
-	addInfoCommands(m, h)
-	addConfigCommands(m, h)
-	addCircuitCommands(m, h)
-	addStreamCommands(m, h)
-	addMiscCommands(m, h)
-	addOnionCommands(m, h)
-	addRouterCommands(m, h)
-}
-
 // failed prefixes err with the builtin's name. It wraps err, so that
 // errors.As still finds a *ctl.Error in it.
 func failed(b *starlark.Builtin, err error) error {

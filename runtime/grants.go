@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/torscript/torscript/builtins"
 	"github.com/torscript/torscript/ctl"
 	"go.starlark.net/resolve"
 	"go.starlark.net/starlark"
@@ -104,25 +105,17 @@ func (g *grants) needs(line string) ([]string, error) {
 // knows no other command with a '+'.
 var multiLine = map[string]bool{"LOADCONF": true, "POSTDESCRIPTOR": true, "HSPOST": true}
 
-// runtimeCommands are the commands the runtime owns: no script line may
-// send them (control_cmd.c reads the keyword exactly as
-// ctl.ParseCommandLine does, so "SETEVENTS\tCIRC" is SETEVENTS too).
-var runtimeCommands = map[string]string{
-	"SETEVENTS":     "the runtime subscribes to the events tor.on handlers and the policy need; a script's SETEVENTS would strand them",
-	"AUTHENTICATE":  "the runtime authenticates",
-	"AUTHCHALLENGE": "the runtime authenticates",
-	"QUIT":          "the runtime closes the connection when the script ends",
-}
-
 // RuntimeCommand says why a command line is the runtime's to send, or ""
-// when a script may send it. A line ctl.ParseCommandLine refuses is
-// reported with its error.
+// when a script may send it (builtins.RuntimeCommand: control_cmd.c reads
+// the keyword exactly as ctl.ParseCommandLine does, so "SETEVENTS\tCIRC"
+// is SETEVENTS too). A line ctl.ParseCommandLine refuses is reported with
+// its error.
 func RuntimeCommand(line string) (string, error) {
 	cl, err := ctl.ParseCommandLine(line)
 	if err != nil {
 		return "", err
 	}
-	return runtimeCommands[cl.Name()], nil
+	return builtins.RuntimeCommand(cl.Name()), nil
 }
 
 // grantsFor lists the grants a command line needs, reading it as tor does
@@ -281,16 +274,6 @@ type Requirements struct {
 	Dynamic []string
 }
 
-// grantedBuiltins are the tor builtins whose commands may need a grant.
-var grantedBuiltins = map[string]string{
-	"save_conf": "SAVECONF", "load_conf": "LOADCONF", "take_ownership": "TAKEOWNERSHIP",
-	"drop_guards": "DROPGUARDS", "drop_timeouts": "DROPTIMEOUTS", "post_descriptor": "POSTDESCRIPTOR",
-	"signal": "SIGNAL:HALT/SHUTDOWN/DUMP for those signals", "add_onion": "ADD_ONION:KEY with a key",
-	"set_conf": "SETCONF:Key for undeclared keys", "reset_conf": "SETCONF:Key for undeclared keys",
-	"setconf": "SETCONF:Key for undeclared keys", "resetconf": "SETCONF:Key for undeclared keys",
-	"raw": "as the command sent",
-}
-
 // ReadRequirements finds tor.require(...) calls with literal arguments at
 // the top level of a parsed script, the uses of tor builtins that may need
 // a grant anywhere in it, and where it reaches tor dynamically. f may be
@@ -403,33 +386,7 @@ func readUses(f *syntax.File, declared map[string]bool, in string, req *Requirem
 			if !ok || !isTor(id) {
 				return true
 			}
-			name := n.Name.Name
-			g, granted := grantedBuiltins[name]
-			if !granted {
-				return false
-			}
-			call := called[n]
-			if call == nil {
-				// tor.save_conf handed around: what it reaches is known
-				// unless it is one whose arguments decide.
-				switch name {
-				case "raw", "signal", "add_onion", "set_conf", "reset_conf", "setconf", "resetconf":
-					dynamic(n, "tor."+name+" used other than by a call; run will decide which grants its calls need")
-				}
-				addUse("tor." + name + ": " + g)
-				return false
-			}
-			if name == "raw" {
-				readRaw(call, addUse, dynamic)
-				return false
-			}
-			if precise, known := preciseGrant(name, call, declared); known {
-				if precise == "" {
-					return false
-				}
-				g = precise
-			}
-			addUse("tor." + name + ": " + g)
+			readUse(n, called[n], declared, addUse, dynamic)
 			return false
 		case *syntax.Ident:
 			if isTor(n) {
@@ -440,6 +397,37 @@ func readUses(f *syntax.File, declared map[string]bool, in string, req *Requirem
 		}
 		return true
 	})
+}
+
+// readUse adds the grant that n, tor.NAME, could need to the uses, as the
+// builtins' table says; call is the call of it, or nil when it is used
+// other than by a call.
+func readUse(n *syntax.DotExpr, call *syntax.CallExpr, declared map[string]bool, addUse func(string), dynamic func(syntax.Node, string)) {
+	name := n.Name.Name
+	e, ok := builtins.Lookup(name)
+	if !ok || e.Grant.Kind == builtins.GrantNone {
+		return
+	}
+	g := e.Grant.String()
+	switch {
+	case call == nil:
+		// tor.save_conf handed around: what it reaches is known unless
+		// it is one whose arguments decide.
+		if e.Grant.ArgDecides() {
+			dynamic(n, "tor."+name+" used other than by a call; run will decide which grants its calls need")
+		}
+	case e.Grant.Kind == builtins.GrantLine:
+		readRaw(call, addUse, dynamic)
+		return
+	default:
+		if precise, known := preciseGrant(e.Grant.Kind, call, declared); known {
+			if precise == "" {
+				return
+			}
+			g = precise
+		}
+	}
+	addUse("tor." + name + ": " + g)
 }
 
 // readRaw reads tor.raw(LINE): a literal line is checked as run checks
@@ -475,9 +463,9 @@ func readRaw(call *syntax.CallExpr, addUse func(string), dynamic func(syntax.Nod
 // arguments: tor.signal("NEWNYM") needs none, tor.signal("HALT") needs
 // SIGNAL:HALT, tor.set_conf(ExitNodes=...) needs SETCONF:ExitNodes unless
 // declared. known is false when the arguments are not literal.
-func preciseGrant(name string, call *syntax.CallExpr, declared map[string]bool) (grant string, known bool) {
-	switch name {
-	case "signal":
+func preciseGrant(kind builtins.GrantKind, call *syntax.CallExpr, declared map[string]bool) (grant string, known bool) {
+	switch kind {
+	case builtins.GrantSignal:
 		if len(call.Args) == 0 {
 			return "", false
 		}
@@ -490,7 +478,7 @@ func preciseGrant(name string, call *syntax.CallExpr, declared map[string]bool) 
 			return "", false
 		}
 		return strings.Join(gs, ","), true
-	case "set_conf", "reset_conf", "setconf", "resetconf":
+	case builtins.GrantConfKeys:
 		var keys []string
 		for _, a := range call.Args {
 			switch a := a.(type) {
@@ -543,89 +531,114 @@ func CheckRequirements(filename string, src []byte, opts Options) (Requirements,
 		// A test file also sees what torscript test gives it.
 		isPredeclared = func(name string) bool { return r.pre.Has(name) || name == "assert" || name == "sim" }
 	}
-	type module struct {
-		name    string
-		file    *syntax.File
-		globals map[string]bool
-	}
-	done := map[string]*module{}
-	var order []*module
-	var stack []string // modules being checked, outermost first
-	var check func(name string, src []byte) (*module, error)
-	check = func(name string, src []byte) (*module, error) {
-		pre := r.pre.Has
-		if name == filename {
-			pre = isPredeclared
-		}
-		f, err := FileOptions().Parse(name, src, 0)
-		if err != nil {
-			return nil, errors.New(FormatError(err))
-		}
-		if _, err := starlark.FileProgram(f, pre); err != nil {
-			return nil, errors.New(FormatError(err))
-		}
-		key := name // as resolveModule names it: absolute
-		if abs, err := filepath.Abs(name); err == nil && !strings.HasPrefix(name, StdlibPrefix) {
-			key = abs
-		}
-		stack = append(stack, key)
-		defer func() { stack = stack[:len(stack)-1] }()
-		for _, st := range f.Stmts {
-			ls, ok := st.(*syntax.LoadStmt)
-			if !ok {
-				continue
-			}
-			mod := ls.ModuleName()
-			pos := ls.Module.TokenPos
-			resolved, err := resolveModule(name, mod)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %v", pos, err)
-			}
-			if i := slices.Index(stack, resolved); i >= 0 {
-				var names []string
-				for _, s := range append(slices.Clone(stack[i:]), resolved) {
-					names = append(names, displayName(s))
-				}
-				return nil, fmt.Errorf("%s: load %q: cycle in load graph: %s", pos, mod, strings.Join(names, " loads "))
-			}
-			m := done[resolved]
-			if m == nil {
-				msrc, err := r.loader.read(resolved)
-				if err != nil {
-					return nil, fmt.Errorf("%s: load %q: %v", pos, mod, err)
-				}
-				if m, err = check(resolved, msrc); err != nil {
-					return nil, err
-				}
-			}
-			for _, from := range ls.From {
-				if !m.globals[from.Name] {
-					return nil, fmt.Errorf("%s: load %q: %s defines no global %q", from.NamePos, mod, displayName(resolved), from.Name)
-				}
-			}
-		}
-		m := &module{name: name, file: f, globals: map[string]bool{}}
-		if rm, ok := f.Module.(*resolve.Module); ok {
-			for _, b := range rm.Globals {
-				m.globals[b.First.Name] = true
-			}
-		}
-		done[key] = m
-		order = append(order, m)
-		return m, nil
-	}
-	if _, err := check(filename, src); err != nil {
+	c := &checker{r: r, filename: filename, isPredeclared: isPredeclared, done: map[string]*checkedModule{}}
+	if _, err := c.check(filename, src); err != nil {
 		return Requirements{}, err
 	}
-	// Declarations first (a module's tor.require counts for all), then
-	// the uses, the script's own first.
+	return c.requirements(), nil
+}
+
+// checker is CheckRequirements at work: the modules checked so far, in
+// the order they were done, and the stack of those being checked.
+type checker struct {
+	r             *Runtime
+	filename      string
+	isPredeclared func(string) bool // for filename; the modules it loads see r.pre
+	done          map[string]*checkedModule
+	order         []*checkedModule
+	stack         []string // modules being checked, outermost first
+}
+
+// checkedModule is a module checked: its parsed file and its globals.
+type checkedModule struct {
+	name    string
+	file    *syntax.File
+	globals map[string]bool
+}
+
+// check parses and resolves one module, and checks the modules it loads
+// first.
+func (c *checker) check(name string, src []byte) (*checkedModule, error) {
+	pre := c.r.pre.Has
+	if name == c.filename {
+		pre = c.isPredeclared
+	}
+	f, err := FileOptions().Parse(name, src, 0)
+	if err != nil {
+		return nil, errors.New(FormatError(err))
+	}
+	if _, err := starlark.FileProgram(f, pre); err != nil {
+		return nil, errors.New(FormatError(err))
+	}
+	key := name // as resolveModule names it: absolute
+	if abs, err := filepath.Abs(name); err == nil && !strings.HasPrefix(name, StdlibPrefix) {
+		key = abs
+	}
+	c.stack = append(c.stack, key)
+	defer func() { c.stack = c.stack[:len(c.stack)-1] }()
+	for _, st := range f.Stmts {
+		if ls, ok := st.(*syntax.LoadStmt); ok {
+			if err := c.load(name, ls); err != nil {
+				return nil, err
+			}
+		}
+	}
+	m := &checkedModule{name: name, file: f, globals: map[string]bool{}}
+	if rm, ok := f.Module.(*resolve.Module); ok {
+		for _, b := range rm.Globals {
+			m.globals[b.First.Name] = true
+		}
+	}
+	c.done[key] = m
+	c.order = append(c.order, m)
+	return m, nil
+}
+
+// load checks the module a load statement of module name loads (unless it
+// was checked already), and that it defines the names loaded.
+func (c *checker) load(name string, ls *syntax.LoadStmt) error {
+	mod := ls.ModuleName()
+	pos := ls.Module.TokenPos
+	resolved, err := resolveModule(name, mod)
+	if err != nil {
+		return fmt.Errorf("%s: %v", pos, err)
+	}
+	if i := slices.Index(c.stack, resolved); i >= 0 {
+		var names []string
+		for _, s := range append(slices.Clone(c.stack[i:]), resolved) {
+			names = append(names, displayName(s))
+		}
+		return fmt.Errorf("%s: load %q: cycle in load graph: %s", pos, mod, strings.Join(names, " loads "))
+	}
+	m := c.done[resolved]
+	if m == nil {
+		msrc, err := c.r.loader.read(resolved)
+		if err != nil {
+			return fmt.Errorf("%s: load %q: %v", pos, mod, err)
+		}
+		if m, err = c.check(resolved, msrc); err != nil {
+			return err
+		}
+	}
+	for _, from := range ls.From {
+		if !m.globals[from.Name] {
+			return fmt.Errorf("%s: load %q: %s defines no global %q", from.NamePos, mod, displayName(resolved), from.Name)
+		}
+	}
+	return nil
+}
+
+// requirements reads what the checked modules declare and use:
+// declarations first (a module's tor.require counts for all), then the
+// uses, the script's own first.
+func (c *checker) requirements() Requirements {
 	var req Requirements
 	declared := map[string]bool{}
-	for _, m := range order {
+	for _, m := range c.order {
 		d := readDeclarations(m.file)
-		for _, c := range d.Commands {
-			if !slices.Contains(req.Commands, c) {
-				req.Commands = append(req.Commands, c)
+		for _, cmd := range d.Commands {
+			if !slices.Contains(req.Commands, cmd) {
+				req.Commands = append(req.Commands, cmd)
 			}
 		}
 		for _, k := range d.Config {
@@ -636,14 +649,14 @@ func CheckRequirements(filename string, src []byte, opts Options) (Requirements,
 		}
 		req.Dynamic = append(req.Dynamic, d.Dynamic...)
 	}
-	for i := len(order) - 1; i >= 0; i-- {
-		m := order[i]
+	for i := len(c.order) - 1; i >= 0; i-- {
+		m := c.order[i]
 		in := ""
-		if m.name != filename {
+		if m.name != c.filename {
 			in = " (in " + displayName(m.name) + ")"
 		}
 		readUses(m.file, declared, in, &req)
 	}
 	slices.Sort(req.Uses)
-	return req, nil
+	return req
 }

@@ -11,6 +11,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/torscript/torscript/builtins"
 	"github.com/torscript/torscript/ctl"
 )
 
@@ -52,17 +53,16 @@ func (c *completer) Do(line []rune, pos int) ([][]rune, int) {
 }
 
 var (
-	reStringArg  = regexp.MustCompile(`(\w+)\(([^()]*?)["']([^"']*)$`)
-	reIDArg      = regexp.MustCompile(`(\w+)\(\s*(\d*)$`)
-	reSecondID   = regexp.MustCompile(`attach_stream\(\s*["']?\d+["']?\s*,\s*["']?(\d*)$`)
-	reConfKwarg  = regexp.MustCompile(`(?:set_conf|setconf|reset_conf|resetconf)\(([^()]*?)([A-Za-z_]\w*)$`)
-	reAttr       = regexp.MustCompile(`([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$`)
-	reIdent      = regexp.MustCompile(`([A-Za-z_]\w*)$`)
-	circuitFuncs = []string{"circuit", "close_circuit", "extend_circuit", "set_circuit_purpose"}
-	streamFuncs  = []string{"attach_stream", "close_stream", "redirect_stream"}
+	reStringArg = regexp.MustCompile(`(\w+)\(([^()]*?)["']([^"']*)$`)
+	reIDArg     = regexp.MustCompile(`(\w+)\(((?:\s*["']?\d+["']?\s*,)*)\s*["']?(\d*)$`)
+	reKwarg     = regexp.MustCompile(`(\w+)\(([^()]*?)([A-Za-z_]\w*)$`)
+	reAttr      = regexp.MustCompile(`([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$`)
+	reIdent     = regexp.MustCompile(`([A-Za-z_]\w*)$`)
 )
 
 // candidates returns the word being completed and what it may become.
+// The arguments of tor's builtins complete as the builtins' table says
+// (builtins.Lookup), so that an alias completes as its target.
 func (c *completer) candidates(text string) (string, []string) {
 	trimmed := strings.TrimLeft(text, " \t")
 	if strings.HasPrefix(trimmed, ":") && !strings.Contains(trimmed, " ") {
@@ -75,45 +75,23 @@ func (c *completer) candidates(text string) (string, []string) {
 	if word, cands, ok := c.rawCandidates(trimmed); ok {
 		return word, cands
 	}
-	if m := reStringArg.FindStringSubmatch(text); m != nil && !strings.ContainsAny(m[2], `"'`) {
-		fn, partial := m[1], m[3]
-		switch {
-		case fn == "get_info" || fn == "getinfo":
-			return partial, c.torNames().info
-		case fn == "get_conf" || fn == "set_conf" || fn == "reset_conf" || fn == "getconf" || fn == "setconf":
-			return partial, c.torNames().config
-		case fn == "on":
-			var lower []string
-			for _, e := range c.torNames().events {
-				lower = append(lower, strings.ToLower(e))
-			}
-			return partial, lower
-		case fn == "signal":
-			return partial, c.torNames().signals
-		case slices.Contains(circuitFuncs, fn) && m[2] == "":
-			return partial, c.ids(false)
-		case slices.Contains(streamFuncs, fn) && m[2] == "":
-			return partial, c.ids(true)
-		}
-		return partial, nil
+	if m := reStringArg.FindStringSubmatch(text); m != nil && closedStrings(m[2]) {
+		return m[3], c.argCandidates(argCompletion(m[1]).Arg(argIndex(m[2])))
 	}
-	if m := reConfKwarg.FindStringSubmatch(text); m != nil && argStart(m[1]) {
+	if m := reKwarg.FindStringSubmatch(text); m != nil && argStart(m[2]) && argCompletion(m[1]).Keywords == builtins.ArgConfigKey {
 		// tor.set_conf(SocksP -> SocksPort=, a keyword argument.
 		var names []string
 		for _, n := range c.torNames().config {
 			names = append(names, n+"=")
 		}
-		return m[2], names
-	}
-	if m := reSecondID.FindStringSubmatch(text); m != nil {
-		return m[1], c.ids(false)
+		return m[3], names
 	}
 	if m := reIDArg.FindStringSubmatch(text); m != nil {
-		switch {
-		case slices.Contains(circuitFuncs, m[1]):
-			return m[2], c.ids(false)
-		case slices.Contains(streamFuncs, m[1]):
-			return m[2], c.ids(true)
+		// tor.circuit(1, tor.attach_stream("12", "3: the ids of live
+		// circuits or streams where the builtin takes one.
+		switch a := argCompletion(m[1]).Arg(strings.Count(m[2], ",")); a {
+		case builtins.ArgCircuit, builtins.ArgStream:
+			return m[3], c.argCandidates(a)
 		}
 	}
 	if m := reAttr.FindStringSubmatch(text); m != nil {
@@ -123,6 +101,81 @@ func (c *completer) candidates(text string) (string, []string) {
 		return m[1], c.globals()
 	}
 	return "", nil
+}
+
+// argCompletion is how the arguments of the tor builtin named fn complete
+// (none for a name that is not one).
+func argCompletion(fn string) builtins.Completion {
+	e, _ := builtins.Lookup(fn)
+	return e.Complete
+}
+
+// closedStrings reports whether every string in s is closed.
+func closedStrings(s string) bool {
+	var quote rune
+	for _, r := range s {
+		switch {
+		case quote == 0 && (r == '"' || r == '\''):
+			quote = r
+		case r == quote:
+			quote = 0
+		}
+	}
+	return quote == 0
+}
+
+// argIndex is the index of the argument being typed after an open
+// parenthesis, given what comes before it (strings closed): the commas
+// outside brackets and strings.
+func argIndex(before string) int {
+	n, depth := 0, 0
+	var quote rune
+	for _, r := range before {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			}
+			continue
+		case r == '"' || r == '\'':
+			quote = r
+			continue
+		}
+		switch r {
+		case '[', '{':
+			depth++
+		case ']', '}':
+			depth--
+		case ',':
+			if depth == 0 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// argCandidates are what an argument that completes as a may be.
+func (c *completer) argCandidates(a builtins.Arg) []string {
+	switch a {
+	case builtins.ArgInfoKey:
+		return c.torNames().info
+	case builtins.ArgConfigKey:
+		return c.torNames().config
+	case builtins.ArgEvent:
+		var lower []string
+		for _, e := range c.torNames().events {
+			lower = append(lower, strings.ToLower(e))
+		}
+		return lower
+	case builtins.ArgSignal:
+		return c.torNames().signals
+	case builtins.ArgCircuit:
+		return c.ids(false)
+	case builtins.ArgStream:
+		return c.ids(true)
+	}
+	return nil
 }
 
 // rawCandidates completes a raw control command: its keyword, then the
