@@ -15,7 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/torscript/torscript/tests/testnet"
+	"github.com/torscript/torscript/cmd/torscript/testnet"
 )
 
 // newCmdTestnet returns the "testnet" command: a private Tor network on
