@@ -173,7 +173,7 @@ func newCmdRoot(f *factory) *cobra.Command {
 		newCmdEvents(f, nil),
 		newCmdRepl(f, nil),
 		newCmdTest(f, nil),
-		newCmdTestnet(),
+		newCmdTestnet(f, nil),
 		newCmdRepair(f, nil),
 		newCmdStatus(f, nil),
 	)
