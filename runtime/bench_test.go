@@ -40,7 +40,7 @@ for name in ("circ", "stream", "bw", "orconn"):
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
-		code, err := rt.Run(ctx, "bench.star", []byte(src))
+		code, err := exitOf(rt.Run(ctx, "bench.star", []byte(src)))
 		done <- result{code, err}
 	}()
 	f.WaitCommand("SETEVENTS BW CIRC ORCONN STREAM")

@@ -110,10 +110,44 @@ func cutLine(l string, max int) string {
 	return l[:head] + fmt.Sprintf("…(%d characters)…", len(l)-head-tail) + l[len(l)-tail:]
 }
 
-// ExitError is how exit(code) ends a script.
+// ExitError is how exit(code) ends a script. Run, Eval and Session.Close
+// return it when the script asked for a code other than 0.
 type ExitError struct{ Code int }
 
 func (e *ExitError) Error() string { return fmt.Sprintf("exit(%d)", e.Code) }
+
+// The errors that end a run. Run and Eval return nil, an *ExitError, or
+// one of these; the caller (cmd/torscript) turns them into exit codes and
+// prints them with FormatError.
+type (
+	// ConnectError: the control connection could not be opened (or, for
+	// Open, tor's live state could not be read on it).
+	ConnectError struct{ Err error }
+	// BootstrapError: waiting for tor to finish bootstrapping failed.
+	BootstrapError struct{ Err error }
+	// ScriptError: the script failed. It did not compile, its top level
+	// raised an error, or what it set running failed in a way that ends
+	// it: its stream policy could not start (another torscript holds
+	// this tor's policy: Err wraps an *owner.ErrHeld), it fell too far
+	// behind the events (ctl.ErrEventOverflow). A refusal from tor in
+	// Err is a *ctl.Error.
+	ScriptError struct{ Err error }
+)
+
+func (e *ConnectError) Error() string   { return e.Err.Error() }
+func (e *ConnectError) Unwrap() error   { return e.Err }
+func (e *BootstrapError) Error() string { return e.Err.Error() }
+func (e *BootstrapError) Unwrap() error { return e.Err }
+func (e *ScriptError) Error() string    { return e.Err.Error() }
+func (e *ScriptError) Unwrap() error    { return e.Err }
+
+// exitErr is the error of a run that ended with exit(code): nil for 0.
+func exitErr(code int) error {
+	if code == 0 {
+		return nil
+	}
+	return &ExitError{Code: code}
+}
 
 // OverrunError is an error from an evaluation stopped because it overran:
 // a handler, timer or policy call, a top level or a test that ran longer

@@ -384,6 +384,7 @@ type scriptRun struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	code   int
+	runErr error // what Run returned
 	err    error
 }
 
@@ -406,7 +407,8 @@ func startScript(t testing.TB, f *fakeControlPort, src string, opts Options) *sc
 	r.cancel = cancel
 	go func() {
 		defer close(r.done)
-		r.code, r.err = r.rt.Run(ctx, "x.star", []byte(src))
+		r.runErr = r.rt.Run(ctx, "x.star", []byte(src))
+		r.code, r.err = exitOf(r.runErr)
 	}()
 	t.Cleanup(func() {
 		cancel()

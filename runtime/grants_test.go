@@ -203,7 +203,7 @@ func TestLoadOutsideRefused(t *testing.T) {
 		write(main, tc.src)
 		var out syncBuffer
 		r := New(Options{Stdout: &out, Logger: discardLogger(), Allow: tc.allow})
-		_, err := r.Run(t.Context(), main, []byte(tc.src))
+		err := r.Run(t.Context(), main, []byte(tc.src))
 		got := out.String()
 		if err != nil {
 			got = FormatError(err)

@@ -27,7 +27,7 @@ func runTop(t *testing.T, ctx context.Context, src string, opts Options, setup f
 		setup(r)
 	}
 	start := time.Now()
-	code, err = r.Run(ctx, "x.star", []byte(src))
+	code, err = exitOf(r.Run(ctx, "x.star", []byte(src)))
 	return code, time.Since(start), log, err
 }
 
@@ -96,7 +96,7 @@ func TestLoadedModuleLimits(t *testing.T) {
 	writeFiles(t, dir, map[string]string{"spin.star": "def f():\n    pass\nwhile True:\n    pass\n"})
 	r := New(Options{Logger: discardLogger(), Stdout: &syncBuffer{}, MaxSteps: 1e15, TopLevelTimeout: 200 * time.Millisecond})
 	start := time.Now()
-	code, err := r.Run(context.Background(), dir+"/x.star", []byte("load(\"spin.star\", \"f\")\n"))
+	code, err := exitOf(r.Run(context.Background(), dir+"/x.star", []byte("load(\"spin.star\", \"f\")\n")))
 	var ov *OverrunError
 	if code != 1 || !errors.As(err, &ov) {
 		t.Fatalf("Run = %d, %v; want 1 and an OverrunError", code, err)
@@ -309,7 +309,7 @@ func syntaxPos(file *string, line, col int32) syntax.Position {
 func TestEvalLimits(t *testing.T) {
 	t.Parallel()
 	r := New(Options{Logger: discardLogger(), Stdout: &syncBuffer{}, MaxSteps: 1e15, TopLevelTimeout: 100 * time.Millisecond})
-	code, err := r.Eval(context.Background(), "x = 1\nwhile True: pass\n")
+	code, err := exitOf(r.Eval(context.Background(), "x = 1\nwhile True: pass\n"))
 	var ov *OverrunError
 	if code != 1 || !errors.As(err, &ov) {
 		t.Fatalf("Eval = %d, %v; want 1 and an OverrunError", code, err)

@@ -25,7 +25,7 @@ func runFile(t *testing.T, filename, src string, opts Options) (string, int, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	code, err := New(opts).Run(ctx, filename, []byte(src))
+	code, err := exitOf(New(opts).Run(ctx, filename, []byte(src)))
 	return out.String(), code, err
 }
 
@@ -261,7 +261,7 @@ func TestEval(t *testing.T) {
 		{"len(argv)", "1\n"},
 	} {
 		out := &syncBuffer{}
-		code, err := New(Options{Stdout: out, Logger: discardLogger()}).Eval(context.Background(), tc.src)
+		code, err := exitOf(New(Options{Stdout: out, Logger: discardLogger()}).Eval(context.Background(), tc.src))
 		if code != 0 || err != nil {
 			t.Errorf("Eval(%q) = %d, %v", tc.src, code, err)
 		}
@@ -269,11 +269,11 @@ func TestEval(t *testing.T) {
 			t.Errorf("Eval(%q) printed %q, want %q", tc.src, out.String(), tc.want)
 		}
 	}
-	code, err := New(Options{Stdout: &syncBuffer{}, Logger: discardLogger()}).Eval(context.Background(), "1 // 0")
+	code, err := exitOf(New(Options{Stdout: &syncBuffer{}, Logger: discardLogger()}).Eval(context.Background(), "1 // 0"))
 	if code != 1 || err == nil || !strings.Contains(FormatError(err), "division by zero") {
 		t.Errorf("Eval(1 // 0) = %d, %v", code, err)
 	}
-	code, err = New(Options{Stdout: &syncBuffer{}, Logger: discardLogger()}).Eval(context.Background(), "x = (")
+	code, err = exitOf(New(Options{Stdout: &syncBuffer{}, Logger: discardLogger()}).Eval(context.Background(), "x = ("))
 	if code != 1 || err == nil || !strings.HasPrefix(err.Error(), "<eval>:1:") {
 		t.Errorf("Eval(x = () = %d, %v", code, err)
 	}
@@ -284,7 +284,7 @@ func TestEvalWithTor(t *testing.T) {
 	f := newFakeControlPort(t)
 	f.replies["GETINFO version"] = "250-version=0.4.8.12\n250 OK"
 	out := &syncBuffer{}
-	code, err := New(Options{Connect: f.Connect, Stdout: out, Logger: discardLogger()}).Eval(context.Background(), `tor.get_info("version")`)
+	code, err := exitOf(New(Options{Connect: f.Connect, Stdout: out, Logger: discardLogger()}).Eval(context.Background(), `tor.get_info("version")`))
 	if code != 0 || err != nil || out.String() != "\"0.4.8.12\"\n" {
 		t.Errorf("Eval = %d, %v, printed %q", code, err, out.String())
 	}

@@ -292,19 +292,20 @@ func Check(filename string, src []byte, opts Options) error {
 
 // Run runs a script until it ends: at once if it registers no handler,
 // timer or policy; otherwise until exit(), ctx is cancelled (SIGINT,
-// SIGTERM) or a fatal error. It returns the exit code and the error that
-// caused a non-zero one (already logged when it came from a handler).
-func (r *Runtime) Run(ctx context.Context, filename string, src []byte) (int, error) {
+// SIGTERM) or a fatal error. It returns nil, an *ExitError for exit(n)
+// with n other than 0, or the *ScriptError, *ConnectError or
+// *BootstrapError that ended it (a handler's error is logged as well).
+func (r *Runtime) Run(ctx context.Context, filename string, src []byte) error {
 	return r.run(ctx, filename, src, false)
 }
 
 // Eval runs src like Run; when src is a single expression its value is
 // printed unless it is None.
-func (r *Runtime) Eval(ctx context.Context, src string) (int, error) {
+func (r *Runtime) Eval(ctx context.Context, src string) error {
 	return r.run(ctx, "<eval>", []byte(src), true)
 }
 
-func (r *Runtime) run(ctx context.Context, filename string, src []byte, eval bool) (code int, err error) {
+func (r *Runtime) run(ctx context.Context, filename string, src []byte, eval bool) error {
 	r.ctx = ctx
 	r.pre["argv"].(*starlark.List).SetIndex(0, starlark.String(filename))
 	if eval {
@@ -316,38 +317,12 @@ func (r *Runtime) run(ctx context.Context, filename string, src []byte, eval boo
 
 	// Compile before connecting: a script that cannot run should not
 	// touch tor.
-	var expr bool
-	var prog *starlark.Program
-	if eval {
-		if e, perr := FileOptions().ParseExpr(filename, src, 0); perr == nil {
-			expr = true
-			_ = e
-		}
+	expr, prog, err := r.compile(filename, src, eval)
+	if err != nil {
+		return err
 	}
-	if !expr {
-		_, prog, err = starlark.SourceProgramOptions(FileOptions(), filename, src, r.pre.Has)
-		if err != nil {
-			return 1, errors.New(FormatError(err))
-		}
-	}
-
-	if r.opts.Connect != nil {
-		c, err := r.connectTor(ctx)
-		if err != nil {
-			return 4, err
-		}
-		r.conn = c
-		r.connN++
-		if r.opts.Bootstrap != nil {
-			if err := r.waitBootstrap(ctx); err != nil {
-				r.conn.Close()
-				if ctx.Err() != nil {
-					r.log.Info("interrupted while waiting for tor to bootstrap")
-					return 0, nil
-				}
-				return exitCodeOf(err), err
-			}
-		}
+	if ready, err := r.start(ctx); !ready {
+		return err
 	}
 	defer func() {
 		if r.conn != nil {
@@ -401,22 +376,51 @@ func (r *Runtime) run(ctx context.Context, filename string, src []byte, eval boo
 	}
 	r.shutdown()
 	if r.fatal != nil {
-		return exitCodeOf(r.fatal), r.fatal
+		return &ScriptError{Err: r.fatal}
 	}
-	return r.exitCode, nil
+	return exitErr(r.exitCode)
 }
 
-// exitCodeOf maps an error that ended a script to an exit code: 3 for a
-// refusal from tor, 4 for a lost connection, 1 otherwise.
-func exitCodeOf(err error) int {
-	var exit *ExitError
-	if errors.As(err, &exit) {
-		return exit.Code
+// compile compiles a script, or says that Eval's src is one expression
+// (expr, no program).
+func (r *Runtime) compile(filename string, src []byte, eval bool) (expr bool, prog *starlark.Program, err error) {
+	if eval {
+		if _, perr := FileOptions().ParseExpr(filename, src, 0); perr == nil {
+			return true, nil, nil
+		}
 	}
-	if ctl.ErrorCode(err) != 0 {
-		return 3
+	_, prog, err = starlark.SourceProgramOptions(FileOptions(), filename, src, r.pre.Has)
+	if err != nil {
+		return false, nil, &ScriptError{Err: errors.New(FormatError(err))}
 	}
-	return 1
+	return false, prog, nil
+}
+
+// start connects to tor and waits for it to bootstrap (Options.Bootstrap).
+// When the script is not to run it returns false and the error that
+// ends Run (nil when ctx ended the wait).
+func (r *Runtime) start(ctx context.Context) (ready bool, err error) {
+	if r.opts.Connect == nil {
+		return true, nil
+	}
+	c, err := r.connectTor(ctx)
+	if err != nil {
+		return false, &ConnectError{Err: err}
+	}
+	r.conn = c
+	r.connN++
+	if r.opts.Bootstrap == nil {
+		return true, nil
+	}
+	if err := r.waitBootstrap(ctx); err != nil {
+		r.conn.Close()
+		if ctx.Err() != nil {
+			r.log.Info("interrupted while waiting for tor to bootstrap")
+			return false, nil
+		}
+		return false, &BootstrapError{Err: err}
+	}
+	return true, nil
 }
 
 func (r *Runtime) longRunning() bool {

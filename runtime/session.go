@@ -41,7 +41,7 @@ type Session struct {
 
 // Open connects to tor and starts the session's loop. It keeps the live
 // state of circuits and streams from the start (tor.circuits() and
-// completion need it).
+// completion need it). Its error is a *ConnectError.
 func (r *Runtime) Open(ctx context.Context) (*Session, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	r.ctx = ctx
@@ -51,14 +51,14 @@ func (r *Runtime) Open(ctx context.Context) (*Session, error) {
 		c, err := r.connectTor(ctx)
 		if err != nil {
 			cancel()
-			return nil, err
+			return nil, &ConnectError{Err: err}
 		}
 		r.conn = c
 		r.connN++
 		if err := (*host)(r).track(ctx); err != nil {
 			c.Close()
 			cancel()
-			return nil, err
+			return nil, &ConnectError{Err: err}
 		}
 	}
 	s := &Session{r: r, globals: starlark.StringDict{}, cancel: cancel, loopDone: make(chan struct{})}
@@ -284,12 +284,13 @@ func (s *Session) StreamIDs() []string {
 
 // Close ends the session as a script ends: it stops the loop, then undoes
 // what the session changed in tor (the policy's streams and setting,
-// address mappings). It returns the exit code exit() asked for.
-func (s *Session) Close() int {
+// address mappings). It returns the *ExitError of an exit() that asked
+// for a code other than 0, else nil.
+func (s *Session) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return s.r.exitCode
+		return exitErr(s.r.exitCode)
 	}
 	s.closed = true
 	s.mu.Unlock()
@@ -301,7 +302,7 @@ func (s *Session) Close() int {
 	if s.r.conn != nil {
 		s.r.conn.Close()
 	}
-	return s.r.exitCode
+	return exitErr(s.r.exitCode)
 }
 
 // EventValue is the value a handler would receive for ev. Call it from the

@@ -12,9 +12,9 @@ import (
 	"github.com/chzyer/readline"
 	"github.com/spf13/cobra"
 
+	"github.com/torscript/torscript/cmd/torscript/testnet"
 	"github.com/torscript/torscript/ctl"
 	"github.com/torscript/torscript/runtime/logcap"
-	"github.com/torscript/torscript/tests/testnet"
 )
 
 // connFlags are the connection flags every command that talks to tor shares.

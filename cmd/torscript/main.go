@@ -15,9 +15,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/runtime"
 )
 
-// Exit codes, mapped from errors in exitCode and nowhere else.
+// Exit codes, mapped from errors in exitCode and nowhere else. A script's
+// exit(n) is status n.
 type exitCodeT int
 
 const (
@@ -67,11 +69,40 @@ func mainRun() exitCodeT {
 	root := newCmdRoot(f)
 	root.SetArgs(os.Args[1:])
 	err := root.ExecuteContext(ctx)
+	// The one place an error that ended torscript is printed. A script's
+	// comes before the log's last lines (the cleanup flushes them), as
+	// what the script printed does; torscript's own after.
+	msg, script := errorText(err)
+	if script {
+		fmt.Fprintln(os.Stderr, msg)
+	}
 	f.cleanup()
-	if err != nil && err.Error() != "" {
-		fmt.Fprintln(os.Stderr, "torscript:", err)
+	if !script && msg != "" {
+		fmt.Fprintln(os.Stderr, msg)
 	}
 	return exitCode(err)
+}
+
+// errorText is how torscript reports the error that ended it: a script's
+// failure (script is true) as the script's own error (file:line:col, the
+// backtrace), anything else after "torscript: "; "" for an exit() or a
+// failure already reported.
+func errorText(err error) (msg string, script bool) {
+	var (
+		se        silentError
+		exit      *runtime.ExitError
+		scriptErr *runtime.ScriptError
+		boot      *runtime.BootstrapError
+	)
+	switch {
+	case err == nil, errors.As(err, &se), errors.As(err, &exit):
+		return "", false
+	case errors.As(err, &scriptErr), errors.As(err, &boot):
+		return runtime.FormatError(err), true
+	case err.Error() == "":
+		return "", false
+	}
+	return "torscript: " + err.Error(), false
 }
 
 // usageError marks errors in how torscript was called.
@@ -91,21 +122,27 @@ type silentError struct{ code exitCodeT }
 
 func (e silentError) Error() string { return "" }
 
+// exitCode is the exit status for the error a command returned: the
+// one place that decides it.
 func exitCode(err error) exitCodeT {
 	var (
-		ue usageError
-		ce connectError
-		se silentError
-		te *ctl.Error
+		ue   usageError
+		ce   connectError
+		rce  *runtime.ConnectError
+		se   silentError
+		exit *runtime.ExitError
+		te   *ctl.Error
 	)
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &se):
 		return se.code
+	case errors.As(err, &exit):
+		return exitCodeT(exit.Code)
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.As(err, &ce):
+	case errors.As(err, &ce), errors.As(err, &rce):
 		return exitConnect
 	case errors.As(err, &te):
 		return exitTorError
@@ -136,7 +173,7 @@ func newCmdRoot(f *factory) *cobra.Command {
 		newCmdEvents(f, nil),
 		newCmdRepl(f, nil),
 		newCmdTest(f, nil),
-		newCmdTestnet(),
+		newCmdTestnet(f, nil),
 		newCmdRepair(f, nil),
 		newCmdStatus(f, nil),
 	)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/runtime"
 )
 
 func TestExitCode(t *testing.T) {
@@ -22,9 +23,41 @@ func TestExitCode(t *testing.T) {
 		{connectError{errors.New("no tor")}, exitConnect},
 		{fmt.Errorf("GETINFO: %w", &ctl.Error{Code: 552, Msg: "Unrecognized key"}), exitTorError},
 		{silentError{code: exitTorError}, exitTorError},
+		// What runtime.Run, Eval and Session.Close return.
+		{&runtime.ExitError{Code: 7}, 7},
+		{&runtime.ConnectError{Err: connectError{errors.New("no tor")}}, exitConnect},
+		{&runtime.ConnectError{Err: errors.New("GETINFO circuit-status: connection reset")}, exitConnect},
+		{&runtime.ScriptError{Err: errors.New("x.star:1:1: undefined: y")}, exitError},
+		{&runtime.ScriptError{Err: fmt.Errorf("tor.get_info: %w", &ctl.Error{Code: 552, Msg: "Unrecognized key"})}, exitTorError},
+		{&runtime.BootstrapError{Err: &ctl.Error{Code: 551, Msg: "Internal error"}}, exitTorError},
+		{&runtime.BootstrapError{Err: errors.New("connection lost")}, exitError},
 	} {
 		if got := exitCode(tc.err); got != tc.want {
 			t.Errorf("exitCode(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestErrorText: a script's failure is printed as the script's error, with
+// no prefix; torscript's own errors after "torscript: "; an exit() and a
+// failure already reported print nothing.
+func TestErrorText(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		want   string
+		script bool
+	}{
+		{nil, "", false},
+		{silentError{exitError}, "", false},
+		{&runtime.ExitError{Code: 3}, "", false},
+		{usageError{errors.New("--max-memory \"x\": want a size")}, "torscript: --max-memory \"x\": want a size", false},
+		{&runtime.ConnectError{Err: connectError{errors.New("dial tcp 127.0.0.1:1: connection refused")}}, "torscript: dial tcp 127.0.0.1:1: connection refused", false},
+		{&runtime.ScriptError{Err: errors.New("x.star:1:7: got end of file, want primary expression")}, "x.star:1:7: got end of file, want primary expression", true},
+		{&runtime.BootstrapError{Err: errors.New("lost")}, "lost", true},
+	} {
+		msg, script := errorText(tc.err)
+		if msg != tc.want || script != tc.script {
+			t.Errorf("errorText(%v) = %q, %v; want %q, %v", tc.err, msg, script, tc.want, tc.script)
 		}
 	}
 }
@@ -73,5 +106,31 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if _, err := runRoot(t, "raw", "--launch", "--control", "127.0.0.1:1", "GETINFO version"); exitCode(err) != exitUsage {
 		t.Errorf("--launch with --control: %v", err)
+	}
+}
+
+func TestReplFlags(t *testing.T) {
+	var got *replOptions
+	var out, errOut bytes.Buffer
+	f := newFactory(strings.NewReader(""), &out, &errOut)
+	root := newCmdRoot(f)
+	for _, c := range root.Commands() {
+		if c.Name() == "repl" {
+			root.RemoveCommand(c)
+		}
+	}
+	root.AddCommand(newCmdRepl(f, func(_ context.Context, o *replOptions) error { got = o; return nil }))
+	root.SetArgs([]string{"repl", "--dry-run", "--max-steps", "5", "--allow", "SAVECONF,load", "--take-over", "--max-memory", "2GiB", "--no-guardian"})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || !got.allowGiven || strings.Join(got.sf.allow, " ") != "SAVECONF load" {
+		t.Fatalf("options %+v", got)
+	}
+	if !got.sf.dryRun || got.sf.maxSteps != 5 || !got.sf.takeOver || got.sf.maxMemory != "2GiB" || !got.sf.noGuardian {
+		t.Errorf("script flags %+v", got.sf)
+	}
+	if _, err := runRoot(t, "repl", "extra"); err == nil {
+		t.Errorf("repl with an argument: no error")
 	}
 }

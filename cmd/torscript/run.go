@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -175,24 +174,10 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		ropts.Bootstrap = f.errOut
 	}
 	r := runtime.New(ropts)
-	var code int
 	if opts.file != "" {
-		code, err = r.Run(ctx, opts.file, src)
-	} else {
-		code, err = r.Eval(ctx, opts.source)
+		return r.Run(ctx, opts.file, src)
 	}
-	if err == nil {
-		if code != 0 {
-			return silentError{exitCodeT(code)}
-		}
-		return nil
-	}
-	var ce connectError
-	if errors.As(err, &ce) {
-		return err
-	}
-	fmt.Fprintln(f.errOut, runtime.FormatError(err))
-	return silentError{exitCodeT(code)}
+	return r.Eval(ctx, opts.source)
 }
 
 // checkOptions are the inputs of `torscript check`.

@@ -15,13 +15,27 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/torscript/torscript/tests/testnet"
+	"github.com/torscript/torscript/cmd/torscript/testnet"
 )
+
+// testnetOptions are the inputs of `torscript testnet up|down|status|env`.
+type testnetOptions struct {
+	f      *factory
+	action string // "up", "down", "status" or "env"
+	dir    string
+
+	// up
+	authorities, relays, exits int
+	torPath                    string
+	timeout                    time.Duration
+	basePort                   int
+	quiet                      bool
+}
 
 // newCmdTestnet returns the "testnet" command: a private Tor network on
 // 127.0.0.1 made of real tor daemons, for trying scripts and for tests.
-func newCmdTestnet() *cobra.Command {
-	var dir string
+func newCmdTestnet(f *factory, runF func(context.Context, *testnetOptions) error) *cobra.Command {
+	opts := &testnetOptions{f: f}
 	cmd := &cobra.Command{
 		Use:   "testnet",
 		Short: "Run a private Tor network on 127.0.0.1 (real tor daemons) for testing",
@@ -36,23 +50,16 @@ whose page is TORSCRIPT_ONION_URL. Needs tor and tor-gencert
   torscript testnet status
   torscript testnet down`,
 	}
-	cmd.PersistentFlags().StringVar(&dir, "dir", testnet.DefaultDir(), "state and data directory of the network")
-
-	dirFlag := func() string {
-		if dir == testnet.DefaultDir() {
-			return ""
+	cmd.PersistentFlags().StringVar(&opts.dir, "dir", testnet.DefaultDir(), "state and data directory of the network")
+	action := func(name string) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			opts.action = name
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return testnetRun(cmd.Context(), opts)
 		}
-		return " --dir " + testnetShellQuote(dir)
 	}
-
-	// up
-	var (
-		auths, relays, exits int
-		torPath              string
-		timeout              time.Duration
-		basePort             int
-		quiet                bool
-	)
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "Start the network and wait until its client has bootstrapped",
@@ -61,133 +68,156 @@ bootstrapped (usually 10-30 s). Progress goes to stderr; the export lines for th
 client go to stdout, so eval "$(torscript testnet up)" also works. The daemons
 keep running after this command returns; stop them with "torscript testnet down".`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cmd.SilenceUsage = true
-			stderr := cmd.ErrOrStderr()
-			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
-			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			start := time.Now()
-			cfg := testnet.Config{
-				Dir:         dir,
-				Authorities: auths,
-				Relays:      relays,
-				Exits:       exits,
-				TorPath:     torPath,
-				Timeout:     timeout,
-				BasePort:    basePort,
-				Detach:      true,
-			}
-			if !quiet {
-				cfg.Progress = func(msg string) {
-					fmt.Fprintf(stderr, "testnet: %5.1fs %s\n", time.Since(start).Seconds(), msg)
-				}
-			}
-			n, err := testnet.Up(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			testnetPrintEnv(cmd.OutOrStdout(), n)
-			fmt.Fprintf(stderr, `
+		RunE: action("up"),
+	}
+	fl := up.Flags()
+	fl.IntVar(&opts.authorities, "authorities", 3, "number of directory authorities")
+	fl.IntVar(&opts.relays, "relays", 3, "number of middle relays")
+	fl.IntVar(&opts.exits, "exits", 2, "number of exit relays")
+	fl.StringVar(&opts.torPath, "tor", "", "path of the tor binary (default: tor from PATH)")
+	fl.DurationVar(&opts.timeout, "timeout", 3*time.Minute, "give up if the client has not bootstrapped by then")
+	fl.IntVar(&opts.basePort, "base-port", 0, "use consecutive ports from this one (default: free ports chosen by the kernel)")
+	fl.BoolVarP(&opts.quiet, "quiet", "q", false, "do not show progress")
+	cmd.AddCommand(up,
+		&cobra.Command{
+			Use:   "down",
+			Short: "Stop the network's tor processes and remove its directory",
+			Args:  cobra.NoArgs,
+			RunE:  action("down"),
+		},
+		&cobra.Command{
+			Use:   "status",
+			Short: "Show the network's processes; exit non-zero if it is not up",
+			Args:  cobra.NoArgs,
+			RunE:  action("status"),
+		},
+		&cobra.Command{
+			Use:   "env",
+			Short: `Print export lines for the client: eval "$(torscript testnet env)"`,
+			Args:  cobra.NoArgs,
+			RunE:  action("env"),
+		},
+	)
+	return cmd
+}
+
+func testnetRun(ctx context.Context, opts *testnetOptions) error {
+	switch opts.action {
+	case "up":
+		return testnetUp(ctx, opts)
+	case "down":
+		return testnetDown(opts)
+	case "status":
+		return testnetStatus(opts)
+	case "env":
+		return testnetEnv(opts)
+	}
+	return fmt.Errorf("testnet: no action %q", opts.action)
+}
+
+// dirFlag is the --dir flag to repeat in the commands printed, "" for the
+// default directory.
+func (opts *testnetOptions) dirFlag() string {
+	if opts.dir == testnet.DefaultDir() {
+		return ""
+	}
+	return " --dir " + testnetShellQuote(opts.dir)
+}
+
+func testnetUp(ctx context.Context, opts *testnetOptions) error {
+	stderr := opts.f.errOut
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	cfg := testnet.Config{
+		Dir:         opts.dir,
+		Authorities: opts.authorities,
+		Relays:      opts.relays,
+		Exits:       opts.exits,
+		TorPath:     opts.torPath,
+		Timeout:     opts.timeout,
+		BasePort:    opts.basePort,
+		Detach:      true,
+	}
+	if !opts.quiet {
+		cfg.Progress = func(msg string) {
+			fmt.Fprintf(stderr, "testnet: %5.1fs %s\n", time.Since(start).Seconds(), msg)
+		}
+	}
+	n, err := testnet.Up(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	testnetPrintEnv(opts.f.out, n)
+	d := opts.dirFlag()
+	fmt.Fprintf(stderr, `
 testnet: %d tor processes running in %s (bootstrapped in %.1fs)
 Use the client from a shell:
   eval "$(torscript testnet env%s)"
 Status and stop:
   torscript testnet status%s
   torscript testnet down%s
-`, len(n.Nodes), n.Dir, n.BootstrapTime.Seconds(), dirFlag(), dirFlag(), dirFlag())
-			return nil
-		},
-	}
-	up.Flags().IntVar(&auths, "authorities", 3, "number of directory authorities")
-	up.Flags().IntVar(&relays, "relays", 3, "number of middle relays")
-	up.Flags().IntVar(&exits, "exits", 2, "number of exit relays")
-	up.Flags().StringVar(&torPath, "tor", "", "path of the tor binary (default: tor from PATH)")
-	up.Flags().DurationVar(&timeout, "timeout", 3*time.Minute, "give up if the client has not bootstrapped by then")
-	up.Flags().IntVar(&basePort, "base-port", 0, "use consecutive ports from this one (default: free ports chosen by the kernel)")
-	up.Flags().BoolVarP(&quiet, "quiet", "q", false, "do not show progress")
+`, len(n.Nodes), n.Dir, n.BootstrapTime.Seconds(), d, d, d)
+	return nil
+}
 
-	// down
-	down := &cobra.Command{
-		Use:   "down",
-		Short: "Stop the network's tor processes and remove its directory",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cmd.SilenceUsage = true
-			n, err := testnet.Load(dir)
-			if errors.Is(err, fs.ErrNotExist) {
-				fmt.Fprintf(cmd.ErrOrStderr(), "testnet: no network in %s\n", dir)
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if err := n.Down(); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "testnet: stopped %d tor processes, removed %s\n", len(n.Nodes), n.Dir)
-			return nil
-		},
+func testnetDown(opts *testnetOptions) error {
+	n, err := testnet.Load(opts.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(opts.f.errOut, "testnet: no network in %s\n", opts.dir)
+		return nil
 	}
-
-	// status
-	status := &cobra.Command{
-		Use:   "status",
-		Short: "Show the network's processes; exit non-zero if it is not up",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cmd.SilenceUsage = true
-			n, err := testnetLoad(dir)
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NODE\tROLE\tPID\tALIVE\tRSS\tPORTS")
-			alive, rss := 0, 0
-			for _, s := range n.Status() {
-				mem := "-"
-				if s.Alive {
-					alive++
-					rss += s.RSSKB
-					mem = fmt.Sprintf("%.1fM", float64(s.RSSKB)/1024)
-				}
-				fmt.Fprintf(w, "%s\t%s\t%d\t%v\t%s\t%s\n", s.Name, s.Role, s.PID, s.Alive, mem, s.Ports())
-			}
-			w.Flush()
-			fmt.Fprintf(cmd.OutOrStdout(), "\n%d/%d alive, %.1f MB resident, client %s (control %s, socks %s)\n",
-				alive, len(n.Nodes), float64(rss)/1024, testnetReadiness(n), n.ControlAddr(), n.SocksAddr())
-			if !n.IsUp() {
-				return fmt.Errorf("testnet: network in %s is not up (%d/%d processes alive, client %s)",
-					n.Dir, alive, len(n.Nodes), testnetReadiness(n))
-			}
-			return nil
-		},
+	if err != nil {
+		return err
 	}
-
-	// env
-	env := &cobra.Command{
-		Use:   "env",
-		Short: `Print export lines for the client: eval "$(torscript testnet env)"`,
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cmd.SilenceUsage = true
-			n, err := testnetLoad(dir)
-			if err != nil {
-				return err
-			}
-			if !n.IsUp() {
-				fmt.Fprintf(cmd.ErrOrStderr(), "testnet: warning: the network in %s is not up (see torscript testnet status%s)\n", n.Dir, dirFlag())
-			}
-			testnetPrintEnv(cmd.OutOrStdout(), n)
-			return nil
-		},
+	if err := n.Down(); err != nil {
+		return err
 	}
+	fmt.Fprintf(opts.f.errOut, "testnet: stopped %d tor processes, removed %s\n", len(n.Nodes), n.Dir)
+	return nil
+}
 
-	cmd.AddCommand(up, down, status, env)
-	return cmd
+func testnetStatus(opts *testnetOptions) error {
+	n, err := testnetLoad(opts.dir)
+	if err != nil {
+		return err
+	}
+	out := opts.f.out
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NODE\tROLE\tPID\tALIVE\tRSS\tPORTS")
+	alive, rss := 0, 0
+	for _, s := range n.Status() {
+		mem := "-"
+		if s.Alive {
+			alive++
+			rss += s.RSSKB
+			mem = fmt.Sprintf("%.1fM", float64(s.RSSKB)/1024)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%v\t%s\t%s\n", s.Name, s.Role, s.PID, s.Alive, mem, s.Ports())
+	}
+	w.Flush()
+	fmt.Fprintf(out, "\n%d/%d alive, %.1f MB resident, client %s (control %s, socks %s)\n",
+		alive, len(n.Nodes), float64(rss)/1024, testnetReadiness(n), n.ControlAddr(), n.SocksAddr())
+	if !n.IsUp() {
+		return fmt.Errorf("testnet: network in %s is not up (%d/%d processes alive, client %s)",
+			n.Dir, alive, len(n.Nodes), testnetReadiness(n))
+	}
+	return nil
+}
+
+func testnetEnv(opts *testnetOptions) error {
+	n, err := testnetLoad(opts.dir)
+	if err != nil {
+		return err
+	}
+	if !n.IsUp() {
+		fmt.Fprintf(opts.f.errOut, "testnet: warning: the network in %s is not up (see torscript testnet status%s)\n", n.Dir, opts.dirFlag())
+	}
+	testnetPrintEnv(opts.f.out, n)
+	return nil
 }
 
 func testnetLoad(dir string) (*testnet.Network, error) {

@@ -22,8 +22,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/torscript/torscript/cmd/torscript/testnet"
 	"github.com/torscript/torscript/ctl"
-	"github.com/torscript/torscript/tests/testnet"
 )
 
 func main() {

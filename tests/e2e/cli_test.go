@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/torscript/torscript/tests/testnet"
+	"github.com/torscript/torscript/cmd/torscript/testnet"
 )
 
 var (

@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torscript/torscript/cmd/torscript/testnet"
 	"github.com/torscript/torscript/ctl"
-	"github.com/torscript/torscript/tests/testnet"
 )
 
 // exCurlMax bounds every curl (--max-time).

@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torscript/torscript/cmd/torscript/testnet"
 	"github.com/torscript/torscript/ctl"
-	"github.com/torscript/torscript/tests/testnet"
 )
 
 // suiteBefore is the state of tor the suite wants back after every case.

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torscript/torscript/cmd/torscript/testnet"
 	"github.com/torscript/torscript/ctl"
-	"github.com/torscript/torscript/tests/testnet"
 )
 
 // runScript writes src to DIR/name and runs it with torscript run (flags

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torscript/torscript/cmd/torscript/testnet"
 	"github.com/torscript/torscript/ctl"
-	"github.com/torscript/torscript/tests/testnet"
 )
 
 // stdStart writes src to a script of its own and runs it as exStart runs
