@@ -178,30 +178,9 @@ func (s *simTor) answer(line string) {
 	case "GETINFO":
 		s.getInfo(args)
 	case "GETCONF":
-		var lines []string
-		for _, k := range args {
-			if v, ok := s.conf[k]; ok {
-				lines = append(lines, k+"="+v)
-			} else {
-				lines = append(lines, k)
-			}
-		}
-		s.multi(lines)
+		s.getConf(args)
 	case "SETCONF", "RESETCONF":
-		for _, a := range args {
-			k, v, ok := strings.Cut(a, "=")
-			if !ok || kw == "RESETCONF" {
-				delete(s.conf, k)
-				if k == leaveStreams {
-					s.conf[k] = "0"
-				}
-				if !ok {
-					continue
-				}
-			}
-			s.conf[k] = strings.Trim(v, `"`)
-		}
-		s.reply(250, "OK")
+		s.setConf(kw, args)
 	case "SETEVENTS":
 		clear(s.subs)
 		for _, a := range args {
@@ -213,69 +192,118 @@ func (s *simTor) answer(line string) {
 	case "ATTACHSTREAM":
 		s.attach(args)
 	case "REDIRECTSTREAM":
-		st := s.stream(args)
-		if st == nil {
-			s.reply(552, "Unknown stream")
-			return
-		}
-		host := args[1]
-		_, port, _ := strings.Cut(st.target, ":")
-		if len(args) > 2 {
-			port = args[2]
-		}
-		st.target = host + ":" + port
-		s.reply(250, "OK")
+		s.redirect(args)
 	case "CLOSESTREAM":
-		st := s.stream(args)
-		if st == nil {
-			s.reply(552, "Unknown stream")
-			return
-		}
-		s.reply(250, "OK")
-		reason := "MISC"
-		if len(args) > 1 {
-			if n, err := strconv.Atoi(args[1]); err == nil {
-				reason = ctl.RelayEndReason(n).String()
-			}
-		}
-		s.streamStatus(st, "CLOSED", " REASON="+reason)
-		delete(s.streams, st.id)
+		s.closeStream(args)
 	case "CLOSECIRCUIT":
-		c := s.circs[argAt(args, 0)]
-		if c == nil {
-			s.reply(552, "Unknown circuit")
-			return
-		}
-		s.reply(250, "OK")
-		s.circStatus(c, "CLOSED", " REASON=REQUESTED")
-		delete(s.circs, c.id)
+		s.closeCircuit(args)
 	case "MAPADDRESS":
-		var lines []string
-		for _, a := range args {
-			from, to, _ := strings.Cut(a, "=")
-			if from == "0.0.0.0" || from == "::" || from == "." {
-				s.virtual++
-				from = "127.192.0." + strconv.Itoa(s.virtual)
-			}
-			if from == to {
-				delete(s.maps, from)
-			} else {
-				s.maps[from] = to
-			}
-			lines = append(lines, from+"="+to)
-		}
-		s.multi(lines)
+		s.mapAddress(args)
 	case "SIGNAL":
-		s.reply(250, "OK")
-		switch sig := strings.ToUpper(argAt(args, 0)); sig {
-		case "RELOAD", "HUP", "DUMP", "USR1", "DEBUG", "USR2", "NEWNYM", "CLEARDNSCACHE":
-			// Tor announces the signals it acts on without exiting.
-			if s.subs["SIGNAL"] {
-				s.raw("650 SIGNAL " + sig + "\r\n")
-			}
-		}
+		s.signal(args)
 	default:
 		s.reply(250, "OK")
+	}
+}
+
+func (s *simTor) getConf(args []string) {
+	var lines []string
+	for _, k := range args {
+		if v, ok := s.conf[k]; ok {
+			lines = append(lines, k+"="+v)
+		} else {
+			lines = append(lines, k)
+		}
+	}
+	s.multi(lines)
+}
+
+func (s *simTor) setConf(kw string, args []string) {
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || kw == "RESETCONF" {
+			delete(s.conf, k)
+			if k == leaveStreams {
+				s.conf[k] = "0"
+			}
+			if !ok {
+				continue
+			}
+		}
+		s.conf[k] = strings.Trim(v, `"`)
+	}
+	s.reply(250, "OK")
+}
+
+func (s *simTor) redirect(args []string) {
+	st := s.stream(args)
+	if st == nil {
+		s.reply(552, "Unknown stream")
+		return
+	}
+	host := args[1]
+	_, port, _ := strings.Cut(st.target, ":")
+	if len(args) > 2 {
+		port = args[2]
+	}
+	st.target = host + ":" + port
+	s.reply(250, "OK")
+}
+
+func (s *simTor) closeStream(args []string) {
+	st := s.stream(args)
+	if st == nil {
+		s.reply(552, "Unknown stream")
+		return
+	}
+	s.reply(250, "OK")
+	reason := "MISC"
+	if len(args) > 1 {
+		if n, err := strconv.Atoi(args[1]); err == nil {
+			reason = ctl.RelayEndReason(n).String()
+		}
+	}
+	s.streamStatus(st, "CLOSED", " REASON="+reason)
+	delete(s.streams, st.id)
+}
+
+func (s *simTor) closeCircuit(args []string) {
+	c := s.circs[argAt(args, 0)]
+	if c == nil {
+		s.reply(552, "Unknown circuit")
+		return
+	}
+	s.reply(250, "OK")
+	s.circStatus(c, "CLOSED", " REASON=REQUESTED")
+	delete(s.circs, c.id)
+}
+
+func (s *simTor) mapAddress(args []string) {
+	var lines []string
+	for _, a := range args {
+		from, to, _ := strings.Cut(a, "=")
+		if from == "0.0.0.0" || from == "::" || from == "." {
+			s.virtual++
+			from = "127.192.0." + strconv.Itoa(s.virtual)
+		}
+		if from == to {
+			delete(s.maps, from)
+		} else {
+			s.maps[from] = to
+		}
+		lines = append(lines, from+"="+to)
+	}
+	s.multi(lines)
+}
+
+func (s *simTor) signal(args []string) {
+	s.reply(250, "OK")
+	switch sig := strings.ToUpper(argAt(args, 0)); sig {
+	case "RELOAD", "HUP", "DUMP", "USR1", "DEBUG", "USR2", "NEWNYM", "CLEARDNSCACHE":
+		// Tor announces the signals it acts on without exiting.
+		if s.subs["SIGNAL"] {
+			s.raw("650 SIGNAL " + sig + "\r\n")
+		}
 	}
 }
 
