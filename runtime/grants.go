@@ -529,7 +529,7 @@ func CheckRequirements(filename string, src []byte, opts Options) (Requirements,
 	isPredeclared := r.pre.Has
 	if strings.HasSuffix(filename, "_test.star") {
 		// A test file also sees what torscript test gives it.
-		isPredeclared = func(name string) bool { return r.pre.Has(name) || name == "assert" || name == "sim" }
+		isPredeclared = func(name string) bool { return r.pre.Has(name) || testGlobals(nil, nil).Has(name) }
 	}
 	c := &checker{r: r, filename: filename, isPredeclared: isPredeclared, done: map[string]*checkedModule{}}
 	if _, err := c.check(filename, src); err != nil {

@@ -192,7 +192,7 @@ func runTest(ctx context.Context, filename string, src []byte, name string, asse
 	}
 	sim := newSimModule(r, st, filename)
 	sim.Members["failures"] = failuresBuiltin(r, &pending)
-	pre := starlark.StringDict{"assert": assert["assert"], "sim": sim}
+	pre := testGlobals(assert["assert"], sim)
 	for k, v := range r.pre {
 		pre[k] = v
 	}
@@ -242,6 +242,12 @@ func failuresBuiltin(r *Runtime, pending *[]string) *starlark.Builtin {
 		*pending = nil
 		return starlark.NewList(l), nil
 	})
+}
+
+// testGlobals are the names torscript test adds to what every script
+// sees; check reads a _test.star file with them.
+func testGlobals(assert, sim starlark.Value) starlark.StringDict {
+	return starlark.StringDict{"assert": assert, "sim": sim}
 }
 
 // dropTime leaves the time out of a test's log lines.
