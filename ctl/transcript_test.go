@@ -1,10 +1,10 @@
 package ctl
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/torscript/torscript/ctl/ctltest"
 	"io"
 	"reflect"
 	"strings"
@@ -21,31 +21,13 @@ import (
 // lineEnds are the two line ends tor's replies are read with.
 var lineEnds = []struct{ name, eol string }{{"CRLF", "\r\n"}, {"LF", "\n"}}
 
-// syncBuffer is a bytes.Buffer safe for the reader and writer goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // playTranscript runs testdata/transcripts/name against run, with each line
 // end, and checks the bytes written and the trace.
 func playTranscript(t *testing.T, name string, run func(t *testing.T, c *Conn, eol string)) {
 	tr := LoadTranscript(t, name)
 	for _, le := range lineEnds {
 		t.Run(le.name, func(t *testing.T) {
-			var trace syncBuffer
+			var trace ctltest.SyncBuffer
 			f, c := NewFakeControlPort(t, Options{Trace: &trace})
 			done := f.Play(tr, le.eol)
 			run(t, c, le.eol)

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"github.com/torscript/torscript/ctl/ctltest"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,7 +32,7 @@ for name in ("circ", "stream", "bw", "orconn"):
 		"650 BW 1024 2048\r\n",
 		"650 ORCONN " + fpA + " CONNECTED NCIRCS=2 ID=12\r\n",
 	}
-	rt := New(Options{Connect: f.Connect, Logger: discardLogger(), Stdout: &syncBuffer{}, Args: []string{strconv.Itoa(b.N)}})
+	rt := New(Options{Connect: f.Connect, Logger: discardLogger(), Stdout: &ctltest.SyncBuffer{}, Args: []string{strconv.Itoa(b.N)}})
 	type result struct {
 		code int
 		err  error

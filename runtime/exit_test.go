@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"github.com/torscript/torscript/ctl/ctltest"
 	"testing"
 	"time"
 
@@ -75,7 +76,7 @@ func TestRunErrorTypes(t *testing.T) {
 // *ExitError, nil when nothing asked for one.
 func TestSessionCloseExit(t *testing.T) {
 	t.Parallel()
-	r := New(Options{Logger: discardLogger(), Stdout: &syncBuffer{}})
+	r := New(Options{Logger: discardLogger(), Stdout: &ctltest.SyncBuffer{}})
 	s, err := r.Open(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +89,7 @@ func TestSessionCloseExit(t *testing.T) {
 	if err := s.Close(); !errors.As(err, &exit) || exit.Code != 5 {
 		t.Errorf("Close = %#v, want *ExitError{5}", err)
 	}
-	s2, err := New(Options{Logger: discardLogger(), Stdout: &syncBuffer{}}).Open(context.Background())
+	s2, err := New(Options{Logger: discardLogger(), Stdout: &ctltest.SyncBuffer{}}).Open(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,10 @@ package runtime
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/torscript/torscript/ctl/ctltest"
 	"io"
 	"log/slog"
 	"net"
@@ -344,24 +344,6 @@ func (f *fakeControlPort) waitFor(timeout time.Duration, cond func() bool) bool 
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// syncBuffer is a bytes.Buffer safe for the runtime's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // waitUntil polls cond until it holds or timeout passes.
 func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -379,8 +361,8 @@ type scriptRun struct {
 	t      testing.TB
 	f      *fakeControlPort
 	rt     *Runtime
-	log    *syncBuffer
-	out    *syncBuffer
+	log    *ctltest.SyncBuffer
+	out    *ctltest.SyncBuffer
 	cancel context.CancelFunc
 	done   chan struct{}
 	code   int
@@ -392,7 +374,7 @@ type scriptRun struct {
 // filled in when unset) until stop or the script ends.
 func startScript(t testing.TB, f *fakeControlPort, src string, opts Options) *scriptRun {
 	t.Helper()
-	r := &scriptRun{t: t, f: f, log: &syncBuffer{}, out: &syncBuffer{}, done: make(chan struct{})}
+	r := &scriptRun{t: t, f: f, log: &ctltest.SyncBuffer{}, out: &ctltest.SyncBuffer{}, done: make(chan struct{})}
 	if opts.Connect == nil && f != nil {
 		opts.Connect = f.Connect
 	}

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"github.com/torscript/torscript/ctl/ctltest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -201,7 +202,7 @@ func TestLoadOutsideRefused(t *testing.T) {
 		{`load("@stdlib/README.star", "x")` + "\n", nil, "README.star"},
 	} {
 		write(main, tc.src)
-		var out syncBuffer
+		var out ctltest.SyncBuffer
 		r := New(Options{Stdout: &out, Logger: discardLogger(), Allow: tc.allow})
 		err := r.Run(t.Context(), main, []byte(tc.src))
 		got := out.String()

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"github.com/torscript/torscript/ctl/ctltest"
 	"strings"
 	"testing"
 	"time"
@@ -265,7 +266,7 @@ func TestRunBootstrap(t *testing.T) {
 	t.Parallel()
 	f := newFakeControlPort(t)
 	f.replies["GETINFO status/bootstrap-phase"] = `250-status/bootstrap-phase=NOTICE BOOTSTRAP PROGRESS=50 TAG=loading_descriptors SUMMARY="Loading relay descriptors"` + "\n250 OK"
-	progress := &syncBuffer{}
+	progress := &ctltest.SyncBuffer{}
 	r := startScript(t, f, `print("ran")`, Options{Bootstrap: progress})
 	f.WaitCommand("GETINFO status/bootstrap-phase")
 	time.Sleep(50 * time.Millisecond)

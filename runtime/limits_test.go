@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"github.com/torscript/torscript/ctl/ctltest"
 	"log/slog"
 	"strings"
 	"sync"
@@ -15,13 +16,13 @@ import (
 
 // runTop runs src as x.star with no tor and returns what Run returned and
 // how long it took.
-func runTop(t *testing.T, ctx context.Context, src string, opts Options, setup func(*Runtime)) (code int, took time.Duration, log *syncBuffer, err error) {
+func runTop(t *testing.T, ctx context.Context, src string, opts Options, setup func(*Runtime)) (code int, took time.Duration, log *ctltest.SyncBuffer, err error) {
 	t.Helper()
-	log = &syncBuffer{}
+	log = &ctltest.SyncBuffer{}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(log, nil))
 	}
-	opts.Stdout = &syncBuffer{}
+	opts.Stdout = &ctltest.SyncBuffer{}
 	r := New(opts)
 	if setup != nil {
 		setup(r)
@@ -94,7 +95,7 @@ func TestLoadedModuleLimits(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"spin.star": "def f():\n    pass\nwhile True:\n    pass\n"})
-	r := New(Options{Logger: discardLogger(), Stdout: &syncBuffer{}, MaxSteps: 1e15, TopLevelTimeout: 200 * time.Millisecond})
+	r := New(Options{Logger: discardLogger(), Stdout: &ctltest.SyncBuffer{}, MaxSteps: 1e15, TopLevelTimeout: 200 * time.Millisecond})
 	start := time.Now()
 	code, err := exitOf(r.Run(context.Background(), dir+"/x.star", []byte("load(\"spin.star\", \"f\")\n")))
 	var ov *OverrunError
@@ -177,7 +178,7 @@ func TestHandlerWedged(t *testing.T) {
 	f := newFakeControlPort(t)
 	release := make(chan struct{})
 	wedged := make(chan string, 4)
-	r := New(Options{Connect: f.Connect, Logger: discardLogger(), Stdout: &syncBuffer{}, HandlerTimeout: 100 * time.Millisecond,
+	r := New(Options{Connect: f.Connect, Logger: discardLogger(), Stdout: &ctltest.SyncBuffer{}, HandlerTimeout: 100 * time.Millisecond,
 		OnWedged: func(what string, _ time.Duration) { wedged <- what }})
 	r.pre["block"] = blockBuiltin(release)
 	done := make(chan struct{})
@@ -308,7 +309,7 @@ func syntaxPos(file *string, line, col int32) syntax.Position {
 // TestEvalLimits: torscript eval's code is a top level too.
 func TestEvalLimits(t *testing.T) {
 	t.Parallel()
-	r := New(Options{Logger: discardLogger(), Stdout: &syncBuffer{}, MaxSteps: 1e15, TopLevelTimeout: 100 * time.Millisecond})
+	r := New(Options{Logger: discardLogger(), Stdout: &ctltest.SyncBuffer{}, MaxSteps: 1e15, TopLevelTimeout: 100 * time.Millisecond})
 	code, err := exitOf(r.Eval(context.Background(), "x = 1\nwhile True: pass\n"))
 	var ov *OverrunError
 	if code != 1 || !errors.As(err, &ov) {
@@ -325,7 +326,7 @@ func TestSessionLimits(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"spin.star": "def f():\n    pass\nwhile True:\n    pass\n"})
-	r := New(Options{Logger: discardLogger(), Stdout: &syncBuffer{}, MaxSteps: 1e15, HandlerTimeout: 50 * time.Millisecond, TopLevelTimeout: 100 * time.Millisecond})
+	r := New(Options{Logger: discardLogger(), Stdout: &ctltest.SyncBuffer{}, MaxSteps: 1e15, HandlerTimeout: 50 * time.Millisecond, TopLevelTimeout: 100 * time.Millisecond})
 	s, err := r.Open(context.Background())
 	if err != nil {
 		t.Fatal(err)

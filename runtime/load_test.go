@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"github.com/torscript/torscript/ctl/ctltest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,7 +19,7 @@ import (
 // runFile runs src as filename without tor and returns its output.
 func runFile(t *testing.T, filename, src string, opts Options) (string, int, error) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &ctltest.SyncBuffer{}
 	opts.Stdout = out
 	if opts.Logger == nil {
 		opts.Logger = discardLogger()
@@ -167,7 +168,7 @@ func TestCheck(t *testing.T) {
 		{"undefined in loaded file", "load(\"undef.star\", \"x\")\n", `^` + regexp.QuoteMeta(filepath.Join(dir, "undef.star")) + `:1:5: undefined: nope$`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := &syncBuffer{}
+			out := &ctltest.SyncBuffer{}
 			err := Check(x, []byte(tc.src), Options{Stdout: out})
 			switch {
 			case tc.want == "" && err != nil:
@@ -260,7 +261,7 @@ func TestEval(t *testing.T) {
 		{"tor.attach(5, hop=1)", "tor.attach(\"5\", hop=1)\n"},
 		{"len(argv)", "1\n"},
 	} {
-		out := &syncBuffer{}
+		out := &ctltest.SyncBuffer{}
 		code, err := exitOf(New(Options{Stdout: out, Logger: discardLogger()}).Eval(context.Background(), tc.src))
 		if code != 0 || err != nil {
 			t.Errorf("Eval(%q) = %d, %v", tc.src, code, err)
@@ -269,11 +270,11 @@ func TestEval(t *testing.T) {
 			t.Errorf("Eval(%q) printed %q, want %q", tc.src, out.String(), tc.want)
 		}
 	}
-	code, err := exitOf(New(Options{Stdout: &syncBuffer{}, Logger: discardLogger()}).Eval(context.Background(), "1 // 0"))
+	code, err := exitOf(New(Options{Stdout: &ctltest.SyncBuffer{}, Logger: discardLogger()}).Eval(context.Background(), "1 // 0"))
 	if code != 1 || err == nil || !strings.Contains(FormatError(err), "division by zero") {
 		t.Errorf("Eval(1 // 0) = %d, %v", code, err)
 	}
-	code, err = exitOf(New(Options{Stdout: &syncBuffer{}, Logger: discardLogger()}).Eval(context.Background(), "x = ("))
+	code, err = exitOf(New(Options{Stdout: &ctltest.SyncBuffer{}, Logger: discardLogger()}).Eval(context.Background(), "x = ("))
 	if code != 1 || err == nil || !strings.HasPrefix(err.Error(), "<eval>:1:") {
 		t.Errorf("Eval(x = () = %d, %v", code, err)
 	}
@@ -283,7 +284,7 @@ func TestEval(t *testing.T) {
 func TestEvalWithTor(t *testing.T) {
 	f := newFakeControlPort(t)
 	f.replies["GETINFO version"] = "250-version=0.4.8.12\n250 OK"
-	out := &syncBuffer{}
+	out := &ctltest.SyncBuffer{}
 	code, err := exitOf(New(Options{Connect: f.Connect, Stdout: out, Logger: discardLogger()}).Eval(context.Background(), `tor.get_info("version")`))
 	if code != 0 || err != nil || out.String() != "\"0.4.8.12\"\n" {
 		t.Errorf("Eval = %d, %v, printed %q", code, err, out.String())

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"github.com/torscript/torscript/ctl/ctltest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,7 +31,7 @@ func TestScripts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rt := New(Options{Stdout: &syncBuffer{}, Logger: discardLogger()})
+			rt := New(Options{Stdout: &ctltest.SyncBuffer{}, Logger: discardLogger()})
 			predeclared := starlark.StringDict{}
 			for k, v := range rt.Predeclared() {
 				predeclared[k] = v

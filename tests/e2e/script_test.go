@@ -5,8 +5,8 @@ package e2e
 // tor (__LeaveStreamsUnattached, streams waiting for a controller).
 
 import (
-	"bytes"
 	"context"
+	"github.com/torscript/torscript/ctl/ctltest"
 	"os/exec"
 	"strings"
 	"sync"
@@ -24,28 +24,10 @@ const (
 	termMax = 15 * time.Second
 )
 
-// syncBuf is an io.Writer that the test reads while the process writes.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // scriptProc is a running `torscript run`.
 type scriptProc struct {
 	cmd            *exec.Cmd
-	stdout, stderr syncBuf
+	stdout, stderr ctltest.SyncBuffer
 	done           chan struct{}
 	err            error
 }
@@ -86,7 +68,7 @@ func (p *scriptProc) exited() bool {
 }
 
 // waitFor waits until buf holds sub n times.
-func (p *scriptProc) waitFor(t *testing.T, buf *syncBuf, name, sub string, n int, d time.Duration) {
+func (p *scriptProc) waitFor(t *testing.T, buf *ctltest.SyncBuffer, name, sub string, n int, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for strings.Count(buf.String(), sub) < n {

@@ -1,15 +1,14 @@
 package repl
 
 import (
-	"bytes"
 	"context"
+	"github.com/torscript/torscript/ctl/ctltest"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.starlark.net/starlark"
@@ -18,30 +17,12 @@ import (
 	"github.com/torscript/torscript/runtime"
 )
 
-// syncBuffer is a bytes.Buffer safe for the loop goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // offlineREPL is a REPL over a session with no tor: what needs no control
 // connection (Starlark, the REPL's commands, completion of names and
 // attributes) works as with one.
-func offlineREPL(t *testing.T, input string) (*repl, *syncBuffer, *syncBuffer) {
+func offlineREPL(t *testing.T, input string) (*repl, *ctltest.SyncBuffer, *ctltest.SyncBuffer) {
 	t.Helper()
-	out, errOut := &syncBuffer{}, &syncBuffer{}
+	out, errOut := &ctltest.SyncBuffer{}, &ctltest.SyncBuffer{}
 	rp := &repl{out: out, errOut: errOut}
 	rp.comp = &completer{rp: rp}
 	r := runtime.New(runtime.Options{Stdout: out, OnEvent: rp.onEvent})

@@ -3,6 +3,7 @@ package repl
 import (
 	"context"
 	"errors"
+	"github.com/torscript/torscript/ctl/ctltest"
 	"strings"
 	"testing"
 
@@ -13,7 +14,7 @@ import (
 // session it opened, and returns Close's *ExitError for exit(n); Open's
 // error comes back as it is.
 func TestRun(t *testing.T) {
-	out, errOut := &syncBuffer{}, &syncBuffer{}
+	out, errOut := &ctltest.SyncBuffer{}, &ctltest.SyncBuffer{}
 	var got Streams
 	open := func(ctx context.Context, st Streams) (*runtime.Session, error) {
 		got = st
