@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -94,22 +95,7 @@ func (t *torMod) setConf(thread *starlark.Thread, b *starlark.Builtin, args star
 			entries = append(entries, e...)
 		}
 	}
-	kw, err := kwargEntries(kwargs)
-	if err != nil {
-		return nil, failed(b, err)
-	}
-	entries = append(entries, kw...)
-	if len(entries) == 0 {
-		return nil, fmt.Errorf("%s: no options given", b.Name())
-	}
-	c, err := t.conn(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.SetConf(Context(thread), entries...); err != nil {
-		return nil, failed(b, err)
-	}
-	return starlark.None, nil
+	return t.confCommand(thread, b, entries, kwargs, (*ctl.Conn).SetConf)
 }
 
 const docResetConf = `reset_conf(*keys, **kwargs)
@@ -127,6 +113,13 @@ func (t *torMod) resetConf(thread *starlark.Thread, b *starlark.Builtin, args st
 	for _, k := range keys {
 		entries = append(entries, ctl.ConfEntry{Key: k})
 	}
+	return t.confCommand(thread, b, entries, kwargs, (*ctl.Conn).ResetConf)
+}
+
+// confCommand sends SETCONF or RESETCONF with entries and the keyword
+// arguments' entries after them.
+func (t *torMod) confCommand(thread *starlark.Thread, b *starlark.Builtin, entries []ctl.ConfEntry, kwargs []starlark.Tuple,
+	send func(*ctl.Conn, context.Context, ...ctl.ConfEntry) error) (starlark.Value, error) {
 	kw, err := kwargEntries(kwargs)
 	if err != nil {
 		return nil, failed(b, err)
@@ -139,7 +132,7 @@ func (t *torMod) resetConf(thread *starlark.Thread, b *starlark.Builtin, args st
 	if err != nil {
 		return nil, err
 	}
-	if err := c.ResetConf(Context(thread), entries...); err != nil {
+	if err := send(c, Context(thread), entries...); err != nil {
 		return nil, failed(b, err)
 	}
 	return starlark.None, nil

@@ -212,16 +212,16 @@ func TestEngineOnionGoesToTor(t *testing.T) {
 }
 
 func TestEngineWrongExitCloses(t *testing.T) {
-	g := newEngineRig(t, builtins.Policy{}, false)
-	g.decide = circuitDecision("7")
-	g.event(built7)
-	g.event("650 STREAM 44 NEW 0 example.com.exit2.exit:80 PURPOSE=USER")
-	g.want("CLOSESTREAM 44 1")
-	g = newEngineRig(t, builtins.Policy{}, false)
-	g.decide = circuitDecision("7")
-	g.event(built7)
-	g.event("650 STREAM 44 NEW 0 example.com.exit1.exit:80 PURPOSE=USER")
-	g.want("ATTACHSTREAM 44 7")
+	for target, want := range map[string]string{
+		"example.com.exit2.exit:80": "CLOSESTREAM 44 1", // circuit 7 leaves through exit1
+		"example.com.exit1.exit:80": "ATTACHSTREAM 44 7",
+	} {
+		g := newEngineRig(t, builtins.Policy{}, false)
+		g.decide = circuitDecision("7")
+		g.event(built7)
+		g.event("650 STREAM 44 NEW 0 " + target + " PURPOSE=USER")
+		g.want(want)
+	}
 }
 
 func TestEngineGivesUpOnDetachStorm(t *testing.T) {

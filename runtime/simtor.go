@@ -235,10 +235,18 @@ func (s *simTor) setConf(kw string, args []string) {
 	s.reply(250, "OK")
 }
 
-func (s *simTor) redirect(args []string) {
+// knownStream is the stream args name, or nil after answering 552.
+func (s *simTor) knownStream(args []string) *simStream {
 	st := s.stream(args)
 	if st == nil {
 		s.reply(552, "Unknown stream")
+	}
+	return st
+}
+
+func (s *simTor) redirect(args []string) {
+	st := s.knownStream(args)
+	if st == nil {
 		return
 	}
 	host := args[1]
@@ -251,9 +259,8 @@ func (s *simTor) redirect(args []string) {
 }
 
 func (s *simTor) closeStream(args []string) {
-	st := s.stream(args)
+	st := s.knownStream(args)
 	if st == nil {
-		s.reply(552, "Unknown stream")
 		return
 	}
 	s.reply(250, "OK")

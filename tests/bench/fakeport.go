@@ -309,27 +309,13 @@ func (f *FakeControlPort) answer(b *bytes.Buffer, cmd Command) (quit bool) {
 		}
 		b.WriteString("250 OK\r\n")
 	case "GETCONF":
-		if len(args) == 0 {
-			b.WriteString("250 OK\r\n")
-		}
+		lines := make([]string, len(args))
 		for i, k := range args {
-			sep := "-"
-			if i == len(args)-1 {
-				sep = " "
-			}
-			b.WriteString("250" + sep + k + "=0\r\n")
+			lines[i] = k + "=0"
 		}
+		writeLines(b, lines)
 	case "MAPADDRESS":
-		if len(args) == 0 {
-			b.WriteString("250 OK\r\n")
-		}
-		for i, kv := range args {
-			sep := "-"
-			if i == len(args)-1 {
-				sep = " "
-			}
-			b.WriteString("250" + sep + kv + "\r\n")
-		}
+		writeLines(b, args)
 	case "QUIT":
 		b.WriteString("250 closing connection\r\n")
 		return true
@@ -344,6 +330,20 @@ func (f *FakeControlPort) answer(b *bytes.Buffer, cmd Command) (quit bool) {
 
 // info is the fake's value for a GETINFO key; known is false for a key it
 // has no value for, which it answers with an empty value.
+// writeLines writes a reply of one 250 line each ("250 OK" for none).
+func writeLines(b *bytes.Buffer, lines []string) {
+	if len(lines) == 0 {
+		b.WriteString("250 OK\r\n")
+	}
+	for i, l := range lines {
+		sep := "-"
+		if i == len(lines)-1 {
+			sep = " "
+		}
+		b.WriteString("250" + sep + l + "\r\n")
+	}
+}
+
 func (f *FakeControlPort) info(key string) (v string, known bool) {
 	switch key {
 	case "version":

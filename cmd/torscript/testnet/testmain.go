@@ -7,8 +7,25 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"testing"
 )
+
+// TB and M are the parts of testing.TB and *testing.M these helpers use:
+// this package is linked into torscript (the testnet command), which must
+// not carry the testing package.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Skip(args ...any)
+}
+
+// M is what MainWithNetwork needs of a *testing.M.
+type M interface{ Run() int }
+
+// verbose says whether go test runs with -v (testing.Verbose).
+func verbose() bool {
+	f := flag.Lookup("test.v")
+	return f != nil && f.Value.String() != "false" && f.Value.String() != ""
+}
 
 // NotInstalled is the message printed when tor is missing.
 const NotInstalled = "tor not installed: apt-get install -y tor; end-to-end tests skipped"
@@ -32,7 +49,7 @@ func inCI() bool { return os.Getenv("CI") == "true" }
 
 // SkipWithoutTor skips t when tor is not installed, or fails it when
 // CI=true. It is for tests that use Launch but not the shared network.
-func SkipWithoutTor(t testing.TB) {
+func SkipWithoutTor(t TB) {
 	t.Helper()
 	if RequireTor() {
 		return
@@ -52,7 +69,7 @@ func SkipWithoutTor(t testing.TB) {
 // If tor is missing it prints NotInstalled and runs the tests with
 // Shared returning nil (so tests using it skip) — unless CI=true, where a
 // missing tor fails (exit code 1). Progress is printed with go test -v.
-func MainWithNetwork(m *testing.M, cfg Config) int {
+func MainWithNetwork(m M, cfg Config) int {
 	if !flag.Parsed() {
 		flag.Parse()
 	}
@@ -71,7 +88,7 @@ func MainWithNetwork(m *testing.M, cfg Config) int {
 	}
 	cfg.Dir = dir
 	cfg.Detach = false
-	if cfg.Progress == nil && testing.Verbose() {
+	if cfg.Progress == nil && verbose() {
 		cfg.Progress = func(s string) { fmt.Fprintln(os.Stderr, "testnet:", s) }
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -108,7 +125,7 @@ func MainWithNetwork(m *testing.M, cfg Config) int {
 // Shared returns the network started by MainWithNetwork, or skips t if
 // there is none (tor is not installed, or TestMain does not call
 // MainWithNetwork).
-func Shared(t testing.TB) *Network {
+func Shared(t TB) *Network {
 	t.Helper()
 	if shared == nil {
 		if !RequireTor() {
