@@ -7,7 +7,7 @@ package runtime
 //  1. ctl/conn.go readLoop: the one reader goroutine reads the "650 STREAM
 //     42 NEW 0 example.com:443 ..." reply (ctl/reply.go ReplyReader), and
 //     ctl/event.go ParseEvent makes it a *ctl.StreamEvent, queued on the
-//     connection (ctl/eventqueue.go) without blocking the reader.
+//     connection (its event queue, in ctl/conn.go) without blocking the reader.
 //  2. runtime/loop.go loop: the event-loop goroutine takes the batch
 //     (Conn.EventBatch) and dispatch updates the live state
 //     (runtime/state.go), then hands the event to the policy engine
