@@ -526,11 +526,7 @@ func torAttr(e syntax.Expr) string {
 func CheckRequirements(filename string, src []byte, opts Options) (Requirements, error) {
 	r := New(opts)
 	r.loader.setRoot(filename, false)
-	isPredeclared := r.pre.Has
-	if strings.HasSuffix(filename, "_test.star") {
-		// A test file also sees what torscript test gives it.
-		isPredeclared = func(name string) bool { return r.pre.Has(name) || testGlobals(nil, nil).Has(name) }
-	}
+	isPredeclared := func(name string) bool { return r.pre.Has(name) || slices.Contains(opts.ExtraGlobals, name) }
 	c := &checker{r: r, filename: filename, isPredeclared: isPredeclared, done: map[string]*checkedModule{}}
 	if _, err := c.check(filename, src); err != nil {
 		return Requirements{}, err

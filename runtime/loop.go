@@ -66,18 +66,7 @@ func (r *Runtime) loop() {
 					}
 					break
 				}
-				for i, ev := range evs {
-					if r.exiting || r.fatal != nil {
-						// Keep the rest for shutdown: it must still see
-						// new streams.
-						if r.policy != nil {
-							r.policy.pending(evs[i:])
-						}
-						break
-					}
-					r.dispatch(ev)
-					evs[i] = nil
-				}
+				r.dispatchEvents(evs)
 			}
 		case <-done:
 			// Take the events that came before the end first.
@@ -89,17 +78,41 @@ func (r *Runtime) loop() {
 			}
 			r.disconnected()
 		case <-r.tasks.notify:
-			fs = r.tasks.take(fs)
-			for i, f := range fs {
-				f()
-				fs[i] = nil
-			}
+			fs, _ = r.runTasks(fs)
 		case now := <-sweep.C:
 			if r.policy != nil {
 				r.policy.sweep(now)
 			}
 		}
 	}
+}
+
+// dispatchEvents dispatches evs in order, and returns how many. Once the
+// script ends, the rest go to the policy for shutdown: it must still see
+// new streams.
+func (r *Runtime) dispatchEvents(evs []ctl.Event) int {
+	for i, ev := range evs {
+		if r.exiting || r.fatal != nil {
+			if r.policy != nil {
+				r.policy.pending(evs[i:])
+			}
+			return i
+		}
+		r.dispatch(ev)
+		evs[i] = nil
+	}
+	return len(evs)
+}
+
+// runTasks runs the tasks posted to the loop (fs is a buffer), and returns
+// how many.
+func (r *Runtime) runTasks(fs []func()) ([]func(), int) {
+	fs = r.tasks.take(fs)
+	for i, f := range fs {
+		f()
+		fs[i] = nil
+	}
+	return fs, len(fs)
 }
 
 // dispatch handles one event: the live state first, then the policy, then
@@ -159,8 +172,8 @@ func (r *Runtime) exitRequested(err error) bool {
 // reportFailure logs a failed call with its backtrace; a function that
 // keeps failing is reported louder at 10, 100, 1000, ... failures in a row.
 func (r *Runtime) reportFailure(msg string, inARow int, err error, attrs ...any) {
-	if r.failed != nil {
-		r.failed(msg, err)
+	if r.opts.OnFailure != nil {
+		r.opts.OnFailure(msg, err)
 	}
 	attrs = append(attrs, "err", FormatError(err))
 	if inARow >= 10 && isPowerOf10(inARow) {
@@ -469,8 +482,8 @@ type timer struct {
 func (r *Runtime) schedule(d time.Duration, repeat bool, fn starlark.Callable) func() {
 	tm := &timer{fn: fn, d: d, repeat: repeat}
 	r.timers[tm] = struct{}{}
-	if r.virtual != nil {
-		tm.due = r.virtual.now + d
+	if r.opts.Clock != nil {
+		tm.due = r.opts.Clock.now + d
 		return func() { delete(r.timers, tm) }
 	}
 	tm.t = time.AfterFunc(d, func() {

@@ -74,6 +74,17 @@ type Options struct {
 	// streams over.
 	OnWedged func(what string, since time.Duration)
 
+	// ExtraGlobals are names a runner adds to what every script sees
+	// (torscript test's assert and sim): CheckRequirements accepts them.
+	ExtraGlobals []string
+
+	// Clock, if set, is the time of the script's timers instead of the
+	// wall clock: it moves only with Advance (a simulator's virtual time).
+	Clock *VirtualClock
+	// OnFailure, if set, sees every failed handler, timer, policy or
+	// at_exit call (a simulator fails the test with it).
+	OnFailure func(msg string, err error)
+
 	// Owner records what the run changes on tor before it changes it, and
 	// holds the tor's stream policy (see Ownership); nil records nothing
 	// (torscript test, check).
@@ -127,13 +138,11 @@ type Runtime struct {
 	exiting     bool
 	fatal       error
 	reconnect   *reconnector
-	virtual     *virtualClock // timers' time in `torscript test`; nil for real time
 	grants      *grants
-	atExit      []starlark.Callable         // tor.at_exit, last first at shutdown
-	failed      func(msg string, err error) // torscript test: a handler, timer or policy call failed
-	own         ownState                    // this run's records (ownership.go)
-	topLevel    bool                        // the main script's top level is running
-	deferred    *builtins.Policy            // tor.policy called by the top level, started after it
+	atExit      []starlark.Callable // tor.at_exit, last first at shutdown
+	own         ownState            // this run's records (ownership.go)
+	topLevel    bool                // the main script's top level is running
+	deferred    *builtins.Policy    // tor.policy called by the top level, started after it
 }
 
 type handler struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/torscript/torscript/ctl"
 	"github.com/torscript/torscript/runtime"
 	"github.com/torscript/torscript/runtime/owner"
+	"github.com/torscript/torscript/runtime/sim"
 )
 
 // scriptFlags are the flags of the commands that run Starlark.
@@ -237,7 +238,12 @@ func checkRun(opts *checkOptions) error {
 		src, err := os.ReadFile(file)
 		var req runtime.Requirements
 		if err == nil {
-			req, err = runtime.CheckRequirements(file, src, runtime.Options{Logger: opts.f.log})
+			ro := runtime.Options{Logger: opts.f.log}
+			if strings.HasSuffix(file, "_test.star") {
+				// A test file also sees what torscript test gives it.
+				ro.ExtraGlobals = sim.Globals()
+			}
+			req, err = runtime.CheckRequirements(file, src, ro)
 		}
 		if err != nil {
 			fmt.Fprintln(opts.f.errOut, err)

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/torscript/torscript/runtime"
+	"github.com/torscript/torscript/runtime/sim"
 )
 
 // testOptions are the inputs of `torscript test`.
@@ -66,8 +67,8 @@ func testRun(ctx context.Context, opts *testOptions) error {
 		if err != nil {
 			return usageError{err}
 		}
-		results, err := runtime.RunTests(ctx, file, src, ropts)
-		n := runtime.WriteTestReport(f.out, file, results, opts.verbose)
+		results, err := sim.RunTests(ctx, file, src, ropts)
+		n := sim.WriteTestReport(f.out, file, results, opts.verbose)
 		failed += n
 		passed += len(results) - n
 		if ctx.Err() != nil {

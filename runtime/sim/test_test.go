@@ -1,8 +1,9 @@
-package runtime
+package sim
 
 import (
 	"context"
 	"errors"
+	"github.com/torscript/torscript/runtime"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,7 +25,7 @@ func runTestFile(t *testing.T, src string, files map[string]string) (string, []*
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	res, err := RunTests(context.Background(), path, []byte(src), Options{})
+	res, err := RunTests(context.Background(), path, []byte(src), runtime.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,11 +231,11 @@ def test_other():
 }
 
 func TestRunTestsNoTests(t *testing.T) {
-	_, err := RunTests(context.Background(), "x_test.star", []byte("x = 1\n"), Options{})
+	_, err := RunTests(context.Background(), "x_test.star", []byte("x = 1\n"), runtime.Options{})
 	if err == nil || !strings.Contains(err.Error(), "no test_ functions") {
 		t.Errorf("got %v", err)
 	}
-	_, err = RunTests(context.Background(), "x_test.star", []byte("def test_x(:\n"), Options{})
+	_, err = RunTests(context.Background(), "x_test.star", []byte("def test_x(:\n"), runtime.Options{})
 	if err == nil || !strings.Contains(err.Error(), "x_test.star:1:") {
 		t.Errorf("got %v", err)
 	}
@@ -259,7 +260,7 @@ def test_passes():
     assert.eq(1, 1)
 `
 	start := time.Now()
-	res, err := RunTests(context.Background(), path, []byte(src), Options{MaxSteps: 1e15, TopLevelTimeout: time.Second})
+	res, err := RunTests(context.Background(), path, []byte(src), runtime.Options{MaxSteps: 1e15, TopLevelTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +299,7 @@ def test_passes():
     assert.eq(1, 1)
 `
 	start := time.Now()
-	res, err := RunTests(context.Background(), "x_test.star", []byte(src), Options{MaxSteps: 1e15, TopLevelTimeout: 100 * time.Millisecond})
+	res, err := RunTests(context.Background(), "x_test.star", []byte(src), runtime.Options{MaxSteps: 1e15, TopLevelTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +324,7 @@ func TestRunTestsInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()
-	_, err := RunTests(ctx, "x_test.star", []byte("def test_loops():\n    while True:\n        pass\n"), Options{MaxSteps: 1e15, TopLevelTimeout: time.Hour})
+	_, err := RunTests(ctx, "x_test.star", []byte("def test_loops():\n    while True:\n        pass\n"), runtime.Options{MaxSteps: 1e15, TopLevelTimeout: time.Hour})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err %v, want context.Canceled", err)
 	}

@@ -1,9 +1,10 @@
-package runtime
+package sim
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/torscript/torscript/runtime"
 	"io"
 	"log/slog"
 	"os"
@@ -42,10 +43,10 @@ func (t *TestResult) Passed() bool { return len(t.Failures) == 0 }
 // HandlerTimeout, TopLevelTimeout and Stdlib of opts are used; what a test
 // prints and logs is in its result. A file that does not compile is an
 // error.
-func RunTests(ctx context.Context, filename string, src []byte, opts Options) ([]*TestResult, error) {
-	f, err := FileOptions().Parse(filename, src, 0)
+func RunTests(ctx context.Context, filename string, src []byte, opts runtime.Options) ([]*TestResult, error) {
+	f, err := runtime.FileOptions().Parse(filename, src, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%s", FormatError(err))
+		return nil, fmt.Errorf("%s", runtime.FormatError(err))
 	}
 	var names []string
 	for _, st := range f.Stmts {
@@ -75,7 +76,7 @@ func RunTests(ctx context.Context, filename string, src []byte, opts Options) ([
 // stuck where cancellation cannot reach (one builtin or Go operation that
 // ignores it) is abandoned, failed, and the next one runs; and so that
 // SIGINT or SIGTERM returns at once even then.
-func runTestGuarded(ctx context.Context, filename string, src []byte, name string, assert starlark.StringDict, opts Options) (*TestResult, error) {
+func runTestGuarded(ctx context.Context, filename string, src []byte, name string, assert starlark.StringDict, opts runtime.Options) (*TestResult, error) {
 	type wedge struct {
 		what  string
 		since time.Duration
@@ -103,7 +104,7 @@ func runTestGuarded(ctx context.Context, filename string, src []byte, name strin
 		// The test is being interrupted: give it a moment to finish.
 		select {
 		case <-done:
-		case <-time.After(WedgeGrace):
+		case <-time.After(runtime.WedgeGrace):
 		}
 		return nil, ctx.Err()
 	}
@@ -145,12 +146,12 @@ func (r *testReporter) where(stack starlark.CallStack) string {
 func (r *testReporter) failure(err error) string {
 	var ee *starlark.EvalError
 	if errors.As(err, &ee) {
-		return r.where(ee.CallStack) + ee.Msg + "\n" + FormatError(err)
+		return r.where(ee.CallStack) + ee.Msg + "\n" + runtime.FormatError(err)
 	}
-	return FormatError(err)
+	return runtime.FormatError(err)
 }
 
-func runTest(ctx context.Context, filename string, src []byte, name string, assert starlark.StringDict, opts Options) *TestResult {
+func runTest(ctx context.Context, filename string, src []byte, name string, assert starlark.StringDict, opts runtime.Options) *TestResult {
 	res := &TestResult{Name: name}
 	var out strings.Builder
 	st := newSimTor()
@@ -160,65 +161,53 @@ func runTest(ctx context.Context, filename string, src []byte, name string, asse
 	opts.Logger = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: dropTime}))
 	opts.Bootstrap, opts.DryRun, opts.Args = nil, false, nil
 	opts.Allow = []string{"all"} // the simulated tor is the test's own
-	r := New(opts)
-	r.virtual = &virtualClock{}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	r.ctx = ctx
-	t := r.thread
-	rep := &testReporter{file: filename, thread: t}
-	starlarktest.SetReporter(t, rep)
-	builtins.SetContext(t, scriptContext(ctx))
-	r.pre["argv"].(*starlark.List).SetIndex(0, starlark.String(filename))
-	c, _ := r.connectTor(ctx)
-	r.conn = c
-	r.connN++
-	stopWatch := r.startWatchdog()
-	defer func() {
-		stopWatch()
-		r.shutdown()
-		if r.conn != nil {
-			r.conn.Close()
-		}
-		st.close()
-		res.Output = out.String()
-	}()
-
+	opts.Clock = &runtime.VirtualClock{}
 	// A handler, timer, policy or at_exit call that fails fails the test,
 	// unless the test takes the failure with sim.failures().
 	var pending []string
-	r.failed = func(msg string, err error) {
-		pending = append(pending, msg+": "+FormatError(err))
+	opts.OnFailure = func(msg string, err error) {
+		pending = append(pending, msg+": "+runtime.FormatError(err))
 	}
-	sim := newSimModule(r, st, filename)
-	sim.Members["failures"] = failuresBuiltin(r, &pending)
+	r := runtime.New(opts)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	end := r.Begin(ctx, filename, src)
+	defer func() {
+		end()
+		st.close()
+		res.Output = out.String()
+	}()
+	t := r.Thread()
+	rep := &testReporter{file: filename, thread: t}
+	starlarktest.SetReporter(t, rep)
+	sm := &simModule{r: r, st: st, testFile: filename}
+	sim := sm.module()
+	sim.Members["failures"] = failuresBuiltin(sm, &pending)
 	pre := testGlobals(assert["assert"], sim)
-	for k, v := range r.pre {
+	for k, v := range r.Predeclared() {
 		pre[k] = v
 	}
-	_, prog, err := starlark.SourceProgramOptions(FileOptions(), filename, src, pre.Has)
+	_, prog, err := starlark.SourceProgramOptions(runtime.FileOptions(), filename, src, pre.Has)
 	if err == nil {
-		r.sources[filename] = src
-		stopInt := context.AfterFunc(ctx, r.interrupt)
-		_, err = r.superviseTop("test "+name, "test timeout", r.opts.TopLevelTimeout, func() (starlark.Value, error) {
+		err = r.Supervise(ctx, "test "+name, func() error {
 			g, err := prog.Init(t, pre)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			r.settle()
+			sm.settle()
 			if _, err := starlark.Call(t, g[name].(starlark.Callable), nil, nil); err != nil {
-				return nil, err
+				return err
 			}
-			r.settle()
-			return starlark.None, nil
+			sm.settle()
+			return nil
 		})
-		stopInt()
 	}
-	if err != nil && !r.exitRequested(err) {
+	var exit *runtime.ExitError
+	if err != nil && !errors.As(err, &exit) {
 		rep.failures = append(rep.failures, rep.failure(err))
 	}
-	if r.fatal != nil {
-		rep.failures = append(rep.failures, FormatError(r.fatal))
+	if err := r.Fatal(); err != nil {
+		rep.failures = append(rep.failures, runtime.FormatError(err))
 	}
 	for _, p := range pending {
 		rep.failures = append(rep.failures, "the script under test failed (sim.failures() takes a failure the test expects): "+p)
@@ -229,12 +218,12 @@ func runTest(ctx context.Context, filename string, src []byte, name string, asse
 
 // failuresBuiltin is sim.failures(): it takes the failures of the script
 // under test so far, which would otherwise fail the test.
-func failuresBuiltin(r *Runtime, pending *[]string) *starlark.Builtin {
+func failuresBuiltin(sm *simModule, pending *[]string) *starlark.Builtin {
 	return starlark.NewBuiltin("sim.failures", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
 			return nil, err
 		}
-		r.settle()
+		sm.settle()
 		l := make([]starlark.Value, len(*pending))
 		for i, p := range *pending {
 			l[i] = starlark.String(p)
@@ -242,6 +231,17 @@ func failuresBuiltin(r *Runtime, pending *[]string) *starlark.Builtin {
 		*pending = nil
 		return starlark.NewList(l), nil
 	})
+}
+
+// Globals are the names torscript test adds to what every script sees,
+// for runtime.Options.ExtraGlobals when checking a test file.
+func Globals() []string {
+	var names []string
+	for name := range testGlobals(nil, nil) {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // testGlobals are the names torscript test adds to what every script
@@ -258,84 +258,17 @@ func dropTime(groups []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-// virtualClock is the time of a test's timers: it moves only when the
-// test says (sim.advance).
-type virtualClock struct {
-	now time.Duration
-}
-
-// settle lets the runtime catch up with the simulated tor: it handles the
-// events and replies the simulated tor has sent, and what they cause, until
-// nothing more happens. It runs on the interpreter's goroutine, inside a
-// sim call: policy and handler calls nest in the test's own.
-func (r *Runtime) settle() {
-	var evs []ctl.Event
-	var fs []func()
-	for range 100000 {
-		if r.conn == nil || r.exiting || r.stopping() {
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
-		_, err := r.conn.Do(ctx, syncCommand) // after its reply, everything sent before is in
-		cancel()
-		if err != nil {
-			return
-		}
-		progressed := false
-		evs, _ = r.conn.EventBatch(evs)
-		for i, ev := range evs {
-			r.dispatch(ev)
-			evs[i] = nil
-			progressed = true
-		}
-		fs = r.tasks.take(fs)
-		for i, f := range fs {
-			f()
-			fs[i] = nil
-			progressed = true
-		}
-		if !progressed {
-			return
-		}
-	}
-}
-
-// advance moves virtual time on by d, firing the timers that come due on
-// the way, in order.
-func (r *Runtime) advance(d time.Duration) {
-	end := r.virtual.now + d
-	for {
-		var next *timer
-		for tm := range r.timers {
-			if tm.due <= end && (next == nil || tm.due < next.due) {
-				next = tm
-			}
-		}
-		if next == nil {
-			break
-		}
-		r.virtual.now = next.due
-		r.fireTimer(next)
-		if _, live := r.timers[next]; live && next.repeat {
-			next.due = r.virtual.now + next.d
-		}
-		r.settle()
-	}
-	r.virtual.now = end
-}
-
 // simModule is the sim module of a test: it makes things happen in the
 // simulated tor and checks the commands the script sent. Each member is a
 // method, registered by newSimModule.
 type simModule struct {
-	r        *Runtime
+	r        *runtime.Runtime
 	st       *simTor
 	testFile string
 }
 
-// newSimModule builds the sim module of a test.
-func newSimModule(r *Runtime, st *simTor, testFile string) *starlarkstruct.Module {
-	sm := &simModule{r: r, st: st, testFile: testFile}
+// module builds the sim module of a test.
+func (sm *simModule) module() *starlarkstruct.Module {
 	m := starlark.StringDict{}
 	for _, e := range []struct {
 		name string
@@ -371,7 +304,7 @@ func (sm *simModule) locked(f func()) {
 	f()
 	sm.st.flush()
 	sm.st.mu.Unlock()
-	sm.r.settle()
+	sm.settle()
 }
 
 func (sm *simModule) run(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -393,33 +326,11 @@ func (sm *simModule) run(t *starlark.Thread, b *starlark.Builtin, args starlark.
 			list = append(list, argv.Index(i))
 		}
 	}
-	saved := sm.r.pre["argv"]
-	sm.r.pre["argv"] = starlark.NewList(list)
-	defer func() { sm.r.pre["argv"] = saved }()
-	_, prog, err := starlark.SourceProgramOptions(FileOptions(), path, src, sm.r.pre.Has)
+	g, err := sm.r.ExecFile(t, path, src, list)
 	if err != nil {
 		return nil, err
 	}
-	sm.r.sources[path] = src
-	var g starlark.StringDict
-	_, err = sm.r.superviseTop("top level of "+path, "test timeout", sm.r.opts.TopLevelTimeout, func() (starlark.Value, error) {
-		g, err = prog.Init(t, sm.r.pre)
-		return starlark.None, err
-	})
-	var ee *starlark.EvalError
-	if errors.As(err, &ee) {
-		// The script's backtrace (the same thread's: it goes
-		// through the test) says where it failed.
-		var ov *OverrunError
-		if errors.As(err, &ov) {
-			ee.Msg += " (" + ov.reason() + ")"
-		}
-		return nil, ee
-	}
-	if err != nil {
-		return nil, err
-	}
-	sm.r.settle()
+	sm.settle()
 	return &starlarkstruct.Module{Name: filepath.Base(path), Members: g}, nil
 }
 
@@ -599,12 +510,12 @@ func (sm *simModule) advance(t *starlark.Thread, b *starlark.Builtin, args starl
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "duration", &d); err != nil {
 		return nil, err
 	}
-	sm.r.advance(time.Duration(d))
+	sm.r.Advance(time.Duration(d), syncCommand)
 	return starlark.None, nil
 }
 
 func (sm *simModule) expect(b *starlark.Builtin, keyword, what string, ok func(args []string) bool) (simCmd, error) {
-	sm.r.settle()
+	sm.settle()
 	sm.st.mu.Lock()
 	defer sm.st.mu.Unlock()
 	var seen []string
@@ -735,7 +646,7 @@ func (sm *simModule) expectNoDecision(t *starlark.Thread, b *starlark.Builtin, a
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "stream?", &stream); err != nil {
 		return nil, err
 	}
-	sm.r.settle()
+	sm.settle()
 	sm.st.mu.Lock()
 	defer sm.st.mu.Unlock()
 	for _, c := range sm.st.cmds {
@@ -761,12 +672,17 @@ func (sm *simModule) replay(t *starlark.Thread, b *starlark.Builtin, args starla
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(filepath.Dir(sm.testFile), path)
 	}
-	n, err := replay(sm.r, sm.st, path)
+	n, err := replay(sm, path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", b.Name(), err)
 	}
 	return starlark.MakeInt(n), nil
 }
+
+// settle lets the runtime catch up with the simulated tor: it handles the
+// events and replies the simulated tor has sent, and what they cause, until
+// nothing more happens.
+func (sm *simModule) settle() { sm.r.RunUntilIdle(syncCommand) }
 
 // idString is a circuit or stream id given as an int or a str; None is 0
 // (tor chooses).

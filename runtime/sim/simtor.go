@@ -1,4 +1,4 @@
-package runtime
+package sim
 
 import (
 	"bufio"
@@ -91,7 +91,7 @@ func newSimTor() *simTor {
 		relays:  slices.Clone(simRelays),
 		circs:   map[string]*simCirc{},
 		streams: map[string]*simStream{},
-		conf:    map[string]string{leaveStreams: "0"},
+		conf:    map[string]string{"__LeaveStreamsUnattached": "0"},
 		subs:    map[string]bool{},
 		replies: map[string][]simReply{},
 		maps:    map[string]string{},
@@ -223,7 +223,7 @@ func (s *simTor) setConf(kw string, args []string) {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || kw == "RESETCONF" {
 			delete(s.conf, k)
-			if k == leaveStreams {
+			if k == "__LeaveStreamsUnattached" {
 				s.conf[k] = "0"
 			}
 			if !ok {

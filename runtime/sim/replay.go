@@ -1,4 +1,4 @@
-package runtime
+package sim
 
 import (
 	"bufio"
@@ -99,7 +99,8 @@ func parseTrace(path string) (cmds []*traceCmd, events []string, err error) {
 // (so circuit ids agree with its events), and checks that the script sent
 // the transcript's decision commands, in order. It returns how many it
 // compared.
-func replay(r *Runtime, st *simTor, path string) (int, error) {
+func replay(sm *simModule, path string) (int, error) {
+	st := sm.st
 	cmds, events, err := parseTrace(path)
 	if err != nil {
 		return 0, err
@@ -121,7 +122,7 @@ func replay(r *Runtime, st *simTor, path string) (int, error) {
 		st.replayed = nil
 		st.mu.Unlock()
 	}()
-	r.settle()
+	sm.settle()
 	for _, ev := range events {
 		st.mu.Lock()
 		typ, _, _ := strings.Cut(strings.TrimPrefix(ev, "650 "), " ")
@@ -130,7 +131,7 @@ func replay(r *Runtime, st *simTor, path string) (int, error) {
 			st.flush()
 		}
 		st.mu.Unlock()
-		r.settle()
+		sm.settle()
 	}
 	st.mu.Lock()
 	var got []*simCmd
