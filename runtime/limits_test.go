@@ -94,7 +94,7 @@ func TestTopLevelInterrupted(t *testing.T) {
 func TestLoadedModuleLimits(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"spin.star": "def f():\n    pass\nwhile True:\n    pass\n"})
+	ctltest.WriteFiles(t, dir, map[string]string{"spin.star": "def f():\n    pass\nwhile True:\n    pass\n"})
 	r := New(Options{Logger: discardLogger(), Stdout: &ctltest.SyncBuffer{}, MaxSteps: 1e15, TopLevelTimeout: 200 * time.Millisecond})
 	start := time.Now()
 	code, err := exitOf(r.Run(context.Background(), dir+"/x.star", []byte("load(\"spin.star\", \"f\")\n")))
@@ -325,7 +325,7 @@ func TestEvalLimits(t *testing.T) {
 func TestSessionLimits(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"spin.star": "def f():\n    pass\nwhile True:\n    pass\n"})
+	ctltest.WriteFiles(t, dir, map[string]string{"spin.star": "def f():\n    pass\nwhile True:\n    pass\n"})
 	r := New(Options{Logger: discardLogger(), Stdout: &ctltest.SyncBuffer{}, MaxSteps: 1e15, HandlerTimeout: 50 * time.Millisecond, TopLevelTimeout: 100 * time.Millisecond})
 	s, err := r.Open(context.Background())
 	if err != nil {

@@ -30,20 +30,6 @@ func runFile(t *testing.T, filename, src string, opts Options) (string, int, err
 	return out.String(), code, err
 }
 
-// writeFiles writes files (path relative to dir: content) under dir.
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, src := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // TestLoadRelativeToScript: load paths are relative to the loading file,
 // and a module loaded under several spellings runs once.
 func TestLoadRelativeToScript(t *testing.T) {
@@ -68,7 +54,7 @@ func TestLoadRelativeToScript(t *testing.T) {
 
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
+	ctltest.WriteFiles(t, dir, map[string]string{
 		"cyc/a.star":   "load(\"b.star\", \"b\")\na = 1\n",
 		"cyc/b.star":   "load(\"a.star\", \"a\")\nb = 1\n",
 		"self.star":    "load(\"self.star\", \"x\")\nx = 1\n",
@@ -107,7 +93,7 @@ func TestLoadErrors(t *testing.T) {
 // TestLoadCycleMessage: the cycle error names the module still loading.
 func TestLoadCycleMessage(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
+	ctltest.WriteFiles(t, dir, map[string]string{
 		"a.star": "load(\"b.star\", \"b\")\na = 1\n",
 		"b.star": "load(\"a.star\", \"a\")\nb = 1\n",
 	})
@@ -147,7 +133,7 @@ func TestLoadStdlib(t *testing.T) {
 // positions and runs nothing.
 func TestCheck(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
+	ctltest.WriteFiles(t, dir, map[string]string{
 		"ok.star":     "def f():\n    return 1\n",
 		"broken.star": "x = (\n",
 		"undef.star":  "x = nope\n",
@@ -295,7 +281,7 @@ func TestEvalWithTor(t *testing.T) {
 // timers and end the script with exit().
 func TestLoadModuleRegisters(t *testing.T) {
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
+	ctltest.WriteFiles(t, dir, map[string]string{
 		"exit.star":  "exit(3)\n",
 		"timer.star": "def start():\n    tor.after(\"10ms\", lambda: exit(4))\nstart()\n",
 	})

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"errors"
+	"github.com/torscript/torscript/ctl/ctltest"
 	"github.com/torscript/torscript/runtime"
 	"os"
 	"path/filepath"
@@ -247,7 +248,7 @@ func TestRunTestsNoTests(t *testing.T) {
 func TestRunTestsOverrun(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"spin.star": "x = 1\nwhile True:\n    pass\n"})
+	ctltest.WriteFiles(t, dir, map[string]string{"spin.star": "x = 1\nwhile True:\n    pass\n"})
 	path := filepath.Join(dir, "x_test.star")
 	src := `def test_loops():
     while True:
