@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/torscript/torscript/ctl/ctltest"
 	"io"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/torscript/torscript/ctl/ctltest"
 )
 
 // Transcript tests: a real *Conn talks to the FakeControlPort, which

@@ -2,11 +2,12 @@ package runtime
 
 import (
 	"context"
-	"github.com/torscript/torscript/ctl/ctltest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/torscript/torscript/ctl/ctltest"
 )
 
 // BenchmarkHandlerEvents measures events through Starlark handlers: CIRC,

@@ -3,10 +3,10 @@ package runtime
 import (
 	"context"
 	"errors"
-	"github.com/torscript/torscript/ctl/ctltest"
 	"testing"
 	"time"
 
+	"github.com/torscript/torscript/ctl/ctltest"
 	"go.starlark.net/starlark"
 
 	"github.com/torscript/torscript/ctl"

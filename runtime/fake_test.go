@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/torscript/torscript/ctl/ctltest"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/ctl/ctltest"
 )
 
 // fakeControlPort stands in for tor's control port in the runtime's tests.

@@ -1,13 +1,14 @@
 package runtime
 
 import (
-	"github.com/torscript/torscript/ctl/ctltest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/torscript/torscript/ctl/ctltest"
 )
 
 func TestGrantsFor(t *testing.T) {

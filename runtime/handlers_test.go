@@ -1,10 +1,11 @@
 package runtime
 
 import (
-	"github.com/torscript/torscript/ctl/ctltest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/torscript/torscript/ctl/ctltest"
 )
 
 // TestHandlerSubscribes: tor.on subscribes to exactly the events handlers

@@ -3,13 +3,13 @@ package runtime
 import (
 	"context"
 	"errors"
-	"github.com/torscript/torscript/ctl/ctltest"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/torscript/torscript/ctl/ctltest"
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 )

@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"errors"
-	"github.com/torscript/torscript/ctl/ctltest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +11,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/torscript/torscript/ctl/ctltest"
 	"go.starlark.net/resolve"
 	"go.starlark.net/starlark"
 )

@@ -1,11 +1,11 @@
 package runtime
 
 import (
-	"github.com/torscript/torscript/ctl/ctltest"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/torscript/torscript/ctl/ctltest"
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarktest"
 )

@@ -2,11 +2,12 @@ package sim
 
 import (
 	"context"
-	"github.com/torscript/torscript/runtime"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/torscript/torscript/runtime"
 )
 
 // TestShippedStarlarkTests runs the Starlark tests shipped with the

@@ -3,13 +3,14 @@ package sim
 import (
 	"context"
 	"errors"
-	"github.com/torscript/torscript/ctl/ctltest"
-	"github.com/torscript/torscript/runtime"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/torscript/torscript/ctl/ctltest"
+	"github.com/torscript/torscript/runtime"
 )
 
 // runTestFile writes src to a test file (and the other files given) and

@@ -6,7 +6,6 @@ package e2e
 
 import (
 	"context"
-	"github.com/torscript/torscript/ctl/ctltest"
 	"os/exec"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/torscript/torscript/cmd/torscript/testnet"
 	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/ctl/ctltest"
 )
 
 const (

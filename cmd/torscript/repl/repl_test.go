@@ -2,7 +2,6 @@ package repl
 
 import (
 	"context"
-	"github.com/torscript/torscript/ctl/ctltest"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/torscript/torscript/ctl/ctltest"
 	"go.starlark.net/starlark"
 
 	"github.com/torscript/torscript/ctl"

@@ -3,10 +3,10 @@ package repl
 import (
 	"context"
 	"errors"
-	"github.com/torscript/torscript/ctl/ctltest"
 	"strings"
 	"testing"
 
+	"github.com/torscript/torscript/ctl/ctltest"
 	"github.com/torscript/torscript/runtime"
 )
 
