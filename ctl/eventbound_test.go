@@ -25,8 +25,7 @@ func TestEventQueueBoundedFake(t *testing.T) {
 		fmt.Fprintf(&st, "650 STREAM %d NEW 0 example.com:443 SOURCE_ADDR=127.0.0.1:%d PURPOSE=USER\r\n", i, 1000+i)
 	}
 	// The connection ends while this is written: ignore the write error.
-	f.srv.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	f.srv.Write([]byte(st.String()))
+	f.FakeControlPort.Send([]byte(st.String()))
 	select {
 	case <-c.Done():
 	case <-time.After(5 * time.Second):
@@ -65,15 +64,14 @@ func TestHugeEventLeftOutFake(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	go func() {
-		f.srv.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		f.srv.Write([]byte("650+NS\r\n"))
+		f.FakeControlPort.Send([]byte("650+NS\r\n"))
 		block := []byte(strings.Repeat(chunk, 1024)) // 1 MiB
 		for range 100 {
-			f.srv.Write(block)
+			f.FakeControlPort.Send(block)
 		}
-		f.srv.Write([]byte(".\r\n650 OK\r\n"))
-		f.srv.Write([]byte("650 STREAM 1 NEW 0 " + strings.Repeat("y", 9<<20) + ":80\r\n"))
-		f.srv.Write([]byte("650 STREAM 2 NEW 0 example.com:443 PURPOSE=USER\r\n"))
+		f.FakeControlPort.Send([]byte(".\r\n650 OK\r\n"))
+		f.FakeControlPort.Send([]byte("650 STREAM 1 NEW 0 " + strings.Repeat("y", 9<<20) + ":80\r\n"))
+		f.FakeControlPort.Send([]byte("650 STREAM 2 NEW 0 example.com:443 PURPOSE=USER\r\n"))
 	}()
 	ev := nextEvent(t, c)
 	if s, ok := ev.(*StreamEvent); !ok || s.ID != "2" {

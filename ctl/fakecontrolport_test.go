@@ -2,32 +2,25 @@ package ctl
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/torscript/torscript/ctl/ctltest"
 )
 
-// FakeControlPort stands in for tor's control port in unit tests. It is not
-// tor and knows nothing of the protocol: it records every byte the client
-// writes, checks them against what the test expects, and sends exactly the
-// bytes the test gives it. The client side is one end of a net.Pipe wrapped
-// in a real *Conn.
+// FakeControlPort is ctl's view of the one fake control port
+// (ctltest.FakeControlPort, scripted: it answers nothing by itself): it
+// records every byte the client writes, checks them against what the test
+// expects, and sends exactly the bytes the test gives it, reporting
+// failures to the test. The client side is a real *Conn on a loopback TCP
+// connection.
 type FakeControlPort struct {
-	t   testing.TB
-	srv net.Conn // our end of the pipe
-
-	mu      sync.Mutex
-	got     []byte        // every byte the client wrote
-	off     int           // how much of got Expect and NextCommand consumed
-	eof     bool          // the client's side is gone
-	changed chan struct{} // closed and replaced when got or eof changes
-	readErr error         // injected into the client's reads by FailReads
+	*ctltest.FakeControlPort
+	t testing.TB
 }
 
 // fakeTimeout bounds every wait of the fake, so that a broken client fails
@@ -38,122 +31,43 @@ const fakeTimeout = 5 * time.Second
 // Both are closed when the test ends.
 func NewFakeControlPort(t testing.TB, opts Options) (*FakeControlPort, *Conn) {
 	t.Helper()
-	cli, srv := net.Pipe()
-	f := &FakeControlPort{t: t, srv: srv, changed: make(chan struct{})}
-	go f.record()
-	c := NewConn(&fakeClientConn{Conn: cli, f: f}, opts)
+	fp, err := ctltest.NewScriptedFakeControlPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := fp.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewConn(cli, opts)
 	t.Cleanup(func() {
 		c.Close()
-		srv.Close()
+		fp.Close()
 	})
-	return f, c
-}
-
-// fakeClientConn is the client's end: a read error injected by FailReads
-// replaces the EOF the client sees when the fake closes its end.
-type fakeClientConn struct {
-	net.Conn
-	f *FakeControlPort
-}
-
-func (c *fakeClientConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if err != nil {
-		c.f.mu.Lock()
-		if c.f.readErr != nil {
-			err = c.f.readErr
-		}
-		c.f.mu.Unlock()
-	}
-	return n, err
-}
-
-func (f *FakeControlPort) record() {
-	buf := make([]byte, 4096)
-	for {
-		n, err := f.srv.Read(buf)
-		f.mu.Lock()
-		f.got = append(f.got, buf[:n]...)
-		if err != nil {
-			f.eof = true
-		}
-		close(f.changed)
-		f.changed = make(chan struct{})
-		f.mu.Unlock()
-		if err != nil {
-			return
-		}
-	}
-}
-
-// wait waits until cond (called with f.mu held) holds, or the client hangs
-// up, or fakeTimeout passes. It reports whether cond held.
-func (f *FakeControlPort) wait(cond func() bool) bool {
-	deadline := time.NewTimer(fakeTimeout)
-	defer deadline.Stop()
-	for {
-		f.mu.Lock()
-		ok, eof, ch := cond(), f.eof, f.changed
-		f.mu.Unlock()
-		if ok {
-			return true
-		}
-		if eof {
-			return false
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			return false
-		}
-	}
-}
-
-// Written is every byte the client has written so far.
-func (f *FakeControlPort) Written() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return string(f.got)
+	return &FakeControlPort{FakeControlPort: fp, t: t}, c
 }
 
 // Expect waits for the client to write exactly want next, and reports
 // (with t.Errorf) any difference.
 func (f *FakeControlPort) Expect(want string) bool {
 	f.t.Helper()
-	ok := f.wait(func() bool { return len(f.got)-f.off >= len(want) })
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	end := min(f.off+len(want), len(f.got))
-	got := string(f.got[f.off:end])
-	f.off = end
-	if !ok || got != want {
+	got, ok := f.FakeControlPort.Expect(want, fakeTimeout)
+	if !ok {
 		f.t.Errorf("fake control port: client wrote %q, want %q", got, want)
-		return false
 	}
-	return true
+	return ok
 }
 
 // NextCommand waits for the next line the client writes and returns it
 // with its CRLF.
 func (f *FakeControlPort) NextCommand() (string, bool) {
-	var line string
-	ok := f.wait(func() bool {
-		i := bytes.IndexByte(f.got[f.off:], '\n')
-		if i < 0 {
-			return false
-		}
-		line = string(f.got[f.off : f.off+i+1])
-		f.off += i + 1
-		return true
-	})
-	return line, ok
+	return f.FakeControlPort.NextCommand(fakeTimeout)
 }
 
 // Send writes s to the client as it is.
 func (f *FakeControlPort) Send(s string) {
 	f.t.Helper()
-	f.srv.SetWriteDeadline(time.Now().Add(fakeTimeout))
-	if _, err := f.srv.Write([]byte(s)); err != nil {
+	if err := f.FakeControlPort.Send([]byte(s)); err != nil {
 		f.t.Errorf("fake control port: sending %q: %v", s, err)
 	}
 }
@@ -174,17 +88,6 @@ func (f *FakeControlPort) Serve(n int, reply func(cmd string) string) <-chan str
 		}
 	}()
 	return done
-}
-
-// Hangup closes the fake's end: the client reads EOF.
-func (f *FakeControlPort) Hangup() { f.srv.Close() }
-
-// FailReads makes the client's pending and later reads fail with err.
-func (f *FakeControlPort) FailReads(err error) {
-	f.mu.Lock()
-	f.readErr = err
-	f.mu.Unlock()
-	f.srv.Close()
 }
 
 // step is one line of a transcript: 'C' for a line the client writes, 'S'
@@ -335,7 +238,9 @@ func TestFakeControlPort(t *testing.T) {
 
 	// A fake that expects something else must say so.
 	rec := &recordingTB{TB: t}
-	f2 := &FakeControlPort{t: rec, changed: make(chan struct{}), got: []byte("GETINFO x\r\n")}
+	f2, c2 := NewFakeControlPort(t, Options{})
+	f2.t = rec
+	go c2.Do(t.Context(), "GETINFO x")
 	if f2.Expect("GETINFO y\r\n") {
 		t.Error("Expect accepted the wrong bytes")
 	}

@@ -570,8 +570,7 @@ func TestLimits(t *testing.T) {
 			f, c := NewFakeControlPort(t, Options{Limits: tc.lim})
 			go func() {
 				f.Expect("GETINFO version\r\n")
-				f.srv.SetWriteDeadline(time.Now().Add(fakeTimeout))
-				f.srv.Write([]byte(tc.reply)) // the client may stop reading
+				f.FakeControlPort.Send([]byte(tc.reply)) // the client may stop reading
 			}()
 			_, err := c.GetInfo(ctxT(t), "version")
 			var pe *ProtocolError

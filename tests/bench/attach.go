@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/torscript/torscript/ctl/ctltest"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -25,14 +26,14 @@ const (
 
 // session is one torscript run against its own fake control port.
 type session struct {
-	fake *FakeControlPort
+	fake *ctltest.FakeControlPort
 	proc *proc
 }
 
 // launch starts a fake control port and torscript running script (a file
 // of scripts/) with args.
 func (b *bench) launch(script string, args ...string) (*session, error) {
-	f, err := NewFakeControlPort()
+	f, err := ctltest.NewFakeControlPort()
 	if err != nil {
 		return nil, err
 	}
@@ -75,14 +76,14 @@ func (s *session) exited() <-chan struct{} { return s.proc.exited }
 // waitPolicyReady waits until torscript has subscribed to STREAM events
 // and then resynchronised with GETINFO stream-status, and returns the index
 // of the first command after that.
-func waitPolicyReady(f *FakeControlPort, abort <-chan struct{}) (int, error) {
-	i, _, err := f.WaitCommand(0, readyTimeout, abort, func(c Command) bool {
+func waitPolicyReady(f *ctltest.FakeControlPort, abort <-chan struct{}) (int, error) {
+	i, _, err := f.WaitCommand(0, readyTimeout, abort, func(c ctltest.Command) bool {
 		return c.Keyword() == "SETEVENTS" && c.HasArg("STREAM")
 	})
 	if err != nil {
 		return 0, fmt.Errorf("waiting for SETEVENTS with STREAM: %w; commands seen: %s", err, summary(f.Commands()))
 	}
-	j, _, err := f.WaitCommand(i+1, readyTimeout, abort, func(c Command) bool {
+	j, _, err := f.WaitCommand(i+1, readyTimeout, abort, func(c ctltest.Command) bool {
 		return c.Keyword() == "GETINFO" && c.HasArg("stream-status")
 	})
 	if err != nil {
@@ -92,7 +93,7 @@ func waitPolicyReady(f *FakeControlPort, abort <-chan struct{}) (int, error) {
 }
 
 // summary lists commands compactly: "PROTOCOLINFO 1, AUTHENTICATE, …".
-func summary(cmds []Command) string {
+func summary(cmds []ctltest.Command) string {
 	if len(cmds) == 0 {
 		return "none"
 	}
@@ -110,7 +111,7 @@ func summary(cmds []Command) string {
 
 // setupNote describes the commands before index ready, with their times
 // since the first.
-func setupNote(cmds []Command) string {
+func setupNote(cmds []ctltest.Command) string {
 	if len(cmds) == 0 {
 		return "none"
 	}
@@ -123,7 +124,7 @@ func setupNote(cmds []Command) string {
 
 // extraCommands notes the commands other than ATTACHSTREAM that arrived
 // during a measured phase.
-func extraCommands(r *Result, cmds []Command) {
+func extraCommands(r *Result, cmds []ctltest.Command) {
 	n := map[string]int{}
 	for _, c := range cmds {
 		if c.Keyword() != "ATTACHSTREAM" {
@@ -184,7 +185,7 @@ func appendStreamDone(b []byte, id int) []byte {
 // separately. It returns each stream's latency, from just before the write
 // carrying its NEW to the arrival of its ATTACHSTREAM, and the time the n
 // streams took.
-func closedLoop(f *FakeControlPort, abort <-chan struct{}, firstID, n int, split bool) (latencies, time.Duration, error) {
+func closedLoop(f *ctltest.FakeControlPort, abort <-chan struct{}, firstID, n int, split bool) (latencies, time.Duration, error) {
 	if n == 0 {
 		return latencies{}, 0, nil
 	}
@@ -240,7 +241,7 @@ func closedLoop(f *FakeControlPort, abort <-chan struct{}, firstID, n int, split
 	if split {
 		// The fake records a command after it has written its answer.
 		for i := 1; i < n; i++ {
-			j, _, err := f.WaitCommand(from, attachTimeout, abort, func(c Command) bool { return c.Keyword() == "ATTACHSTREAM" })
+			j, _, err := f.WaitCommand(from, attachTimeout, abort, func(c ctltest.Command) bool { return c.Keyword() == "ATTACHSTREAM" })
 			if err != nil {
 				return nil, 0, fmt.Errorf("waiting for ATTACHSTREAM %d: %w", firstID+i-1, err)
 			}
@@ -269,7 +270,7 @@ func closedLoop(f *FakeControlPort, abort <-chan struct{}, firstID, n int, split
 			// write, so the caller sees every command and the last
 			// stream's CLOSED has gone out.
 			last := strconv.Itoa(firstID + n - 1)
-			if _, _, err := f.WaitCommand(from, attachTimeout, abort, func(c Command) bool {
+			if _, _, err := f.WaitCommand(from, attachTimeout, abort, func(c ctltest.Command) bool {
 				return c.Keyword() == "ATTACHSTREAM" && c.HasArg(last)
 			}); err != nil {
 				return nil, 0, err
@@ -364,7 +365,7 @@ type openResult struct {
 // carries all the streams due by then (and the SUCCEEDED and CLOSED of the
 // streams attached since the last write). It then waits up to openDrain
 // for the stragglers.
-func openLoop(f *FakeControlPort, abort <-chan struct{}, firstID, rate int, dur time.Duration, spin time.Duration) (*openResult, error) {
+func openLoop(f *ctltest.FakeControlPort, abort <-chan struct{}, firstID, rate int, dur time.Duration, spin time.Duration) (*openResult, error) {
 	total := int(float64(rate) * dur.Seconds())
 	base := time.Now()
 	arrived := make([]atomic.Int64, total) // ns since base, plus 1; 0 for none yet

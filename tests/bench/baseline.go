@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/ctl/ctltest"
 )
 
 // baselineController is the least a Go controller built on ctl does to run
@@ -68,7 +69,7 @@ func baselineController(ctx context.Context, addr string) error {
 // baselineGo is measurement baseline-go: attach-closed with
 // baselineController in place of torscript.
 func (b *bench) baselineGo(r *Result) error {
-	f, err := NewFakeControlPort()
+	f, err := ctltest.NewFakeControlPort()
 	if err != nil {
 		return err
 	}
@@ -95,7 +96,7 @@ func (b *bench) baselineGo(r *Result) error {
 		}
 		return err
 	}
-	if _, _, err := f.WaitCommand(0, readyTimeout, done, func(c Command) bool {
+	if _, _, err := f.WaitCommand(0, readyTimeout, done, func(c ctltest.Command) bool {
 		return c.Keyword() == "SETEVENTS" && c.HasArg("STREAM")
 	}); err != nil {
 		return fail(fmt.Errorf("waiting for SETEVENTS STREAM: %w", err))

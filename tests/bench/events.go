@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/torscript/torscript/ctl/ctltest"
 	"strconv"
 	"strings"
 	"time"
@@ -23,7 +24,7 @@ var eventMix = []string{
 
 // writeEvents writes m events of eventMix, round-robin, in writes of about
 // chunk bytes.
-func writeEvents(f *FakeControlPort, m, chunk int) error {
+func writeEvents(f *ctltest.FakeControlPort, m, chunk int) error {
 	buf := make([]byte, 0, chunk+512)
 	for k := range m {
 		buf = append(buf, eventMix[k%len(eventMix)]...)
@@ -48,7 +49,7 @@ func (b *bench) events(r *Result) (err error) {
 		return err
 	}
 	defer s.finish(r, &err)
-	_, _, err = s.fake.WaitCommand(0, readyTimeout, s.exited(), func(c Command) bool {
+	_, _, err = s.fake.WaitCommand(0, readyTimeout, s.exited(), func(c ctltest.Command) bool {
 		return c.Keyword() == "SETEVENTS" && c.HasArg("CIRC") && c.HasArg("STREAM") && c.HasArg("BW") && c.HasArg("ORCONN")
 	})
 	if err != nil {
@@ -61,7 +62,7 @@ func (b *bench) events(r *Result) (err error) {
 		return err
 	}
 	written := time.Since(t0)
-	_, done, err := s.fake.WaitCommand(from, eventsTimeout, s.exited(), func(c Command) bool {
+	_, done, err := s.fake.WaitCommand(from, eventsTimeout, s.exited(), func(c ctltest.Command) bool {
 		return c.Keyword() == "GETINFO" && c.HasArg("bench/done")
 	})
 	if err != nil {
@@ -79,7 +80,7 @@ func (b *bench) events(r *Result) (err error) {
 		cpuErr = err
 	}
 	peak, peakErr := memMiB(s.proc.Pid(), "VmHWM")
-	var others []Command
+	var others []ctltest.Command
 	for _, c := range s.fake.Commands()[from:] {
 		if !(c.Keyword() == "GETINFO" && c.HasArg("bench/done")) {
 			others = append(others, c)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/torscript/torscript/ctl/ctltest"
 	"slices"
 	"time"
 )
@@ -47,12 +48,12 @@ func (b *bench) startupOnce(r *Result) (first, version time.Duration, versions i
 		return 0, 0, 0, err
 	}
 	defer s.finish(r, &err)
-	_, c, err := s.fake.WaitCommand(0, readyTimeout, s.exited(), func(Command) bool { return true })
+	_, c, err := s.fake.WaitCommand(0, readyTimeout, s.exited(), func(ctltest.Command) bool { return true })
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("waiting for the first command: %w", err)
 	}
 	first = c.At.Sub(s.proc.started)
-	_, c, err = s.fake.WaitCommand(0, readyTimeout, s.exited(), func(c Command) bool {
+	_, c, err = s.fake.WaitCommand(0, readyTimeout, s.exited(), func(c ctltest.Command) bool {
 		return c.Keyword() == "GETINFO" && c.HasArg("version")
 	})
 	if err != nil {

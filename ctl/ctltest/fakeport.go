@@ -1,4 +1,4 @@
-package main
+package ctltest
 
 import (
 	"bufio"
@@ -15,11 +15,16 @@ import (
 	"time"
 )
 
-// FakeControlPort is a fake control port for the benchmark. It is not tor:
-// it speaks the control protocol's framing (control-spec 2, CRLF), answers
-// every command at once with a canned reply that is just good enough for a
-// controller to get going, and records the arrival time and text of every
-// command line. It answers every connection; events go to the latest.
+// FakeControlPort is the fake control port of ctl's tests and of the
+// benchmark. It is not tor: it speaks the control protocol's framing
+// (control-spec 2, CRLF) on 127.0.0.1, records every byte the controller
+// writes and the arrival time and text of every command line, and either
+// answers every command at once with a canned reply that is just good
+// enough for a controller to get going (NewFakeControlPort: the benchmark)
+// or leaves the answers to the test, which reads what the controller wrote
+// (Expect, NextCommand) and sends exact bytes (Send: NewScriptedFakeControlPort,
+// ctl's transcript tests). It accepts every connection; events go to the
+// latest, and the bytes recorded are the latest's.
 //
 // One goroutine reads the connection and answers commands. Events are
 // written by the driver with Send. Writes from both are serialised by a
@@ -44,6 +49,16 @@ type FakeControlPort struct {
 	notify   chan struct{}  // capacity 1: a command was recorded or the connection ended
 
 	connected chan struct{} // closed when a controller has connected
+
+	// scripted: the test answers; nothing is answered by the fake.
+	scripted bool
+	// What the latest connection's controller wrote, for Expect and
+	// NextCommand (under mu).
+	got     []byte
+	off     int           // how much of got Expect and NextCommand consumed
+	eof     bool          // the latest connection's controller side is gone
+	changed chan struct{} // closed and replaced when got or eof changes
+	readErr error         // injected into the reads of a Dial'd connection by FailReads
 }
 
 // Command is one command line the controller sent, as the fake received it.
@@ -86,19 +101,26 @@ type AttachFunc func(stream, circuit string, at time.Time) []byte
 
 // The fake's canned answers.
 const (
-	fakeTorVersion  = "0.4.9.11"
+	// FakeTorVersion is the version the canned answers give.
+	FakeTorVersion  = "0.4.9.11"
 	fakeBootstrap   = `NOTICE BOOTSTRAP PROGRESS=100 TAG=done SUMMARY="Done"`
 	fakeCircuitLine = "1 BUILT $AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA~guard,$BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB~middle,$CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC~exit BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL TIME_CREATED=2026-11-22T10:00:00.000000"
-	protocolInfo    = "250-PROTOCOLINFO 1\r\n250-AUTH METHODS=NULL\r\n250-VERSION Tor=\"" + fakeTorVersion + "\"\r\n250 OK\r\n"
+	protocolInfo    = "250-PROTOCOLINFO 1\r\n250-AUTH METHODS=NULL\r\n250-VERSION Tor=\"" + FakeTorVersion + "\"\r\n250 OK\r\n"
 )
 
 // fakeWriteTimeout bounds one write of the fake: a controller that stops
 // reading fails the measurement instead of hanging it.
 const fakeWriteTimeout = 30 * time.Second
 
-// NewFakeControlPort listens on a free loopback port and serves the first
-// controller that connects.
-func NewFakeControlPort() (*FakeControlPort, error) {
+// NewFakeControlPort listens on a free loopback port and answers every
+// controller that connects with canned replies.
+func NewFakeControlPort() (*FakeControlPort, error) { return newFake(false) }
+
+// NewScriptedFakeControlPort listens on a free loopback port and answers
+// nothing: the test reads what the controller wrote and sends the reply.
+func NewScriptedFakeControlPort() (*FakeControlPort, error) { return newFake(true) }
+
+func newFake(scripted bool) (*FakeControlPort, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("fake control port: %w", err)
@@ -110,6 +132,8 @@ func NewFakeControlPort() (*FakeControlPort, error) {
 		unknown:   map[string]int{},
 		notify:    make(chan struct{}, 1),
 		connected: make(chan struct{}),
+		scripted:  scripted,
+		changed:   make(chan struct{}),
 	}
 	go f.accept()
 	return f, nil
@@ -162,6 +186,9 @@ func (f *FakeControlPort) accept() {
 		f.wmu.Lock()
 		f.conn, f.w, f.main = conn, c.w, c
 		f.wmu.Unlock()
+		f.mu.Lock()
+		f.got, f.off, f.eof = nil, 0, false
+		f.mu.Unlock()
 		if first {
 			close(f.connected)
 			first = false
@@ -220,6 +247,7 @@ func (f *FakeControlPort) serve(c *fakeConn) {
 			line = long
 		}
 		at := time.Now()
+		f.record(c, line, err != nil)
 		if err != nil {
 			if err == io.EOF {
 				err = errors.New("the controller closed the connection")
@@ -235,6 +263,7 @@ func (f *FakeControlPort) serve(c *fakeConn) {
 			// A multi-line command: its data runs to a "." line.
 			for {
 				d, err := br.ReadBytes('\n')
+				f.record(c, d, err != nil)
 				if err != nil {
 					f.end(fmt.Errorf("reading the data of %q: %w", text, err))
 					return
@@ -248,6 +277,13 @@ func (f *FakeControlPort) serve(c *fakeConn) {
 		case kw == "PROTOCOLINFO", kw == "AUTHENTICATE", kw == "AUTHCHALLENGE", text == "GETCONF DataDirectory":
 		default:
 			c.used = true
+		}
+		if f.scripted {
+			f.mu.Lock()
+			f.cmds = append(f.cmds, cmd)
+			f.mu.Unlock()
+			f.wake()
+			continue
 		}
 		reply.Reset()
 		quit := f.answer(&reply, cmd)
@@ -347,7 +383,7 @@ func writeLines(b *bytes.Buffer, lines []string) {
 func (f *FakeControlPort) info(key string) (v string, known bool) {
 	switch key {
 	case "version":
-		return fakeTorVersion, true
+		return FakeTorVersion, true
 	case "status/bootstrap-phase":
 		return fakeBootstrap, true
 	case "circuit-status":
@@ -467,4 +503,135 @@ func (f *FakeControlPort) WaitCommand(from int, timeout time.Duration, abort <-c
 			return -1, Command{}, errors.New("the controller exited")
 		}
 	}
+}
+
+// record keeps what the controller of c wrote, when c is the latest
+// connection; end says c's controller side is gone.
+func (f *FakeControlPort) record(c *fakeConn, p []byte, end bool) {
+	if !f.isMain(c) {
+		return
+	}
+	f.mu.Lock()
+	f.got = append(f.got, p...)
+	if end {
+		f.eof = true
+	}
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// waitWritten waits until cond (called with f.mu held) holds, or the
+// controller hangs up, or timeout passes. It reports whether cond held.
+func (f *FakeControlPort) waitWritten(timeout time.Duration, cond func() bool) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		f.mu.Lock()
+		ok, eof, ch := cond(), f.eof, f.changed
+		f.mu.Unlock()
+		if ok {
+			return true
+		}
+		if eof {
+			return false
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return false
+		}
+	}
+}
+
+// Written is every byte the latest controller has written so far.
+func (f *FakeControlPort) Written() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return string(f.got)
+}
+
+// Expect waits up to timeout for the controller to write len(want) more
+// bytes and returns them (fewer if it hung up); ok says they are want.
+func (f *FakeControlPort) Expect(want string, timeout time.Duration) (got string, ok bool) {
+	f.waitWritten(timeout, func() bool { return len(f.got)-f.off >= len(want) })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	end := min(f.off+len(want), len(f.got))
+	got = string(f.got[f.off:end])
+	f.off = end
+	return got, got == want
+}
+
+// NextCommand waits up to timeout for the next line the controller writes
+// and returns it with its CRLF.
+func (f *FakeControlPort) NextCommand(timeout time.Duration) (string, bool) {
+	var line string
+	ok := f.waitWritten(timeout, func() bool {
+		i := bytes.IndexByte(f.got[f.off:], '\n')
+		if i < 0 {
+			return false
+		}
+		line = string(f.got[f.off : f.off+i+1])
+		f.off += i + 1
+		return true
+	})
+	return line, ok
+}
+
+// Hangup closes the latest connection: its controller reads EOF.
+func (f *FakeControlPort) Hangup() {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if f.conn != nil {
+		f.conn.Close()
+	}
+}
+
+// Dial connects to the fake as a controller. Reads on the connection it
+// returns fail with the error given to FailReads, once that is called.
+func (f *FakeControlPort) Dial() (net.Conn, error) {
+	c, err := net.Dial("tcp", f.Addr())
+	if err != nil {
+		return nil, err
+	}
+	<-f.connected
+	for { // wait until the fake has taken this connection as the latest
+		f.wmu.Lock()
+		ok := f.conn != nil && f.conn.RemoteAddr().String() == c.LocalAddr().String()
+		f.wmu.Unlock()
+		if ok {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return &dialedConn{Conn: c, f: f}, nil
+}
+
+// dialedConn is a controller's end made by Dial: an error injected by
+// FailReads replaces the EOF it reads when the fake hangs up.
+type dialedConn struct {
+	net.Conn
+	f *FakeControlPort
+}
+
+func (c *dialedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.f.mu.Lock()
+		if c.f.readErr != nil {
+			err = c.f.readErr
+		}
+		c.f.mu.Unlock()
+	}
+	return n, err
+}
+
+// FailReads makes the pending and later reads of a Dial'd connection fail
+// with err, and hangs up.
+func (f *FakeControlPort) FailReads(err error) {
+	f.mu.Lock()
+	f.readErr = err
+	f.mu.Unlock()
+	f.Hangup()
 }
