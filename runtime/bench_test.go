@@ -7,16 +7,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torscript/torscript/ctl"
 	"github.com/torscript/torscript/ctl/ctltest"
 )
 
 // BenchmarkHandlerEvents measures events through Starlark handlers: CIRC,
-// STREAM, BW and ORCONN events from the fake control port, each calling a
+// STREAM, BW and ORCONN events from the simulated tor, each calling a
 // handler that counts it. It reports events/s end to end (parsing,
 // queueing, dispatch, the Starlark call).
 func BenchmarkHandlerEvents(b *testing.B) {
-	f := newFakeControlPort(b)
-	f.backlog = b.N + 1024 // drop no BW event: the count must reach N
+	f := newTestTor(b)
+	f.SetConnOptions(ctl.Options{Logger: discardLogger(), EventBacklog: b.N + 1024}) // drop no BW event: the count must reach N
 	const src = `
 N = int(argv[1])
 n = [0]
@@ -46,7 +47,6 @@ for name in ("circ", "stream", "bw", "orconn"):
 		done <- result{code, err}
 	}()
 	f.WaitCommand("SETEVENTS BW CIRC ORCONN STREAM")
-	s := f.current()
 
 	b.ResetTimer()
 	start := time.Now()
@@ -56,7 +56,7 @@ for name in ("circ", "stream", "bw", "orconn"):
 		for i := 0; i < b.N; i++ {
 			buf.WriteString(lines[i%len(lines)])
 			if (i+1)%chunk == 0 || i == b.N-1 {
-				if err := s.write(buf.String()); err != nil {
+				if err := f.Send(buf.String()); err != nil {
 					return
 				}
 				buf.Reset()

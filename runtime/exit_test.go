@@ -40,7 +40,7 @@ func exitOf(err error) (int, error) {
 // *ScriptError (tor's refusal inside it a *ctl.Error).
 func TestRunErrorTypes(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	wait := func(src string, opts Options) error {
 		t.Helper()
 		r := startScript(t, f, src, opts)
@@ -65,7 +65,7 @@ func TestRunErrorTypes(t *testing.T) {
 	if err := wait("print(", Options{}); !errors.As(err, &se) {
 		t.Errorf("syntax error: Run = %#v, want a *ScriptError", err)
 	}
-	f.failConnects = 1
+	f.FailDials(1)
 	var ce *ConnectError
 	if err := wait("print(1)", Options{}); !errors.As(err, &ce) {
 		t.Errorf("no tor: Run = %#v, want a *ConnectError", err)

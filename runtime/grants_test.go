@@ -144,7 +144,7 @@ func TestGrantsEnforced(t *testing.T) {
 		{`tor.raw('SETCONF Log="notice file /tmp/x"')`, nil, refused("SETCONF", "SETCONF:Log"), ""},
 		{`tor.require(config=["Log"])` + "\n" + `tor.raw('SETCONF Log="notice file /tmp/x"')`, nil, "", `SETCONF Log="notice file /tmp/x"`},
 	} {
-		f := newFakeControlPort(t)
+		f := newTestTor(t)
 		r := startScript(t, f, tc.src, Options{Allow: tc.allow})
 		_, err := r.wait(10 * time.Second)
 		switch {
@@ -355,8 +355,8 @@ func mustRead(t *testing.T, p string) []byte {
 // user's grant even when declared.
 func TestGrantsConfigNames(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
-	f.replies["GETCONF l"] = "250 Log=notice stdout"
+	f := newTestTor(t)
+	f.ReplyLine("GETCONF l", "250 Log=notice stdout")
 	r := startScript(t, f, `tor.require(config=["l"])`+"\n"+`tor.raw('SETCONF l="notice file /tmp/x"')`, Options{})
 	_, err := r.wait(10 * time.Second)
 	if err == nil || !strings.Contains(err.Error(), `tor reads the config key "l" as Log; write Log`) {
@@ -370,7 +370,7 @@ func TestGrantsConfigNames(t *testing.T) {
 		allow []string
 		sent  bool
 	}{{nil, false}, {[]string{"SETCONF:__LeaveStreamsUnattached"}, true}} {
-		f := newFakeControlPort(t)
+		f := newTestTor(t)
 		r := startScript(t, f, `tor.require(config=["__LeaveStreamsUnattached"])`+"\n"+`tor.set_conf(__LeaveStreamsUnattached="1")`, Options{Allow: tc.allow})
 		_, err := r.wait(10 * time.Second)
 		sent := len(f.Lines("SETCONF __LeaveStreamsUnattached=1")) > 0

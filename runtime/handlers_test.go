@@ -25,7 +25,7 @@ func TestHandlerSubscribes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeControlPort(t)
+			f := newTestTor(t)
 			r := startScript(t, f, tc.src, Options{})
 			f.WaitCommand(tc.want[len(tc.want)-1])
 			if strings.Contains(tc.src, "tor.policy") {
@@ -41,7 +41,7 @@ func TestHandlerSubscribes(t *testing.T) {
 // TestHandlerCircuitValues: a "circ" handler gets tor.circuit values.
 func TestHandlerCircuitValues(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	r := startScript(t, f, `
 def on_circ(c):
     print(type(c), c.id, c.status, c.built, c.purpose, [h.nickname for h in c.path], c.event)
@@ -61,7 +61,7 @@ tor.on("circ", on_circ)
 // script before anything is subscribed.
 func TestHandlerUnknownEvent(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	r := startScript(t, f, `tor.on("nope", print)`, Options{})
 	code, err := r.wait(5 * time.Second)
 	if code != 1 || err == nil || !strings.Contains(err.Error(), `unknown event "nope"`) {
@@ -76,7 +76,7 @@ func TestHandlerUnknownEvent(t *testing.T) {
 // backtrace; the other handlers, and later events, keep running.
 func TestHandlerFailureIsolated(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	r := startScript(t, f, `
 def bad(c):
     1 // 0
@@ -107,7 +107,7 @@ tor.on("circ", good)
 // handler updates a dict that a timer reads.
 func TestHandlerGlobalsMutable(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	r := startScript(t, f, `
 seen = {}
 def on_circ(c):
@@ -184,7 +184,7 @@ tor.every("10ms", tick)
 // ends right after its top level.
 func TestRunEndsAfterTopLevel(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	start := time.Now()
 	r := startScript(t, f, `print("hello", argv)`, Options{Args: []string{"a", "b"}})
 	code, err := r.wait(2 * time.Second)
@@ -204,7 +204,7 @@ func TestRunEndsAfterTopLevel(t *testing.T) {
 // (3 for a refusal from tor) and the error.
 func TestRunTopLevelError(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	r := startScript(t, f, "x = 1\nfail(\"top\")\n", Options{})
 	code, err := r.wait(2 * time.Second)
 	if code != 1 || err == nil || !strings.Contains(FormatError(err), "x.star:2:5: in <toplevel>") {
@@ -224,7 +224,7 @@ func TestRunTopLevelError(t *testing.T) {
 // level gives exit code 3 and prints its name once.
 func TestHandlerCommandError(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	r := startScript(t, f, "\ntor.get_info(\"nope\")\n", Options{})
 	code, err := r.wait(2 * time.Second)
 	if code != 3 || err == nil {
@@ -243,8 +243,8 @@ func TestHandlerCommandError(t *testing.T) {
 // before it runs.
 func TestRunConnectFails(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
-	f.failConnects = 1
+	f := newTestTor(t)
+	f.FailDials(1)
 	r := startScript(t, f, `print("ran")`, Options{})
 	code, err := r.wait(2 * time.Second)
 	if code != 4 || err == nil {
@@ -265,8 +265,8 @@ func TestRunConnectFails(t *testing.T) {
 // bootstrapping before it runs the script.
 func TestRunBootstrap(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
-	f.replies["GETINFO status/bootstrap-phase"] = `250-status/bootstrap-phase=NOTICE BOOTSTRAP PROGRESS=50 TAG=loading_descriptors SUMMARY="Loading relay descriptors"` + "\n250 OK"
+	f := newTestTor(t)
+	f.ReplyLine("GETINFO status/bootstrap-phase", `250-status/bootstrap-phase=NOTICE BOOTSTRAP PROGRESS=50 TAG=loading_descriptors SUMMARY="Loading relay descriptors"`+"\n250 OK")
 	progress := &ctltest.SyncBuffer{}
 	r := startScript(t, f, `print("ran")`, Options{Bootstrap: progress})
 	f.WaitCommand("GETINFO status/bootstrap-phase")

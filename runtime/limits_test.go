@@ -175,7 +175,7 @@ func TestWedgedLogged(t *testing.T) {
 // reported too, and the loop goes on once it returns.
 func TestHandlerWedged(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	release := make(chan struct{})
 	wedged := make(chan string, 4)
 	r := New(Options{Connect: f.Connect, Logger: discardLogger(), Stdout: &ctltest.SyncBuffer{}, HandlerTimeout: 100 * time.Millisecond,
@@ -231,7 +231,7 @@ def spin(x = None):
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeControlPort(t)
+			f := newTestTor(t)
 			if tc.opts.MaxSteps == 0 {
 				tc.opts.MaxSteps = 1e15
 			}

@@ -268,8 +268,8 @@ func TestEval(t *testing.T) {
 
 // TestEvalWithTor: an expression that asks tor prints tor's answer.
 func TestEvalWithTor(t *testing.T) {
-	f := newFakeControlPort(t)
-	f.replies["GETINFO version"] = "250-version=0.4.8.12\n250 OK"
+	f := newTestTor(t)
+	f.ReplyLine("GETINFO version", "250-version=0.4.8.12\n250 OK")
 	out := &ctltest.SyncBuffer{}
 	code, err := exitOf(New(Options{Connect: f.Connect, Stdout: out, Logger: discardLogger()}).Eval(context.Background(), `tor.get_info("version")`))
 	if code != 0 || err != nil || out.String() != "\"0.4.8.12\"\n" {

@@ -77,8 +77,8 @@ func TestPolicyDecisions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeControlPort(t)
-			f.circuitStatus = circ5Built
+			f := newTestTor(t)
+			f.SetInfo("circuit-status", circ5Built)
 			r := startScript(t, f, policyScript(tc.body, ""), Options{})
 			r.started()
 			f.Event(stream7New)
@@ -101,7 +101,7 @@ func TestPolicyDecisions(t *testing.T) {
 // the script undoes.
 func TestPolicyStartCommands(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	r := startScript(t, f, policyScript("return None", `, map={"a.virtual": "10.1.2.3"}`), Options{})
 	f.WaitCommand("MAPADDRESS a.virtual=10.1.2.3")
 	r.waitLog("policy started")
@@ -125,8 +125,8 @@ func TestPolicyStartCommands(t *testing.T) {
 // with tor.attach_stream, and not handed back at exit.
 func TestPolicyHoldThenAttachStream(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
-	f.circuitStatus = circ5Built
+	f := newTestTor(t)
+	f.SetInfo("circuit-status", circ5Built)
 	r := startScript(t, f, `
 held = []
 def later():
@@ -173,8 +173,8 @@ func TestPolicyInternalStreams(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeControlPort(t)
-			f.circuitStatus = circ5Built
+			f := newTestTor(t)
+			f.SetInfo("circuit-status", circ5Built)
 			r := startScript(t, f, policyScript(tc.body, tc.args), Options{})
 			r.started()
 			f.Event(dirFetch, userNew) // the user stream's attach shows the DIR_FETCH was passed over
@@ -201,8 +201,8 @@ if s.failed_circuits:
 return "9"`
 	t.Run("built", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeControlPort(t)
-		f.circuitStatus = circ9Launched
+		f := newTestTor(t)
+		f.SetInfo("circuit-status", circ9Launched)
 		r := startScript(t, f, policyScript(body, ""), Options{})
 		r.started()
 		f.Event(stream7New)
@@ -220,8 +220,8 @@ return "9"`
 	})
 	t.Run("failed", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeControlPort(t)
-		f.circuitStatus = circ9Launched
+		f := newTestTor(t)
+		f.SetInfo("circuit-status", circ9Launched)
 		r := startScript(t, f, policyScript(body, ""), Options{})
 		r.started()
 		f.Event(stream7New)
@@ -237,8 +237,8 @@ return "9"`
 		t.Parallel()
 		// A circuit that never gets built: on_error after the policy's
 		// timeout.
-		f := newFakeControlPort(t)
-		f.circuitStatus = circ9Launched
+		f := newTestTor(t)
+		f.SetInfo("circuit-status", circ9Launched)
 		r := startScript(t, f, policyScript(body, `, on_error="close", timeout="300ms"`), Options{})
 		r.started()
 		sent := time.Now()
@@ -278,9 +278,9 @@ return "5"`
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeControlPort(t)
-			f.circuitStatus = circ5Built
-			f.replies["ATTACHSTREAM 7 5"] = tc.reply
+			f := newTestTor(t)
+			f.SetInfo("circuit-status", circ5Built)
+			f.ReplyLine("ATTACHSTREAM 7 5", tc.reply)
 			r := startScript(t, f, policyScript(body, ""), Options{})
 			r.started()
 			f.Event(stream7New)
@@ -305,9 +305,9 @@ const circ12Built = "CIRC 12 BUILT " + fpA + "," + fpB + "," + fpC + " BUILD_FLA
 // returned, and is attached once, when it is.
 func TestPolicyLaunchedCircuit(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	var builtSent time.Time
-	f.answer = func(line string) (string, bool) {
+	f.Answer(func(line string) (string, bool) {
 		if line != "EXTENDCIRCUIT 0" {
 			return "", false
 		}
@@ -315,11 +315,11 @@ func TestPolicyLaunchedCircuit(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 			f.Event("CIRC 12 LAUNCHED BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL")
 			time.Sleep(50 * time.Millisecond)
-			f.set(func(*fakeControlPort) { builtSent = time.Now() })
+			f.locked(func() { builtSent = time.Now() })
 			f.Event(circ12Built)
 		}()
 		return "250 EXTENDED 12", true
-	}
+	})
 	r := startScript(t, f, policyScript(`return tor.extend_circuit()`, ""), Options{})
 	r.started()
 	f.Event(stream7New)
@@ -352,10 +352,10 @@ if s.failed_circuits:
 return "12"`
 	t.Run("events later", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeControlPort(t)
+		f := newTestTor(t)
 		attaches := 0
 		var builtSent time.Time
-		f.answer = func(line string) (string, bool) {
+		f.Answer(func(line string) (string, bool) {
 			if line != "ATTACHSTREAM 7 12" {
 				return "", false
 			}
@@ -367,11 +367,11 @@ return "12"`
 				time.Sleep(50 * time.Millisecond)
 				f.Event(launched)
 				time.Sleep(50 * time.Millisecond)
-				f.set(func(*fakeControlPort) { builtSent = time.Now() })
+				f.locked(func() { builtSent = time.Now() })
 				f.Event(built)
 			}()
 			return notOpen, true
-		}
+		})
 		r := startScript(t, f, policyScript(body, ""), Options{})
 		r.started()
 		f.Event(stream7New)
@@ -393,9 +393,9 @@ return "12"`
 		// the circuit events queued ahead of the reply's task: by the time
 		// it handles the 551 the circuit is already BUILT. The stream
 		// should still be attached to it, not counted as failed there.
-		f := newFakeControlPort(t)
+		f := newTestTor(t)
 		attaches := 0
-		f.answer = func(line string) (string, bool) {
+		f.Answer(func(line string) (string, bool) {
 			if line != "ATTACHSTREAM 7 12" {
 				return "", false
 			}
@@ -406,7 +406,7 @@ return "12"`
 			f.Event("BW 1 1") // keeps the loop busy for 300ms
 			time.Sleep(50 * time.Millisecond)
 			return notOpen + "\n650 " + launched + "\n650 " + built, true
-		}
+		})
 		r := startScript(t, f, `
 def busy(e):
     t0 = time.now()
@@ -431,8 +431,8 @@ tor.on("bw", busy)
 // TestPolicyDetached: a stream detached from its circuit is decided again.
 func TestPolicyDetached(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
-	f.circuitStatus = circ5Built
+	f := newTestTor(t)
+	f.SetInfo("circuit-status", circ5Built)
 	r := startScript(t, f, policyScript(`
 if s.failed_circuits:
     return None
@@ -469,8 +469,8 @@ func TestPolicySupervision(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeControlPort(t)
-			f.circuitStatus = circ5Built
+			f := newTestTor(t)
+			f.SetInfo("circuit-status", circ5Built)
 			r := startScript(t, f, policyScript(tc.body, tc.args), tc.opts)
 			r.started()
 			sent := time.Now()
@@ -496,14 +496,14 @@ func TestPolicySupervision(t *testing.T) {
 // the next call runs normally and its commands work.
 func TestPolicyAfterOverrun(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
-	f.circuitStatus = circ5Built
-	f.answer = func(line string) (string, bool) {
+	f := newTestTor(t)
+	f.SetInfo("circuit-status", circ5Built)
+	f.Answer(func(line string) (string, bool) {
 		if line == "EXTENDCIRCUIT 0" {
 			return "250 EXTENDED 12\n650 " + circ12Built, true
 		}
 		return "", false
-	}
+	})
 	r := startScript(t, f, policyScript(`
 if s.id == "7":
     while True:
@@ -528,7 +528,7 @@ func TestPolicyHoldTimeout(t *testing.T) {
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeControlPort(t)
+			f := newTestTor(t)
 			r := startScript(t, f, policyScript(`return tor.hold()`, tc.args), Options{})
 			r.started()
 			sent := time.Now()
@@ -563,8 +563,8 @@ func TestPolicyShutdown(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeControlPort(t)
-			f.leave = tc.leave
+			f := newTestTor(t)
+			f.SetConf(leaveStreams, tc.leave, tc.leave != "")
 			r := startScript(t, f, policyScript(`return tor.hold()`, tc.args+`, map={"a.virtual": "b.virtual"}`), Options{})
 			r.started()
 			f.Event(stream7New)
@@ -585,10 +585,10 @@ func TestPolicyShutdown(t *testing.T) {
 // never read are handed back at exit too.
 func TestPolicyShutdownLateStreams(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	r := startScript(t, f, policyScript(`return tor.hold()`, ""), Options{})
 	r.started()
-	f.set(func(f *fakeControlPort) { f.streamStatus = "9 NEW 0 example.com:80\n10 SUCCEEDED 5 example.com:443" })
+	f.SetInfo("stream-status", "9 NEW 0 example.com:80\n10 SUCCEEDED 5 example.com:443")
 	code, err := r.stop()
 	checkExit(t, r, code, err, 0)
 	checkLines(t, "stream commands", f.Lines(streamCommands...), []string{"ATTACHSTREAM 9 0"})
@@ -600,7 +600,7 @@ func TestPolicyExit(t *testing.T) {
 	t.Parallel()
 	t.Run("handler", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeControlPort(t)
+		f := newTestTor(t)
 		r := startScript(t, f, `
 tor.on("circ", lambda c: exit(3))
 `+policyScript(`return tor.hold()`, ""), Options{})
@@ -615,7 +615,7 @@ tor.on("circ", lambda c: exit(3))
 	})
 	t.Run("policy", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeControlPort(t)
+		f := newTestTor(t)
 		r := startScript(t, f, policyScript(`exit(3)`, `, on_error="close"`), Options{})
 		r.started()
 		f.Event(stream7New)
@@ -626,7 +626,7 @@ tor.on("circ", lambda c: exit(3))
 	})
 	t.Run("timer", func(t *testing.T) {
 		t.Parallel()
-		f := newFakeControlPort(t)
+		f := newTestTor(t)
 		r := startScript(t, f, `
 tor.after("50ms", lambda: exit(3))
 `+policyScript(`return None`, ""), Options{})
@@ -641,10 +641,10 @@ tor.after("50ms", lambda: exit(3))
 // stream waits: the policy takes it over, says so, and puts 1 back at exit.
 func TestPolicyTakeOverOnStart(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
-	f.leave = "1"
-	f.circuitStatus = circ5Built
-	f.streamStatus = "3 NEW 0 example.com:443\n4 SUCCEEDED 5 example.com:80"
+	f := newTestTor(t)
+	f.SetConf(leaveStreams, "1", true)
+	f.SetInfo("circuit-status", circ5Built)
+	f.SetInfo("stream-status", "3 NEW 0 example.com:443\n4 SUCCEEDED 5 example.com:80")
 	r := startScript(t, f, policyScript(`return 5`, ""), Options{})
 	f.WaitCommand("ATTACHSTREAM 3 5")
 	r.waitOut("asked 3 ()")
@@ -666,8 +666,8 @@ func TestPolicyTakeOverOnStart(t *testing.T) {
 // tor attaches the streams.
 func TestPolicyDryRun(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
-	f.circuitStatus = circ5Built
+	f := newTestTor(t)
+	f.SetInfo("circuit-status", circ5Built)
 	r := startScript(t, f, policyScript(`return tor.close()`, `, map={"a.virtual": "b.virtual"}`), Options{DryRun: true})
 	r.waitLog("policy started")
 	f.Event(stream7New)
@@ -683,9 +683,9 @@ func TestPolicyDryRun(t *testing.T) {
 // refuses is asked at most 8 times; then on_error applies.
 func TestPolicyAsksBounded(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
-	f.circuitStatus = circ5Built
-	f.replies["ATTACHSTREAM 7 5"] = `552 Unknown circuit "5"`
+	f := newTestTor(t)
+	f.SetInfo("circuit-status", circ5Built)
+	f.ReplyLine("ATTACHSTREAM 7 5", `552 Unknown circuit "5"`)
 	r := startScript(t, f, policyScript(`return 5`, `, on_error="close"`), Options{})
 	r.started()
 	f.Event(stream7New)
@@ -703,8 +703,8 @@ func TestPolicyAsksBounded(t *testing.T) {
 // tor.attach_stream has decided; its return value is not applied.
 func TestPolicyHandlesStreamItself(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
-	f.circuitStatus = circ5Built
+	f := newTestTor(t)
+	f.SetInfo("circuit-status", circ5Built)
 	r := startScript(t, f, policyScript(`
 tor.attach_stream(s, 5, hop=2)
 return None`, ""), Options{})
@@ -721,7 +721,7 @@ return None`, ""), Options{})
 // no on_error for it, nothing at exit.
 func TestPolicyHeldStreamEnds(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	r := startScript(t, f, policyScript(`return tor.hold()`, `, timeout="200ms"`), Options{})
 	r.started()
 	f.Event(stream7New)
@@ -739,8 +739,8 @@ func TestPolicyHeldStreamEnds(t *testing.T) {
 // when the script ends goes back to tor.
 func TestPolicyShutdownWaitingForCircuit(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
-	f.circuitStatus = circ9Launched
+	f := newTestTor(t)
+	f.SetInfo("circuit-status", circ9Launched)
 	r := startScript(t, f, policyScript(`return 9`, ""), Options{})
 	r.started()
 	f.Event(stream7New)
@@ -754,7 +754,7 @@ func TestPolicyShutdownWaitingForCircuit(t *testing.T) {
 // behind its event: the stream is handed back, not left waiting.
 func TestPolicyExitMidBatch(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	r := startScript(t, f, `
 tor.on("circ", lambda c: exit(3))
 `+policyScript(`return 5`, ""), Options{})
@@ -783,7 +783,7 @@ func TestPolicyTopLevelEnds(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeControlPort(t)
+			f := newTestTor(t)
 			r := startScript(t, f, policyScript(`return None`, "")+tc.tail+"\n", Options{})
 			code, _ := r.wait(5 * time.Second)
 			if code != tc.code {
@@ -794,7 +794,7 @@ func TestPolicyTopLevelEnds(t *testing.T) {
 			checkLines(t, "SETCONF", f.Lines("SETCONF", "RESETCONF"), nil)
 		})
 	}
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	r := startScript(t, f, policyScript(`return None`, "")+"tor.policy(policy)\n", Options{})
 	_, err := r.wait(5 * time.Second)
 	if err == nil || !strings.Contains(err.Error(), "a policy is already set") {
@@ -818,8 +818,8 @@ func TestPolicyStartFails(t *testing.T) {
 	} {
 		t.Run(tc.line, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeControlPort(t)
-			f.replies[tc.line] = tc.reply
+			f := newTestTor(t)
+			f.ReplyLine(tc.line, tc.reply)
 			r := startScript(t, f, policyScript(`return None`, ""), Options{})
 			code, err := r.wait(5 * time.Second)
 			if code != 3 || err == nil || !strings.Contains(FormatError(err), "tor.policy: "+tc.reply) {
@@ -851,14 +851,14 @@ func TestPolicyStartInterrupted(t *testing.T) {
 	} {
 		t.Run(tc.slow, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeControlPort(t)
-			f.answer = func(line string) (string, bool) {
+			f := newTestTor(t)
+			f.Answer(func(line string) (string, bool) {
 				if line != tc.slow {
 					return "", false
 				}
 				time.Sleep(200 * time.Millisecond)
 				return "", false // then the default reply
-			}
+			})
 			r := startScript(t, f, policyScript(`return None`, `, map={"a.virtual": "b.virtual"}`), Options{})
 			f.WaitCommand(tc.slow)
 			n := len(f.Commands())
@@ -895,8 +895,8 @@ func TestPolicyOnlyTor(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeControlPort(t)
-			f.circuitStatus = circ5Built
+			f := newTestTor(t)
+			f.SetInfo("circuit-status", circ5Built)
 			r := startScript(t, f, policyScript(tc.body, ""), Options{})
 			r.started()
 			f.Event("STREAM 9 NEW 0 " + tc.target + " SOURCE_ADDR=127.0.0.1:5009 PURPOSE=USER")

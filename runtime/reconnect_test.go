@@ -7,7 +7,7 @@ import (
 )
 
 // linesOn is the command lines received on connection n.
-func linesOn(f *fakeControlPort, n int) []string {
+func linesOn(f *testTor, n int) []string {
 	var out []string
 	for _, c := range f.Commands() {
 		if c.Conn == n {
@@ -22,8 +22,8 @@ func linesOn(f *fakeControlPort, n int) []string {
 // streams that wait.
 func TestReconnect(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
-	f.circuitStatus = circ5Built
+	f := newTestTor(t)
+	f.SetInfo("circuit-status", circ5Built)
 	r := startScript(t, f, `
 tor.on("bw", print)
 `+policyScript(`return 5`, `, map={"a.virtual": "b.virtual"}`), Options{})
@@ -32,10 +32,8 @@ tor.on("bw", print)
 	f.Event(stream7New)
 	f.WaitCommand("ATTACHSTREAM 7 5")
 
-	f.set(func(f *fakeControlPort) {
-		f.failConnects = 1
-		f.streamStatus = "7 SUCCEEDED 5 example.com:80\n8 NEW 0 example.org:443"
-	})
+	f.FailDials(1)
+	f.SetInfo("stream-status", "7 SUCCEEDED 5 example.com:80\n8 NEW 0 example.org:443")
 	dropped := time.Now()
 	f.Drop()
 	f.WaitConns(2)
@@ -43,7 +41,7 @@ tor.on("bw", print)
 	r.waitOut("asked 8 ()")
 
 	f.mu.Lock()
-	connects := append([]time.Time(nil), f.connects...)
+	connects := f.Dials()
 	f.mu.Unlock()
 	if len(connects) != 3 {
 		t.Fatalf("Connect called %d times, want 3 (start, a failure, success)", len(connects))
@@ -85,12 +83,12 @@ tor.on("bw", print)
 // waiting after the reconnect is decided again.
 func TestReconnectHeldStream(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	r := startScript(t, f, policyScript(`return tor.hold()`, ""), Options{})
 	r.started()
 	f.Event(stream7New)
 	r.waitOut("asked 7 ()")
-	f.set(func(f *fakeControlPort) { f.streamStatus = "7 NEW 0 example.com:80" })
+	f.SetInfo("stream-status", "7 NEW 0 example.com:80")
 	f.Drop()
 	f.WaitConns(2)
 	waitUntil(t, 5*time.Second, "the policy asked again", func() bool {
@@ -108,13 +106,13 @@ func TestReconnectHeldStream(t *testing.T) {
 // reaches it once more to undo the policy.
 func TestReconnectAtShutdown(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	r := startScript(t, f, policyScript(`return None`, ""), Options{})
 	r.started()
-	f.set(func(f *fakeControlPort) { f.failConnects = 1000 })
+	f.FailDials(1000)
 	f.Drop()
 	waitUntil(t, 5*time.Second, "a failed reconnect", func() bool { return f.ConnectCount() >= 2 })
-	f.set(func(f *fakeControlPort) { f.failConnects = 0 })
+	f.FailDials(0)
 	code, err := r.stop()
 	checkExit(t, r, code, err, 0)
 	found := false
@@ -132,14 +130,14 @@ func TestReconnectAtShutdown(t *testing.T) {
 // with a clear error instead of hanging.
 func TestReconnectBuiltinWhileAway(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
+	f := newTestTor(t)
 	r := startScript(t, f, `
 def tick():
     print(tor.get_info("circuit-status") == "")
 tor.every("20ms", tick)
 `, Options{})
 	r.waitOut("True")
-	f.set(func(f *fakeControlPort) { f.failConnects = 1000 })
+	f.FailDials(1000)
 	f.Drop()
 	r.waitLog("not connected to tor (reconnecting)")
 	code, err := r.stop()
@@ -154,10 +152,10 @@ tor.every("20ms", tick)
 // reconnect it is taken over and decided again.
 func TestReconnectDuringPolicy(t *testing.T) {
 	t.Parallel()
-	f := newFakeControlPort(t)
-	f.answer = func(line string) (string, bool) {
-		if line == "EXTENDCIRCUIT 0" && f.current().id == 1 {
-			f.set(func(f *fakeControlPort) { f.streamStatus = "7 NEW 0 example.com:80" })
+	f := newTestTor(t)
+	f.Answer(func(line string) (string, bool) {
+		if line == "EXTENDCIRCUIT 0" && f.CurrentConn() == 1 {
+			f.SetInfo("stream-status", "7 NEW 0 example.com:80")
 			f.Drop()
 			return "", true
 		}
@@ -165,7 +163,7 @@ func TestReconnectDuringPolicy(t *testing.T) {
 			return "250 EXTENDED 12\n650 " + circ12Built, true
 		}
 		return "", false
-	}
+	})
 	r := startScript(t, f, policyScript(`return tor.extend_circuit()`, ""), Options{})
 	r.started()
 	f.Event(stream7New)

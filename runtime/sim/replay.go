@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/torscript/torscript/runtime/simtor"
 )
 
 // decisionKeywords are the commands a replay compares: what a policy
@@ -100,58 +102,43 @@ func parseTrace(path string) (cmds []*traceCmd, events []string, err error) {
 // the transcript's decision commands, in order. It returns how many it
 // compared.
 func replay(sm *simModule, path string) (int, error) {
-	st := sm.st
 	cmds, events, err := parseTrace(path)
 	if err != nil {
 		return 0, err
 	}
 	var want []*traceCmd
-	st.mu.Lock()
-	st.replayed = map[string][]string{}
+	replies := map[string][]string{}
 	for _, c := range cmds {
 		if isDecision(c.line) {
 			want = append(want, c)
 			kw, _, _ := strings.Cut(c.line, " ")
-			st.replayed[strings.ToUpper(kw)] = append(st.replayed[strings.ToUpper(kw)], c.reply)
+			replies[strings.ToUpper(kw)] = append(replies[strings.ToUpper(kw)], c.reply)
 		}
 	}
-	from := len(st.cmds)
-	st.mu.Unlock()
-	defer func() {
-		st.mu.Lock()
-		st.replayed = nil
-		st.mu.Unlock()
-	}()
+	from := sm.tor.StartReplay(replies)
+	defer sm.tor.EndReplay()
 	sm.settle()
 	for _, ev := range events {
-		st.mu.Lock()
-		typ, _, _ := strings.Cut(strings.TrimPrefix(ev, "650 "), " ")
-		if st.subs[strings.TrimRight(typ, "\r\n")] {
-			st.raw(ev)
-			st.flush()
-		}
-		st.mu.Unlock()
+		sm.tor.SendEvent(ev)
 		sm.settle()
 	}
-	st.mu.Lock()
-	var got []*simCmd
-	for i := from; i < len(st.cmds); i++ {
-		if isDecision(st.cmds[i].line) {
-			got = append(got, &st.cmds[i])
+	var got []simtor.Command
+	for _, c := range sm.tor.Since(from) {
+		if isDecision(c.Line) {
+			got = append(got, c)
 		}
 	}
-	st.mu.Unlock()
 	for i, w := range want {
 		if i >= len(got) {
 			return i, fmt.Errorf("the script sent %d decision commands; the transcript has %d, next %q (line %d)", len(got), len(want), w.line, w.at)
 		}
-		if got[i].line != w.line {
-			return i, fmt.Errorf("decision %d: the script sent %q, the transcript has %q (line %d)", i+1, got[i].line, w.line, w.at)
+		if got[i].Line != w.line {
+			return i, fmt.Errorf("decision %d: the script sent %q, the transcript has %q (line %d)", i+1, got[i].Line, w.line, w.at)
 		}
-		got[i].used = true
+		sm.tor.Use(got[i])
 	}
 	if len(got) > len(want) {
-		return len(want), fmt.Errorf("the script sent %d decision commands, the transcript %d; the first extra: %q", len(got), len(want), got[len(want)].line)
+		return len(want), fmt.Errorf("the script sent %d decision commands, the transcript %d; the first extra: %q", len(got), len(want), got[len(want)].Line)
 	}
 	return len(want), nil
 }

@@ -6,18 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/torscript/torscript/builtins"
-	"github.com/torscript/torscript/ctl"
 	"github.com/torscript/torscript/runtime"
+	"github.com/torscript/torscript/runtime/simtor"
 	"go.starlark.net/starlark"
-	"go.starlark.net/starlarkstruct"
 	"go.starlark.net/starlarktest"
 	"go.starlark.net/syntax"
 )
@@ -154,8 +150,8 @@ func (r *testReporter) failure(err error) string {
 func runTest(ctx context.Context, filename string, src []byte, name string, assert starlark.StringDict, opts runtime.Options) *TestResult {
 	res := &TestResult{Name: name}
 	var out strings.Builder
-	st := newSimTor()
-	opts.Connect = func(context.Context) (*ctl.Conn, error) { return st.connect(), nil }
+	st := simtor.New()
+	opts.Connect = st.Dial
 	opts.Stdout = &out
 	// The log goes with what the test printed, shown when it fails.
 	opts.Logger = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: dropTime}))
@@ -174,13 +170,13 @@ func runTest(ctx context.Context, filename string, src []byte, name string, asse
 	end := r.Begin(ctx, filename, src)
 	defer func() {
 		end()
-		st.close()
+		st.Close()
 		res.Output = out.String()
 	}()
 	t := r.Thread()
 	rep := &testReporter{file: filename, thread: t}
 	starlarktest.SetReporter(t, rep)
-	sm := &simModule{r: r, st: st, testFile: filename}
+	sm := &simModule{r: r, tor: st, testFile: filename}
 	sim := sm.module()
 	sim.Members["failures"] = failuresBuiltin(sm, &pending)
 	pre := testGlobals(assert["assert"], sim)
@@ -258,431 +254,10 @@ func dropTime(groups []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-// simModule is the sim module of a test: it makes things happen in the
-// simulated tor and checks the commands the script sent. Each member is a
-// method, registered by newSimModule.
-type simModule struct {
-	r        *runtime.Runtime
-	st       *simTor
-	testFile string
-}
-
-// module builds the sim module of a test.
-func (sm *simModule) module() *starlarkstruct.Module {
-	m := starlark.StringDict{}
-	for _, e := range []struct {
-		name string
-		fn   func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)
-	}{
-		{"run", sm.run},
-		{"stream_new", sm.streamNew},
-		{"stream_event", sm.streamEvent},
-		{"circ_launched", sm.circEvent("LAUNCHED")},
-		{"circ_built", sm.circEvent("BUILT")},
-		{"circ_failed", sm.circEvent("FAILED")},
-		{"circ_closed", sm.circEvent("CLOSED")},
-		{"reply", sm.reply},
-		{"commands", sm.commands},
-		{"conf", sm.conf},
-		{"mappings", sm.mappings},
-		{"advance", sm.advance},
-		{"expect_attach", sm.expectAttach},
-		{"expect_close", sm.expectClose},
-		{"expect_redirect", sm.expectRedirect},
-		{"expect_extend", sm.expectExtend},
-		{"expect_command", sm.expectCommand},
-		{"expect_no_decision", sm.expectNoDecision},
-		{"replay", sm.replay},
-	} {
-		m[e.name] = starlark.NewBuiltin("sim."+e.name, e.fn)
-	}
-	return &starlarkstruct.Module{Name: "sim", Members: m}
-}
-
-func (sm *simModule) locked(f func()) {
-	sm.st.mu.Lock()
-	f()
-	sm.st.flush()
-	sm.st.mu.Unlock()
-	sm.settle()
-}
-
-func (sm *simModule) run(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var path string
-	var argv *starlark.List
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path, "args?", &argv); err != nil {
-		return nil, err
-	}
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(filepath.Dir(sm.testFile), path)
-	}
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", b.Name(), err)
-	}
-	list := []starlark.Value{starlark.String(path)}
-	if argv != nil {
-		for i := 0; i < argv.Len(); i++ {
-			list = append(list, argv.Index(i))
-		}
-	}
-	g, err := sm.r.ExecFile(t, path, src, list)
-	if err != nil {
-		return nil, err
-	}
-	sm.settle()
-	return &starlarkstruct.Module{Name: filepath.Base(path), Members: g}, nil
-}
-
-func (sm *simModule) streamNew(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	target, source, purpose, resolve := "", "127.0.0.1:50000", "USER", false
-	var user, pass string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "target", &target, "source?", &source, "purpose?", &purpose, "resolve?", &resolve,
-		"socks_username?", &user, "socks_password?", &pass); err != nil {
-		return nil, err
-	}
-	if !strings.Contains(target, ":") {
-		return nil, fmt.Errorf("%s: target %q: want HOST:PORT", b.Name(), target)
-	}
-	var id string
-	sm.locked(func() {
-		s := &simStream{id: sm.st.newID(), target: target, source: source, purpose: purpose, socksUser: user, socksPass: pass}
-		sm.st.streams[s.id] = s
-		id = s.id
-		status := "NEW"
-		if resolve {
-			status = "NEWRESOLVE"
-		}
-		sm.st.streamStatus(s, status, "")
-	})
-	return starlark.String(id), nil
-}
-
-func (sm *simModule) streamEvent(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var id, status, reason, remote string
-	var circ starlark.Value = starlark.None
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "stream", &id, "status", &status, "circuit?", &circ, "reason?", &reason, "remote_reason?", &remote); err != nil {
-		return nil, err
-	}
-	var err error
-	sm.locked(func() {
-		s := sm.st.streams[id]
-		if s == nil {
-			err = fmt.Errorf("%s: no stream %s", b.Name(), id)
-			return
-		}
-		if circ != starlark.None {
-			s.circ = idString(circ)
-		}
-		extra := ""
-		if reason != "" {
-			extra += " REASON=" + reason
-		}
-		if remote != "" {
-			extra += " REMOTE_REASON=" + remote
-		}
-		status = strings.ToUpper(status)
-		sm.st.streamStatus(s, status, extra) // DETACHED names the circuit it left, as tor does
-		if status == "DETACHED" {
-			s.circ = "0"
-		}
-		if status == "CLOSED" { // tor sends FAILED, then CLOSED
-			delete(sm.st.streams, id)
-		}
-	})
-	return starlark.None, err
-}
-
-func (sm *simModule) circEvent(status string) func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	return func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var id starlark.Value = starlark.None
-		var path *starlark.List
-		purpose, reason := "GENERAL", ""
-		if status == "FAILED" {
-			reason = "TIMEOUT"
-		} else if status == "CLOSED" {
-			reason = "FINISHED"
-		}
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "id?", &id, "path?", &path, "purpose?", &purpose, "reason?", &reason); err != nil {
-			return nil, err
-		}
-		var err error
-		var got string
-		sm.locked(func() {
-			var c *simCirc
-			if id == starlark.None {
-				if status != "BUILT" && status != "LAUNCHED" {
-					err = fmt.Errorf("%s: which circuit?", b.Name())
-					return
-				}
-				c = &simCirc{id: sm.st.newID(), purpose: purpose, path: sm.st.defaultPath()}
-				sm.st.circs[c.id] = c
-			} else if c = sm.st.circs[idString(id)]; c == nil {
-				err = fmt.Errorf("%s: no circuit %s (sim.circ_built() with no id makes one)", b.Name(), idString(id))
-				return
-			}
-			if path != nil {
-				c.path = nil
-				for i := 0; i < path.Len(); i++ {
-					s, _ := starlark.AsString(path.Index(i))
-					rl, ok := sm.st.relay(s)
-					if !ok {
-						err = fmt.Errorf("%s: no relay %q in the simulated network", b.Name(), s)
-						return
-					}
-					c.path = append(c.path, "$"+rl.fp+"~"+rl.nick)
-				}
-			}
-			extra := ""
-			if reason != "" && (status == "FAILED" || status == "CLOSED") {
-				extra = " REASON=" + reason
-			}
-			sm.st.circStatus(c, status, extra)
-			if status == "FAILED" || status == "CLOSED" {
-				delete(sm.st.circs, c.id)
-			}
-			got = c.id
-		})
-		if err != nil {
-			return nil, err
-		}
-		return starlark.String(got), nil
-	}
-}
-
-func (sm *simModule) reply(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var command, text string
-	var code int
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "command", &command, "code", &code, "text?", &text); err != nil {
-		return nil, err
-	}
-	if code < 200 || code > 599 {
-		return nil, fmt.Errorf("%s: code %d: want 2xx-5xx", b.Name(), code)
-	}
-	if text == "" {
-		text = "OK"
-	}
-	kw := strings.ToUpper(command)
-	sm.st.mu.Lock()
-	sm.st.replies[kw] = append(sm.st.replies[kw], simReply{code, text})
-	sm.st.mu.Unlock()
-	return starlark.None, nil
-}
-
-func (sm *simModule) commands(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
-		return nil, err
-	}
-	sm.st.mu.Lock()
-	defer sm.st.mu.Unlock()
-	var l []starlark.Value
-	for _, c := range sm.st.cmds {
-		l = append(l, starlark.String(c.line))
-	}
-	return starlark.NewList(l), nil
-}
-
-func (sm *simModule) conf(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var key string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
-		return nil, err
-	}
-	sm.st.mu.Lock()
-	defer sm.st.mu.Unlock()
-	if v, ok := sm.st.conf[key]; ok {
-		return starlark.String(v), nil
-	}
-	return starlark.None, nil
-}
-
-func (sm *simModule) mappings(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	sm.st.mu.Lock()
-	defer sm.st.mu.Unlock()
-	d := starlark.NewDict(len(sm.st.maps))
-	for k, v := range sm.st.maps {
-		d.SetKey(starlark.String(k), starlark.String(v))
-	}
-	return d, nil
-}
-
-func (sm *simModule) advance(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var d builtins.Duration
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "duration", &d); err != nil {
-		return nil, err
-	}
-	sm.r.Advance(time.Duration(d), syncCommand)
-	return starlark.None, nil
-}
-
-func (sm *simModule) expect(b *starlark.Builtin, keyword, what string, ok func(args []string) bool) (simCmd, error) {
-	sm.settle()
-	sm.st.mu.Lock()
-	defer sm.st.mu.Unlock()
-	var seen []string
-	for i := range sm.st.cmds {
-		c := &sm.st.cmds[i]
-		f := strings.Fields(c.line)
-		if c.used || len(f) == 0 || !strings.EqualFold(f[0], keyword) {
-			continue
-		}
-		if ok(f[1:]) {
-			c.used = true
-			return *c, nil
-		}
-		seen = append(seen, c.line)
-	}
-	if len(seen) == 0 {
-		seen = append(seen, "none")
-	}
-	return simCmd{}, fmt.Errorf("%s: want %s; %s commands not expected yet: %s", b.Name(), what, keyword, strings.Join(seen, ", "))
-}
-
-func (sm *simModule) expectAttach(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var stream, circ starlark.Value
-	hop := 0
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "stream", &stream, "circuit", &circ, "hop?", &hop); err != nil {
-		return nil, err
-	}
-	s, c := idString(stream), idString(circ)
-	want := "ATTACHSTREAM " + s + " " + c
-	if hop > 0 {
-		want += " HOP=" + strconv.Itoa(hop)
-	}
-	_, err := sm.expect(b, "ATTACHSTREAM", want, func(a []string) bool { return strings.Join(a, " ") == strings.TrimPrefix(want, "ATTACHSTREAM ") })
-	return starlark.None, err
-}
-
-func (sm *simModule) expectClose(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var stream starlark.Value
-	var reason builtins.RelayEndReason
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "stream", &stream, "reason", &reason); err != nil {
-		return nil, err
-	}
-	s := idString(stream)
-	want := fmt.Sprintf("CLOSESTREAM %s %d (%s)", s, int(reason), ctl.RelayEndReason(reason))
-	_, err := sm.expect(b, "CLOSESTREAM", want, func(a []string) bool {
-		return len(a) >= 2 && a[0] == s && a[1] == strconv.Itoa(int(reason))
-	})
-	return starlark.None, err
-}
-
-func (sm *simModule) expectRedirect(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var stream starlark.Value
-	var host string
-	port := 0
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "stream", &stream, "host", &host, "port?", &port); err != nil {
-		return nil, err
-	}
-	want := []string{idString(stream), host}
-	if port > 0 {
-		want = append(want, strconv.Itoa(port))
-	}
-	_, err := sm.expect(b, "REDIRECTSTREAM", "REDIRECTSTREAM "+strings.Join(want, " "), func(a []string) bool { return slices.Equal(a, want) })
-	return starlark.None, err
-}
-
-func (sm *simModule) expectExtend(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var path *starlark.List
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path?", &path); err != nil {
-		return nil, err
-	}
-	var want []string
-	if path != nil {
-		for i := 0; i < path.Len(); i++ {
-			s, _ := starlark.AsString(path.Index(i))
-			want = append(want, s)
-		}
-	}
-	what := "EXTENDCIRCUIT 0"
-	if want != nil {
-		what += " through " + strings.Join(want, ",")
-	}
-	c, err := sm.expect(b, "EXTENDCIRCUIT", what, func(a []string) bool {
-		if len(a) == 0 || a[0] != "0" {
-			return false
-		}
-		if want == nil {
-			return true
-		}
-		if len(a) < 2 {
-			return false
-		}
-		hops := strings.Split(a[1], ",")
-		if len(hops) != len(want) {
-			return false
-		}
-		for i, h := range hops {
-			r1, ok1 := sm.st.relay(h)
-			r2, ok2 := sm.st.relay(want[i])
-			if !ok1 || !ok2 || r1.fp != r2.fp {
-				return false
-			}
-		}
-		return true
-	})
-	if err != nil {
-		return nil, err
-	}
-	return starlark.String(c.result), nil
-}
-
-func (sm *simModule) expectCommand(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var prefix string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "prefix", &prefix); err != nil {
-		return nil, err
-	}
-	kw, _, _ := strings.Cut(prefix, " ")
-	got, err := sm.expect(b, kw, prefix+"…", func(a []string) bool {
-		return strings.HasPrefix(strings.Join(append([]string{kw}, a...), " "), prefix)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return starlark.String(got.line), nil
-}
-
-func (sm *simModule) expectNoDecision(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var stream starlark.Value = starlark.None
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "stream?", &stream); err != nil {
-		return nil, err
-	}
-	sm.settle()
-	sm.st.mu.Lock()
-	defer sm.st.mu.Unlock()
-	for _, c := range sm.st.cmds {
-		f := strings.Fields(c.line)
-		if c.used || len(f) < 2 {
-			continue
-		}
-		switch strings.ToUpper(f[0]) {
-		case "ATTACHSTREAM", "CLOSESTREAM", "REDIRECTSTREAM":
-			if stream == starlark.None || f[1] == idString(stream) {
-				return nil, fmt.Errorf("%s: the script sent %s", b.Name(), c.line)
-			}
-		}
-	}
-	return starlark.None, nil
-}
-
-func (sm *simModule) replay(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var path string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path); err != nil {
-		return nil, err
-	}
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(filepath.Dir(sm.testFile), path)
-	}
-	n, err := replay(sm, path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", b.Name(), err)
-	}
-	return starlark.MakeInt(n), nil
-}
-
 // settle lets the runtime catch up with the simulated tor: it handles the
 // events and replies the simulated tor has sent, and what they cause, until
 // nothing more happens.
-func (sm *simModule) settle() { sm.r.RunUntilIdle(syncCommand) }
+func (sm *simModule) settle() { sm.r.RunUntilIdle(simtor.SyncCommand) }
 
 // idString is a circuit or stream id given as an int or a str; None is 0
 // (tor chooses).

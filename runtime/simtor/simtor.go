@@ -1,37 +1,43 @@
-package sim
+// Package simtor is the simulated tor of `torscript test` and of the
+// runtime's own tests: a control port, in process, that answers every
+// command from a small model of tor (its relays, circuits, streams,
+// settings and address mappings) and sends the events a test makes happen.
+// It records every command it is sent, for the test's expectations. It
+// knows the control protocol (ctl) and nothing of the runtime.
+package simtor
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/torscript/torscript/ctl"
 )
 
-// simTor is the simulated tor of `torscript test`: a fake control port,
-// in process, that answers every command from a small model of tor (its
-// relays, circuits, streams, settings and address mappings) and sends the
-// events a test makes happen. It records every command it is sent, for
-// the test's expectations.
-type simTor struct {
-	mu      sync.Mutex
-	w       *bufio.Writer // to the controller; nil until it connects
-	conn    net.Conn
-	relays  []simRelay
-	circs   map[string]*simCirc
-	streams map[string]*simStream
+// Tor is one simulated tor. Create it with New; Connect gives a
+// controller a connection to it.
+type Tor struct {
+	mu sync.Mutex
+	w  *bufio.Writer // to the controller: the connection being answered, else the newest; nil until one connects
+	// The connections made, newest last, and the harness (harness.go).
+	sessions []*session
+	harness
+	relays  []node
+	circs   map[string]*circ
+	streams map[string]*stream
 	nextID  int // circuit and stream ids
 	conf    map[string]string
 	subs    map[string]bool // event types subscribed
-	cmds    []simCmd
-	replies map[string][]simReply // keyword → replies to give next
+	cmds    []Command
+	replies map[string][]canned // keyword → replies to give next
 	maps    map[string]string
 	virtual int // for MAPADDRESS 0.0.0.0=name
 	// replayed holds, during sim.replay, the replies a transcript recorded
@@ -39,40 +45,44 @@ type simTor struct {
 	replayed map[string][]string
 }
 
-type simRelay struct {
+type node struct {
 	nick, fp, flags string
 	bandwidth       int
 	addr            string
 }
 
-type simCirc struct {
+type circ struct {
 	id, status, purpose string
 	path                []string // $FP~nick
 }
 
-type simStream struct {
+type stream struct {
 	id, status, circ, target, source, purpose string
 	socksUser, socksPass                      string
 }
 
-type simCmd struct {
-	line   string
-	used   bool   // an expectation matched it
-	result string // EXTENDCIRCUIT: the id of the circuit it made
+// Command is a command line the simulated tor received.
+type Command struct {
+	Line   string
+	Conn   int       // the connection it came on: 1 for the first
+	At     time.Time // when it came
+	Result string    // EXTENDCIRCUIT: the id of the circuit it made
+	used   bool      // an expectation matched it
+	index  int       // in Tor.cmds
 }
 
-type simReply struct {
+type canned struct {
 	code int
 	text string
 }
 
-// simRelays are the simulated network's relays: three guards, three
+// network are the simulated network's relays: three guards, three
 // middles and three exits.
-var simRelays = func() []simRelay {
-	var rs []simRelay
+var network = func() []node {
+	var rs []node
 	add := func(nick, flags string, bw int) {
 		sum := sha1.Sum([]byte(nick))
-		rs = append(rs, simRelay{nick: nick, fp: strings.ToUpper(hex.EncodeToString(sum[:])), flags: flags, bandwidth: bw, addr: "127.0.0." + strconv.Itoa(10+len(rs))})
+		rs = append(rs, node{nick: nick, fp: strings.ToUpper(hex.EncodeToString(sum[:])), flags: flags, bandwidth: bw, addr: "127.0.0." + strconv.Itoa(10+len(rs))})
 	}
 	for i, bw := range []int{300, 200, 100} {
 		add("guard"+strconv.Itoa(i+1), "Fast Guard Running Stable Valid", bw)
@@ -86,44 +96,35 @@ var simRelays = func() []simRelay {
 	return rs
 }()
 
-func newSimTor() *simTor {
-	return &simTor{
-		relays:  slices.Clone(simRelays),
-		circs:   map[string]*simCirc{},
-		streams: map[string]*simStream{},
-		conf:    map[string]string{"__LeaveStreamsUnattached": "0"},
+// New is a simulated tor with nine relays and no circuit or stream.
+func New() *Tor {
+	return &Tor{
+		relays:  slices.Clone(network),
+		circs:   map[string]*circ{},
+		streams: map[string]*stream{},
+		conf:    map[string]string{LeaveStreams: "0"},
 		subs:    map[string]bool{},
-		replies: map[string][]simReply{},
+		replies: map[string][]canned{},
 		maps:    map[string]string{},
 	}
 }
 
-// connect gives the runtime a connection to the simulated tor (it needs no
-// authentication).
-func (s *simTor) connect() *ctl.Conn {
-	a, b := net.Pipe()
-	s.mu.Lock()
-	s.conn = b
-	s.w = bufio.NewWriter(b)
-	s.mu.Unlock()
-	go s.serve(b)
-	return ctl.NewConn(a, ctl.Options{})
+// Connect gives a controller a connection to the simulated tor (it needs
+// no authentication).
+func (s *Tor) Connect() *ctl.Conn {
+	c, _ := s.Dial(context.Background())
+	return c
 }
 
-func (s *simTor) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn != nil {
-		s.conn.Close()
-	}
-}
-
-// syncCommand is the runtime's barrier: the simulated tor answers it
+// SyncCommand is a controller's barrier: the simulated tor answers it
 // without recording it, after everything it wrote before.
-const syncCommand = "SIMSYNC"
+const SyncCommand = "SIMSYNC"
 
-func (s *simTor) serve(c net.Conn) {
-	br := bufio.NewReader(c)
+// LeaveStreams is the setting a stream policy sets.
+const LeaveStreams = "__LeaveStreamsUnattached"
+
+func (s *Tor) serve(sess *session) {
+	br := bufio.NewReader(sess.c)
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -141,21 +142,40 @@ func (s *simTor) serve(c net.Conn) {
 				}
 			}
 		}
+		if line != SyncCommand {
+			s.record(line, sess.id)
+		}
+		// The test's own answer first, without the lock: it may send
+		// events, drop the connection or wait.
+		if reply, ok := s.hookAnswer(line); ok {
+			if sess.write(crlf(reply)) != nil {
+				return
+			}
+			continue
+		}
 		s.mu.Lock()
+		s.w = sess.w
 		s.answer(line)
-		s.w.Flush()
+		err = s.w.Flush()
+		s.w = s.current()
 		s.mu.Unlock()
+		if err != nil {
+			return
+		}
 	}
 }
 
 // answer writes the reply to one command, and the events it causes.
 // Called with mu held.
-func (s *simTor) answer(line string) {
-	if line == syncCommand {
+func (s *Tor) answer(line string) {
+	if line == SyncCommand {
 		s.reply(250, "OK")
 		return
 	}
-	s.cmds = append(s.cmds, simCmd{line: line})
+	if s.scripted {
+		s.raw(crlf(s.scriptedAnswer(line)))
+		return
+	}
 	f := strings.Fields(line)
 	kw := ""
 	if len(f) > 0 {
@@ -206,7 +226,7 @@ func (s *simTor) answer(line string) {
 	}
 }
 
-func (s *simTor) getConf(args []string) {
+func (s *Tor) getConf(args []string) {
 	var lines []string
 	for _, k := range args {
 		if v, ok := s.conf[k]; ok {
@@ -218,12 +238,12 @@ func (s *simTor) getConf(args []string) {
 	s.multi(lines)
 }
 
-func (s *simTor) setConf(kw string, args []string) {
+func (s *Tor) setConf(kw string, args []string) {
 	for _, a := range args {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || kw == "RESETCONF" {
 			delete(s.conf, k)
-			if k == "__LeaveStreamsUnattached" {
+			if k == LeaveStreams {
 				s.conf[k] = "0"
 			}
 			if !ok {
@@ -235,18 +255,10 @@ func (s *simTor) setConf(kw string, args []string) {
 	s.reply(250, "OK")
 }
 
-// knownStream is the stream args name, or nil after answering 552.
-func (s *simTor) knownStream(args []string) *simStream {
+func (s *Tor) redirect(args []string) {
 	st := s.stream(args)
 	if st == nil {
 		s.reply(552, "Unknown stream")
-	}
-	return st
-}
-
-func (s *simTor) redirect(args []string) {
-	st := s.knownStream(args)
-	if st == nil {
 		return
 	}
 	host := args[1]
@@ -258,9 +270,10 @@ func (s *simTor) redirect(args []string) {
 	s.reply(250, "OK")
 }
 
-func (s *simTor) closeStream(args []string) {
-	st := s.knownStream(args)
+func (s *Tor) closeStream(args []string) {
+	st := s.stream(args)
 	if st == nil {
+		s.reply(552, "Unknown stream")
 		return
 	}
 	s.reply(250, "OK")
@@ -274,7 +287,7 @@ func (s *simTor) closeStream(args []string) {
 	delete(s.streams, st.id)
 }
 
-func (s *simTor) closeCircuit(args []string) {
+func (s *Tor) closeCircuit(args []string) {
 	c := s.circs[argAt(args, 0)]
 	if c == nil {
 		s.reply(552, "Unknown circuit")
@@ -285,7 +298,7 @@ func (s *simTor) closeCircuit(args []string) {
 	delete(s.circs, c.id)
 }
 
-func (s *simTor) mapAddress(args []string) {
+func (s *Tor) mapAddress(args []string) {
 	var lines []string
 	for _, a := range args {
 		from, to, _ := strings.Cut(a, "=")
@@ -303,7 +316,7 @@ func (s *simTor) mapAddress(args []string) {
 	s.multi(lines)
 }
 
-func (s *simTor) signal(args []string) {
+func (s *Tor) signal(args []string) {
 	s.reply(250, "OK")
 	switch sig := strings.ToUpper(argAt(args, 0)); sig {
 	case "RELOAD", "HUP", "DUMP", "USR1", "DEBUG", "USR2", "NEWNYM", "CLEARDNSCACHE":
@@ -321,14 +334,14 @@ func argAt(args []string, i int) string {
 	return ""
 }
 
-func (s *simTor) raw(text string) { s.w.WriteString(text) }
+func (s *Tor) raw(text string) { s.w.WriteString(text) }
 
-func (s *simTor) reply(code int, text string) {
+func (s *Tor) reply(code int, text string) {
 	fmt.Fprintf(s.w, "%d %s\r\n", code, text)
 }
 
 // multi writes a reply of one line a value ("250-a", "250 b").
-func (s *simTor) multi(lines []string) {
+func (s *Tor) multi(lines []string) {
 	if len(lines) == 0 {
 		s.reply(250, "OK")
 		return
@@ -342,7 +355,7 @@ func (s *simTor) multi(lines []string) {
 	}
 }
 
-func (s *simTor) getInfo(keys []string) {
+func (s *Tor) getInfo(keys []string) {
 	var b strings.Builder
 	for _, k := range keys {
 		v, ok := s.info(k)
@@ -359,7 +372,7 @@ func (s *simTor) getInfo(keys []string) {
 	s.raw(b.String() + "250 OK\r\n")
 }
 
-func (s *simTor) info(k string) (string, bool) {
+func (s *Tor) info(k string) (string, bool) {
 	switch {
 	case k == "version":
 		return "0.4.9.11", true
@@ -413,7 +426,7 @@ func (s *simTor) info(k string) (string, bool) {
 	return "", false
 }
 
-func (r simRelay) ns() string {
+func (r node) ns() string {
 	id, _ := hex.DecodeString(r.fp)
 	b64 := strings.TrimRight(base64.StdEncoding.EncodeToString(id), "=")
 	return fmt.Sprintf("r %s %s %s 2038-01-01 00:00:00 %s 9001 0\ns %s\nw Bandwidth=%d\np accept 1-65535", r.nick, b64, b64, r.addr, r.flags, r.bandwidth)
@@ -433,7 +446,7 @@ func sortedIDs[V any](m map[string]V) []string {
 }
 
 // relay finds a relay by nickname or fingerprint ("$FP", "$FP~nick").
-func (s *simTor) relay(spec string) (simRelay, bool) {
+func (s *Tor) relay(spec string) (node, bool) {
 	spec = strings.TrimPrefix(spec, "$")
 	fp, nick, _ := strings.Cut(spec, "~")
 	for _, r := range s.relays {
@@ -441,11 +454,11 @@ func (s *simTor) relay(spec string) (simRelay, bool) {
 			return r, true
 		}
 	}
-	return simRelay{}, false
+	return node{}, false
 }
 
 // defaultPath is guard1, middle1, exit1.
-func (s *simTor) defaultPath() []string {
+func (s *Tor) defaultPath() []string {
 	var p []string
 	for _, n := range []string{"guard1", "middle1", "exit1"} {
 		r, _ := s.relay(n)
@@ -454,12 +467,12 @@ func (s *simTor) defaultPath() []string {
 	return p
 }
 
-func (s *simTor) newID() string {
+func (s *Tor) newID() string {
 	s.nextID++
 	return strconv.Itoa(s.nextID)
 }
 
-func (s *simTor) extend(args []string) {
+func (s *Tor) extend(args []string) {
 	id := argAt(args, 0)
 	if id != "0" {
 		s.reply(552, "Unknown circuit \""+id+"\"")
@@ -482,16 +495,16 @@ func (s *simTor) extend(args []string) {
 	if len(path) == 0 {
 		path = s.defaultPath()
 	}
-	c := &simCirc{id: s.newID(), status: "LAUNCHED", purpose: "GENERAL", path: path}
+	c := &circ{id: s.newID(), status: "LAUNCHED", purpose: "GENERAL", path: path}
 	s.circs[c.id] = c
-	s.cmds[len(s.cmds)-1].result = c.id
+	s.cmds[len(s.cmds)-1].Result = c.id
 	s.reply(250, "EXTENDED "+c.id)
 	s.circStatus(c, "LAUNCHED", "")
 }
 
-func (s *simTor) stream(args []string) *simStream { return s.streams[argAt(args, 0)] }
+func (s *Tor) stream(args []string) *stream { return s.streams[argAt(args, 0)] }
 
-func (s *simTor) attach(args []string) {
+func (s *Tor) attach(args []string) {
 	st := s.stream(args)
 	if st == nil {
 		s.reply(552, "Unknown stream \""+argAt(args, 0)+"\"")
@@ -516,7 +529,7 @@ func (s *simTor) attach(args []string) {
 	s.streamStatus(st, "SENTCONNECT", "")
 }
 
-func (s *simTor) circLine(c *simCirc, status string) string {
+func (s *Tor) circLine(c *circ, status string) string {
 	line := c.id + " " + status
 	if len(c.path) > 0 && status != "LAUNCHED" {
 		line += " " + strings.Join(c.path, ",")
@@ -525,7 +538,7 @@ func (s *simTor) circLine(c *simCirc, status string) string {
 }
 
 // circStatus sets a circuit's status and sends its CIRC event.
-func (s *simTor) circStatus(c *simCirc, status, extra string) {
+func (s *Tor) circStatus(c *circ, status, extra string) {
 	c.status = status
 	if s.subs["CIRC"] {
 		s.raw("650 CIRC " + s.circLine(c, status) + extra + "\r\n")
@@ -533,7 +546,7 @@ func (s *simTor) circStatus(c *simCirc, status, extra string) {
 }
 
 // streamStatus sets a stream's status and sends its STREAM event.
-func (s *simTor) streamStatus(st *simStream, status, extra string) {
+func (s *Tor) streamStatus(st *stream, status, extra string) {
 	st.status = status
 	if !s.subs["STREAM"] {
 		return
@@ -556,7 +569,7 @@ func (s *simTor) streamStatus(st *simStream, status, extra string) {
 }
 
 // flush sends what the test made happen.
-func (s *simTor) flush() {
+func (s *Tor) flush() {
 	if s.w != nil {
 		s.w.Flush()
 	}
