@@ -199,6 +199,14 @@ func (r *scriptRun) waitLog(s string) {
 	}
 }
 
+// newStream7 waits until the policy has started, then a client opens
+// stream 7 (stream7New).
+func (r *scriptRun) newStream7() {
+	r.t.Helper()
+	r.started()
+	r.f.Event(stream7New)
+}
+
 // started waits until the policy has started: GETINFO stream-status is the
 // last command startPolicy sends before any MAPADDRESS.
 func (r *scriptRun) started() {

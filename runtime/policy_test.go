@@ -49,6 +49,60 @@ func checkLines(t *testing.T, what string, got, want []string) {
 	}
 }
 
+// buildLater sends launched, then built, 50ms apart, and records in
+// *builtSent (under f.mu) when built was sent.
+func (f *testTor) buildLater(launched, built string, builtSent *time.Time) {
+	time.Sleep(50 * time.Millisecond)
+	f.Event(launched)
+	time.Sleep(50 * time.Millisecond)
+	f.locked(func() { *builtSent = time.Now() })
+	f.Event(built)
+}
+
+// refuseFirst answers the first command equal to line with what first
+// returns (called with the simulated tor unlocked) and the later ones with
+// 250 OK.
+func (f *testTor) refuseFirst(line string, first func() string) {
+	n := 0
+	f.Answer(func(l string) (string, bool) {
+		if l != line {
+			return "", false
+		}
+		n++
+		if n > 1 {
+			return "250 OK", true
+		}
+		return first(), true
+	})
+}
+
+// circuitOnce is a policy body that sends a stream to circuit id, and
+// lets tor choose once a circuit failed it.
+func circuitOnce(id string) string {
+	return `
+if s.failed_circuits:
+    return None
+return "` + id + `"`
+}
+
+// startWithCircuits starts src against a simulated tor whose
+// circuit-status is circs.
+func startWithCircuits(t *testing.T, circs, src string, opts Options) (*testTor, *scriptRun) {
+	t.Helper()
+	f := newTestTor(t)
+	f.SetInfo("circuit-status", circs)
+	return f, startScript(t, f, src, opts)
+}
+
+// stopChecked stops the script, which must end with exit code 0, and
+// checks the stream commands the simulated tor received.
+func stopChecked(t *testing.T, r *scriptRun, want []string) {
+	t.Helper()
+	code, err := r.stop()
+	checkExit(t, r, code, err, 0)
+	checkLines(t, "stream commands", r.f.Lines(streamCommands...), want)
+}
+
 func checkExit(t *testing.T, r *scriptRun, code int, err error, want int) {
 	t.Helper()
 	if code != want || err != nil {
@@ -77,11 +131,8 @@ func TestPolicyDecisions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newTestTor(t)
-			f.SetInfo("circuit-status", circ5Built)
-			r := startScript(t, f, policyScript(tc.body, ""), Options{})
-			r.started()
-			f.Event(stream7New)
+			f, r := startWithCircuits(t, circ5Built, policyScript(tc.body, ""), Options{})
+			r.newStream7()
 			f.WaitCommand(tc.want[len(tc.want)-1])
 			code, err := r.stop()
 			checkExit(t, r, code, err, 0)
@@ -125,9 +176,7 @@ func TestPolicyStartCommands(t *testing.T) {
 // with tor.attach_stream, and not handed back at exit.
 func TestPolicyHoldThenAttachStream(t *testing.T) {
 	t.Parallel()
-	f := newTestTor(t)
-	f.SetInfo("circuit-status", circ5Built)
-	r := startScript(t, f, `
+	f, r := startWithCircuits(t, circ5Built, `
 held = []
 def later():
     for s in held:
@@ -147,9 +196,7 @@ tor.policy(policy)
 		t.Errorf("attached %v after NEW, before the 50ms timer", d)
 	}
 	r.waitOut("attached 1")
-	code, err := r.stop()
-	checkExit(t, r, code, err, 0)
-	checkLines(t, "stream commands", f.Lines(streamCommands...), []string{"ATTACHSTREAM 7 5"})
+	stopChecked(t, r, []string{"ATTACHSTREAM 7 5"})
 }
 
 // TestPolicyInternalStreams: tor attaches its own directory streams
@@ -173,17 +220,13 @@ func TestPolicyInternalStreams(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newTestTor(t)
-			f.SetInfo("circuit-status", circ5Built)
-			r := startScript(t, f, policyScript(tc.body, tc.args), Options{})
+			f, r := startWithCircuits(t, circ5Built, policyScript(tc.body, tc.args), Options{})
 			r.started()
 			f.Event(dirFetch, userNew) // the user stream's attach shows the DIR_FETCH was passed over
 			f.WaitCommand(tc.want[0])
 			f.Event(waiting)
 			f.WaitCommand(tc.want[1])
-			code, err := r.stop()
-			checkExit(t, r, code, err, 0)
-			checkLines(t, "stream commands", f.Lines(streamCommands...), tc.want)
+			stopChecked(t, r, tc.want)
 			if out := strings.TrimSpace(r.out.String()); out != tc.asked {
 				t.Errorf("policy calls %q, want %q", out, tc.asked)
 			}
@@ -195,18 +238,17 @@ func TestPolicyInternalStreams(t *testing.T) {
 // attached when CIRC BUILT arrives, or decided again when it fails.
 func TestPolicyWaitsForCircuit(t *testing.T) {
 	t.Parallel()
-	body := `
-if s.failed_circuits:
-    return None
-return "9"`
+	body := circuitOnce("9")
+	// waiting starts the policy and a stream it sends to circuit 9.
+	waiting := func(t *testing.T) (*testTor, *scriptRun) {
+		f, r := startWithCircuits(t, circ9Launched, policyScript(body, ""), Options{})
+		r.newStream7()
+		r.waitOut("asked 7 ()")
+		return f, r
+	}
 	t.Run("built", func(t *testing.T) {
 		t.Parallel()
-		f := newTestTor(t)
-		f.SetInfo("circuit-status", circ9Launched)
-		r := startScript(t, f, policyScript(body, ""), Options{})
-		r.started()
-		f.Event(stream7New)
-		r.waitOut("asked 7 ()")
+		f, r := waiting(t)
 		f.Event("CIRC 9 EXTENDED " + fpA + " PURPOSE=GENERAL")
 		time.Sleep(100 * time.Millisecond)
 		if l := f.Lines(streamCommands...); len(l) > 0 {
@@ -214,32 +256,21 @@ return "9"`
 		}
 		f.Event("CIRC 9 BUILT " + fpA + "," + fpB + "," + fpC + " PURPOSE=GENERAL")
 		f.WaitCommand("ATTACHSTREAM 7 9")
-		code, err := r.stop()
-		checkExit(t, r, code, err, 0)
-		checkLines(t, "stream commands", f.Lines(streamCommands...), []string{"ATTACHSTREAM 7 9"})
+		stopChecked(t, r, []string{"ATTACHSTREAM 7 9"})
 	})
 	t.Run("failed", func(t *testing.T) {
 		t.Parallel()
-		f := newTestTor(t)
-		f.SetInfo("circuit-status", circ9Launched)
-		r := startScript(t, f, policyScript(body, ""), Options{})
-		r.started()
-		f.Event(stream7New)
-		r.waitOut("asked 7 ()")
+		f, r := waiting(t)
 		f.Event("CIRC 9 FAILED " + fpA + " PURPOSE=GENERAL REASON=TIMEOUT")
 		r.waitOut(`asked 7 ("9",)`)
 		f.WaitCommand("ATTACHSTREAM 7 0")
-		code, err := r.stop()
-		checkExit(t, r, code, err, 0)
-		checkLines(t, "stream commands", f.Lines(streamCommands...), []string{"ATTACHSTREAM 7 0"})
+		stopChecked(t, r, []string{"ATTACHSTREAM 7 0"})
 	})
 	t.Run("timeout", func(t *testing.T) {
 		t.Parallel()
 		// A circuit that never gets built: on_error after the policy's
 		// timeout.
-		f := newTestTor(t)
-		f.SetInfo("circuit-status", circ9Launched)
-		r := startScript(t, f, policyScript(body, `, on_error="close", timeout="300ms"`), Options{})
+		f, r := startWithCircuits(t, circ9Launched, policyScript(body, `, on_error="close", timeout="300ms"`), Options{})
 		r.started()
 		sent := time.Now()
 		f.Event(stream7New)
@@ -258,10 +289,7 @@ return "9"`
 // TestPolicyAttachRaces covers tor refusing ATTACHSTREAM.
 func TestPolicyAttachRaces(t *testing.T) {
 	t.Parallel()
-	body := `
-if s.failed_circuits:
-    return None
-return "5"`
+	body := circuitOnce("5")
 	for _, tc := range []struct {
 		name  string
 		reply string
@@ -282,18 +310,18 @@ return "5"`
 			f.SetInfo("circuit-status", circ5Built)
 			f.ReplyLine("ATTACHSTREAM 7 5", tc.reply)
 			r := startScript(t, f, policyScript(body, ""), Options{})
-			r.started()
-			f.Event(stream7New)
+			r.newStream7()
 			f.WaitCommand(tc.want[len(tc.want)-1])
 			// Let a wrong retry show itself.
 			time.Sleep(100 * time.Millisecond)
-			code, err := r.stop()
-			checkExit(t, r, code, err, 0)
-			checkLines(t, "stream commands", f.Lines(streamCommands...), tc.want)
+			stopChecked(t, r, tc.want)
 			checkLines(t, "policy calls", strings.Split(strings.TrimSpace(r.out.String()), "\n"), tc.asked)
 		})
 	}
 }
+
+// circ12Launched is the first CIRC event of circuit 12.
+const circ12Launched = "CIRC 12 LAUNCHED BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL"
 
 // circ12Built is the CIRC event of circuit 12, the one the fake's
 // EXTENDCIRCUIT makes, built.
@@ -311,18 +339,11 @@ func TestPolicyLaunchedCircuit(t *testing.T) {
 		if line != "EXTENDCIRCUIT 0" {
 			return "", false
 		}
-		go func() {
-			time.Sleep(50 * time.Millisecond)
-			f.Event("CIRC 12 LAUNCHED BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL")
-			time.Sleep(50 * time.Millisecond)
-			f.locked(func() { builtSent = time.Now() })
-			f.Event(circ12Built)
-		}()
+		go f.buildLater(circ12Launched, circ12Built, &builtSent)
 		return "250 EXTENDED 12", true
 	})
 	r := startScript(t, f, policyScript(`return tor.extend_circuit()`, ""), Options{})
-	r.started()
-	f.Event(stream7New)
+	r.newStream7()
 	c := f.WaitCommand("ATTACHSTREAM 7 12")
 	f.mu.Lock()
 	if c.At.Before(builtSent) || builtSent.IsZero() {
@@ -342,39 +363,21 @@ func TestPolicyLaunchedCircuit(t *testing.T) {
 func TestPolicyFreshCircuit(t *testing.T) {
 	t.Parallel()
 	const (
-		launched = "CIRC 12 LAUNCHED BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL"
+		launched = circ12Launched
 		built    = circ12Built
 		notOpen  = "551 Can't attach stream to non-open origin circuit"
 	)
-	body := `
-if s.failed_circuits:
-    return None
-return "12"`
+	body := circuitOnce("12")
 	t.Run("events later", func(t *testing.T) {
 		t.Parallel()
 		f := newTestTor(t)
-		attaches := 0
 		var builtSent time.Time
-		f.Answer(func(line string) (string, bool) {
-			if line != "ATTACHSTREAM 7 12" {
-				return "", false
-			}
-			attaches++
-			if attaches > 1 {
-				return "250 OK", true
-			}
-			go func() {
-				time.Sleep(50 * time.Millisecond)
-				f.Event(launched)
-				time.Sleep(50 * time.Millisecond)
-				f.locked(func() { builtSent = time.Now() })
-				f.Event(built)
-			}()
-			return notOpen, true
+		f.refuseFirst("ATTACHSTREAM 7 12", func() string {
+			go f.buildLater(launched, built, &builtSent)
+			return notOpen
 		})
 		r := startScript(t, f, policyScript(body, ""), Options{})
-		r.started()
-		f.Event(stream7New)
+		r.newStream7()
 		c := f.WaitCommand("ATTACHSTREAM 7 12", 2)
 		f.mu.Lock()
 		if c.At.Before(builtSent) {
@@ -394,18 +397,10 @@ return "12"`
 		// it handles the 551 the circuit is already BUILT. The stream
 		// should still be attached to it, not counted as failed there.
 		f := newTestTor(t)
-		attaches := 0
-		f.Answer(func(line string) (string, bool) {
-			if line != "ATTACHSTREAM 7 12" {
-				return "", false
-			}
-			attaches++
-			if attaches > 1 {
-				return "250 OK", true
-			}
+		f.refuseFirst("ATTACHSTREAM 7 12", func() string {
 			f.Event("BW 1 1") // keeps the loop busy for 300ms
 			time.Sleep(50 * time.Millisecond)
-			return notOpen + "\n650 " + launched + "\n650 " + built, true
+			return notOpen + "\n650 " + launched + "\n650 " + built
 		})
 		r := startScript(t, f, `
 def busy(e):
@@ -415,13 +410,10 @@ def busy(e):
     print("busy done")
 tor.on("bw", busy)
 `+policyScript(body, ""), Options{MaxSteps: 1e12})
-		r.started()
-		f.Event(stream7New)
+		r.newStream7()
 		r.waitOut("busy done")
 		time.Sleep(100 * time.Millisecond)
-		code, err := r.stop()
-		checkExit(t, r, code, err, 0)
-		checkLines(t, "stream commands", f.Lines(streamCommands...), []string{"ATTACHSTREAM 7 12", "ATTACHSTREAM 7 12"})
+		stopChecked(t, r, []string{"ATTACHSTREAM 7 12", "ATTACHSTREAM 7 12"})
 		if strings.Contains(r.out.String(), `asked 7 ("12",)`) {
 			t.Errorf("the policy was told circuit 12 failed, but it was built:\n%s", r.out.String())
 		}
@@ -431,22 +423,14 @@ tor.on("bw", busy)
 // TestPolicyDetached: a stream detached from its circuit is decided again.
 func TestPolicyDetached(t *testing.T) {
 	t.Parallel()
-	f := newTestTor(t)
-	f.SetInfo("circuit-status", circ5Built)
-	r := startScript(t, f, policyScript(`
-if s.failed_circuits:
-    return None
-return "5"`, ""), Options{})
-	r.started()
-	f.Event(stream7New)
+	f, r := startWithCircuits(t, circ5Built, policyScript(circuitOnce("5"), ""), Options{})
+	r.newStream7()
 	f.WaitCommand("ATTACHSTREAM 7 5")
 	f.Event("STREAM 7 SENTCONNECT 5 example.com:80",
 		"STREAM 7 DETACHED 5 example.com:80 REASON=END REMOTE_REASON=MISC")
 	r.waitOut(`asked 7 ("5",)`)
 	f.WaitCommand("ATTACHSTREAM 7 0")
-	code, err := r.stop()
-	checkExit(t, r, code, err, 0)
-	checkLines(t, "stream commands", f.Lines(streamCommands...), []string{"ATTACHSTREAM 7 5", "ATTACHSTREAM 7 0"})
+	stopChecked(t, r, []string{"ATTACHSTREAM 7 5", "ATTACHSTREAM 7 0"})
 }
 
 // TestPolicySupervision: a policy that fails, returns nonsense or overruns
@@ -469,9 +453,7 @@ func TestPolicySupervision(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newTestTor(t)
-			f.SetInfo("circuit-status", circ5Built)
-			r := startScript(t, f, policyScript(tc.body, tc.args), tc.opts)
+			f, r := startWithCircuits(t, circ5Built, policyScript(tc.body, tc.args), tc.opts)
 			r.started()
 			sent := time.Now()
 			f.Event(stream7New)
@@ -479,9 +461,7 @@ func TestPolicySupervision(t *testing.T) {
 			if d := c.At.Sub(sent); d > time.Second {
 				t.Errorf("on_error applied %v after NEW, want within 1s", d)
 			}
-			code, err := r.stop()
-			checkExit(t, r, code, err, 0)
-			checkLines(t, "stream commands", f.Lines(streamCommands...), []string{tc.want})
+			stopChecked(t, r, []string{tc.want})
 			log := r.log.String()
 			for _, s := range append([]string{"policy failed; on_error applies"}, tc.logs...) {
 				if !strings.Contains(log, s) {
@@ -509,8 +489,7 @@ if s.id == "7":
     while True:
         tor.circuit(5)
 return tor.extend_circuit()`, ""), Options{MaxSteps: 1e15, HandlerTimeout: 100 * time.Millisecond})
-	r.started()
-	f.Event(stream7New)
+	r.newStream7()
 	f.WaitCommand("ATTACHSTREAM 7 0")
 	f.Event(stream8New)
 	f.WaitCommand("ATTACHSTREAM 8 12")
@@ -537,9 +516,7 @@ func TestPolicyHoldTimeout(t *testing.T) {
 			if d := c.At.Sub(sent); d < 300*time.Millisecond || d > 1500*time.Millisecond {
 				t.Errorf("%s: on_error applied %v after NEW; want after the 300ms timeout, soon", tc.args, d)
 			}
-			code, err := r.stop()
-			checkExit(t, r, code, err, 0)
-			checkLines(t, "stream commands", f.Lines(streamCommands...), []string{tc.want})
+			stopChecked(t, r, []string{tc.want})
 			if !strings.Contains(r.log.String(), "stream waited longer than the policy timeout") {
 				t.Errorf("log:\n%s", r.log.String())
 			}
@@ -566,8 +543,7 @@ func TestPolicyShutdown(t *testing.T) {
 			f := newTestTor(t)
 			f.SetConf(leaveStreams, tc.leave, tc.leave != "")
 			r := startScript(t, f, policyScript(`return tor.hold()`, tc.args+`, map={"a.virtual": "b.virtual"}`), Options{})
-			r.started()
-			f.Event(stream7New)
+			r.newStream7()
 			r.waitOut("asked 7 ()")
 			n := len(f.Commands())
 			code, err := r.stop()
@@ -589,9 +565,7 @@ func TestPolicyShutdownLateStreams(t *testing.T) {
 	r := startScript(t, f, policyScript(`return tor.hold()`, ""), Options{})
 	r.started()
 	f.SetInfo("stream-status", "9 NEW 0 example.com:80\n10 SUCCEEDED 5 example.com:443")
-	code, err := r.stop()
-	checkExit(t, r, code, err, 0)
-	checkLines(t, "stream commands", f.Lines(streamCommands...), []string{"ATTACHSTREAM 9 0"})
+	stopChecked(t, r, []string{"ATTACHSTREAM 9 0"})
 }
 
 // TestPolicyExit: exit(3) from a handler or from the policy ends Run with
@@ -604,8 +578,7 @@ func TestPolicyExit(t *testing.T) {
 		r := startScript(t, f, `
 tor.on("circ", lambda c: exit(3))
 `+policyScript(`return tor.hold()`, ""), Options{})
-		r.started()
-		f.Event(stream7New)
+		r.newStream7()
 		r.waitOut("asked 7 ()")
 		f.Event("CIRC 5 LAUNCHED PURPOSE=GENERAL")
 		code, err := r.wait(5 * time.Second)
@@ -617,8 +590,7 @@ tor.on("circ", lambda c: exit(3))
 		t.Parallel()
 		f := newTestTor(t)
 		r := startScript(t, f, policyScript(`exit(3)`, `, on_error="close"`), Options{})
-		r.started()
-		f.Event(stream7New)
+		r.newStream7()
 		code, err := r.wait(5 * time.Second)
 		checkExit(t, r, code, err, 3)
 		checkLines(t, "restore", f.Lines("SETCONF", "ATTACHSTREAM", "CLOSESTREAM"), []string{
@@ -666,9 +638,7 @@ func TestPolicyTakeOverOnStart(t *testing.T) {
 // tor attaches the streams.
 func TestPolicyDryRun(t *testing.T) {
 	t.Parallel()
-	f := newTestTor(t)
-	f.SetInfo("circuit-status", circ5Built)
-	r := startScript(t, f, policyScript(`return tor.close()`, `, map={"a.virtual": "b.virtual"}`), Options{DryRun: true})
+	f, r := startWithCircuits(t, circ5Built, policyScript(`return tor.close()`, `, map={"a.virtual": "b.virtual"}`), Options{DryRun: true})
 	r.waitLog("policy started")
 	f.Event(stream7New)
 	r.waitLog("dry run: decision not applied")
@@ -687,8 +657,7 @@ func TestPolicyAsksBounded(t *testing.T) {
 	f.SetInfo("circuit-status", circ5Built)
 	f.ReplyLine("ATTACHSTREAM 7 5", `552 Unknown circuit "5"`)
 	r := startScript(t, f, policyScript(`return 5`, `, on_error="close"`), Options{})
-	r.started()
-	f.Event(stream7New)
+	r.newStream7()
 	f.WaitCommand("CLOSESTREAM 7 1")
 	code, err := r.stop()
 	checkExit(t, r, code, err, 0)
@@ -703,18 +672,13 @@ func TestPolicyAsksBounded(t *testing.T) {
 // tor.attach_stream has decided; its return value is not applied.
 func TestPolicyHandlesStreamItself(t *testing.T) {
 	t.Parallel()
-	f := newTestTor(t)
-	f.SetInfo("circuit-status", circ5Built)
-	r := startScript(t, f, policyScript(`
+	f, r := startWithCircuits(t, circ5Built, policyScript(`
 tor.attach_stream(s, 5, hop=2)
 return None`, ""), Options{})
-	r.started()
-	f.Event(stream7New)
+	r.newStream7()
 	f.WaitCommand("ATTACHSTREAM 7 5 HOP=2")
 	time.Sleep(50 * time.Millisecond)
-	code, err := r.stop()
-	checkExit(t, r, code, err, 0)
-	checkLines(t, "stream commands", f.Lines(streamCommands...), []string{"ATTACHSTREAM 7 5 HOP=2"})
+	stopChecked(t, r, []string{"ATTACHSTREAM 7 5 HOP=2"})
 }
 
 // TestPolicyHeldStreamEnds: a held stream that tor closes is forgotten:
@@ -723,8 +687,7 @@ func TestPolicyHeldStreamEnds(t *testing.T) {
 	t.Parallel()
 	f := newTestTor(t)
 	r := startScript(t, f, policyScript(`return tor.hold()`, `, timeout="200ms"`), Options{})
-	r.started()
-	f.Event(stream7New)
+	r.newStream7()
 	r.waitOut("asked 7 ()")
 	f.Event("STREAM 7 CLOSED 0 example.com:80 REASON=END")
 	time.Sleep(500 * time.Millisecond)
@@ -739,15 +702,10 @@ func TestPolicyHeldStreamEnds(t *testing.T) {
 // when the script ends goes back to tor.
 func TestPolicyShutdownWaitingForCircuit(t *testing.T) {
 	t.Parallel()
-	f := newTestTor(t)
-	f.SetInfo("circuit-status", circ9Launched)
-	r := startScript(t, f, policyScript(`return 9`, ""), Options{})
-	r.started()
-	f.Event(stream7New)
+	_, r := startWithCircuits(t, circ9Launched, policyScript(`return 9`, ""), Options{})
+	r.newStream7()
 	r.waitOut("asked 7 ()")
-	code, err := r.stop()
-	checkExit(t, r, code, err, 0)
-	checkLines(t, "stream commands", f.Lines(streamCommands...), []string{"ATTACHSTREAM 7 0"})
+	stopChecked(t, r, []string{"ATTACHSTREAM 7 0"})
 }
 
 // TestPolicyExitMidBatch: exit() from a handler with a new stream queued
@@ -895,15 +853,11 @@ func TestPolicyOnlyTor(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newTestTor(t)
-			f.SetInfo("circuit-status", circ5Built)
-			r := startScript(t, f, policyScript(tc.body, ""), Options{})
+			f, r := startWithCircuits(t, circ5Built, policyScript(tc.body, ""), Options{})
 			r.started()
 			f.Event("STREAM 9 NEW 0 " + tc.target + " SOURCE_ADDR=127.0.0.1:5009 PURPOSE=USER")
 			f.WaitCommand(tc.want[len(tc.want)-1])
-			code, err := r.stop()
-			checkExit(t, r, code, err, 0)
-			checkLines(t, "stream commands", f.Lines(streamCommands...), tc.want)
+			stopChecked(t, r, tc.want)
 		})
 	}
 }

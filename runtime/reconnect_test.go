@@ -85,8 +85,7 @@ func TestReconnectHeldStream(t *testing.T) {
 	t.Parallel()
 	f := newTestTor(t)
 	r := startScript(t, f, policyScript(`return tor.hold()`, ""), Options{})
-	r.started()
-	f.Event(stream7New)
+	r.newStream7()
 	r.waitOut("asked 7 ()")
 	f.SetInfo("stream-status", "7 NEW 0 example.com:80")
 	f.Drop()
@@ -94,9 +93,7 @@ func TestReconnectHeldStream(t *testing.T) {
 	waitUntil(t, 5*time.Second, "the policy asked again", func() bool {
 		return strings.Count(r.out.String(), "asked 7 ()") == 2
 	})
-	code, err := r.stop()
-	checkExit(t, r, code, err, 0)
-	checkLines(t, "stream commands", f.Lines(streamCommands...), []string{"ATTACHSTREAM 7 0"})
+	stopChecked(t, r, []string{"ATTACHSTREAM 7 0"})
 	if l := linesOn(f, 2); !strings.Contains(strings.Join(l, "\n"), "ATTACHSTREAM 7 0") {
 		t.Errorf("held stream not handed back on the new connection: %q", l)
 	}
@@ -165,8 +162,7 @@ func TestReconnectDuringPolicy(t *testing.T) {
 		return "", false
 	})
 	r := startScript(t, f, policyScript(`return tor.extend_circuit()`, ""), Options{})
-	r.started()
-	f.Event(stream7New)
+	r.newStream7()
 	f.WaitCommand("ATTACHSTREAM 7 12")
 	code, err := r.stop()
 	checkExit(t, r, code, err, 0)
