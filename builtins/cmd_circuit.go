@@ -1,8 +1,10 @@
 package builtins
 
 import (
+	"context"
 	"fmt"
 
+	"github.com/torscript/torscript/ctl"
 	"go.starlark.net/starlark"
 )
 
@@ -46,14 +48,9 @@ func (t *torMod) closeCircuit(thread *starlark.Thread, b *starlark.Builtin, args
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "circuit", &circuit, "if_unused?", &ifUnused); err != nil {
 		return nil, err
 	}
-	c, err := t.conn(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.CloseCircuit(Context(thread), string(circuit), ifUnused); err != nil {
-		return nil, failed(b, err)
-	}
-	return starlark.None, nil
+	return t.okCommand(thread, b, func(c *ctl.Conn, ctx context.Context) error {
+		return c.CloseCircuit(ctx, string(circuit), ifUnused)
+	})
 }
 
 const docSetCircuitPurpose = `set_circuit_purpose(circuit, purpose)
@@ -66,14 +63,9 @@ func (t *torMod) setCircuitPurpose(thread *starlark.Thread, b *starlark.Builtin,
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "circuit", &circuit, "purpose", &purpose); err != nil {
 		return nil, err
 	}
-	c, err := t.conn(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.SetCircuitPurpose(Context(thread), string(circuit), purpose); err != nil {
-		return nil, failed(b, err)
-	}
-	return starlark.None, nil
+	return t.okCommand(thread, b, func(c *ctl.Conn, ctx context.Context) error {
+		return c.SetCircuitPurpose(ctx, string(circuit), purpose)
+	})
 }
 
 const docSetRouterPurpose = `set_router_purpose(router, purpose)
@@ -91,12 +83,7 @@ func (t *torMod) setRouterPurpose(thread *starlark.Thread, b *starlark.Builtin, 
 	if err != nil {
 		return nil, fmt.Errorf("%s: router: %w", b.Name(), err)
 	}
-	c, err := t.conn(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.SetRouterPurpose(Context(thread), r, purpose); err != nil {
-		return nil, failed(b, err)
-	}
-	return starlark.None, nil
+	return t.okCommand(thread, b, func(c *ctl.Conn, ctx context.Context) error {
+		return c.SetRouterPurpose(ctx, r, purpose)
+	})
 }

@@ -147,14 +147,9 @@ func (t *torMod) saveConf(thread *starlark.Thread, b *starlark.Builtin, args sta
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "force?", &force); err != nil {
 		return nil, err
 	}
-	c, err := t.conn(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.SaveConf(Context(thread), force); err != nil {
-		return nil, failed(b, err)
-	}
-	return starlark.None, nil
+	return t.okCommand(thread, b, func(c *ctl.Conn, ctx context.Context) error {
+		return c.SaveConf(ctx, force)
+	})
 }
 
 const docLoadConf = `load_conf(text)
@@ -166,14 +161,9 @@ func (t *torMod) loadConf(thread *starlark.Thread, b *starlark.Builtin, args sta
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "text", &text); err != nil {
 		return nil, err
 	}
-	c, err := t.conn(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.LoadConf(Context(thread), text); err != nil {
-		return nil, failed(b, err)
-	}
-	return starlark.None, nil
+	return t.okCommand(thread, b, func(c *ctl.Conn, ctx context.Context) error {
+		return c.LoadConf(ctx, text)
+	})
 }
 
 // dedupFold drops keys equal, without regard to case, to an earlier one.

@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/torscript/torscript/ctl"
@@ -15,6 +16,20 @@ func (t *torMod) conn(b *starlark.Builtin) (*ctl.Conn, error) {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	return c, nil
+}
+
+// okCommand sends a command whose only answer is OK, with send (a
+// method expression such as (*ctl.Conn).DropGuards, or a closure over the
+// arguments), on the control connection, and returns None.
+func (t *torMod) okCommand(thread *starlark.Thread, b *starlark.Builtin, send func(c *ctl.Conn, ctx context.Context) error) (starlark.Value, error) {
+	c, err := t.conn(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := send(c, Context(thread)); err != nil {
+		return nil, failed(b, err)
+	}
+	return starlark.None, nil
 }
 
 const docGetInfo = `get_info(key, *keys) -> str or dict

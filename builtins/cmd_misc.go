@@ -14,14 +14,7 @@ func (t *torMod) simple(thread *starlark.Thread, b *starlark.Builtin, args starl
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
 		return nil, err
 	}
-	c, err := t.conn(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := do(c, Context(thread)); err != nil {
-		return nil, failed(b, err)
-	}
-	return starlark.None, nil
+	return t.okCommand(thread, b, do)
 }
 
 // runtimeCommands are the commands the runtime owns, which tor.raw
@@ -54,14 +47,9 @@ func (t *torMod) signal(thread *starlark.Thread, b *starlark.Builtin, args starl
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name); err != nil {
 		return nil, err
 	}
-	c, err := t.conn(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.Signal(Context(thread), ctl.Signal(strings.ToUpper(name))); err != nil {
-		return nil, failed(b, err)
-	}
-	return starlark.None, nil
+	return t.okCommand(thread, b, func(c *ctl.Conn, ctx context.Context) error {
+		return c.Signal(ctx, ctl.Signal(strings.ToUpper(name)))
+	})
 }
 
 const docMapAddress = `map_address(mapping_or_from, to=None, keep=False) -> dict
@@ -170,14 +158,9 @@ func (t *torMod) useFeature(thread *starlark.Thread, b *starlark.Builtin, args s
 	if len(names) == 0 {
 		return nil, fmt.Errorf("%s: want at least one feature", b.Name())
 	}
-	c, err := t.conn(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.UseFeature(Context(thread), names...); err != nil {
-		return nil, failed(b, err)
-	}
-	return starlark.None, nil
+	return t.okCommand(thread, b, func(c *ctl.Conn, ctx context.Context) error {
+		return c.UseFeature(ctx, names...)
+	})
 }
 
 const docTakeOwnership = `take_ownership()

@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -183,14 +184,9 @@ func (t *torMod) delOnion(thread *starlark.Thread, b *starlark.Builtin, args sta
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "service", &id); err != nil {
 		return nil, err
 	}
-	c, err := t.conn(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.DelOnion(Context(thread), string(id)); err != nil {
-		return nil, failed(b, err)
-	}
-	return starlark.None, nil
+	return t.okCommand(thread, b, func(c *ctl.Conn, ctx context.Context) error {
+		return c.DelOnion(ctx, string(id))
+	})
 }
 
 const docHsFetch = `hs_fetch(address, servers=[])
@@ -205,14 +201,9 @@ func (t *torMod) hsFetch(thread *starlark.Thread, b *starlark.Builtin, args star
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "address", &addr, "servers??", &servers); err != nil {
 		return nil, err
 	}
-	c, err := t.conn(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.HSFetch(Context(thread), string(addr), servers...); err != nil {
-		return nil, failed(b, err)
-	}
-	return starlark.None, nil
+	return t.okCommand(thread, b, func(c *ctl.Conn, ctx context.Context) error {
+		return c.HSFetch(ctx, string(addr), servers...)
+	})
 }
 
 const docHsPost = `hs_post(descriptor, servers=[], address=None)
@@ -227,14 +218,9 @@ func (t *torMod) hsPost(thread *starlark.Thread, b *starlark.Builtin, args starl
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "descriptor", &desc, "servers??", &servers, "address??", &addr); err != nil {
 		return nil, err
 	}
-	c, err := t.conn(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.HSPost(Context(thread), desc, ctl.HSPostOptions{Servers: servers, HSAddress: string(addr)}); err != nil {
-		return nil, failed(b, err)
-	}
-	return starlark.None, nil
+	return t.okCommand(thread, b, func(c *ctl.Conn, ctx context.Context) error {
+		return c.HSPost(ctx, desc, ctl.HSPostOptions{Servers: servers, HSAddress: string(addr)})
+	})
 }
 
 const docOnionClientAuthAdd = `onion_client_auth_add(address, private_key, key_type="x25519", client_name=None, flags=[]) -> (code, message)

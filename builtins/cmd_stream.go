@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/torscript/torscript/ctl"
@@ -51,14 +52,9 @@ func (t *torMod) redirectStream(thread *starlark.Thread, b *starlark.Builtin, ar
 			return nil, fmt.Errorf("%s: port %s: want 1-65535", b.Name(), port)
 		}
 	}
-	c, err := t.conn(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.RedirectStream(Context(thread), string(stream), host, p); err != nil {
-		return nil, failed(b, err)
-	}
-	return starlark.None, nil
+	return t.okCommand(thread, b, func(c *ctl.Conn, ctx context.Context) error {
+		return c.RedirectStream(ctx, string(stream), host, p)
+	})
 }
 
 const docCloseStream = `close_stream(stream, reason="MISC")
@@ -101,12 +97,7 @@ func (t *torMod) resolve(thread *starlark.Thread, b *starlark.Builtin, args star
 	if err != nil {
 		return nil, err
 	}
-	c, err := t.conn(b)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.Resolve(Context(thread), names, reverse); err != nil {
-		return nil, failed(b, err)
-	}
-	return starlark.None, nil
+	return t.okCommand(thread, b, func(c *ctl.Conn, ctx context.Context) error {
+		return c.Resolve(ctx, names, reverse)
+	})
 }
