@@ -3,6 +3,7 @@ package ctl
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -51,6 +52,18 @@ func (l *cmdLine) raw(s string) *cmdLine {
 }
 
 // arg appends s after checking it.
+// optNumber adds an optional number, as prefix+n, unless it is 0; bad
+// (with why) refuses it.
+func (l *cmdLine) optNumber(what, prefix string, n int, bad bool, why string) *cmdLine {
+	switch {
+	case bad:
+		l.check(cmdUnsafeArg(what, strconv.Itoa(n), "%s", why))
+	case n != 0:
+		l.raw(prefix + strconv.Itoa(n))
+	}
+	return l
+}
+
 func (l *cmdLine) arg(err error, s string) *cmdLine {
 	if l.check(err) {
 		l.raw(s)

@@ -92,13 +92,7 @@ func attachStreamLine(stream, circuit string, hop int) *cmdLine {
 	l := newCmdLine(cmd).
 		arg(argID(cmd+" stream id", stream), stream).
 		arg(argID(cmd+" circuit id", circuit), circuit)
-	switch {
-	case hop < 0:
-		l.check(cmdUnsafeArg(cmd+" hop", strconv.Itoa(hop), "is negative"))
-	case hop > 0:
-		l.raw("HOP=" + strconv.Itoa(hop))
-	}
-	return l
+	return l.optNumber(cmd+" hop", "HOP=", hop, hop < 0, "is negative")
 }
 
 // RedirectStream changes the destination address of a stream, and its port
@@ -114,13 +108,7 @@ func redirectStreamLine(stream, addr string, port int) *cmdLine {
 	l := newCmdLine(cmd).
 		arg(argID(cmd+" stream id", stream), stream).
 		arg(argWord(cmd+" address", addr), addr)
-	switch {
-	case port < 0 || port > 65535:
-		l.check(cmdUnsafeArg(cmd+" port", strconv.Itoa(port), "is not in 1-65535"))
-	case port > 0:
-		l.raw(strconv.Itoa(port))
-	}
-	return l
+	return l.optNumber(cmd+" port", "", port, port < 0 || port > 65535, "is not in 1-65535")
 }
 
 // CloseStream closes a stream, telling its exit why (control-spec 3.16).

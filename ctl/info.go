@@ -135,40 +135,35 @@ func ParseAddressMappings(s string) ([]AddressMapping, error) {
 	return parseLines("address-mappings", s, parseAddressMapping)
 }
 
+// getInfoParsed asks tor for one GETINFO key and reads its value with
+// parse.
+func getInfoParsed[T any](ctx context.Context, c *Conn, key string, parse func(string) (T, error)) (T, error) {
+	v, err := c.GetInfoOne(ctx, key)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return parse(v)
+}
+
 // Circuits returns tor's circuits (GETINFO circuit-status).
 func (c *Conn) Circuits(ctx context.Context) ([]Circuit, error) {
-	v, err := c.GetInfoOne(ctx, "circuit-status")
-	if err != nil {
-		return nil, err
-	}
-	return ParseCircuitStatus(v)
+	return getInfoParsed(ctx, c, "circuit-status", ParseCircuitStatus)
 }
 
 // Streams returns tor's streams (GETINFO stream-status).
 func (c *Conn) Streams(ctx context.Context) ([]Stream, error) {
-	v, err := c.GetInfoOne(ctx, "stream-status")
-	if err != nil {
-		return nil, err
-	}
-	return ParseStreamStatus(v)
+	return getInfoParsed(ctx, c, "stream-status", ParseStreamStatus)
 }
 
 // ORConns returns tor's connections to relays (GETINFO orconn-status).
 func (c *Conn) ORConns(ctx context.Context) ([]ORConn, error) {
-	v, err := c.GetInfoOne(ctx, "orconn-status")
-	if err != nil {
-		return nil, err
-	}
-	return ParseORConnStatus(v)
+	return getInfoParsed(ctx, c, "orconn-status", ParseORConnStatus)
 }
 
 // EntryGuards returns tor's entry guards (GETINFO entry-guards).
 func (c *Conn) EntryGuards(ctx context.Context) ([]EntryGuard, error) {
-	v, err := c.GetInfoOne(ctx, "entry-guards")
-	if err != nil {
-		return nil, err
-	}
-	return ParseEntryGuards(v)
+	return getInfoParsed(ctx, c, "entry-guards", ParseEntryGuards)
 }
 
 // AddressMappings returns tor's address mappings (GETINFO
@@ -180,11 +175,7 @@ func (c *Conn) AddressMappings(ctx context.Context, which string) ([]AddressMapp
 	default:
 		return nil, &argError{cmd: "GETINFO", msg: "address-mappings/" + which + ": want all, config, cache or control"}
 	}
-	v, err := c.GetInfoOne(ctx, "address-mappings/"+which)
-	if err != nil {
-		return nil, err
-	}
-	return ParseAddressMappings(v)
+	return getInfoParsed(ctx, c, "address-mappings/"+which, ParseAddressMappings)
 }
 
 // nextLine splits s after its first line and returns that line without its

@@ -385,11 +385,7 @@ func hexUpper(d *[20]byte) string {
 // RouterStatuses returns every relay the consensus lists (GETINFO ns/all).
 // If some entries are malformed it returns the others with an error.
 func (c *Conn) RouterStatuses(ctx context.Context) ([]RouterStatus, error) {
-	v, err := c.GetInfoOne(ctx, "ns/all")
-	if err != nil {
-		return nil, err
-	}
-	return ParseRouterStatuses(v)
+	return getInfoParsed(ctx, c, "ns/all", ParseRouterStatuses)
 }
 
 // RouterStatusByID returns tor's view of the relay with the given identity
