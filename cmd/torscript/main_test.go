@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"github.com/torscript/torscript/ctl"
 	"github.com/torscript/torscript/runtime"
 )
@@ -71,19 +73,30 @@ func runRoot(t *testing.T, args ...string) (*factory, error) {
 	return f, root.ExecuteContext(context.Background())
 }
 
-func TestRawFlags(t *testing.T) {
-	var got *rawOptions
+// parseFlags runs the root command with args, the subcommand newCmd makes
+// being given a runF that keeps its options instead of running, and
+// returns them and the factory.
+func parseFlags[O any](t *testing.T, newCmd func(*factory, func(context.Context, O) error) *cobra.Command, args []string) (O, *factory, error) {
+	t.Helper()
+	var got O
 	var out, errOut bytes.Buffer
 	f := newFactory(strings.NewReader(""), &out, &errOut)
 	root := newCmdRoot(f)
+	sub := newCmd(f, func(_ context.Context, o O) error { got = o; return nil })
 	for _, c := range root.Commands() {
-		if c.Name() == "raw" {
+		if c.Name() == sub.Name() {
 			root.RemoveCommand(c)
 		}
 	}
-	root.AddCommand(newCmdRaw(f, func(_ context.Context, o *rawOptions) error { got = o; return nil }))
-	root.SetArgs([]string{"raw", "--control", "unix:/x/control", "--cookie", "/c", "--trace", "-", "GETINFO version", "GETINFO config-file"})
-	if err := root.ExecuteContext(context.Background()); err != nil {
+	root.AddCommand(sub)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	return got, f, err
+}
+
+func TestRawFlags(t *testing.T) {
+	got, f, err := parseFlags(t, newCmdRaw, []string{"raw", "--control", "unix:/x/control", "--cookie", "/c", "--trace", "-", "GETINFO version", "GETINFO config-file"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if got == nil || strings.Join(got.commands, "|") != "GETINFO version|GETINFO config-file" {
@@ -110,18 +123,8 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestReplFlags(t *testing.T) {
-	var got *replOptions
-	var out, errOut bytes.Buffer
-	f := newFactory(strings.NewReader(""), &out, &errOut)
-	root := newCmdRoot(f)
-	for _, c := range root.Commands() {
-		if c.Name() == "repl" {
-			root.RemoveCommand(c)
-		}
-	}
-	root.AddCommand(newCmdRepl(f, func(_ context.Context, o *replOptions) error { got = o; return nil }))
-	root.SetArgs([]string{"repl", "--dry-run", "--max-steps", "5", "--allow", "SAVECONF,load", "--take-over", "--max-memory", "2GiB", "--no-guardian"})
-	if err := root.ExecuteContext(context.Background()); err != nil {
+	got, _, err := parseFlags(t, newCmdRepl, []string{"repl", "--dry-run", "--max-steps", "5", "--allow", "SAVECONF,load", "--take-over", "--max-memory", "2GiB", "--no-guardian"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if got == nil || !got.allowGiven || strings.Join(got.sf.allow, " ") != "SAVECONF load" {

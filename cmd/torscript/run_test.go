@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,18 +10,8 @@ import (
 )
 
 func TestRunFlags(t *testing.T) {
-	var got *runOptions
-	var out, errOut bytes.Buffer
-	f := newFactory(strings.NewReader(""), &out, &errOut)
-	root := newCmdRoot(f)
-	for _, c := range root.Commands() {
-		if c.Name() == "run" {
-			root.RemoveCommand(c)
-		}
-	}
-	root.AddCommand(newCmdRun(f, func(_ context.Context, o *runOptions) error { got = o; return nil }))
-	root.SetArgs([]string{"run", "--dry-run", "--max-steps", "5", "--handler-timeout", "250ms", "--no-wait", "p.star", "--", "a", "--b"})
-	if err := root.ExecuteContext(context.Background()); err != nil {
+	got, _, err := parseFlags(t, newCmdRun, []string{"run", "--dry-run", "--max-steps", "5", "--handler-timeout", "250ms", "--no-wait", "p.star", "--", "a", "--b"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if got == nil || got.file != "p.star" || strings.Join(got.args, " ") != "a --b" {

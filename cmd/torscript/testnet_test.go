@@ -14,18 +14,8 @@ import (
 func TestTestnetFlags(t *testing.T) {
 	parse := func(args ...string) (*testnetOptions, error) {
 		t.Helper()
-		var got *testnetOptions
-		var out, errOut bytes.Buffer
-		f := newFactory(strings.NewReader(""), &out, &errOut)
-		root := newCmdRoot(f)
-		for _, c := range root.Commands() {
-			if c.Name() == "testnet" {
-				root.RemoveCommand(c)
-			}
-		}
-		root.AddCommand(newCmdTestnet(f, func(_ context.Context, o *testnetOptions) error { got = o; return nil }))
-		root.SetArgs(args)
-		return got, root.ExecuteContext(context.Background())
+		got, _, err := parseFlags(t, newCmdTestnet, args)
+		return got, err
 	}
 	got, err := parse("testnet", "up", "--dir", "/tmp/n", "--authorities", "4", "--relays", "5", "--exits", "1", "--tor", "/opt/tor", "--timeout", "90s", "--base-port", "7000", "-q")
 	if err != nil {
