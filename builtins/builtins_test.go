@@ -1,11 +1,9 @@
 package builtins
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/ctl/ctltest"
 	startime "go.starlark.net/lib/time"
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
@@ -165,11 +164,12 @@ func (h *FakeHost) Mapped(pairs []ctl.AddrMap, keep bool) {
 	h.record("Mapped %s keep=%t", strings.Join(m, ","), keep)
 }
 
-// fakeControlPort answers a real *ctl.Conn over a net.Pipe from a script:
-// each command the client writes must be the next one expected, and is
-// answered with the reply given for it. Anything else fails the test.
+// fakeControlPort answers a real *ctl.Conn, through ctl's scripted fake
+// control port (ctltest), from a script: each command the client writes
+// must be the next one expected, and is answered with the reply given for
+// it. Anything else fails the test.
 type fakeControlPort struct {
-	srv net.Conn
+	port *ctltest.FakeControlPort
 
 	mu         sync.Mutex
 	queue      []exchange
@@ -179,13 +179,22 @@ type fakeControlPort struct {
 type exchange struct{ command, reply string }
 
 func newFakeControlPort(t testing.TB) (*fakeControlPort, *ctl.Conn) {
-	cli, srv := net.Pipe()
-	f := &fakeControlPort{srv: srv}
-	c := ctl.NewConn(cli, ctl.Options{Timeout: 5 * time.Second})
-	go f.serve()
+	p, err := ctltest.NewScriptedFakeControlPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := p.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeControlPort{port: p}
+	c := ctl.NewConn(nc, ctl.Options{Timeout: 5 * time.Second})
+	done := make(chan struct{})
+	go f.serve(done)
 	t.Cleanup(func() {
+		close(done)
 		c.Close()
-		srv.Close()
+		p.Close()
 	})
 	return f, c
 }
@@ -199,23 +208,31 @@ func (f *fakeControlPort) expect(command, reply string) {
 	f.queue = append(f.queue, exchange{command, reply})
 }
 
-func (f *fakeControlPort) serve() {
-	r := bufio.NewReader(f.srv)
-	readLine := func() (string, bool) {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return "", false
-		}
-		return strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r"), true
-	}
+// readLine is the next line the client writes, without its line end;
+// false once done is closed.
+func (f *fakeControlPort) readLine(done <-chan struct{}) (string, bool) {
 	for {
-		cmd, ok := readLine()
+		line, ok := f.port.NextCommand(100 * time.Millisecond)
+		if ok {
+			return strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r"), true
+		}
+		select {
+		case <-done:
+			return "", false
+		default:
+		}
+	}
+}
+
+func (f *fakeControlPort) serve(done <-chan struct{}) {
+	for {
+		cmd, ok := f.readLine(done)
 		if !ok {
 			return
 		}
 		if strings.HasPrefix(cmd, "+") {
 			for {
-				l, ok := readLine()
+				l, ok := f.readLine(done)
 				if !ok {
 					return
 				}
@@ -225,29 +242,35 @@ func (f *fakeControlPort) serve() {
 				}
 			}
 		}
-		f.mu.Lock()
-		var reply string
-		switch {
-		case len(f.queue) == 0:
-			f.unexpected = append(f.unexpected, fmt.Sprintf("unexpected command %q (none expected)", cmd))
-			reply = "510 fake control port: unexpected command"
-		case f.queue[0].command != cmd:
-			f.unexpected = append(f.unexpected, fmt.Sprintf("got command %q, want %q", cmd, f.queue[0].command))
-			reply = "510 fake control port: unexpected command"
-			f.queue = f.queue[1:]
-		default:
-			reply = f.queue[0].reply
-			f.queue = f.queue[1:]
-		}
-		f.mu.Unlock()
-		var b strings.Builder
-		for _, l := range strings.Split(strings.TrimRight(reply, "\r\n"), "\n") {
-			b.WriteString(strings.TrimSuffix(l, "\r") + "\r\n")
-		}
-		if _, err := f.srv.Write([]byte(b.String())); err != nil {
+		if err := f.port.Send([]byte(f.answer(cmd))); err != nil {
 			return
 		}
 	}
+}
+
+// answer is the reply to cmd, CRLF at each line's end: the one expected
+// next, or a 510 noted for check.
+func (f *fakeControlPort) answer(cmd string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var reply string
+	switch {
+	case len(f.queue) == 0:
+		f.unexpected = append(f.unexpected, fmt.Sprintf("unexpected command %q (none expected)", cmd))
+		reply = "510 fake control port: unexpected command"
+	case f.queue[0].command != cmd:
+		f.unexpected = append(f.unexpected, fmt.Sprintf("got command %q, want %q", cmd, f.queue[0].command))
+		reply = "510 fake control port: unexpected command"
+		f.queue = f.queue[1:]
+	default:
+		reply = f.queue[0].reply
+		f.queue = f.queue[1:]
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(reply, "\r\n"), "\n") {
+		b.WriteString(strings.TrimSuffix(l, "\r") + "\r\n")
+	}
+	return b.String()
 }
 
 // check reports unexpected commands and expected ones never sent.
