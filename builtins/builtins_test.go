@@ -179,14 +179,7 @@ type fakeControlPort struct {
 type exchange struct{ command, reply string }
 
 func newFakeControlPort(t testing.TB) (*fakeControlPort, *ctl.Conn) {
-	p, err := ctltest.NewScriptedFakeControlPort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := p.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, nc := ctltest.DialScripted(t)
 	f := &fakeControlPort{port: p}
 	c := ctl.NewConn(nc, ctl.Options{Timeout: 5 * time.Second})
 	done := make(chan struct{})
@@ -194,7 +187,6 @@ func newFakeControlPort(t testing.TB) (*fakeControlPort, *ctl.Conn) {
 	t.Cleanup(func() {
 		close(done)
 		c.Close()
-		p.Close()
 	})
 	return f, c
 }

@@ -31,19 +31,9 @@ const fakeTimeout = 5 * time.Second
 // Both are closed when the test ends.
 func NewFakeControlPort(t testing.TB, opts Options) (*FakeControlPort, *Conn) {
 	t.Helper()
-	fp, err := ctltest.NewScriptedFakeControlPort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli, err := fp.Dial()
-	if err != nil {
-		t.Fatal(err)
-	}
+	fp, cli := ctltest.DialScripted(t)
 	c := NewConn(cli, opts)
-	t.Cleanup(func() {
-		c.Close()
-		fp.Close()
-	})
+	t.Cleanup(func() { c.Close() })
 	return &FakeControlPort{FakeControlPort: fp, t: t}, c
 }
 

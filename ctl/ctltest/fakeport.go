@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -577,6 +578,23 @@ func (f *FakeControlPort) NextCommand(timeout time.Duration) (string, bool) {
 		return true
 	})
 	return line, ok
+}
+
+// DialScripted starts a scripted fake (NewScriptedFakeControlPort) and
+// connects to it as a controller (Dial); the test fails if it cannot, and
+// the fake is closed when the test ends.
+func DialScripted(t testing.TB) (*FakeControlPort, net.Conn) {
+	t.Helper()
+	f, err := NewScriptedFakeControlPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	c, err := f.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, c
 }
 
 // Hangup closes the latest connection: its controller reads EOF.
