@@ -42,6 +42,8 @@ type FakeHost struct {
 	policy   *Policy
 	circuits []*ctl.Circuit
 	streams  []*ctl.Stream
+	liveC    *Live[ctl.Circuit]
+	liveS    *Live[ctl.Stream]
 }
 
 var _ Host = (*FakeHost)(nil)
@@ -61,6 +63,14 @@ func newFakeHost(t testing.TB, c *ctl.Conn) *FakeHost {
 	}
 	for i := range streams {
 		h.streams = append(h.streams, &streams[i])
+	}
+	h.liveC = NewLive(func(c *ctl.Circuit) starlark.Value { return &Circuit{C: c} })
+	for _, c := range h.circuits {
+		h.liveC.Set(c.ID, c)
+	}
+	h.liveS = NewLive(func(s *ctl.Stream) starlark.Value { return &Stream{S: s, Host: h} })
+	for _, s := range h.streams {
+		h.liveS.Set(s.ID, s)
 	}
 	return h
 }
@@ -120,28 +130,21 @@ func (h *FakeHost) SetPolicy(p *Policy) error {
 	return nil
 }
 
-func (h *FakeHost) Circuits(ctx context.Context) ([]*ctl.Circuit, error) {
+func (h *FakeHost) Circuits(ctx context.Context) (*Live[ctl.Circuit], error) {
 	if h.err != nil {
 		return nil, h.err
 	}
-	return h.circuits, nil
+	return h.liveC, nil
 }
 
-func (h *FakeHost) Streams(ctx context.Context) ([]*ctl.Stream, error) {
+func (h *FakeHost) Streams(ctx context.Context) (*Live[ctl.Stream], error) {
 	if h.err != nil {
 		return nil, h.err
 	}
-	return h.streams, nil
+	return h.liveS, nil
 }
 
-func (h *FakeHost) Circuit(id string) *ctl.Circuit {
-	for _, c := range h.circuits {
-		if c.ID == id {
-			return c
-		}
-	}
-	return nil
-}
+func (h *FakeHost) Circuit(id string) *ctl.Circuit { return h.liveC.Get(id) }
 
 func (h *FakeHost) StreamHandled(id string) { h.record("StreamHandled %s", id) }
 func (h *FakeHost) Launched(id string)      { h.record("Launched %s", id) }

@@ -29,10 +29,11 @@ type Host interface {
 	// SetPolicy installs the stream policy.
 	SetPolicy(p *Policy) error
 
-	// Circuits and Streams are tor's circuits and streams, kept current
-	// from events. Circuit and Stream look one up by id.
-	Circuits(ctx context.Context) ([]*ctl.Circuit, error)
-	Streams(ctx context.Context) ([]*ctl.Stream, error)
+	// Circuits and Streams are tor's live circuits and streams, kept
+	// current from events, in creation order (tracking starts at the
+	// first call). Circuit looks one up by id.
+	Circuits(ctx context.Context) (*Live[ctl.Circuit], error)
+	Streams(ctx context.Context) (*Live[ctl.Stream], error)
 	Circuit(id string) *ctl.Circuit
 
 	// StreamHandled tells the host that the script attached, redirected

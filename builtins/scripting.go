@@ -285,22 +285,67 @@ func (t *torMod) hold(thread *starlark.Thread, b *starlark.Builtin, args starlar
 	return Hold{}, nil
 }
 
-const docCircuits = `circuits() -> list of tor.circuit
-Tor's circuits, oldest first, kept current from CIRC events.`
+const docCircuits = `circuits(status=None, purpose=None, exit=None) -> sequence of tor.circuit
+Tor's live circuits, oldest first (in the order tor made them, or reported
+them when tracking began), kept current from CIRC events. status ("BUILT",
+...), purpose ("GENERAL", ...) and exit (a fingerprint or nickname, a
+tor.hop or a tor.router) keep only the circuits that match, compared
+without regard to case. Taking the sequence costs nothing; iterating it
+reads each circuit in its latest state, skipping one that closed since;
+len() and [i] read it whole once.`
 
 func (t *torMod) circuits(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+	var status, purpose string
+	var exit starlark.Value
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "status?", &status, "purpose?", &purpose, "exit?", &exit); err != nil {
 		return nil, err
 	}
-	cs, err := t.h.Circuits(Context(thread))
+	keep, err := circuitFilter(status, purpose, exit)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
-	l := make([]starlark.Value, len(cs))
-	for i, c := range cs {
-		l[i] = &Circuit{C: c}
+	live, err := t.h.Circuits(Context(thread))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
-	return starlark.NewList(l), nil
+	return live.View("tor.circuits", keep), nil
+}
+
+// circuitFilter is what tor.circuits keeps: nil for all.
+func circuitFilter(status, purpose string, exit starlark.Value) (func(*ctl.Circuit) bool, error) {
+	var want ctl.PathHop
+	if exit != nil && exit != starlark.None {
+		spec, err := relaySpec(exit)
+		if err != nil {
+			return nil, fmt.Errorf("exit: %w", err)
+		}
+		if want, err = ctl.ParseServerSpec(spec); err != nil {
+			return nil, fmt.Errorf("exit %q: %w", spec, err)
+		}
+	}
+	if status == "" && purpose == "" && want == (ctl.PathHop{}) {
+		return nil, nil
+	}
+	return func(c *ctl.Circuit) bool {
+		if status != "" && !strings.EqualFold(string(c.Status), status) ||
+			purpose != "" && !strings.EqualFold(c.Purpose, purpose) {
+			return false
+		}
+		if want == (ctl.PathHop{}) {
+			return true
+		}
+		h, ok := c.Exit()
+		return ok && sameRelay(h, want)
+	}, nil
+}
+
+// sameRelay reports whether hop h is the relay want names: by fingerprint
+// when want has one, else by nickname.
+func sameRelay(h, want ctl.PathHop) bool {
+	if want.Fingerprint != "" {
+		return strings.EqualFold(h.Fingerprint, want.Fingerprint)
+	}
+	return strings.EqualFold(h.Nickname, want.Nickname)
 }
 
 const docCircuit = `circuit(id) -> tor.circuit or None
@@ -312,31 +357,39 @@ func (t *torMod) circuit(thread *starlark.Thread, b *starlark.Builtin, args star
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "id", &id); err != nil {
 		return nil, err
 	}
-	if _, err := t.h.Circuits(Context(thread)); err != nil { // starts tracking
+	live, err := t.h.Circuits(Context(thread)) // starts tracking
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
-	if c := t.h.Circuit(string(id)); c != nil {
-		return &Circuit{C: c}, nil
+	if v := live.Value(string(id)); v != nil {
+		return v, nil
 	}
 	return starlark.None, nil
 }
 
-const docStreams = `streams() -> list of tor.stream
-Tor's streams, oldest first, kept current from STREAM events.`
+const docStreams = `streams(status=None, circuit=None) -> sequence of tor.stream
+Tor's live streams, oldest first, kept current from STREAM events. status
+("NEW", "SUCCEEDED", ..., compared without regard to case) and circuit (a
+circuit or its id) keep only the streams that match. Read like
+tor.circuits().`
 
 func (t *torMod) streams(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+	var status string
+	var circ CircuitID
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "status?", &status, "circuit?", &circ); err != nil {
 		return nil, err
 	}
-	ss, err := t.h.Streams(Context(thread))
+	live, err := t.h.Streams(Context(thread))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
-	l := make([]starlark.Value, len(ss))
-	for i, s := range ss {
-		l[i] = &Stream{S: s, Host: t.h}
+	var keep func(*ctl.Stream) bool
+	if status != "" || circ != "" {
+		keep = func(s *ctl.Stream) bool {
+			return (status == "" || strings.EqualFold(string(s.Status), status)) && (circ == "" || s.CircuitID == string(circ))
+		}
 	}
-	return starlark.NewList(l), nil
+	return live.View("tor.streams", keep), nil
 }
 
 // addrMaps reads a dict of address mappings.

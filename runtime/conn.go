@@ -145,7 +145,7 @@ func (r *Runtime) connected(c *ctl.Conn) {
 		}
 	}
 	if ps := r.policy; ps != nil && !ps.dryRun {
-		if n := ps.takeOver(r.state.streamList()); n > 0 {
+		if n := ps.takeOver(r.state.streams.All()); n > 0 {
 			r.log.Info("taking over streams that waited while we were away", "streams", n)
 		}
 	}

@@ -67,21 +67,21 @@ func (h *host) track(ctx context.Context) error {
 	return nil
 }
 
-func (h *host) Circuits(ctx context.Context) ([]*ctl.Circuit, error) {
+func (h *host) Circuits(ctx context.Context) (*builtins.Live[ctl.Circuit], error) {
 	if err := h.track(ctx); err != nil {
 		return nil, err
 	}
-	return h.state.circuitList(), nil
+	return h.state.circs, nil
 }
 
-func (h *host) Streams(ctx context.Context) ([]*ctl.Stream, error) {
+func (h *host) Streams(ctx context.Context) (*builtins.Live[ctl.Stream], error) {
 	if err := h.track(ctx); err != nil {
 		return nil, err
 	}
-	return h.state.streamList(), nil
+	return h.state.streams, nil
 }
 
-func (h *host) Circuit(id string) *ctl.Circuit { return h.state.circs[id] }
+func (h *host) Circuit(id string) *ctl.Circuit { return h.state.circs.Get(id) }
 
 func (h *host) StreamHandled(id string) {
 	if h.policy != nil {

@@ -58,7 +58,7 @@ func (r *Runtime) startPolicy(p *builtins.Policy) error {
 		}
 	}
 	if ps.oldLeave == "1" && !ps.dryRun {
-		n := ps.takeOver(r.state.streamList())
+		n := ps.takeOver(r.state.streams.All())
 		if n > 0 {
 			r.log.Warn(leaveStreams+" was already 1 and streams were waiting (did a controller die?); the policy takes them over", "streams", n)
 		} else {
@@ -264,8 +264,8 @@ func (p *policyRuntime) send(cmd ctl.Command, onError func(error)) {
 }
 
 func (p *policyRuntime) post(f func())                  { p.tasks.post(f) }
-func (p *policyRuntime) circuit(id string) *ctl.Circuit { return p.state.circs[id] }
-func (p *policyRuntime) stream(id string) *ctl.Stream   { return p.state.streams[id] }
+func (p *policyRuntime) circuit(id string) *ctl.Circuit { return p.state.circs.Get(id) }
+func (p *policyRuntime) stream(id string) *ctl.Stream   { return p.state.streams.Get(id) }
 
 func (p *policyRuntime) circuitClosed(id string) bool {
 	_, closed := p.state.closed[id]

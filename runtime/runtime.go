@@ -180,9 +180,9 @@ func New(opts Options) *Runtime {
 		log:      opts.Logger,
 		handlers: map[string][]*handler{},
 		timers:   map[*timer]struct{}{},
-		state:    newLiveState(),
 		sources:  map[string][]byte{},
 	}
+	r.state = newLiveState((*host)(r))
 	r.tasks.init()
 	var err error
 	if r.grants, err = newGrants(opts.Allow); err != nil {

@@ -268,7 +268,7 @@ func (s *Session) ConnN() int { return s.r.connN }
 // first. Call them from Do or TryDo.
 func (s *Session) CircuitIDs() []string {
 	var ids []string
-	for _, c := range s.r.state.circuitList() {
+	for _, c := range s.r.state.circs.All() {
 		ids = append(ids, c.ID)
 	}
 	return ids
@@ -276,7 +276,7 @@ func (s *Session) CircuitIDs() []string {
 
 func (s *Session) StreamIDs() []string {
 	var ids []string
-	for _, st := range s.r.state.streamList() {
+	for _, st := range s.r.state.streams.All() {
 		ids = append(ids, st.ID)
 	}
 	return ids

@@ -2,28 +2,34 @@ package runtime
 
 import (
 	"context"
-	"slices"
 
+	"github.com/torscript/torscript/builtins"
 	"github.com/torscript/torscript/ctl"
+	"go.starlark.net/starlark"
 )
 
 // liveState is tor's circuits and streams, kept current from CIRC and
 // STREAM events once tracking starts, and resynced from circuit-status and
-// stream-status on every connection.
+// stream-status on every connection. Each is a builtins.Live: creation
+// order without a sort, and the Starlark value of a circuit or stream built
+// once per change (tor.circuits() and tor.streams() read it directly).
 type liveState struct {
 	tracking bool
-	circs    map[string]*ctl.Circuit
-	streams  map[string]*ctl.Stream
-	circSeq  map[string]uint64 // creation order
-	strSeq   map[string]uint64
-	seq      uint64
+	circs    *builtins.Live[ctl.Circuit]
+	streams  *builtins.Live[ctl.Stream]
 	// closed remembers circuits that closed or failed lately, to tell a
 	// circuit that is gone from one whose first event is still queued.
 	closed map[string]struct{}
 }
 
-func newLiveState() *liveState {
-	return &liveState{closed: map[string]struct{}{}, circs: map[string]*ctl.Circuit{}, streams: map[string]*ctl.Stream{}, circSeq: map[string]uint64{}, strSeq: map[string]uint64{}}
+// newLiveState is an empty state; a stream's value reaches its circuit
+// through h.
+func newLiveState(h builtins.Host) *liveState {
+	return &liveState{
+		closed:  map[string]struct{}{},
+		circs:   builtins.NewLive(func(c *ctl.Circuit) starlark.Value { return &builtins.Circuit{C: c} }),
+		streams: builtins.NewLive(func(s *ctl.Stream) starlark.Value { return &builtins.Stream{S: s, Host: h} }),
+	}
 }
 
 func (s *liveState) circuit(c *ctl.Circuit) {
@@ -32,25 +38,20 @@ func (s *liveState) circuit(c *ctl.Circuit) {
 	}
 	switch c.Status {
 	case ctl.CircClosed, ctl.CircFailed:
-		delete(s.circs, c.ID)
-		delete(s.circSeq, c.ID)
+		s.circs.Delete(c.ID)
 		if len(s.closed) >= 4096 {
 			clear(s.closed)
 		}
 		s.closed[c.ID] = struct{}{}
 		return
 	}
-	if _, ok := s.circSeq[c.ID]; !ok {
-		s.seq++
-		s.circSeq[c.ID] = s.seq
-	}
-	s.circs[c.ID] = c
+	s.circs.Set(c.ID, c)
 }
 
 // launched records a circuit tor has said it is building (EXTENDCIRCUIT
 // answered) before its LAUNCHED event arrives.
 func (s *liveState) launched(id string) {
-	if _, known := s.circs[id]; known {
+	if s.circs.Get(id) != nil {
 		return
 	}
 	if _, gone := s.closed[id]; gone {
@@ -63,22 +64,17 @@ func (s *liveState) stream(st *ctl.Stream) {
 	if !s.tracking {
 		return
 	}
-	if old, ok := s.streams[st.ID]; ok {
+	if old := s.streams.Get(st.ID); old != nil {
 		// Later events leave out what NEW said (source, purpose, ...):
 		// fill it in, so that handlers see it too.
 		mergeStream(st, old)
 	}
 	switch st.Status {
 	case ctl.StreamClosed, ctl.StreamFailed:
-		delete(s.streams, st.ID)
-		delete(s.strSeq, st.ID)
+		s.streams.Delete(st.ID)
 		return
 	}
-	if _, ok := s.strSeq[st.ID]; !ok {
-		s.seq++
-		s.strSeq[st.ID] = s.seq
-	}
-	s.streams[st.ID] = st
+	s.streams.Set(st.ID, st)
 }
 
 // mergeStream fills in what a later STREAM event leaves out from what an
@@ -118,10 +114,8 @@ func (s *liveState) resync(ctx context.Context, c *ctl.Conn) error {
 	if err != nil {
 		return err
 	}
-	s.circs = make(map[string]*ctl.Circuit, len(circs))
-	s.streams = make(map[string]*ctl.Stream, len(streams))
-	s.circSeq = make(map[string]uint64, len(circs))
-	s.strSeq = make(map[string]uint64, len(streams))
+	s.circs.Reset()
+	s.streams.Reset()
 	s.tracking = true
 	for i := range circs {
 		s.circuit(&circs[i])
@@ -130,32 +124,4 @@ func (s *liveState) resync(ctx context.Context, c *ctl.Conn) error {
 		s.stream(&streams[i])
 	}
 	return nil
-}
-
-func (s *liveState) circuitList() []*ctl.Circuit {
-	l := make([]*ctl.Circuit, 0, len(s.circs))
-	for _, c := range s.circs {
-		l = append(l, c)
-	}
-	slices.SortFunc(l, func(a, b *ctl.Circuit) int { return cmpSeq(s.circSeq[a.ID], s.circSeq[b.ID]) })
-	return l
-}
-
-func (s *liveState) streamList() []*ctl.Stream {
-	l := make([]*ctl.Stream, 0, len(s.streams))
-	for _, st := range s.streams {
-		l = append(l, st)
-	}
-	slices.SortFunc(l, func(a, b *ctl.Stream) int { return cmpSeq(s.strSeq[a.ID], s.strSeq[b.ID]) })
-	return l
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

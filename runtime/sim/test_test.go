@@ -334,3 +334,31 @@ func TestRunTestsInterrupted(t *testing.T) {
 		t.Errorf("returned %v after an interrupt at 100ms", took)
 	}
 }
+
+// TestLiveCircuitsInSimulation: tor.circuits() and its filters read the
+// live state the runtime keeps from CIRC events, in creation order, and a
+// circuit closed while the script iterates (the simulated tor's events are
+// handled inside sim.circ_closed) is skipped when the loop reaches it.
+func TestLiveCircuitsInSimulation(t *testing.T) {
+	_, res := runTestFile(t, `
+def test_circuits():
+    ids = [sim.circ_built(path=["guard1", "middle1", "exit%d" % (1 + i % 3)]) for i in range(3000)]
+    sim.circ_launched()
+    assert.eq(len(tor.circuits()), 3001)
+    assert.eq([c.id for c in tor.circuits()][:3000], ids)
+    assert.eq(len(tor.circuits(status="launched")), 1)
+    assert.eq([c.id for c in tor.circuits(exit="exit2")], ids[1::3])
+    seen = []
+    for c in tor.circuits(status="BUILT"):
+        seen.append(c.id)
+        if c.id == ids[0]:
+            sim.circ_closed(ids[1])
+            for i in range(3, 2500):
+                sim.circ_closed(ids[i])
+    assert.eq(seen, [ids[0], ids[2]] + ids[2500:])
+    assert.eq(len(tor.circuits()), 503)
+`, nil)
+	if len(res) != 1 || !res[0].Passed() {
+		t.Fatalf("results %+v", res[0])
+	}
+}
