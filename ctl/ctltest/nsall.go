@@ -44,4 +44,3 @@ func NsAll(n int) string {
 	}
 	return b.String()
 }
-
