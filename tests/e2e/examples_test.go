@@ -117,6 +117,15 @@ func (p *exProc) afterExit(t *testing.T, c *ctl.Conn) {
 
 // exWatch subscribes c to STREAM and CIRC, and more if given, and records
 // what arrives.
+// exBegin is how an example's test starts: a 3-minute context, a control
+// connection and a log of its STREAM and CIRC events.
+func exBegin(t *testing.T) (context.Context, *ctl.Conn, *eventLog) {
+	t.Helper()
+	ctx := testCtx(t, 3*time.Minute)
+	c := dial(t)
+	return ctx, c, exWatch(t, c)
+}
+
 func exWatch(t *testing.T, c *ctl.Conn, more ...string) *eventLog {
 	t.Helper()
 	return watchEvents(t, c, append([]string{"STREAM", "CIRC"}, more...)...)
@@ -250,12 +259,24 @@ func (r exCurlResult) String() string {
 // (the hostname resolved by tor) and waits for it.
 func exCurl(ctx context.Context, t *testing.T, url string) exCurlResult {
 	t.Helper()
+	return runCurl(curlCommand(ctx, t, url, exCurlMax), url)
+}
+
+// curlCommand is curl fetching url through the private network's SOCKS
+// port, giving up after max, and writing the HTTP status on a last line.
+func curlCommand(ctx context.Context, t *testing.T, url string, max time.Duration) *exec.Cmd {
+	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Fatal("curl is not installed (apt-get install -y curl)")
 	}
 	n := testnet.Shared(t)
-	cmd := exec.CommandContext(ctx, "curl", "-sS", "--max-time", strconv.Itoa(int(exCurlMax/time.Second)),
+	return exec.CommandContext(ctx, "curl", "-sS", "--max-time", strconv.Itoa(int(max/time.Second)),
 		"--socks5-hostname", n.SocksAddr(), "-w", "\n%{http_code}", url)
+}
+
+// runCurl runs a curlCommand and reads what it fetched; it may run on any
+// goroutine.
+func runCurl(cmd *exec.Cmd, url string) exCurlResult {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
@@ -287,9 +308,7 @@ func exCurlOK(ctx context.Context, t *testing.T, url, body string) exCurlResult 
 // circuit, and every stream to a destination rides that circuit.
 func TestExamplePerDomain(t *testing.T) {
 	n := testnet.Shared(t)
-	ctx := testCtx(t, 3*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t)
 	port := exServer(t, "0.0.0.0:0", "per_domain")
 	p := exStart(ctx, t, c, nil, "per_domain.star")
 	p.waitLog(t, "policy started", 30*time.Second)
@@ -334,9 +353,7 @@ func TestExamplePinExit(t *testing.T) {
 	port := exServer(t, "0.0.0.0:0", "pin_exit")
 	for _, exit := range n.Exits() {
 		t.Run(exit.Name, func(t *testing.T) {
-			ctx := testCtx(t, 3*time.Minute)
-			c := dial(t)
-			ev := exWatch(t, c)
+			ctx, c, ev := exBegin(t)
 			p := exStart(ctx, t, c, nil, "pin_exit.star", "127.0.0.2", exit.Name)
 			p.waitLog(t, "policy started", 30*time.Second)
 
@@ -379,9 +396,7 @@ func TestExamplePinExit(t *testing.T) {
 // port its own circuit; sequential curls (each its own connection, from
 // its own port) each ride a different circuit.
 func TestExampleIsolateByPort(t *testing.T) {
-	ctx := testCtx(t, 3*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t)
 	port := httpServer(t, "isolate_by_port")
 	p := exStart(ctx, t, c, nil, "isolate_by_port.star")
 	p.waitLog(t, "policy started", 30*time.Second)
@@ -415,9 +430,7 @@ func TestExampleIsolateByPort(t *testing.T) {
 // TestExampleRedirectBlocked: redirect_blocked.star sends the streams for
 // a blocked host to a mirror; other streams reach their server.
 func TestExampleRedirectBlocked(t *testing.T) {
-	ctx := testCtx(t, 3*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t)
 	origin := httpServer(t, "the origin")
 	mirror := httpServer(t, "the mirror")
 	p := exStart(ctx, t, c, nil, "redirect_blocked.star", fmt.Sprintf("blocked.example=127.0.0.1:%d", mirror))
@@ -449,9 +462,7 @@ func TestExampleRedirectBlocked(t *testing.T) {
 // TestExampleVirtualNames: virtual_names.star maps a name of its own while
 // it runs, and removes the mapping when it ends.
 func TestExampleVirtualNames(t *testing.T) {
-	ctx := testCtx(t, 3*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t)
 	port := httpServer(t, "virtual web")
 	const name = "web.virtual"
 	mapped := func() []ctl.AddressMapping {
@@ -507,9 +518,7 @@ func TestExampleVirtualNames(t *testing.T) {
 // TestExampleRefusePorts: refuse_ports.star closes the streams to a
 // refused port with EXITPOLICY, so curl fails at once; other ports work.
 func TestExampleRefusePorts(t *testing.T) {
-	ctx := testCtx(t, 3*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t)
 	refused := httpServer(t, "never served")
 	open := httpServer(t, "open port")
 	p := exStart(ctx, t, c, nil, "refuse_ports.star", strconv.Itoa(refused))

@@ -96,14 +96,21 @@ func onionCases(n *testnet.Network) []onionCase {
 	}
 }
 
-// TestOnionEveryPolicy: the onion is reached with no policy, then under
-// each shipped policy in turn; each run ends cleanly and leaves no stream
-// waiting.
-func TestOnionEveryPolicy(t *testing.T) {
+// onionNetwork is the shared network, which must have its onion service.
+func onionNetwork(t *testing.T) *testnet.Network {
+	t.Helper()
 	n := testnet.Shared(t)
 	if n.OnionAddr() == "" {
 		t.Fatal("the shared network has no onion service")
 	}
+	return n
+}
+
+// TestOnionEveryPolicy: the onion is reached with no policy, then under
+// each shipped policy in turn; each run ends cleanly and leaves no stream
+// waiting.
+func TestOnionEveryPolicy(t *testing.T) {
+	n := onionNetwork(t)
 	ctx := testCtx(t, 8*time.Minute)
 	c := dial(t)
 	ev := exWatch(t, c)
@@ -134,10 +141,7 @@ func TestOnionEveryPolicy(t *testing.T) {
 // TestOnionClosed: a policy that answers tor.close("EXITPOLICY") for
 // onion streams closes them at once; curl gets a SOCKS error.
 func TestOnionClosed(t *testing.T) {
-	n := testnet.Shared(t)
-	if n.OnionAddr() == "" {
-		t.Fatal("the shared network has no onion service")
-	}
+	n := onionNetwork(t)
 	ctx := testCtx(t, 2*time.Minute)
 	c := dial(t)
 	ev := exWatch(t, c)

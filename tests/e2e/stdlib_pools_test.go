@@ -88,9 +88,7 @@ func poolBuilt(t *testing.T, p *exProc, not map[string]bool, d time.Duration) []
 // own connection, the pool builds another and has 2 again.
 func TestStdlibPoolRefillsAfterClose(t *testing.T) {
 	n := testnet.Shared(t)
-	ctx := testCtx(t, 3*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t)
 	p := stdStart(ctx, t, c, stdPoolScript, stdExitNames(n)...)
 
 	first := poolBuilt(t, p, nil, 60*time.Second)
@@ -166,9 +164,7 @@ tor.policy(route)
 // events show.
 func TestStdlibIsolateByDomain(t *testing.T) {
 	n := testnet.Shared(t)
-	ctx := testCtx(t, 3*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t)
 	port := exServer(t, "0.0.0.0:0", "isolate")
 	p := stdStart(ctx, t, c, stdIsolateScript, stdExitNames(n)...)
 	p.waitLog(t, "policy started", 30*time.Second)

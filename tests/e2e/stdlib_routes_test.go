@@ -82,9 +82,7 @@ func routesPinned(t *testing.T, c *ctl.Conn, ev *eventLog, id string, exit *test
 
 func TestStdlibRoutesReasonsMonitor(t *testing.T) {
 	n := testnet.Shared(t)
-	ctx := testCtx(t, 3*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t)
 	refused := httpServer(t, "never served")
 	port := exServer(t, "0.0.0.0:0", "routes")
 	exits := n.Exits()
