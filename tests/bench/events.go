@@ -22,29 +22,80 @@ var eventMix = []string{
 	"650 ORCONN $AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA~guard CONNECTED ID=7\r\n",
 }
 
+// chunks is m events made by next, in writes of about size bytes.
+func chunks(m, size int, next func(b []byte, k int) []byte) [][]byte {
+	var out [][]byte
+	buf := make([]byte, 0, size+4096)
+	for k := range m {
+		buf = next(buf, k)
+		if len(buf) >= size {
+			out, buf = append(out, buf), make([]byte, 0, size+4096)
+		}
+	}
+	return append(out, buf)
+}
+
+// fixedLine is the k-th event of eventMix, round-robin.
+func fixedLine(b []byte, k int) []byte { return append(b, eventMix[k%len(eventMix)]...) }
+
 // writeEvents writes m events of eventMix, round-robin, in writes of about
 // chunk bytes.
 func writeEvents(f *ctltest.FakeControlPort, m, chunk int) error {
-	buf := make([]byte, 0, chunk+512)
-	for k := range m {
-		buf = append(buf, eventMix[k%len(eventMix)]...)
-		if len(buf) >= chunk {
-			if err := f.Send(buf); err != nil {
-				return err
-			}
-			buf = buf[:0]
+	for _, c := range chunks(m, chunk, fixedLine) {
+		if err := f.Send(c); err != nil {
+			return err
 		}
-	}
-	if len(buf) > 0 {
-		return f.Send(buf)
 	}
 	return nil
 }
 
-// events is measurement events.
-func (b *bench) events(r *Result) (err error) {
+// events is measurement events: four fixed lines, round-robin (the old
+// figure, kept for comparison; events-tor is what tor sends).
+func (b *bench) events(r *Result) error {
 	m := b.cfg.events
-	s, err := b.launch("events.star", strconv.Itoa(m))
+	return b.flood(r, flood{
+		script: "events.star", chunks: chunks(m, 64<<10, fixedLine), events: m, want: m, target: 1_000_000,
+		note: fmt.Sprintf("%d events of four fixed lines (CIRC, STREAM, BW, ORCONN round-robin), not what tor sends: see events-tor", m),
+	})
+}
+
+// eventsTor is measurements events-tor and events-tor-policy: the event
+// stream of torMix (what tor 0.4.9 sends, 2,000 live circuits), counted by
+// handlers on CIRC, STREAM, BW and ORCONN; with policy, a stream policy
+// also picks the first BUILT GENERAL circuit of tor.circuits() for every
+// client stream.
+func eventsTor(policy bool) func(*bench, *Result) error {
+	return func(b *bench, r *Result) error {
+		m := b.cfg.torEvents
+		mix := newTorMix(1, 2000)
+		data := chunks(m, 64<<10, func(b []byte, _ int) []byte { return mix.next(b) })
+		f := flood{script: "events_tor.star", chunks: data, events: m, want: mix.Counted, target: 1_000_000}
+		what := "handlers counting CIRC, STREAM, BW and ORCONN"
+		if policy {
+			f.script, f.target, f.policy = "events_tor_policy.star", 800_000, true
+			what += fmt.Sprintf(" and a policy taking the first BUILT GENERAL circuit of tor.circuits() for each of %d client streams", mix.userStreams)
+		}
+		f.note = fmt.Sprintf("%d events shaped like tor 0.4.9's (tests/bench/tormix.go: up to 2,000 live circuits with lifecycles, streams through every status, BW, ORCONN, a 650- event every 50th, a 650+ every 400th; %d of them CIRC, STREAM, BW or ORCONN); %s", m, mix.Counted, what)
+		return b.flood(r, f)
+	}
+}
+
+// flood is one events measurement.
+type flood struct {
+	script string   // a file of scripts/, given want as argv[1]
+	chunks [][]byte // the events, one write each
+	events int      // how many
+	want   int      // how many the script counts before it asks GETINFO bench/done
+	policy bool     // the script sets a stream policy: wait for it to start
+	target float64  // events/s
+	note   string
+}
+
+// flood writes f's events to torscript running f's script, as fast as it
+// reads them, and times them to the arrival of the script's GETINFO
+// bench/done.
+func (b *bench) flood(r *Result, f flood) (err error) {
+	s, err := b.launch(f.script, strconv.Itoa(f.want))
 	if err != nil {
 		return err
 	}
@@ -55,20 +106,27 @@ func (b *bench) events(r *Result) (err error) {
 	if err != nil {
 		return fmt.Errorf("waiting for SETEVENTS with CIRC, STREAM, BW and ORCONN: %w; commands seen: %s", err, summary(s.fake.Commands()))
 	}
+	if f.policy {
+		if _, err := waitPolicyReady(s.fake, s.exited()); err != nil {
+			return err
+		}
+	}
 	from := s.fake.Len()
 	cpu0, cpuErr := cpuTime(s.proc.Pid())
 	t0 := time.Now()
-	if err := writeEvents(s.fake, m, 64<<10); err != nil {
-		return err
+	for _, c := range f.chunks {
+		if err := s.fake.Send(c); err != nil {
+			return err
+		}
 	}
 	written := time.Since(t0)
 	_, done, err := s.fake.WaitCommand(from, eventsTimeout, s.exited(), func(c ctltest.Command) bool {
 		return c.Keyword() == "GETINFO" && c.HasArg("bench/done")
 	})
 	if err != nil {
-		msg := fmt.Sprintf("the script's GETINFO bench/done did not arrive within %v of the last event (%d events written in %v)", eventsTimeout, m, written.Round(time.Millisecond))
+		msg := fmt.Sprintf("the script's GETINFO bench/done did not arrive within %v of the last event (%d events written in %v)", eventsTimeout, f.events, written.Round(time.Millisecond))
 		if n := droppedLogged(s.proc.log()); n > 0 {
-			msg += fmt.Sprintf("; torscript logged dropping at least %d BW events (it logs at 1, 2, 4, 8, …), so the count cannot reach %d", n, m)
+			msg += fmt.Sprintf("; torscript logged dropping at least %d BW events (it logs at 1, 2, 4, 8, …), so the count cannot reach %d", n, f.want)
 		} else {
 			msg += "; torscript may have dropped BW events, how many is unknown"
 		}
@@ -80,27 +138,35 @@ func (b *bench) events(r *Result) (err error) {
 		cpuErr = err
 	}
 	peak, peakErr := memMiB(s.proc.Pid(), "VmHWM")
+	decisions := map[string]int{}
 	var others []ctltest.Command
 	for _, c := range s.fake.Commands()[from:] {
-		if !(c.Keyword() == "GETINFO" && c.HasArg("bench/done")) {
+		switch kw := c.Keyword(); {
+		case kw == "GETINFO" && c.HasArg("bench/done"):
+		case f.policy && (kw == "ATTACHSTREAM" || kw == "CLOSESTREAM" || kw == "REDIRECTSTREAM"):
+			decisions[kw]++
+		default:
 			others = append(others, c)
 		}
 	}
 	if len(others) > 0 {
 		r.note("commands while events were flowing: %s", summary(others))
 	}
+	if f.policy {
+		r.note("policy decisions: %s", countList(decisions))
+	}
 	r.Figures = []Figure{
-		fig("rate", float64(m)/elapsed.Seconds(), "events/s").atLeast(1_000_000),
+		fig("rate", float64(f.events)/elapsed.Seconds(), "events/s").atLeast(f.target),
 		fig("elapsed", ms(elapsed), "ms"),
 		fig("write", ms(written), "ms"),
 	}
 	if cpuErr == nil {
-		r.Figures = append(r.Figures, fig("cpu", float64(cpu1-cpu0)/float64(m), "ns/event"))
+		r.Figures = append(r.Figures, fig("cpu", float64(cpu1-cpu0)/float64(f.events), "ns/event"))
 	}
 	if peakErr == nil {
 		r.Figures = append(r.Figures, fig("peak-rss", peak, "MiB"))
 	}
-	r.note("%d events (CIRC, STREAM, BW, ORCONN round-robin) in writes of 64 KiB; from the first write to the arrival of GETINFO bench/done; 'write' is how long the writes took (torscript reading); cpu is torscript's user+system time per event; peak-rss its VmHWM", m)
+	r.note("%s; in writes of 64 KiB; from the first write to the arrival of GETINFO bench/done; 'write' is how long the writes took (torscript reading); cpu is torscript's user+system time per event; peak-rss its VmHWM", f.note)
 	return nil
 }
 

@@ -37,6 +37,7 @@ type config struct {
 	openDur     time.Duration
 	spin        time.Duration
 	events      int
+	torEvents   int
 	startupRuns int
 }
 
@@ -64,6 +65,8 @@ var measurements = []measurement{
 	{"attach-open-5k", true, attachOpen(5000)},
 	{"attach-open-20k", true, attachOpen(20000)},
 	{"events", true, (*bench).events},
+	{"events-tor", true, eventsTor(false)},
+	{"events-tor-policy", true, eventsTor(true)},
 	{"startup", true, (*bench).startup},
 	{"idle-rss", true, (*bench).idleRSS},
 	{"baseline-go", false, (*bench).baselineGo},
@@ -89,6 +92,7 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.openDur, "open-duration", 3*time.Second, "how long the open loops send")
 	fs.DurationVar(&cfg.spin, "spin", 50*time.Microsecond, "open loops: spin (rather than sleep) this long before each due time; 0 to only sleep")
 	fs.IntVar(&cfg.events, "events", 2_000_000, "events to send in the events measurement")
+	fs.IntVar(&cfg.torEvents, "tor-events", 500_000, "events to send in the events-tor measurements")
 	fs.IntVar(&cfg.startupRuns, "startup-runs", 20, "torscript runs in the startup measurement")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -112,11 +112,13 @@ func startTorscript(bin, logDir, control string, flags []string, script string, 
 }
 
 // cleanEnv is the environment without TORSCRIPT_* variables, so that
-// nothing but the command line tells torscript where to connect.
+// nothing but the command line tells torscript where to connect; but
+// TORSCRIPT_CPUPROFILE and TORSCRIPT_MEMPROFILE, which profile the
+// measured torscript.
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "TORSCRIPT_") {
+		if !strings.HasPrefix(kv, "TORSCRIPT_") || strings.HasPrefix(kv, "TORSCRIPT_CPUPROFILE=") || strings.HasPrefix(kv, "TORSCRIPT_MEMPROFILE=") {
 			env = append(env, kv)
 		}
 	}
