@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -87,4 +88,79 @@ func TestStart(t *testing.T) {
 	if len(checked) != 2 || checked[1] != "ATTACHSTREAM 12 7" {
 		t.Fatalf("grant check saw %q", checked)
 	}
+}
+
+// TestCork: on a corked connection Start holds its commands; a command
+// that waits for its reply writes them first, in one write with its own,
+// Flush writes them, and so does the cork's delay; their replies reach
+// the right callbacks.
+func TestCork(t *testing.T) {
+	f, c := NewFakeControlPort(t, Options{})
+	ctx := context.Background()
+	a, _ := AttachStreamCommand("1", "5", 0)
+	b, _ := AttachStreamCommand("2", "5", 0)
+	got := make(chan string, 8)
+	done := func(name string) func(*Reply, error) {
+		return func(r *Reply, err error) {
+			if r == nil {
+				got <- fmt.Sprintf("%s %v", name, err)
+				return
+			}
+			got <- fmt.Sprintf("%s %d %s %d", name, r.Lines[0].Code, r.Lines[0].Text, ErrorCode(err))
+		}
+	}
+
+	c.Cork()
+	for _, cmd := range []struct {
+		Command
+		name string
+	}{{a, "a"}, {b, "b"}} {
+		if err := c.Start(ctx, cmd.Command, done(cmd.name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w := f.Written(); w != "" {
+		t.Fatalf("corked, the client wrote %q at once", w)
+	}
+	reply := make(chan *Reply, 1)
+	go func() {
+		r, _ := c.Do(ctx, "GETINFO version")
+		reply <- r
+	}()
+	if !f.Expect("ATTACHSTREAM 1 5\r\nATTACHSTREAM 2 5\r\nGETINFO version\r\n") {
+		return
+	}
+	f.Send("250 OK\r\n552 Unknown stream \"2\"\r\n250-version=0.4.9.11\r\n250 OK\r\n")
+	if r := <-reply; r == nil || r.Lines[0].Text != "version=0.4.9.11" {
+		t.Fatalf("GETINFO got %v", r)
+	}
+	for _, want := range []string{"a 250 OK 0", `b 552 Unknown stream "2" 552`} {
+		if g := <-got; g != want {
+			t.Errorf("callback got %q, want %q", g, want)
+		}
+	}
+
+	// Flush writes what is held, and ends the cork.
+	c.Cork()
+	c.Start(ctx, a, done("a"))
+	c.Flush()
+	if !f.Expect("ATTACHSTREAM 1 5\r\n") {
+		return
+	}
+	c.Start(ctx, b, done("b"))
+	if !f.Expect("ATTACHSTREAM 2 5\r\n") {
+		return
+	}
+
+	// A cork never forgotten still lets commands out after corkDelay.
+	c.Cork()
+	held := time.Now()
+	c.Start(ctx, a, done("a"))
+	if !f.Expect("ATTACHSTREAM 1 5\r\n") {
+		return
+	}
+	if d := time.Since(held); d > 500*time.Millisecond {
+		t.Errorf("a held command went out after %v", d)
+	}
+	c.Flush()
 }

@@ -29,10 +29,13 @@ type Options struct {
 	// is dropped and counted. Other events are never dropped. Default 65536.
 	EventBacklog int
 	// EventBytes bounds the memory of the events waiting for the consumer
-	// (about twice their text): past half of it telemetry is dropped; if
-	// the events that are never dropped (STREAM, CIRC, ...) alone reach
-	// it, the connection fails with ErrEventOverflow rather than grow
-	// without bound. Default 64 MiB.
+	// (about twice their text). Past a sixteenth of it (4 MiB by default)
+	// the reader stops reading and leaves the rest to wait in tor until
+	// the consumer takes events, unless a command waits for its reply
+	// (its reply is behind them): then it reads on, dropping telemetry
+	// (counted); if the events that are never dropped (STREAM, CIRC, ...)
+	// alone reach EventBytes, the connection fails with ErrEventOverflow
+	// rather than grow without bound. Default 64 MiB.
 	EventBytes int
 	Logger     *slog.Logger
 }
@@ -55,7 +58,13 @@ type Conn struct {
 	// channel rather than a mutex so that a command waiting to write still
 	// honours its context.
 	wsem chan struct{}
-	wbuf bytes.Buffer
+	wbuf bytes.Buffer // under wsem: what is to be written, held while corked
+	// corked holds the commands Start writes until Flush (see Cork), or
+	// corkDelay after the first is held.
+	corked    atomic.Bool
+	holdTimer *time.Timer // under wsem
+
+	waiters atomic.Int32 // commands waiting for their reply
 
 	mu      sync.Mutex
 	pending []*pending // FIFO of commands awaiting a reply
@@ -135,12 +144,15 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c := &Conn{rwc: rwc, opts: opts, log: opts.Logger, done: make(chan struct{}), wsem: make(chan struct{}, 1)}
 	if opts.EventBytes <= 0 {
 		opts.EventBytes = 64 << 20
 	}
+	c := &Conn{rwc: rwc, opts: opts, log: opts.Logger, done: make(chan struct{}), wsem: make(chan struct{}, 1)}
 	c.events = newEventQueue(opts.EventBacklog, c.log)
 	c.events.maxBytes = opts.EventBytes
+	c.events.soft = opts.EventBytes / 16
+	c.events.stop = c.done
+	c.events.waiters = &c.waiters
 	go c.readLoop()
 	return c
 }
@@ -319,6 +331,11 @@ func (c *Conn) roundTrip(ctx context.Context, line, data string, hasData bool) (
 		defer cancel()
 	}
 	q := &pending{ch: make(chan result, 1)}
+	// The reply may be behind events the reader holds back: it reads on
+	// while a command waits.
+	c.waiters.Add(1)
+	defer c.waiters.Add(-1)
+	c.events.hurry()
 	if err := c.write(ctx, line, data, hasData, q); err != nil {
 		return nil, err
 	}
@@ -335,8 +352,9 @@ func (c *Conn) roundTrip(ctx context.Context, line, data string, hasData bool) (
 	}
 }
 
-// write queues q in the FIFO and writes the command. After it returns nil,
-// q is completed exactly once.
+// write queues q in the FIFO and writes the command: at once, or, for a
+// command started with Start on a corked connection, with the next Flush.
+// After it returns nil, q is completed exactly once.
 func (c *Conn) write(ctx context.Context, line, data string, hasData bool, q *pending) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -362,32 +380,82 @@ func (c *Conn) write(ctx context.Context, line, data string, hasData bool, q *pe
 	}
 	c.pending = append(c.pending, q)
 	c.mu.Unlock()
-	c.wbuf.Reset()
+	start := c.wbuf.Len()
 	c.wbuf.WriteString(line)
 	c.wbuf.WriteString("\r\n")
 	if hasData {
 		stuff(&c.wbuf, data)
 	}
 	if c.opts.Trace != nil {
-		c.trace("C: ", scrub(c.wbuf.String()))
+		c.trace("C: ", scrub(string(c.wbuf.Bytes()[start:])))
 	}
-	// A write that cannot finish by the command's deadline (tor stopped
-	// reading) ends the connection: a half-written command cannot be
-	// taken back.
+	if q.cb != nil && c.corked.Load() && c.wbuf.Len() < corkMax {
+		if start == 0 {
+			if c.holdTimer == nil {
+				c.holdTimer = time.AfterFunc(corkDelay, c.flushHeld)
+			} else {
+				c.holdTimer.Reset(corkDelay)
+			}
+		}
+		<-c.wsem
+		return nil
+	}
+	d, _ := ctx.Deadline()
+	c.flushLocked(d, commandName(line))
+	<-c.wsem
+	return nil
+}
+
+// corkMax is how much Start holds on a corked connection before it writes
+// anyway, and corkDelay how long.
+const (
+	corkMax   = 16 << 10
+	corkDelay = time.Millisecond
+)
+
+// flushHeld writes what Start held, corkDelay after the first: a batch
+// whose handlers take long does not delay its first decisions.
+func (c *Conn) flushHeld() {
+	select {
+	case c.wsem <- struct{}{}:
+	case <-c.done:
+		return
+	}
+	c.flushLocked(time.Now().Add(c.opts.Timeout), "commands")
+	<-c.wsem
+}
+
+// flushLocked writes what wbuf holds, under wsem. A write that cannot
+// finish by deadline (tor stopped reading) ends the connection: a
+// half-written command cannot be taken back.
+func (c *Conn) flushLocked(deadline time.Time, what string) {
+	if c.wbuf.Len() == 0 {
+		return
+	}
 	dl, hasDL := c.rwc.(interface{ SetWriteDeadline(time.Time) error })
 	if hasDL {
-		d, _ := ctx.Deadline()
-		dl.SetWriteDeadline(d)
+		dl.SetWriteDeadline(deadline)
 	}
 	_, werr := c.rwc.Write(c.wbuf.Bytes())
 	if hasDL {
 		dl.SetWriteDeadline(time.Time{})
 	}
-	<-c.wsem
+	c.wbuf.Reset()
 	if werr != nil {
-		c.fail(fmt.Errorf("control connection: write %s: %w", commandName(line), werr))
+		c.fail(fmt.Errorf("control connection: write %s: %w", what, werr))
 	}
-	return nil
+}
+
+// Cork makes Start hold the commands it writes (up to 16 KiB) until Flush,
+// so that the commands a batch of events causes go out in one write.
+// Commands that wait for their reply are never held: they write what is
+// held first.
+func (c *Conn) Cork() { c.corked.Store(true) }
+
+// Flush writes the commands Start held, and ends Cork.
+func (c *Conn) Flush() {
+	c.corked.Store(false)
+	c.flushHeld()
 }
 
 func commandName(line string) string {
@@ -450,28 +518,36 @@ func scrubReply(s string) string {
 	return s
 }
 
-// eventQueue stands between the reader and the consumer so that the reader
-// never blocks: it grows without bound for events that matter and drops
-// high-volume telemetry beyond the backlog. The consumer either takes
-// batches (take, woken by notify) or reads a channel fed by a pump
-// goroutine started on first use.
+// eventQueue stands between the reader and the consumer. Past soft bytes
+// the reader waits for the consumer (tor keeps the rest), unless a command
+// waits for its reply: then it queues on, dropping high-volume telemetry,
+// up to maxBytes. The consumer either takes batches (take, woken by
+// notify) or reads a channel fed by a pump goroutine started on first use.
 type eventQueue struct {
 	mu       sync.Mutex
 	q        []Event
 	closed   bool
 	backlog  int
 	bytes    int // about what the queued events hold
+	soft     int // past it the reader waits; 0: never
 	maxBytes int // 0: no bound
 	dropped  uint64
+	stalls   uint64 // how often the reader waited for the consumer
 	log      *slog.Logger
 	notify   chan struct{} // capacity 1
+
+	space   chan struct{}   // capacity 1: take made room
+	urgent  chan struct{}   // capacity 1: a command waits for its reply
+	waiters *atomic.Int32   // commands waiting for their reply, or nil
+	stop    <-chan struct{} // the connection ended
 
 	pumpOnce sync.Once
 	out      chan Event
 }
 
 func newEventQueue(backlog int, log *slog.Logger) *eventQueue {
-	return &eventQueue{backlog: backlog, log: log, notify: make(chan struct{}, 1), out: make(chan Event, 256)}
+	return &eventQueue{backlog: backlog, log: log, notify: make(chan struct{}, 1), out: make(chan Event, 256),
+		space: make(chan struct{}, 1), urgent: make(chan struct{}, 1)}
 }
 
 // eventSize is about what an event holds in memory: its text and its
@@ -488,7 +564,12 @@ func eventSize(ev Event) int {
 func (e *eventQueue) push(ev Event) bool {
 	size := eventSize(ev)
 	e.mu.Lock()
-	full := e.maxBytes > 0 && e.bytes+size > e.maxBytes/2
+	if e.soft > 0 && e.bytes+size > e.soft && !e.wait(size) {
+		e.mu.Unlock()
+		return true // the connection ended: nobody will take it
+	}
+	// Past the soft bound only while a command waits for its reply.
+	full := e.soft > 0 && e.bytes+size > e.soft
 	if (len(e.q) >= e.backlog || full) && droppable(ev.EventType()) {
 		e.dropped++
 		n := e.dropped
@@ -516,6 +597,46 @@ func (e *eventQueue) push(ev Event) bool {
 	return true
 }
 
+// wait waits, with e.mu held (and released meanwhile), until an event of
+// size fits under the soft bound or a command waits for its reply. It
+// returns false when the connection ended.
+func (e *eventQueue) wait(size int) bool {
+	stalled := false
+	for e.bytes+size > e.soft && !e.closed && (e.waiters == nil || e.waiters.Load() == 0) {
+		if !stalled {
+			stalled = true
+			e.stalls++
+		}
+		e.mu.Unlock()
+		e.wake()
+		select {
+		case <-e.space:
+		case <-e.urgent:
+		case <-e.stop:
+			e.mu.Lock()
+			return false
+		}
+		e.mu.Lock()
+	}
+	return true
+}
+
+// hurry tells a reader waiting for the consumer that a command waits for
+// its reply.
+func (e *eventQueue) hurry() {
+	select {
+	case e.urgent <- struct{}{}:
+	default:
+	}
+}
+
+// stallCount is how often the reader waited for the consumer.
+func (e *eventQueue) stallCount() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stalls
+}
+
 // yieldAt is the queue length past which the reader yields to the consumer
 // every yieldAt events.
 const yieldAt = 1024
@@ -532,6 +653,7 @@ func (e *eventQueue) close() {
 	e.closed = true
 	e.mu.Unlock()
 	e.wake()
+	e.hurry()
 }
 
 // dropOne counts an event left out before it was queued.
@@ -560,6 +682,10 @@ func (e *eventQueue) take(buf []Event) ([]Event, bool) {
 	clear(e.q)
 	e.q = e.q[:0]
 	e.bytes = 0
+	select {
+	case e.space <- struct{}{}:
+	default:
+	}
 	return buf, true
 }
 

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -9,23 +10,81 @@ import (
 	"time"
 )
 
-// TestEventQueueBoundedFake: with a consumer that never reads, telemetry
-// past half the byte bound is dropped and counted; events that may not be
-// dropped end the connection with ErrEventOverflow once they alone fill
-// it, instead of growing without bound (against a fake control port).
+// TestEventQueueBackpressureFake: with a consumer that does not read and
+// no command waiting, the reader stops at a sixteenth of the byte bound:
+// the rest waits in the socket (in tor), nothing is dropped, the
+// connection stays up; once the consumer takes events the reader goes on,
+// and every event arrives, in order (against a fake control port).
+func TestEventQueueBackpressureFake(t *testing.T) {
+	const bound = 1 << 20
+	f, c := NewFakeControlPort(t, Options{EventBytes: bound})
+	var flood strings.Builder
+	const n = 20000
+	for i := range n {
+		if i%2 == 0 {
+			fmt.Fprintf(&flood, "650 BW %d %d\r\n", i, i)
+		} else {
+			fmt.Fprintf(&flood, "650 STREAM %d NEW 0 example.com:443 SOURCE_ADDR=127.0.0.1:%d PURPOSE=USER\r\n", i, 1000+i)
+		}
+	}
+	go f.FakeControlPort.Send([]byte(flood.String())) // blocks while the reader waits
+	waitFor(t, func() bool { return c.events.stallCount() > 0 }, "the reader to wait for the consumer")
+	time.Sleep(50 * time.Millisecond)
+	c.events.mu.Lock()
+	queued := c.events.bytes
+	c.events.mu.Unlock()
+	if queued > bound/16+1024 {
+		t.Errorf("%d bytes queued, past the soft bound %d", queued, bound/16)
+	}
+	if c.Err() != nil || c.DroppedEvents() != 0 {
+		t.Fatalf("connection error %v, %d dropped; want none", c.Err(), c.DroppedEvents())
+	}
+	got := 0
+	for got < n {
+		evs, ok := c.EventBatch(nil)
+		if !ok {
+			t.Fatalf("the connection ended: %v", c.Err())
+		}
+		for _, ev := range evs {
+			want := "BW"
+			if got%2 == 1 {
+				want = "STREAM"
+			}
+			if ev.EventType() != want {
+				t.Fatalf("event %d is %s, want %s", got, ev.EventType(), want)
+			}
+			got++
+		}
+		if len(evs) == 0 {
+			select {
+			case <-c.EventReady():
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%d of %d events arrived", got, n)
+			}
+		}
+	}
+	if c.DroppedEvents() != 0 {
+		t.Errorf("%d events dropped", c.DroppedEvents())
+	}
+}
+
+// TestEventQueueBoundedFake: while a command waits for its reply behind a
+// flood that nothing consumes, the reader reads on: telemetry past the
+// soft bound is dropped and counted, and once the events that may not be
+// dropped alone fill EventBytes the connection ends with ErrEventOverflow
+// instead of growing without bound (against a fake control port).
 func TestEventQueueBoundedFake(t *testing.T) {
 	f, c := NewFakeControlPort(t, Options{EventBytes: 256 << 10})
-	var bw strings.Builder
+	var flood strings.Builder
 	for i := range 4000 {
-		fmt.Fprintf(&bw, "650 BW %d %d\r\n", i, i)
+		fmt.Fprintf(&flood, "650 BW %d %d\r\n", i, i)
 	}
-	f.Send(bw.String())
-	var st strings.Builder
 	for i := range 4000 {
-		fmt.Fprintf(&st, "650 STREAM %d NEW 0 example.com:443 SOURCE_ADDR=127.0.0.1:%d PURPOSE=USER\r\n", i, 1000+i)
+		fmt.Fprintf(&flood, "650 STREAM %d NEW 0 example.com:443 SOURCE_ADDR=127.0.0.1:%d PURPOSE=USER\r\n", i, 1000+i)
 	}
+	go c.Do(context.Background(), "GETINFO version") // its reply never comes
 	// The connection ends while this is written: ignore the write error.
-	f.FakeControlPort.Send([]byte(st.String()))
+	f.FakeControlPort.Send([]byte(flood.String()))
 	select {
 	case <-c.Done():
 	case <-time.After(5 * time.Second):
@@ -50,6 +109,16 @@ func TestEventQueueBoundedFake(t *testing.T) {
 	}
 	if streams == 0 {
 		t.Error("no STREAM event kept")
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
 

@@ -90,7 +90,14 @@ func (r *Runtime) loop() {
 // dispatchEvents dispatches evs in order, and returns how many. Once the
 // script ends, the rest go to the policy for shutdown: it must still see
 // new streams.
+//
+// The decisions a batch causes go out together: the connection is corked
+// while it runs, and flushed every flushEvery events and at its end.
 func (r *Runtime) dispatchEvents(evs []ctl.Event) int {
+	if c := r.conn; c != nil {
+		c.Cork()
+		defer c.Flush()
+	}
 	for i, ev := range evs {
 		if r.exiting || r.fatal != nil {
 			if r.policy != nil {
@@ -100,9 +107,16 @@ func (r *Runtime) dispatchEvents(evs []ctl.Event) int {
 		}
 		r.dispatch(ev)
 		evs[i] = nil
+		if c := r.conn; c != nil && i%flushEvery == flushEvery-1 {
+			c.Flush()
+			c.Cork()
+		}
 	}
 	return len(evs)
 }
+
+// flushEvery is how many events of a batch may hold their decisions.
+const flushEvery = 256
 
 // runTasks runs the tasks posted to the loop (fs is a buffer), and returns
 // how many.
