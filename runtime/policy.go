@@ -208,8 +208,15 @@ func (e *policyEngine) onStream(ev *ctl.StreamEvent) {
 		if st != nil {
 			e.unwait(st)
 			delete(e.streams, id)
+			st.release()
 		}
 	}
+}
+
+// release keeps of a stream that ended only what a command still in flight
+// about it may log: its event (and the text it was read from) can go.
+func (st *pstream) release() {
+	st.s = &ctl.Stream{ID: strings.Clone(st.s.ID), Target: strings.Clone(st.s.Target)}
 }
 
 // newStream asks the policy about a stream tor leaves to us.

@@ -25,6 +25,8 @@ func limitMemory(n int64) error {
 	if n <= 0 {
 		return nil
 	}
-	debug.SetMemoryLimit(n / 10 * 9)
+	if lim := n / 10 * 9; lim < debug.SetMemoryLimit(-1) {
+		debug.SetMemoryLimit(lim)
+	}
 	return syscall.Setrlimit(syscall.RLIMIT_DATA, &syscall.Rlimit{Cur: uint64(n), Max: uint64(n)})
 }
