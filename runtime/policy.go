@@ -7,11 +7,14 @@ package runtime
 //  1. ctl/conn.go readLoop: the one reader goroutine reads the "650 STREAM
 //     42 NEW 0 example.com:443 ..." reply (ctl/reply.go ReplyReader), and
 //     ctl/event.go ParseEvent makes it a *ctl.StreamEvent, queued on the
-//     connection (its event queue, in ctl/conn.go) without blocking the reader.
+//     connection (its event queue, in ctl/conn.go; past 4 MiB of queued
+//     events the reader leaves the rest in tor until the loop catches up).
 //  2. runtime/loop.go loop: the event-loop goroutine takes the batch
-//     (Conn.EventBatch) and dispatch updates the live state
-//     (runtime/state.go), then hands the event to the policy engine
-//     (this file, policyEngine.onStream) before the script's handlers.
+//     (Conn.EventBatch), corks the connection while it handles it
+//     (dispatchEvents), and dispatch updates the live state
+//     (runtime/state.go, a builtins.Live per kind), then hands the event
+//     to the policy engine (this file, policyEngine.onStream) before the
+//     script's handlers.
 //  3. policyEngine.decide calls the script's policy function through
 //     policyEnv.call (runtime/loop.go call: a step budget and a deadline,
 //     watched by the watchdog) with a builtins.Stream
@@ -24,7 +27,9 @@ package runtime
 //  5. ctl/conn.go Start/write: the grant check set with Conn.SetCheck
 //     (runtime/grants.go checkCommand, which reads the line with
 //     ctl/cmdline.go ParseCommandLine as tor will) sees the final line,
-//     then "ATTACHSTREAM 42 7" is written to the socket. Tor's reply
+//     then "ATTACHSTREAM 42 7" is written to the socket with the batch's
+//     other decisions when the loop flushes (the batch's end, every 256
+//     events, or 1 ms after the first held command). Tor's reply
 //     comes back through the reader (step 1) to the command's callback;
 //     a refusal is posted to the loop (policyEngine.attachFailed).
 //

@@ -44,10 +44,11 @@ type FakeControlPort struct {
 
 	mu       sync.Mutex
 	cmds     []Command
-	infoKeys map[string]int // every GETINFO key asked, with how often
-	unknown  map[string]int // the GETINFO keys the fake has no value for
-	ended    error          // set when the connection has ended
-	notify   chan struct{}  // capacity 1: a command was recorded or the connection ended
+	infoKeys map[string]int    // every GETINFO key asked, with how often
+	infos    map[string]string // answers given with SetInfo
+	unknown  map[string]int    // the GETINFO keys the fake has no value for
+	ended    error             // set when the connection has ended
+	notify   chan struct{}     // capacity 1: a command was recorded or the connection ended
 
 	connected chan struct{} // closed when a controller has connected
 
@@ -130,6 +131,7 @@ func newFake(scripted bool) (*FakeControlPort, error) {
 		ln:        ln,
 		pid:       strconv.Itoa(os.Getpid()),
 		infoKeys:  map[string]int{},
+		infos:     map[string]string{},
 		unknown:   map[string]int{},
 		notify:    make(chan struct{}, 1),
 		connected: make(chan struct{}),
@@ -381,7 +383,21 @@ func writeLines(b *bytes.Buffer, lines []string) {
 	}
 }
 
+// SetInfo makes GETINFO key answer value (a data block when it has
+// several lines).
+func (f *FakeControlPort) SetInfo(key, value string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.infos[key] = value
+}
+
 func (f *FakeControlPort) info(key string) (v string, known bool) {
+	f.mu.Lock()
+	v, known = f.infos[key]
+	f.mu.Unlock()
+	if known {
+		return v, true
+	}
 	switch key {
 	case "version":
 		return FakeTorVersion, true

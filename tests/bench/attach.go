@@ -33,9 +33,17 @@ type session struct {
 // launch starts a fake control port and torscript running script (a file
 // of scripts/) with args.
 func (b *bench) launch(script string, args ...string) (*session, error) {
+	return b.launchWith(script, nil, args...)
+}
+
+// launchWith is launch with setup run on the fake before torscript starts.
+func (b *bench) launchWith(script string, setup func(*ctltest.FakeControlPort), args ...string) (*session, error) {
 	f, err := ctltest.NewFakeControlPort()
 	if err != nil {
 		return nil, err
+	}
+	if setup != nil {
+		setup(f)
 	}
 	p, err := startTorscript(b.bin, b.dir, f.Addr(), b.flags, filepath.Join(b.dir, script), args...)
 	if err != nil {

@@ -13,8 +13,10 @@
 //	go run ./tests/bench -bin ./torscript -json bench.json
 //
 // It builds cmd/torscript itself unless -bin is given. It exits 1 if a
-// measurement could not be run; a figure that misses its target is printed
-// as MISS and does not change the exit status.
+// measurement could not be run, and 3 if a ratio target (vs-go: torscript's
+// attach latency over baseline-go's, both from the same run) is missed;
+// another figure that misses its target is printed as MISS and does not
+// change the exit status.
 package main
 
 import (
@@ -67,6 +69,7 @@ var measurements = []measurement{
 	{"events", true, (*bench).events},
 	{"events-tor", true, eventsTor(false)},
 	{"events-tor-policy", true, eventsTor(true)},
+	{"ns-all", true, (*bench).nsAll},
 	{"startup", true, (*bench).startup},
 	{"idle-rss", true, (*bench).idleRSS},
 	{"baseline-go", false, (*bench).baselineGo},
@@ -153,6 +156,15 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 		results = append(results, r)
 	}
 
+	ratioMissed := false
+	if r := ratios(results); r != nil {
+		printResult(stdout, r)
+		results = append(results, r)
+		for _, f := range r.Figures {
+			ratioMissed = ratioMissed || f.Pass != nil && !*f.Pass
+		}
+	}
+
 	fmt.Fprintln(stdout)
 	printTable(stdout, results)
 	if *jsonPath != "" {
@@ -164,7 +176,43 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 	if failed {
 		return 1
 	}
+	if ratioMissed {
+		fmt.Fprintln(stderr, "bench: a ratio target was missed (see vs-go)")
+		return 3
+	}
 	return 0
+}
+
+// ratios compares attach-closed with baseline-go measured in the same
+// run: torscript's latency over a hand-written Go controller's (targets:
+// p50 at most 1.3 times, p99 at most twice). Nil unless both ran.
+func ratios(results []*Result) *Result {
+	get := func(name, fig string) (float64, bool) {
+		for _, r := range results {
+			if r.Name != name || r.Error != "" {
+				continue
+			}
+			for _, f := range r.Figures {
+				if f.Name == fig {
+					return f.Value, f.Value > 0
+				}
+			}
+		}
+		return 0, false
+	}
+	p50, ok1 := get("attach-closed", "p50")
+	p99, ok2 := get("attach-closed", "p99")
+	g50, ok3 := get("baseline-go", "p50")
+	g99, ok4 := get("baseline-go", "p99")
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return nil
+	}
+	r := &Result{Name: "vs-go", Figures: []Figure{
+		fig("p50-ratio", p50/g50, "×").atMost(1.3),
+		fig("p99-ratio", p99/g99, "×").atMost(2),
+	}}
+	r.note("attach-closed over baseline-go, both from this run")
+	return r
 }
 
 func names() string {

@@ -72,6 +72,8 @@ func formatValue(v float64, unit string) string {
 		} else {
 			s = strconv.FormatFloat(v, 'f', 1, 64)
 		}
+	case unit == "×":
+		s = strconv.FormatFloat(v, 'f', 2, 64)
 	case v >= 100:
 		s = strconv.FormatFloat(v, 'f', 0, 64)
 	default:
