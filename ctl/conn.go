@@ -176,6 +176,11 @@ func (c *Conn) EventReady() <-chan struct{} { return c.events.notify }
 // event has been taken.
 func (c *Conn) EventBatch(buf []Event) (evs []Event, ok bool) { return c.events.take(buf) }
 
+// Stalls counts how often the reader stopped reading because the events
+// waiting for the consumer passed a sixteenth of Options.EventBytes (the
+// rest waited in tor).
+func (c *Conn) Stalls() uint64 { return c.events.stallCount() }
+
 // DroppedEvents counts the high-volume events dropped because the consumer
 // fell behind by more than Options.EventBacklog.
 func (c *Conn) DroppedEvents() uint64 { return c.events.droppedCount() }

@@ -1,10 +1,13 @@
 package runtime
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/torscript/torscript/ctl"
 	"github.com/torscript/torscript/ctl/ctltest"
 )
 
@@ -288,4 +291,42 @@ func TestRunBootstrap(t *testing.T) {
 		t.Errorf("progress:\n%s\nwant:\n%s", progress.String(), want)
 	}
 	checkLines(t, "commands", f.Lines(), []string{"SETEVENTS STATUS_CLIENT", "GETINFO status/bootstrap-phase", "SETEVENTS"})
+}
+
+// TestSlowHandlerLosesNothing: a handler far slower than the events come
+// sees every one of them, in order: the connection's reader stops and
+// leaves the rest waiting (in the simulated tor) instead of queueing them
+// without bound or dropping any, BW included.
+func TestSlowHandlerLosesNothing(t *testing.T) {
+	t.Parallel()
+	const n = 30000
+	f := newTestTor(t)
+	f.SetConnOptions(ctl.Options{Logger: discardLogger(), EventBytes: 256 << 10}) // stop at 16 KiB queued
+	r := startScript(t, f, `
+seen = []
+def slow(n):
+    x = 0
+    for i in range(100):
+        x += i
+    seen.append(n)
+    if len(seen) == `+strconv.Itoa(n)+`:
+        print("in order", seen == list(range(`+strconv.Itoa(n)+`)))
+tor.on("bw", lambda e: slow(e.read))
+tor.on("stream", lambda e: slow(int(e.id)))
+`, Options{MaxSteps: 1e12})
+	f.WaitCommand("SETEVENTS BW STREAM")
+	lines := make([]string, n)
+	for i := range lines {
+		if i%2 == 0 {
+			lines[i] = fmt.Sprintf("BW %d 0", i)
+		} else {
+			lines[i] = fmt.Sprintf("STREAM %d SUCCEEDED 5 example.com:443", i)
+		}
+	}
+	go f.Event(lines...) // blocks while torscript's reader waits
+	r.waitOutWithin("in order True", 60*time.Second)
+	c := r.rt.conn
+	if c.DroppedEvents() != 0 || c.Stalls() == 0 {
+		t.Errorf("%d events dropped, reader stalled %d times; want none dropped and stalls", c.DroppedEvents(), c.Stalls())
+	}
 }

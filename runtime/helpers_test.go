@@ -178,10 +178,16 @@ func (r *scriptRun) wait(timeout time.Duration) (int, error) {
 // waitOut waits until the script has printed s.
 func (r *scriptRun) waitOut(s string) {
 	r.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	r.waitOutWithin(s, 5*time.Second)
+}
+
+// waitOutWithin waits up to d until the script has printed s.
+func (r *scriptRun) waitOutWithin(s string, d time.Duration) {
+	r.t.Helper()
+	deadline := time.Now().Add(d)
 	for !strings.Contains(r.out.String(), s) {
 		if time.Now().After(deadline) {
-			r.t.Fatalf("script did not print %q within 5s; stdout:\n%s\nlog:\n%s", s, r.out.String(), r.log.String())
+			r.t.Fatalf("script did not print %q within %v; stdout:\n%s\nlog:\n%s", s, d, r.out.String(), r.log.String())
 		}
 		time.Sleep(2 * time.Millisecond)
 	}

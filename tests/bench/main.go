@@ -69,6 +69,7 @@ var measurements = []measurement{
 	{"events", true, (*bench).events},
 	{"events-tor", true, eventsTor(false)},
 	{"events-tor-policy", true, eventsTor(true)},
+	{"events-slow-handler", true, (*bench).eventsSlow},
 	{"ns-all", true, (*bench).nsAll},
 	{"startup", true, (*bench).startup},
 	{"idle-rss", true, (*bench).idleRSS},
