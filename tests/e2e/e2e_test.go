@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,40 +60,74 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 // httpServer serves body on 127.0.0.1 and returns its port.
 func httpServer(t *testing.T, body string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return serveHTTP(t, "127.0.0.1:0", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, body)
+	})
+}
+
+// serveHTTP serves h on addr until the test ends and returns its port.
+func serveHTTP(t *testing.T, addr string, h http.HandlerFunc) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, body)
-	})}
+	srv := &http.Server{Handler: h}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// curlResult is what a real curl through the network's SocksPort got.
 type curlResult struct {
-	body string
-	err  error
-	took time.Duration
+	url   string
+	body  string
+	code  int // HTTP status; 0 when none
+	exit  int // curl's exit status
+	err   error
+	start time.Time
+	took  time.Duration
 }
 
-// curl fetches url through the network's SocksPort with a real curl.
+func (r curlResult) String() string {
+	return fmt.Sprintf("curl %s: HTTP %d %q after %v (exit %d, %v)", r.url, r.code, r.body, r.took.Round(time.Millisecond), r.exit, r.err)
+}
+
+// curl fetches url through the network's SocksPort with a real curl,
+// bounded by a minute.
 func curl(ctx context.Context, t *testing.T, url string) <-chan curlResult {
+	t.Helper()
+	return curlWithin(ctx, t, 60*time.Second, url)
+}
+
+// curlWithin fetches url with a real curl through the network's SocksPort
+// (the hostname resolved by tor), bounded by maxTime (--max-time), and
+// delivers the result when curl is done.
+func curlWithin(ctx context.Context, t *testing.T, maxTime time.Duration, url string) <-chan curlResult {
 	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Fatal("curl is not installed (apt-get install -y curl)")
 	}
 	n := testnet.Shared(t)
 	ch := make(chan curlResult, 1)
+	cmd := exec.CommandContext(ctx, "curl", "-sS", "--max-time", strconv.Itoa(int(maxTime/time.Second)),
+		"--socks5-hostname", n.SocksAddr(), "-w", "\n%{http_code}", url)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "curl", "-sS", "--max-time", "60", "--socks5-hostname", n.SocksAddr(), url)
 	go func() {
 		out, err := cmd.Output()
-		if ee, ok := err.(*exec.ExitError); ok {
-			err = fmt.Errorf("%v: %s", err, ee.Stderr)
+		r := curlResult{url: url, start: start, took: time.Since(start), exit: exitStatus(err)}
+		if err != nil {
+			r.err = fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
 		}
-		ch <- curlResult{string(out), err, time.Since(start)}
+		s := string(out)
+		if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+			r.code, _ = strconv.Atoi(s[i+1:])
+			s = s[:i]
+		}
+		r.body = s
+		ch <- r
 	}()
 	return ch
 }

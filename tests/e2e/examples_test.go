@@ -10,7 +10,6 @@ package e2e
 // that no stream is left waiting for a controller.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -216,65 +215,25 @@ func exPathString(path []ctl.PathHop) string {
 // address the request came to: "NAME 127.0.0.2".
 func exServer(t *testing.T, addr, name string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveHTTP(t, addr, func(w http.ResponseWriter, r *http.Request) {
 		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 		host := ""
 		if a, ok := local.(*net.TCPAddr); ok {
 			host = a.IP.String()
 		}
 		fmt.Fprintf(w, "%s %s", name, host)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-type exCurlResult struct {
-	url  string
-	body string
-	code int // HTTP status; 0 when none
-	exit int // curl's exit status
-	err  error
-	took time.Duration
-}
-
-func (r exCurlResult) String() string {
-	return fmt.Sprintf("curl %s: HTTP %d %q after %v (exit %d, %v)", r.url, r.code, r.body, r.took.Round(time.Millisecond), r.exit, r.err)
+	})
 }
 
 // exCurl fetches url with a real curl through the network's SocksPort
-// (the hostname resolved by tor) and waits for it.
-func exCurl(ctx context.Context, t *testing.T, url string) exCurlResult {
+// (the hostname resolved by tor), bounded by exCurlMax, and waits for it.
+func exCurl(ctx context.Context, t *testing.T, url string) curlResult {
 	t.Helper()
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Fatal("curl is not installed (apt-get install -y curl)")
-	}
-	n := testnet.Shared(t)
-	cmd := exec.CommandContext(ctx, "curl", "-sS", "--max-time", strconv.Itoa(int(exCurlMax/time.Second)),
-		"--socks5-hostname", n.SocksAddr(), "-w", "\n%{http_code}", url)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	out, err := cmd.Output()
-	r := exCurlResult{url: url, took: time.Since(start), exit: exitStatus(err)}
-	if err != nil {
-		r.err = fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	s := string(out)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		r.code, _ = strconv.Atoi(s[i+1:])
-		s = s[:i]
-	}
-	r.body = s
-	return r
+	return <-curlWithin(ctx, t, exCurlMax, url)
 }
 
 // exCurlOK fetches url and wants HTTP 200 with body.
-func exCurlOK(ctx context.Context, t *testing.T, url, body string) exCurlResult {
+func exCurlOK(ctx context.Context, t *testing.T, url, body string) curlResult {
 	t.Helper()
 	r := exCurl(ctx, t, url)
 	if r.err != nil || r.code != 200 || r.body != body {

@@ -248,7 +248,7 @@ func suiteRun(t *testing.T, cref **ctl.Conn, port int, tc suiteCase) suiteRow {
 	}
 	row := suiteRow{fault: tc.name}
 
-	var inFlight []<-chan faultCurlResult
+	var inFlight []<-chan curlResult
 	for range tc.inFlight {
 		inFlight = append(inFlight, faultCurl(ctx, t, port))
 	}

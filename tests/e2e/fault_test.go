@@ -16,9 +16,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -56,53 +54,16 @@ func faultStart(ctx context.Context, t *testing.T, src string, flags ...string) 
 	return p
 }
 
-type faultCurlResult struct {
-	port  int
-	body  string
-	code  int // HTTP status; 0 when none
-	err   error
-	start time.Time
-	took  time.Duration
-}
-
-func (r faultCurlResult) String() string {
-	return fmt.Sprintf("curl to port %d: HTTP %d %q after %v (err %v)", r.port, r.code, r.body, r.took.Round(time.Millisecond), r.err)
-}
-
 // faultCurl fetches http://127.0.0.1:port/ with a real curl through the
 // network's SocksPort, bounded by faultCurlMax.
-func faultCurl(ctx context.Context, t *testing.T, port int) <-chan faultCurlResult {
+func faultCurl(ctx context.Context, t *testing.T, port int) <-chan curlResult {
 	t.Helper()
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Fatal("curl is not installed (apt-get install -y curl)")
-	}
-	n := testnet.Shared(t)
-	ch := make(chan faultCurlResult, 1)
-	cmd := exec.CommandContext(ctx, "curl", "-sS", "--max-time", strconv.Itoa(int(faultCurlMax/time.Second)),
-		"--socks5-hostname", n.SocksAddr(), "-w", "\n%{http_code}", fmt.Sprintf("http://127.0.0.1:%d/", port))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	go func() {
-		out, err := cmd.Output()
-		r := faultCurlResult{port: port, start: start, took: time.Since(start), err: err}
-		if err != nil {
-			r.err = fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
-		}
-		s := string(out)
-		if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-			r.code, _ = strconv.Atoi(s[i+1:])
-			s = s[:i]
-		}
-		r.body = s
-		ch <- r
-	}()
-	return ch
+	return curlWithin(ctx, t, faultCurlMax, fmt.Sprintf("http://127.0.0.1:%d/", port))
 }
 
 // faultCurlOK checks that a curl got body with 200 well before its
 // --max-time.
-func faultCurlOK(t *testing.T, r faultCurlResult, body string) {
+func faultCurlOK(t *testing.T, r curlResult, body string) {
 	t.Helper()
 	if r.err != nil || r.code != 200 || r.body != body {
 		t.Errorf("%v; want HTTP 200 %q", r, body)
@@ -171,7 +132,7 @@ tor.policy(policy, on_error=%q)
 		for i := range 2 {
 			faultCurlOK(t, <-faultCurl(ctx, t, ports[i]), bodies[i])
 		}
-		var res []<-chan faultCurlResult
+		var res []<-chan curlResult
 		for i := 2; i < len(ports); i++ {
 			res = append(res, faultCurl(ctx, t, ports[i]))
 		}
@@ -199,25 +160,26 @@ tor.policy(policy, on_error=%q)
 		ev := watchEvents(t, dial(t), "STREAM")
 		p := faultStart(ctx, t, fmt.Sprintf(src, "close"))
 		ports, _ := faultServers(t, "raises-close", 4)
-		results := []faultCurlResult{<-faultCurl(ctx, t, ports[0])}
-		var res []<-chan faultCurlResult
+		results := []curlResult{<-faultCurl(ctx, t, ports[0])}
+		var res []<-chan curlResult
 		for _, port := range ports[1:] {
 			res = append(res, faultCurl(ctx, t, port))
 		}
 		for _, ch := range res {
 			results = append(results, <-ch)
 		}
-		for _, r := range results {
+		for i, r := range results {
+			port := ports[i]
 			if r.err == nil || r.code == 200 {
 				t.Errorf("%v; want a failure (on_error=\"close\")", r)
 			} else if r.took > 2*time.Second {
 				t.Errorf("%v: want it to fail at once", r)
 			}
-			end := ev.end(t, ev.stream(t, r.port))
+			end := ev.end(t, ev.stream(t, port))
 			if end.Status != ctl.StreamClosed && end.Status != ctl.StreamFailed {
-				t.Errorf("stream to port %d: %s, want CLOSED or FAILED", r.port, strings.TrimSpace(end.Raw.Raw))
+				t.Errorf("stream to port %d: %s, want CLOSED or FAILED", port, strings.TrimSpace(end.Raw.Raw))
 			} else if end.Reason != "MISC" {
-				t.Errorf("stream to port %d ended with reason %q, want MISC (on_error=\"close\"): %s", r.port, end.Reason, strings.TrimSpace(end.Raw.Raw))
+				t.Errorf("stream to port %d ended with reason %q, want MISC (on_error=\"close\"): %s", port, end.Reason, strings.TrimSpace(end.Raw.Raw))
 			}
 			t.Logf("%v: %s", r, strings.TrimSpace(end.Raw.Raw))
 		}
@@ -260,7 +222,7 @@ tor.policy(policy, on_error="tor")
 `, tc.body)
 			p := faultStart(ctx, t, src, tc.flags...)
 			ports, bodies := faultServers(t, "loops-"+tc.name, 4)
-			var res []<-chan faultCurlResult
+			var res []<-chan curlResult
 			for _, port := range ports[:3] {
 				res = append(res, faultCurl(ctx, t, port))
 			}
@@ -307,7 +269,7 @@ func TestFaultSIGTERMMidTraffic(t *testing.T) {
 tor.policy(policy, timeout="60s")
 `)
 		ports, bodies := faultServers(t, "held", 4)
-		var res []<-chan faultCurlResult
+		var res []<-chan curlResult
 		for _, port := range ports {
 			res = append(res, faultCurl(ctx, t, port))
 		}
@@ -352,7 +314,7 @@ tor.policy(policy)
 		var (
 			wg      sync.WaitGroup
 			mu      sync.Mutex
-			results []faultCurlResult
+			results []curlResult
 		)
 		for range 4 {
 			wg.Add(1)
@@ -540,7 +502,7 @@ func TestFaultControlConnectionCut(t *testing.T) {
 	cutAt := time.Now()
 	px.cut()
 	p.waitFor(t, &p.stderr, "log", "lost the control connection; reconnecting", 2, 10*time.Second)
-	var res []<-chan faultCurlResult
+	var res []<-chan curlResult
 	for _, port := range ports[2:5] {
 		res = append(res, faultCurl(ctx, t, port))
 	}
