@@ -32,7 +32,8 @@ const exCurlMax = 30 * time.Second
 // exProc is a running `torscript run examples/NAME.star`.
 type exProc struct {
 	*scriptProc
-	before string // __LeaveStreamsUnattached before torscript started
+	c      *ctl.Conn // the test's own connection
+	before string    // __LeaveStreamsUnattached before torscript started
 }
 
 // exScript returns the path of examples/name.
@@ -59,7 +60,7 @@ func exStart(ctx context.Context, t *testing.T, c *ctl.Conn, flags []string, scr
 func runPath(ctx context.Context, t *testing.T, c *ctl.Conn, flags []string, path string, args ...string) *exProc {
 	t.Helper()
 	n := testnet.Shared(t)
-	p := &exProc{before: leaveValue(t, c)}
+	p := &exProc{c: c, before: leaveValue(t, c)}
 	if p.before != "0" {
 		t.Fatalf("%s is %q before torscript started; an earlier test left it set", leaveKey, p.before)
 	}
@@ -106,12 +107,29 @@ func (p *exProc) decision(t *testing.T, stream string) string {
 // afterExit checks, once torscript has exited, that
 // __LeaveStreamsUnattached has its earlier value and that no stream waits
 // for a controller.
-func (p *exProc) afterExit(t *testing.T, c *ctl.Conn) {
+func (p *exProc) afterExit(t *testing.T) {
 	t.Helper()
 	if !p.exited() {
 		t.Fatal("afterExit while torscript runs")
 	}
-	checkLeftBehind(t, c, p.before)
+	checkLeftBehind(t, p.c, p.before)
+}
+
+// finish ends torscript with SIGTERM, wants exit status 0, and checks what
+// it left behind (afterExit).
+func (p *exProc) finish(t *testing.T) {
+	t.Helper()
+	p.termOK(t)
+	p.afterExit(t)
+}
+
+// exBegin starts an example test: a deadline d away, a control connection
+// of the test's own, and the STREAM and CIRC events on it.
+func exBegin(t *testing.T, d time.Duration) (context.Context, *ctl.Conn, *eventLog) {
+	t.Helper()
+	ctx := testCtx(t, d)
+	c := dial(t)
+	return ctx, c, exWatch(t, c)
 }
 
 // exWatch subscribes c to STREAM and CIRC, and more if given, and records
@@ -246,12 +264,10 @@ func exCurlOK(ctx context.Context, t *testing.T, url, body string) curlResult {
 // circuit, and every stream to a destination rides that circuit.
 func TestExamplePerDomain(t *testing.T) {
 	n := testnet.Shared(t)
-	ctx := testCtx(t, 3*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
 	port := exServer(t, "0.0.0.0:0", "per_domain")
 	p := exStart(ctx, t, c, nil, "per_domain.star")
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 
 	hosts := []string{"127.0.0.1", "127.0.0.2", "127.0.0.1", "127.0.0.2", "127.0.0.3"}
 	seen := map[string]bool{}
@@ -280,8 +296,7 @@ func TestExamplePerDomain(t *testing.T) {
 		}
 	}
 
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }
 
 // TestExamplePinExit: pin_exit.star sends the streams to one host through
@@ -293,11 +308,9 @@ func TestExamplePinExit(t *testing.T) {
 	port := exServer(t, "0.0.0.0:0", "pin_exit")
 	for _, exit := range n.Exits() {
 		t.Run(exit.Name, func(t *testing.T) {
-			ctx := testCtx(t, 3*time.Minute)
-			c := dial(t)
-			ev := exWatch(t, c)
+			ctx, c, ev := exBegin(t, 3*time.Minute)
 			p := exStart(ctx, t, c, nil, "pin_exit.star", "127.0.0.2", exit.Name)
-			p.waitLog(t, "policy started", 30*time.Second)
+			p.waitStarted(t)
 
 			seen := map[string]bool{}
 			var pinned string
@@ -328,8 +341,7 @@ func TestExamplePinExit(t *testing.T) {
 				t.Errorf("the policy routed stream %s to 127.0.0.1, which it should leave to tor", id)
 			}
 
-			p.termOK(t)
-			p.afterExit(t, c)
+			p.finish(t)
 		})
 	}
 }
@@ -338,12 +350,10 @@ func TestExamplePinExit(t *testing.T) {
 // port its own circuit; sequential curls (each its own connection, from
 // its own port) each ride a different circuit.
 func TestExampleIsolateByPort(t *testing.T) {
-	ctx := testCtx(t, 3*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
 	port := httpServer(t, "isolate_by_port")
 	p := exStart(ctx, t, c, nil, "isolate_by_port.star")
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 
 	seen := map[string]bool{}
 	byCirc := map[string]string{}   // circuit -> stream
@@ -367,20 +377,17 @@ func TestExampleIsolateByPort(t *testing.T) {
 		srcPorts[newEv.SourceAddr] = id
 	}
 
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }
 
 // TestExampleRedirectBlocked: redirect_blocked.star sends the streams for
 // a blocked host to a mirror; other streams reach their server.
 func TestExampleRedirectBlocked(t *testing.T) {
-	ctx := testCtx(t, 3*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
 	origin := httpServer(t, "the origin")
 	mirror := httpServer(t, "the mirror")
 	p := exStart(ctx, t, c, nil, "redirect_blocked.star", fmt.Sprintf("blocked.example=127.0.0.1:%d", mirror))
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 
 	seen := map[string]bool{}
 	exCurlOK(ctx, t, fmt.Sprintf("http://blocked.example:%d/", origin), "the mirror")
@@ -401,16 +408,13 @@ func TestExampleRedirectBlocked(t *testing.T) {
 		t.Errorf("stream %s to the origin: %s", id, strings.TrimSpace(end.Raw.Raw))
 	}
 
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }
 
 // TestExampleVirtualNames: virtual_names.star maps a name of its own while
 // it runs, and removes the mapping when it ends.
 func TestExampleVirtualNames(t *testing.T) {
-	ctx := testCtx(t, 3*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
 	port := httpServer(t, "virtual web")
 	const name = "web.virtual"
 	mapped := func() []ctl.AddressMapping {
@@ -435,7 +439,7 @@ func TestExampleVirtualNames(t *testing.T) {
 		c.MapAddress(ctx, ctl.AddrMap{From: name, To: name})
 	})
 	p := exStart(ctx, t, c, nil, "virtual_names.star", name+"=127.0.0.1")
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 	p.waitOut(t, "mapped "+name+" -> 127.0.0.1", 1, 10*time.Second)
 	if m := mapped(); len(m) != 1 || m[0].To != "127.0.0.1" {
 		t.Errorf("address-mappings/control for %s while the script runs: %+v, want 127.0.0.1", name, m)
@@ -460,19 +464,17 @@ func TestExampleVirtualNames(t *testing.T) {
 	if m := mapped(); len(m) > 0 {
 		t.Errorf("after the script ended address-mappings/control still lists %+v", m)
 	}
-	p.afterExit(t, c)
+	p.afterExit(t)
 }
 
 // TestExampleRefusePorts: refuse_ports.star closes the streams to a
 // refused port with EXITPOLICY, so curl fails at once; other ports work.
 func TestExampleRefusePorts(t *testing.T) {
-	ctx := testCtx(t, 3*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
 	refused := httpServer(t, "never served")
 	open := httpServer(t, "open port")
 	p := exStart(ctx, t, c, nil, "refuse_ports.star", strconv.Itoa(refused))
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 
 	seen := map[string]bool{}
 	r := exCurl(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", refused))
@@ -494,8 +496,7 @@ func TestExampleRefusePorts(t *testing.T) {
 	id = ev.newStream(t, "127.0.0.1", open, seen)
 	ev.succeeded(t, id)
 
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }
 
 // TestExampleNewnymTimer: newnym_timer.star sends SIGNAL NEWNYM on a
@@ -527,8 +528,7 @@ func TestExampleNewnymTimer(t *testing.T) {
 	// The script's own handler of SIGNAL events saw them too.
 	p.waitOut(t, "tor switched to clean circuits", 2, 5*time.Second)
 
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }
 
 // TestExampleMonitor: monitor.star prints a line for each circuit event
@@ -571,6 +571,5 @@ func TestExampleMonitor(t *testing.T) {
 		t.Errorf("no summary after circuit %s was built counts a built GENERAL circuit:\n%s", id, last)
 	}
 
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }

@@ -242,7 +242,7 @@ func suiteRun(t *testing.T, cref **ctl.Conn, port int, tc suiteCase) suiteRow {
 	start := time.Now()
 	p := suiteStart(ctx, t, suitePreamble+tc.policy, tc.flags...)
 	if tc.started != "-" {
-		p.waitLog(t, "policy started", 30*time.Second)
+		p.waitStarted(t)
 	} else {
 		time.Sleep(500 * time.Millisecond) // the top level is running
 	}
@@ -347,7 +347,7 @@ func suiteTwoPolicies(t *testing.T, c *ctl.Conn, port int) suiteRow {
 	ctx := testCtx(t, 2*time.Minute)
 	before := suiteState(t, c)
 	first := suiteStart(ctx, t, suitePreamble+"tor.policy(lambda s: None)\n")
-	first.waitLog(t, "policy started", 30*time.Second)
+	first.waitStarted(t)
 	second := suiteStart(ctx, t, "tor.policy(lambda s: None)\n")
 	if code := second.wait(t, 30*time.Second); code != 1 {
 		t.Errorf("second policy: exit status %d, want 1", code)
@@ -362,7 +362,7 @@ func suiteTwoPolicies(t *testing.T, c *ctl.Conn, port int) suiteRow {
 	}
 	at := time.Now()
 	third := suiteStart(ctx, t, "tor.policy(lambda s: None)\n", "--take-over")
-	third.waitLog(t, "policy started", 30*time.Second)
+	third.waitStarted(t)
 	if code := first.wait(t, 15*time.Second); code != 0 {
 		t.Errorf("the replaced torscript: exit status %d, want 0", code)
 	}

@@ -40,6 +40,25 @@ type faultProc struct {
 	script string
 }
 
+// faultBegin starts a fault test: a deadline 3 minutes away,
+// __LeaveStreamsUnattached back to 0 when the test ends, and the STREAM
+// events of a control connection of the test's own.
+func faultBegin(t *testing.T) (context.Context, *eventLog) {
+	t.Helper()
+	ctx := testCtx(t, 3*time.Minute)
+	restoreLeave(t, "0")
+	return ctx, watchEvents(t, dial(t), "STREAM")
+}
+
+// finish ends torscript with SIGTERM, wants exit status 0, and checks on
+// a new connection that __LeaveStreamsUnattached is 0 again and no stream
+// waits for a controller.
+func (p *faultProc) finish(t *testing.T) {
+	t.Helper()
+	p.termOK(t)
+	checkLeftBehind(t, dial(t), "0")
+}
+
 // faultStart writes src to policy.star and runs it with torscript (flags
 // before the file), and waits until the policy has started.
 func faultStart(ctx context.Context, t *testing.T, src string, flags ...string) *faultProc {
@@ -50,7 +69,7 @@ func faultStart(ctx context.Context, t *testing.T, src string, flags ...string) 
 	}
 	args := append([]string{"run"}, flags...)
 	p.scriptProc = startScript(t, cli(ctx, t, append(args, p.script)...))
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 	return p
 }
 
@@ -124,9 +143,7 @@ def policy(s):
 tor.policy(policy, on_error=%q)
 `
 	t.Run("on_error=tor", func(t *testing.T) {
-		ctx := testCtx(t, 3*time.Minute)
-		restoreLeave(t, "0")
-		ev := watchEvents(t, dial(t), "STREAM")
+		ctx, ev := faultBegin(t)
 		p := faultStart(ctx, t, fmt.Sprintf(src, "tor"))
 		ports, bodies := faultServers(t, "raises", 6)
 		for i := range 2 {
@@ -151,13 +168,10 @@ tor.policy(policy, on_error=%q)
 				t.Errorf("the log lacks %q (the backtrace)", want)
 			}
 		}
-		p.termOK(t)
-		checkLeftBehind(t, dial(t), "0")
+		p.finish(t)
 	})
 	t.Run("on_error=close", func(t *testing.T) {
-		ctx := testCtx(t, 3*time.Minute)
-		restoreLeave(t, "0")
-		ev := watchEvents(t, dial(t), "STREAM")
+		ctx, ev := faultBegin(t)
 		p := faultStart(ctx, t, fmt.Sprintf(src, "close"))
 		ports, _ := faultServers(t, "raises-close", 4)
 		results := []curlResult{<-faultCurl(ctx, t, ports[0])}
@@ -186,8 +200,7 @@ tor.policy(policy, on_error=%q)
 		if !strings.Contains(p.stderr.String(), filepath.Base(p.script)+":3:") {
 			t.Errorf("the log lacks the backtrace")
 		}
-		p.termOK(t)
-		checkLeftBehind(t, dial(t), "0")
+		p.finish(t)
 	})
 }
 
@@ -211,9 +224,7 @@ func TestFaultPolicyLoopsForever(t *testing.T) {
 		{"deadline-get-info", `tor.get_info("version")`, []string{"--handler-timeout", "500ms"}, "handler timeout (500ms)", "too many steps"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := testCtx(t, 3*time.Minute)
-			restoreLeave(t, "0")
-			ev := watchEvents(t, dial(t), "STREAM")
+			ctx, ev := faultBegin(t)
 			src := fmt.Sprintf(`def policy(s):
     while True:
         %s
@@ -248,8 +259,7 @@ tor.policy(policy, on_error="tor")
 			if strings.Contains(log, tc.notOverrun) {
 				t.Errorf("the log says %q; want only %q to stop the policy", tc.notOverrun, tc.overrun)
 			}
-			p.termOK(t)
-			checkLeftBehind(t, dial(t), "0")
+			p.finish(t)
 		})
 	}
 }
@@ -259,9 +269,7 @@ tor.policy(policy, on_error="tor")
 // its page, torscript exits 0 and the setting is restored.
 func TestFaultSIGTERMMidTraffic(t *testing.T) {
 	t.Run("held", func(t *testing.T) {
-		ctx := testCtx(t, 3*time.Minute)
-		restoreLeave(t, "0")
-		ev := watchEvents(t, dial(t), "STREAM")
+		ctx, ev := faultBegin(t)
 		p := faultStart(ctx, t, `def policy(s):
     print("held", s.id, s.target)
     return tor.hold()
@@ -536,8 +544,7 @@ func TestFaultControlConnectionCut(t *testing.T) {
 	accepted, refused := px.counts()
 	t.Logf("proxy: %d connections accepted, %d turned away", accepted, refused)
 
-	p.termOK(t)
-	checkLeftBehind(t, dial(t), "0")
+	p.finish(t)
 }
 
 // TestFaultTorRestarted: the client tor restarts under the running script
@@ -602,8 +609,7 @@ tor.policy(policy)
 	routedCurl(2)
 	routedCurl(3)
 
-	p.termOK(t)
-	checkLeftBehind(t, dial(t), "0")
+	p.finish(t)
 }
 
 // TestFaultTakeOverOrphans: a controller set __LeaveStreamsUnattached=1

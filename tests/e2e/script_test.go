@@ -88,6 +88,12 @@ func (p *scriptProc) waitLog(t *testing.T, sub string, d time.Duration) {
 	p.waitFor(t, &p.stderr, "log", sub, 1, d)
 }
 
+// waitStarted waits until torscript logs that the policy started.
+func (p *scriptProc) waitStarted(t *testing.T) {
+	t.Helper()
+	p.waitLog(t, "policy started", 30*time.Second)
+}
+
 // waitOut waits for sub n times in what the script printed (stdout).
 func (p *scriptProc) waitOut(t *testing.T, sub string, n int, d time.Duration) {
 	t.Helper()

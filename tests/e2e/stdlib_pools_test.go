@@ -88,9 +88,7 @@ func poolBuilt(t *testing.T, p *exProc, not map[string]bool, d time.Duration) []
 // own connection, the pool builds another and has 2 again.
 func TestStdlibPoolRefillsAfterClose(t *testing.T) {
 	n := testnet.Shared(t)
-	ctx := testCtx(t, 3*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
 	p := stdStart(ctx, t, c, stdPoolScript, stdExitNames(n)...)
 
 	first := poolBuilt(t, p, nil, 60*time.Second)
@@ -139,8 +137,7 @@ func TestStdlibPoolRefillsAfterClose(t *testing.T) {
 		t.Logf("new pool circuit %s built: %s", fresh, exPathString(path))
 	}
 
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }
 
 // stdIsolateScript isolates streams by domain with circuits from a pool
@@ -166,12 +163,10 @@ tor.policy(route)
 // events show.
 func TestStdlibIsolateByDomain(t *testing.T) {
 	n := testnet.Shared(t)
-	ctx := testCtx(t, 3*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
 	port := exServer(t, "0.0.0.0:0", "isolate")
 	p := stdStart(ctx, t, c, stdIsolateScript, stdExitNames(n)...)
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 
 	seen := map[string]bool{}
 	var circs []string
@@ -196,6 +191,5 @@ func TestStdlibIsolateByDomain(t *testing.T) {
 		t.Errorf("the streams to 127.0.0.1 rode circuits %s and %s, want one", circs[0], circs[2])
 	}
 
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }

@@ -82,9 +82,7 @@ func routesPinned(t *testing.T, c *ctl.Conn, ev *eventLog, id string, exit *test
 
 func TestStdlibRoutesReasonsMonitor(t *testing.T) {
 	n := testnet.Shared(t)
-	ctx := testCtx(t, 3*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
 	refused := httpServer(t, "never served")
 	port := exServer(t, "0.0.0.0:0", "routes")
 	exits := n.Exits()
@@ -93,7 +91,7 @@ func TestStdlibRoutesReasonsMonitor(t *testing.T) {
 	}
 	exit, dotExit := exits[len(exits)-1], exits[0]
 	p := routesStart(ctx, t, c, stdRoutesScript, strconv.Itoa(refused), exit.Name)
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 	seen := map[string]bool{}
 
 	// (1) The refused port: closed at once, with REASON=EXITPOLICY.
@@ -151,5 +149,5 @@ func TestStdlibRoutesReasonsMonitor(t *testing.T) {
 			t.Errorf("the monitor's last table has no line matching %s", want)
 		}
 	}
-	p.afterExit(t, c)
+	p.afterExit(t)
 }
