@@ -189,6 +189,26 @@ func leaveUnattached(t *testing.T, c *ctl.Conn) {
 	})
 }
 
+// byHand dials the network's client for a test that attaches streams
+// itself: tor leaves new streams unattached until the test ends. The
+// context ends 90 s from now.
+func byHand(t *testing.T) (*ctl.Conn, context.Context) {
+	t.Helper()
+	c := dial(t)
+	ctx := testCtx(t, 90*time.Second)
+	leaveUnattached(t, c)
+	return c, ctx
+}
+
+// curlStream starts a curl of the server on 127.0.0.1:port and returns
+// it with tor's STREAM NEW for it, which c must be subscribed to.
+func curlStream(ctx context.Context, t *testing.T, c *ctl.Conn, port int) (<-chan curlResult, *ctl.StreamEvent) {
+	t.Helper()
+	res := curl(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", port))
+	s := waitEvent(t, c, 30*time.Second, "STREAM NEW", streamTo(port, ctl.StreamNew)).(*ctl.StreamEvent)
+	return res, s
+}
+
 // buildCircuit builds a three-hop circuit through relays to an exit of the
 // network and waits for it to be BUILT.
 func buildCircuit(t *testing.T, c *ctl.Conn) (id string, path []string) {
@@ -505,16 +525,13 @@ func TestExtendCircuitEvents(t *testing.T) {
 }
 
 func TestAttachStream(t *testing.T) {
-	c := dial(t)
-	ctx := testCtx(t, 90*time.Second)
-	leaveUnattached(t, c)
+	c, ctx := byHand(t)
 	circ, _ := buildCircuit(t, c)
 	port := httpServer(t, "attached by hand")
 	if err := c.SetEvents(ctx, "STREAM"); err != nil {
 		t.Fatal(err)
 	}
-	res := curl(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", port))
-	s := waitEvent(t, c, 30*time.Second, "STREAM NEW", streamTo(port, ctl.StreamNew)).(*ctl.StreamEvent)
+	res, s := curlStream(ctx, t, c, port)
 	waitEvent(t, c, 10*time.Second, "STREAM CONTROLLER_WAIT", streamID(s.ID, ctl.StreamControllerWait))
 	if err := c.AttachStream(ctx, s.ID, circ, 0); err != nil {
 		t.Fatalf("ATTACHSTREAM %s %s: %v", s.ID, circ, err)
@@ -529,17 +546,14 @@ func TestAttachStream(t *testing.T) {
 }
 
 func TestRedirectStream(t *testing.T) {
-	c := dial(t)
-	ctx := testCtx(t, 90*time.Second)
-	leaveUnattached(t, c)
+	c, ctx := byHand(t)
 	circ, _ := buildCircuit(t, c)
 	asked := httpServer(t, "the server asked for")
 	mirror := httpServer(t, "the mirror")
 	if err := c.SetEvents(ctx, "STREAM"); err != nil {
 		t.Fatal(err)
 	}
-	res := curl(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", asked))
-	s := waitEvent(t, c, 30*time.Second, "STREAM NEW", streamTo(asked, ctl.StreamNew)).(*ctl.StreamEvent)
+	res, s := curlStream(ctx, t, c, asked)
 	if err := c.RedirectStream(ctx, s.ID, "127.0.0.1", mirror); err != nil {
 		t.Fatalf("REDIRECTSTREAM: %v", err)
 	}
@@ -629,15 +643,12 @@ func TestMapAddress(t *testing.T) {
 }
 
 func TestCloseStream(t *testing.T) {
-	c := dial(t)
-	ctx := testCtx(t, 90*time.Second)
-	leaveUnattached(t, c)
+	c, ctx := byHand(t)
 	port := httpServer(t, "never served")
 	if err := c.SetEvents(ctx, "STREAM"); err != nil {
 		t.Fatal(err)
 	}
-	res := curl(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", port))
-	s := waitEvent(t, c, 30*time.Second, "STREAM NEW", streamTo(port, ctl.StreamNew)).(*ctl.StreamEvent)
+	res, s := curlStream(ctx, t, c, port)
 	reason, err := ctl.ParseRelayEndReason("EXITPOLICY")
 	if err != nil {
 		t.Fatal(err)
@@ -704,8 +715,7 @@ func TestErrorReplies(t *testing.T) {
 		ce, ok := ev.(*ctl.CircEvent)
 		return ok && ce.ID == onehop && ce.Status == ctl.CircBuilt
 	})
-	res := curl(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", port))
-	s := waitEvent(t, c, 30*time.Second, "STREAM NEW", streamTo(port, ctl.StreamNew)).(*ctl.StreamEvent)
+	res, s := curlStream(ctx, t, c, port)
 	err = c.AttachStream(ctx, s.ID, onehop, 0)
 	if ctl.ErrorCode(err) != 551 {
 		t.Errorf("ATTACHSTREAM to a one-hop circuit: %v, want 551", err)

@@ -55,11 +55,7 @@ type suiteProc struct {
 
 func suiteStart(ctx context.Context, t *testing.T, src string, flags ...string) *suiteProc {
 	t.Helper()
-	dir := t.TempDir()
-	p := &suiteProc{script: filepath.Join(dir, "policy.star")}
-	if err := os.WriteFile(p.script, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	p := &suiteProc{script: writeScript(t, t.TempDir(), "policy.star", src)}
 	cmd := cli(ctx, t, append(append([]string{"run"}, flags...), p.script)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -190,8 +186,7 @@ func TestFaultSuite(t *testing.T) {
 		}},
 		{name: "SIGKILL of both, then torscript run", policy: holdPolicy, inFlight: 2, fault: killBoth, end: "dies", after: func(ctx context.Context, t *testing.T, p *suiteProc) time.Time {
 			at := time.Now()
-			script := filepath.Join(t.TempDir(), "next.star")
-			os.WriteFile(script, []byte(`print("next")`+"\n"), 0o600)
+			script := writeScript(t, t.TempDir(), "next.star", `print("next")`+"\n")
 			out, err := cli(ctx, t, "run", script).CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "undid what a dead torscript left") {
 				t.Errorf("torscript run after the kill: %v\n%s", err, out)

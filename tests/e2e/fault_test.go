@@ -63,10 +63,7 @@ func (p *faultProc) finish(t *testing.T) {
 // before the file), and waits until the policy has started.
 func faultStart(ctx context.Context, t *testing.T, src string, flags ...string) *faultProc {
 	t.Helper()
-	p := &faultProc{script: filepath.Join(t.TempDir(), "policy.star")}
-	if err := os.WriteFile(p.script, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	p := &faultProc{script: writeScript(t, t.TempDir(), "policy.star", src)}
 	args := append([]string{"run"}, flags...)
 	p.scriptProc = startScript(t, cli(ctx, t, append(args, p.script)...))
 	p.waitStarted(t)

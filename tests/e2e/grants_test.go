@@ -14,20 +14,13 @@ import (
 	"time"
 
 	"github.com/torscript/torscript/cmd/torscript/testnet"
-	"github.com/torscript/torscript/ctl"
 )
 
 // runScript writes src to DIR/name and runs it with torscript run (flags
 // first); it returns the exit status and what torscript wrote.
 func runScript(t *testing.T, dir, name, src string, flags ...string) (int, string, string) {
 	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := writeScript(t, dir, name, src)
 	cmd := cli(testCtx(t, time.Minute), t, append(append([]string{"run", "--log-level", "warn"}, flags...), path)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -114,21 +107,9 @@ func TestGrantsConfigKeys(t *testing.T) {
 	}
 }
 
-func getConf(t *testing.T, c *ctl.Conn, key string) string {
-	t.Helper()
-	conf, err := c.GetConf(testCtx(t, 10*time.Second), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, _ := conf.Lookup(key)
-	return e.Value
-}
-
 func TestGrantsLoadOutside(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "lib.star"), []byte("x = 1\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeScript(t, dir, "lib.star", "x = 1\n")
 	code, _, stderr := runScript(t, dir, "a/b/main.star", `load("../../../../etc/x.star", "x")`+"\n")
 	if code == 0 || !strings.Contains(stderr, "refused:") || !strings.Contains(stderr, "outside the script's directory") || !strings.Contains(stderr, "--allow load") {
 		t.Errorf("load of ../../../../etc/x.star: status %d, stderr:\n%s", code, stderr)
@@ -144,16 +125,11 @@ func TestGrantsLoadOutside(t *testing.T) {
 }
 
 func TestCheckSaysWhatAScriptAsksFor(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "asks.star")
-	src := `tor.require(commands=["SIGNAL:HALT"], config=["ExitNodes"])
+	path := writeScript(t, t.TempDir(), "asks.star", `tor.require(commands=["SIGNAL:HALT"], config=["ExitNodes"])
 tor.set_conf(ExitNodes="{de}")
 tor.set_conf(UseBridges=1)
 tor.save_conf()
-`
-	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	out, err := cli(testCtx(t, time.Minute), t, "check", path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("check: %v\n%s", err, out)

@@ -334,11 +334,7 @@ func TestREPLInterrupt(t *testing.T) {
 func TestREPLLoadPolicyQuit(t *testing.T) {
 	c := dial(t)
 	restoreLeave(t, "0")
-	script := filepath.Join(t.TempDir(), "policy.star")
-	src := "def route(stream):\n    return None\n\ntor.policy(route)\nloaded = 'policy.star ran'\n"
-	if err := os.WriteFile(script, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	script := writeScript(t, t.TempDir(), "policy.star", "def route(stream):\n    return None\n\ntor.policy(route)\nloaded = 'policy.star ran'\n")
 	r := startREPL(t, t.TempDir())
 	r.eval(":load " + script)
 	r.evalWant("loaded", `"policy.star ran"`)

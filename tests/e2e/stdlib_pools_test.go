@@ -10,8 +10,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -25,11 +23,7 @@ import (
 // an example, with args after "--".
 func stdStart(ctx context.Context, t *testing.T, c *ctl.Conn, src string, args ...string) *exProc {
 	t.Helper()
-	script := filepath.Join(t.TempDir(), "script.star")
-	if err := os.WriteFile(script, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return runPath(ctx, t, c, nil, script, args...)
+	return runPath(ctx, t, c, nil, writeScript(t, t.TempDir(), "script.star", src), args...)
 }
 
 // stdExitNames are the nicknames of the network's exits: the only relays

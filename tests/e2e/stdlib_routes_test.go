@@ -11,8 +11,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -41,11 +39,7 @@ tor.policy(routes.table([
 // for every policy decision.
 func routesStart(ctx context.Context, t *testing.T, c *ctl.Conn, src string, args ...string) *exProc {
 	t.Helper()
-	script := filepath.Join(t.TempDir(), "script.star")
-	if err := os.WriteFile(script, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return runPath(ctx, t, c, []string{"--log-level", "debug"}, script, args...)
+	return runPath(ctx, t, c, []string{"--log-level", "debug"}, writeScript(t, t.TempDir(), "script.star", src), args...)
 }
 
 // routesDecision returns the decision torscript logged for a stream.
