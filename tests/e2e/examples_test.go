@@ -197,17 +197,27 @@ func (e *eventLog) path(t *testing.T, c *ctl.Conn, id string) []ctl.PathHop {
 	}); len(evs) > 0 {
 		return evs[0].(*ctl.CircEvent).Path
 	}
+	if ci, ok := circuitStatus(t, c, id); ok {
+		return ci.Path
+	}
+	t.Fatalf("circuit %s: no CIRC BUILT event and not in circuit-status", id)
+	return nil
+}
+
+// circuitStatus returns circuit id as GETINFO circuit-status lists it;
+// ok is false when tor does not list it.
+func circuitStatus(t *testing.T, c *ctl.Conn, id string) (ci ctl.Circuit, ok bool) {
+	t.Helper()
 	circs, err := c.Circuits(testCtx(t, 10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, ci := range circs {
 		if ci.ID == id {
-			return ci.Path
+			return ci, true
 		}
 	}
-	t.Fatalf("circuit %s: no CIRC BUILT event and not in circuit-status", id)
-	return nil
+	return ctl.Circuit{}, false
 }
 
 // exIsExit says whether h is one of the network's exits.

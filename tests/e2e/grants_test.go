@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/torscript/torscript/cmd/torscript/testnet"
+	"github.com/torscript/torscript/ctl"
 )
 
 // runScript writes src to DIR/name and runs it with torscript run (flags
@@ -28,13 +29,29 @@ func runScript(t *testing.T, dir, name, src string, flags ...string) (int, strin
 	return exitStatus(err), stdout.String(), stderr.String()
 }
 
-func TestGrantsSaveconfAndHalt(t *testing.T) {
-	n := testnet.Shared(t)
-	torrc := n.Client.Torrc
-	before, err := os.ReadFile(torrc)
+// clientTorrc returns the path of the network's client's torrc and what
+// it holds now.
+func clientTorrc(t *testing.T) (string, []byte) {
+	t.Helper()
+	torrc := testnet.Shared(t).Client.Torrc
+	b, err := os.ReadFile(torrc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return torrc, b
+}
+
+// answering checks that tor still answers GETINFO version on c after
+// what the test did.
+func answering(t *testing.T, c *ctl.Conn, after string) {
+	t.Helper()
+	if v, err := c.GetInfoOne(testCtx(t, 10*time.Second), "version"); err != nil || v == "" {
+		t.Fatalf("tor is not answering after %s: %v", after, err)
+	}
+}
+
+func TestGrantsSaveconfAndHalt(t *testing.T) {
+	torrc, before := clientTorrc(t)
 	info, err := os.Stat(torrc)
 	if err != nil {
 		t.Fatal(err)
@@ -64,9 +81,7 @@ func TestGrantsSaveconfAndHalt(t *testing.T) {
 	if !bytes.Equal(before, after) {
 		t.Errorf("the client's torrc changed though SAVECONF was refused")
 	}
-	if v, err := c.GetInfoOne(testCtx(t, 10*time.Second), "version"); err != nil || v == "" {
-		t.Fatalf("tor is not answering after the refused SIGNAL HALT: %v", err)
-	}
+	answering(t, c, "the refused SIGNAL HALT")
 
 	// A script that declares what it needs stops at once without it.
 	code, stdout, stderr := runScript(t, dir, "declares.star", `tor.require(commands=["SAVECONF"])`+"\nprint(\"went on\")\ntor.save_conf()\n")
@@ -150,12 +165,7 @@ tor.save_conf()
 // refused with nothing sent, and tor's state is unchanged: the torrc, the
 // config keys, tor still answering on a new connection.
 func TestGrantsReadAsTorReads(t *testing.T) {
-	n := testnet.Shared(t)
-	torrc := n.Client.Torrc
-	torrcBefore, err := os.ReadFile(torrc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	torrc, torrcBefore := clientTorrc(t)
 	c := dial(t)
 	keys := []string{"NewCircuitPeriod", "MaxCircuitDirtiness", "MaxClientCircuitsPending"}
 	confBefore := map[string]string{}
@@ -196,9 +206,7 @@ func TestGrantsReadAsTorReads(t *testing.T) {
 	// A new connection: a TAKEOWNERSHIP that went through would have made
 	// tor exit when the script's connection closed.
 	c2 := dial(t)
-	if v, err := c2.GetInfoOne(testCtx(t, 10*time.Second), "version"); err != nil || v == "" {
-		t.Fatalf("tor is not answering after the refused lines: %v", err)
-	}
+	answering(t, c2, "the refused lines")
 	for _, k := range keys {
 		if v := getConf(t, c2, k); v != confBefore[k] {
 			t.Errorf("%s=%s after the refused lines, want %s", k, v, confBefore[k])

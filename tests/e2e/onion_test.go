@@ -53,16 +53,8 @@ func onionPurpose(t *testing.T, c *ctl.Conn, ev *eventLog, id string) string {
 	}); len(evs) > 0 {
 		return evs[len(evs)-1].(*ctl.CircEvent).Purpose
 	}
-	circs, err := c.Circuits(testCtx(t, 10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ci := range circs {
-		if ci.ID == id {
-			return ci.Purpose
-		}
-	}
-	return ""
+	ci, _ := circuitStatus(t, c, id) // "" when tor does not list it
+	return ci.Purpose
 }
 
 // onionCase is a script run while the onion is fetched: an example (file)
