@@ -77,6 +77,16 @@ func faultCurl(ctx context.Context, t *testing.T, port int) <-chan curlResult {
 	return curlWithin(ctx, t, faultCurlMax, fmt.Sprintf("http://127.0.0.1:%d/", port))
 }
 
+// faultCurls starts a faultCurl to each of ports, all at once.
+func faultCurls(ctx context.Context, t *testing.T, ports []int) []<-chan curlResult {
+	t.Helper()
+	var res []<-chan curlResult
+	for _, port := range ports {
+		res = append(res, faultCurl(ctx, t, port))
+	}
+	return res
+}
+
 // faultCurlOK checks that a curl got body with 200 well before its
 // --max-time.
 func faultCurlOK(t *testing.T, r curlResult, body string) {
@@ -146,10 +156,7 @@ tor.policy(policy, on_error=%q)
 		for i := range 2 {
 			faultCurlOK(t, <-faultCurl(ctx, t, ports[i]), bodies[i])
 		}
-		var res []<-chan curlResult
-		for i := 2; i < len(ports); i++ {
-			res = append(res, faultCurl(ctx, t, ports[i]))
-		}
+		res := faultCurls(ctx, t, ports[2:])
 		for i, ch := range res {
 			faultCurlOK(t, <-ch, bodies[i+2])
 		}
@@ -172,10 +179,7 @@ tor.policy(policy, on_error=%q)
 		p := faultStart(ctx, t, fmt.Sprintf(src, "close"))
 		ports, _ := faultServers(t, "raises-close", 4)
 		results := []curlResult{<-faultCurl(ctx, t, ports[0])}
-		var res []<-chan curlResult
-		for _, port := range ports[1:] {
-			res = append(res, faultCurl(ctx, t, port))
-		}
+		res := faultCurls(ctx, t, ports[1:])
 		for _, ch := range res {
 			results = append(results, <-ch)
 		}
@@ -230,10 +234,7 @@ tor.policy(policy, on_error="tor")
 `, tc.body)
 			p := faultStart(ctx, t, src, tc.flags...)
 			ports, bodies := faultServers(t, "loops-"+tc.name, 4)
-			var res []<-chan curlResult
-			for _, port := range ports[:3] {
-				res = append(res, faultCurl(ctx, t, port))
-			}
+			res := faultCurls(ctx, t, ports[:3])
 			for i, ch := range res {
 				r := <-ch
 				faultCurlOK(t, r, bodies[i])
@@ -274,10 +275,7 @@ func TestFaultSIGTERMMidTraffic(t *testing.T) {
 tor.policy(policy, timeout="60s")
 `)
 		ports, bodies := faultServers(t, "held", 4)
-		var res []<-chan curlResult
-		for _, port := range ports {
-			res = append(res, faultCurl(ctx, t, port))
-		}
+		res := faultCurls(ctx, t, ports)
 		p.waitFor(t, &p.stdout, "output", "held ", len(ports), 20*time.Second)
 		time.Sleep(500 * time.Millisecond)
 		for i, ch := range res {
@@ -507,10 +505,7 @@ func TestFaultControlConnectionCut(t *testing.T) {
 	cutAt := time.Now()
 	px.cut()
 	p.waitFor(t, &p.stderr, "log", "lost the control connection; reconnecting", 2, 10*time.Second)
-	var res []<-chan curlResult
-	for _, port := range ports[2:5] {
-		res = append(res, faultCurl(ctx, t, port))
-	}
+	res := faultCurls(ctx, t, ports[2:5])
 	for _, port := range ports[2:5] {
 		ev.stream(t, port)
 	}
