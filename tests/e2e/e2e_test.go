@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,40 +60,74 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 // httpServer serves body on 127.0.0.1 and returns its port.
 func httpServer(t *testing.T, body string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return serveHTTP(t, "127.0.0.1:0", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, body)
+	})
+}
+
+// serveHTTP serves h on addr until the test ends and returns its port.
+func serveHTTP(t *testing.T, addr string, h http.HandlerFunc) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, body)
-	})}
+	srv := &http.Server{Handler: h}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// curlResult is what a real curl through the network's SocksPort got.
 type curlResult struct {
-	body string
-	err  error
-	took time.Duration
+	url   string
+	body  string
+	code  int // HTTP status; 0 when none
+	exit  int // curl's exit status
+	err   error
+	start time.Time
+	took  time.Duration
 }
 
-// curl fetches url through the network's SocksPort with a real curl.
+func (r curlResult) String() string {
+	return fmt.Sprintf("curl %s: HTTP %d %q after %v (exit %d, %v)", r.url, r.code, r.body, r.took.Round(time.Millisecond), r.exit, r.err)
+}
+
+// curl fetches url through the network's SocksPort with a real curl,
+// bounded by a minute.
 func curl(ctx context.Context, t *testing.T, url string) <-chan curlResult {
+	t.Helper()
+	return curlWithin(ctx, t, 60*time.Second, url)
+}
+
+// curlWithin fetches url with a real curl through the network's SocksPort
+// (the hostname resolved by tor), bounded by maxTime (--max-time), and
+// delivers the result when curl is done.
+func curlWithin(ctx context.Context, t *testing.T, maxTime time.Duration, url string) <-chan curlResult {
 	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Fatal("curl is not installed (apt-get install -y curl)")
 	}
 	n := testnet.Shared(t)
 	ch := make(chan curlResult, 1)
+	cmd := exec.CommandContext(ctx, "curl", "-sS", "--max-time", strconv.Itoa(int(maxTime/time.Second)),
+		"--socks5-hostname", n.SocksAddr(), "-w", "\n%{http_code}", url)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "curl", "-sS", "--max-time", "60", "--socks5-hostname", n.SocksAddr(), url)
 	go func() {
 		out, err := cmd.Output()
-		if ee, ok := err.(*exec.ExitError); ok {
-			err = fmt.Errorf("%v: %s", err, ee.Stderr)
+		r := curlResult{url: url, start: start, took: time.Since(start), exit: exitStatus(err)}
+		if err != nil {
+			r.err = fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
 		}
-		ch <- curlResult{string(out), err, time.Since(start)}
+		s := string(out)
+		if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+			r.code, _ = strconv.Atoi(s[i+1:])
+			s = s[:i]
+		}
+		r.body = s
+		ch <- r
 	}()
 	return ch
 }
@@ -151,6 +187,26 @@ func leaveUnattached(t *testing.T, c *ctl.Conn) {
 			t.Errorf("restoring __LeaveStreamsUnattached: %v", err)
 		}
 	})
+}
+
+// byHand dials the network's client for a test that attaches streams
+// itself: tor leaves new streams unattached until the test ends. The
+// context ends 90 s from now.
+func byHand(t *testing.T) (*ctl.Conn, context.Context) {
+	t.Helper()
+	c := dial(t)
+	ctx := testCtx(t, 90*time.Second)
+	leaveUnattached(t, c)
+	return c, ctx
+}
+
+// curlStream starts a curl of the server on 127.0.0.1:port and returns
+// it with tor's STREAM NEW for it, which c must be subscribed to.
+func curlStream(ctx context.Context, t *testing.T, c *ctl.Conn, port int) (<-chan curlResult, *ctl.StreamEvent) {
+	t.Helper()
+	res := curl(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", port))
+	s := waitEvent(t, c, 30*time.Second, "STREAM NEW", streamTo(port, ctl.StreamNew)).(*ctl.StreamEvent)
+	return res, s
 }
 
 // buildCircuit builds a three-hop circuit through relays to an exit of the
@@ -469,16 +525,13 @@ func TestExtendCircuitEvents(t *testing.T) {
 }
 
 func TestAttachStream(t *testing.T) {
-	c := dial(t)
-	ctx := testCtx(t, 90*time.Second)
-	leaveUnattached(t, c)
+	c, ctx := byHand(t)
 	circ, _ := buildCircuit(t, c)
 	port := httpServer(t, "attached by hand")
 	if err := c.SetEvents(ctx, "STREAM"); err != nil {
 		t.Fatal(err)
 	}
-	res := curl(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", port))
-	s := waitEvent(t, c, 30*time.Second, "STREAM NEW", streamTo(port, ctl.StreamNew)).(*ctl.StreamEvent)
+	res, s := curlStream(ctx, t, c, port)
 	waitEvent(t, c, 10*time.Second, "STREAM CONTROLLER_WAIT", streamID(s.ID, ctl.StreamControllerWait))
 	if err := c.AttachStream(ctx, s.ID, circ, 0); err != nil {
 		t.Fatalf("ATTACHSTREAM %s %s: %v", s.ID, circ, err)
@@ -493,17 +546,14 @@ func TestAttachStream(t *testing.T) {
 }
 
 func TestRedirectStream(t *testing.T) {
-	c := dial(t)
-	ctx := testCtx(t, 90*time.Second)
-	leaveUnattached(t, c)
+	c, ctx := byHand(t)
 	circ, _ := buildCircuit(t, c)
 	asked := httpServer(t, "the server asked for")
 	mirror := httpServer(t, "the mirror")
 	if err := c.SetEvents(ctx, "STREAM"); err != nil {
 		t.Fatal(err)
 	}
-	res := curl(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", asked))
-	s := waitEvent(t, c, 30*time.Second, "STREAM NEW", streamTo(asked, ctl.StreamNew)).(*ctl.StreamEvent)
+	res, s := curlStream(ctx, t, c, asked)
 	if err := c.RedirectStream(ctx, s.ID, "127.0.0.1", mirror); err != nil {
 		t.Fatalf("REDIRECTSTREAM: %v", err)
 	}
@@ -593,15 +643,12 @@ func TestMapAddress(t *testing.T) {
 }
 
 func TestCloseStream(t *testing.T) {
-	c := dial(t)
-	ctx := testCtx(t, 90*time.Second)
-	leaveUnattached(t, c)
+	c, ctx := byHand(t)
 	port := httpServer(t, "never served")
 	if err := c.SetEvents(ctx, "STREAM"); err != nil {
 		t.Fatal(err)
 	}
-	res := curl(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", port))
-	s := waitEvent(t, c, 30*time.Second, "STREAM NEW", streamTo(port, ctl.StreamNew)).(*ctl.StreamEvent)
+	res, s := curlStream(ctx, t, c, port)
 	reason, err := ctl.ParseRelayEndReason("EXITPOLICY")
 	if err != nil {
 		t.Fatal(err)
@@ -668,8 +715,7 @@ func TestErrorReplies(t *testing.T) {
 		ce, ok := ev.(*ctl.CircEvent)
 		return ok && ce.ID == onehop && ce.Status == ctl.CircBuilt
 	})
-	res := curl(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", port))
-	s := waitEvent(t, c, 30*time.Second, "STREAM NEW", streamTo(port, ctl.StreamNew)).(*ctl.StreamEvent)
+	res, s := curlStream(ctx, t, c, port)
 	err = c.AttachStream(ctx, s.ID, onehop, 0)
 	if ctl.ErrorCode(err) != 551 {
 		t.Errorf("ATTACHSTREAM to a one-hop circuit: %v, want 551", err)

@@ -10,7 +10,6 @@ package e2e
 // that no stream is left waiting for a controller.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -33,7 +32,8 @@ const exCurlMax = 30 * time.Second
 // exProc is a running `torscript run examples/NAME.star`.
 type exProc struct {
 	*scriptProc
-	before string // __LeaveStreamsUnattached before torscript started
+	c      *ctl.Conn // the test's own connection
+	before string    // __LeaveStreamsUnattached before torscript started
 }
 
 // exScript returns the path of examples/name.
@@ -60,7 +60,7 @@ func exStart(ctx context.Context, t *testing.T, c *ctl.Conn, flags []string, scr
 func runPath(ctx context.Context, t *testing.T, c *ctl.Conn, flags []string, path string, args ...string) *exProc {
 	t.Helper()
 	n := testnet.Shared(t)
-	p := &exProc{before: leaveValue(t, c)}
+	p := &exProc{c: c, before: leaveValue(t, c)}
 	if p.before != "0" {
 		t.Fatalf("%s is %q before torscript started; an earlier test left it set", leaveKey, p.before)
 	}
@@ -107,25 +107,33 @@ func (p *exProc) decision(t *testing.T, stream string) string {
 // afterExit checks, once torscript has exited, that
 // __LeaveStreamsUnattached has its earlier value and that no stream waits
 // for a controller.
-func (p *exProc) afterExit(t *testing.T, c *ctl.Conn) {
+func (p *exProc) afterExit(t *testing.T) {
 	t.Helper()
 	if !p.exited() {
 		t.Fatal("afterExit while torscript runs")
 	}
-	checkLeftBehind(t, c, p.before)
+	checkLeftBehind(t, p.c, p.before)
 }
 
-// exWatch subscribes c to STREAM and CIRC, and more if given, and records
-// what arrives.
-// exBegin is how an example's test starts: a 3-minute context, a control
-// connection and a log of its STREAM and CIRC events.
-func exBegin(t *testing.T) (context.Context, *ctl.Conn, *eventLog) {
+// finish ends torscript with SIGTERM, wants exit status 0, and checks what
+// it left behind (afterExit).
+func (p *exProc) finish(t *testing.T) {
 	t.Helper()
-	ctx := testCtx(t, 3*time.Minute)
+	p.termOK(t)
+	p.afterExit(t)
+}
+
+// exBegin starts an example test: a deadline d away, a control connection
+// of the test's own, and the STREAM and CIRC events on it.
+func exBegin(t *testing.T, d time.Duration) (context.Context, *ctl.Conn, *eventLog) {
+	t.Helper()
+	ctx := testCtx(t, d)
 	c := dial(t)
 	return ctx, c, exWatch(t, c)
 }
 
+// exWatch subscribes c to STREAM and CIRC, and more if given, and records
+// what arrives.
 func exWatch(t *testing.T, c *ctl.Conn, more ...string) *eventLog {
 	t.Helper()
 	return watchEvents(t, c, append([]string{"STREAM", "CIRC"}, more...)...)
@@ -189,17 +197,27 @@ func (e *eventLog) path(t *testing.T, c *ctl.Conn, id string) []ctl.PathHop {
 	}); len(evs) > 0 {
 		return evs[0].(*ctl.CircEvent).Path
 	}
+	if ci, ok := circuitStatus(t, c, id); ok {
+		return ci.Path
+	}
+	t.Fatalf("circuit %s: no CIRC BUILT event and not in circuit-status", id)
+	return nil
+}
+
+// circuitStatus returns circuit id as GETINFO circuit-status lists it;
+// ok is false when tor does not list it.
+func circuitStatus(t *testing.T, c *ctl.Conn, id string) (ci ctl.Circuit, ok bool) {
+	t.Helper()
 	circs, err := c.Circuits(testCtx(t, 10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, ci := range circs {
 		if ci.ID == id {
-			return ci.Path
+			return ci, true
 		}
 	}
-	t.Fatalf("circuit %s: no CIRC BUILT event and not in circuit-status", id)
-	return nil
+	return ctl.Circuit{}, false
 }
 
 // exIsExit says whether h is one of the network's exits.
@@ -225,77 +243,25 @@ func exPathString(path []ctl.PathHop) string {
 // address the request came to: "NAME 127.0.0.2".
 func exServer(t *testing.T, addr, name string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveHTTP(t, addr, func(w http.ResponseWriter, r *http.Request) {
 		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 		host := ""
 		if a, ok := local.(*net.TCPAddr); ok {
 			host = a.IP.String()
 		}
 		fmt.Fprintf(w, "%s %s", name, host)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-type exCurlResult struct {
-	url  string
-	body string
-	code int // HTTP status; 0 when none
-	exit int // curl's exit status
-	err  error
-	took time.Duration
-}
-
-func (r exCurlResult) String() string {
-	return fmt.Sprintf("curl %s: HTTP %d %q after %v (exit %d, %v)", r.url, r.code, r.body, r.took.Round(time.Millisecond), r.exit, r.err)
+	})
 }
 
 // exCurl fetches url with a real curl through the network's SocksPort
-// (the hostname resolved by tor) and waits for it.
-func exCurl(ctx context.Context, t *testing.T, url string) exCurlResult {
+// (the hostname resolved by tor), bounded by exCurlMax, and waits for it.
+func exCurl(ctx context.Context, t *testing.T, url string) curlResult {
 	t.Helper()
-	return runCurl(curlCommand(ctx, t, url, exCurlMax), url)
-}
-
-// curlCommand is curl fetching url through the private network's SOCKS
-// port, giving up after max, and writing the HTTP status on a last line.
-func curlCommand(ctx context.Context, t *testing.T, url string, max time.Duration) *exec.Cmd {
-	t.Helper()
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Fatal("curl is not installed (apt-get install -y curl)")
-	}
-	n := testnet.Shared(t)
-	return exec.CommandContext(ctx, "curl", "-sS", "--max-time", strconv.Itoa(int(max/time.Second)),
-		"--socks5-hostname", n.SocksAddr(), "-w", "\n%{http_code}", url)
-}
-
-// runCurl runs a curlCommand and reads what it fetched; it may run on any
-// goroutine.
-func runCurl(cmd *exec.Cmd, url string) exCurlResult {
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	out, err := cmd.Output()
-	r := exCurlResult{url: url, took: time.Since(start), exit: exitStatus(err)}
-	if err != nil {
-		r.err = fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	s := string(out)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		r.code, _ = strconv.Atoi(s[i+1:])
-		s = s[:i]
-	}
-	r.body = s
-	return r
+	return <-curlWithin(ctx, t, exCurlMax, url)
 }
 
 // exCurlOK fetches url and wants HTTP 200 with body.
-func exCurlOK(ctx context.Context, t *testing.T, url, body string) exCurlResult {
+func exCurlOK(ctx context.Context, t *testing.T, url, body string) curlResult {
 	t.Helper()
 	r := exCurl(ctx, t, url)
 	if r.err != nil || r.code != 200 || r.body != body {
@@ -308,10 +274,10 @@ func exCurlOK(ctx context.Context, t *testing.T, url, body string) exCurlResult 
 // circuit, and every stream to a destination rides that circuit.
 func TestExamplePerDomain(t *testing.T) {
 	n := testnet.Shared(t)
-	ctx, c, ev := exBegin(t)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
 	port := exServer(t, "0.0.0.0:0", "per_domain")
 	p := exStart(ctx, t, c, nil, "per_domain.star")
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 
 	hosts := []string{"127.0.0.1", "127.0.0.2", "127.0.0.1", "127.0.0.2", "127.0.0.3"}
 	seen := map[string]bool{}
@@ -340,8 +306,7 @@ func TestExamplePerDomain(t *testing.T) {
 		}
 	}
 
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }
 
 // TestExamplePinExit: pin_exit.star sends the streams to one host through
@@ -353,9 +318,9 @@ func TestExamplePinExit(t *testing.T) {
 	port := exServer(t, "0.0.0.0:0", "pin_exit")
 	for _, exit := range n.Exits() {
 		t.Run(exit.Name, func(t *testing.T) {
-			ctx, c, ev := exBegin(t)
+			ctx, c, ev := exBegin(t, 3*time.Minute)
 			p := exStart(ctx, t, c, nil, "pin_exit.star", "127.0.0.2", exit.Name)
-			p.waitLog(t, "policy started", 30*time.Second)
+			p.waitStarted(t)
 
 			seen := map[string]bool{}
 			var pinned string
@@ -386,8 +351,7 @@ func TestExamplePinExit(t *testing.T) {
 				t.Errorf("the policy routed stream %s to 127.0.0.1, which it should leave to tor", id)
 			}
 
-			p.termOK(t)
-			p.afterExit(t, c)
+			p.finish(t)
 		})
 	}
 }
@@ -396,10 +360,10 @@ func TestExamplePinExit(t *testing.T) {
 // port its own circuit; sequential curls (each its own connection, from
 // its own port) each ride a different circuit.
 func TestExampleIsolateByPort(t *testing.T) {
-	ctx, c, ev := exBegin(t)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
 	port := httpServer(t, "isolate_by_port")
 	p := exStart(ctx, t, c, nil, "isolate_by_port.star")
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 
 	seen := map[string]bool{}
 	byCirc := map[string]string{}   // circuit -> stream
@@ -423,18 +387,17 @@ func TestExampleIsolateByPort(t *testing.T) {
 		srcPorts[newEv.SourceAddr] = id
 	}
 
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }
 
 // TestExampleRedirectBlocked: redirect_blocked.star sends the streams for
 // a blocked host to a mirror; other streams reach their server.
 func TestExampleRedirectBlocked(t *testing.T) {
-	ctx, c, ev := exBegin(t)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
 	origin := httpServer(t, "the origin")
 	mirror := httpServer(t, "the mirror")
 	p := exStart(ctx, t, c, nil, "redirect_blocked.star", fmt.Sprintf("blocked.example=127.0.0.1:%d", mirror))
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 
 	seen := map[string]bool{}
 	exCurlOK(ctx, t, fmt.Sprintf("http://blocked.example:%d/", origin), "the mirror")
@@ -455,14 +418,13 @@ func TestExampleRedirectBlocked(t *testing.T) {
 		t.Errorf("stream %s to the origin: %s", id, strings.TrimSpace(end.Raw.Raw))
 	}
 
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }
 
 // TestExampleVirtualNames: virtual_names.star maps a name of its own while
 // it runs, and removes the mapping when it ends.
 func TestExampleVirtualNames(t *testing.T) {
-	ctx, c, ev := exBegin(t)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
 	port := httpServer(t, "virtual web")
 	const name = "web.virtual"
 	mapped := func() []ctl.AddressMapping {
@@ -487,7 +449,7 @@ func TestExampleVirtualNames(t *testing.T) {
 		c.MapAddress(ctx, ctl.AddrMap{From: name, To: name})
 	})
 	p := exStart(ctx, t, c, nil, "virtual_names.star", name+"=127.0.0.1")
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 	p.waitOut(t, "mapped "+name+" -> 127.0.0.1", 1, 10*time.Second)
 	if m := mapped(); len(m) != 1 || m[0].To != "127.0.0.1" {
 		t.Errorf("address-mappings/control for %s while the script runs: %+v, want 127.0.0.1", name, m)
@@ -512,17 +474,17 @@ func TestExampleVirtualNames(t *testing.T) {
 	if m := mapped(); len(m) > 0 {
 		t.Errorf("after the script ended address-mappings/control still lists %+v", m)
 	}
-	p.afterExit(t, c)
+	p.afterExit(t)
 }
 
 // TestExampleRefusePorts: refuse_ports.star closes the streams to a
 // refused port with EXITPOLICY, so curl fails at once; other ports work.
 func TestExampleRefusePorts(t *testing.T) {
-	ctx, c, ev := exBegin(t)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
 	refused := httpServer(t, "never served")
 	open := httpServer(t, "open port")
 	p := exStart(ctx, t, c, nil, "refuse_ports.star", strconv.Itoa(refused))
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 
 	seen := map[string]bool{}
 	r := exCurl(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", refused))
@@ -544,8 +506,7 @@ func TestExampleRefusePorts(t *testing.T) {
 	id = ev.newStream(t, "127.0.0.1", open, seen)
 	ev.succeeded(t, id)
 
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }
 
 // TestExampleNewnymTimer: newnym_timer.star sends SIGNAL NEWNYM on a
@@ -577,8 +538,7 @@ func TestExampleNewnymTimer(t *testing.T) {
 	// The script's own handler of SIGNAL events saw them too.
 	p.waitOut(t, "tor switched to clean circuits", 2, 5*time.Second)
 
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }
 
 // TestExampleMonitor: monitor.star prints a line for each circuit event
@@ -621,6 +581,5 @@ func TestExampleMonitor(t *testing.T) {
 		t.Errorf("no summary after circuit %s was built counts a built GENERAL circuit:\n%s", id, last)
 	}
 
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }

@@ -55,11 +55,7 @@ type suiteProc struct {
 
 func suiteStart(ctx context.Context, t *testing.T, src string, flags ...string) *suiteProc {
 	t.Helper()
-	dir := t.TempDir()
-	p := &suiteProc{script: filepath.Join(dir, "policy.star")}
-	if err := os.WriteFile(p.script, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	p := &suiteProc{script: writeScript(t, t.TempDir(), "policy.star", src)}
 	cmd := cli(ctx, t, append(append([]string{"run"}, flags...), p.script)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -190,8 +186,7 @@ func TestFaultSuite(t *testing.T) {
 		}},
 		{name: "SIGKILL of both, then torscript run", policy: holdPolicy, inFlight: 2, fault: killBoth, end: "dies", after: func(ctx context.Context, t *testing.T, p *suiteProc) time.Time {
 			at := time.Now()
-			script := filepath.Join(t.TempDir(), "next.star")
-			os.WriteFile(script, []byte(`print("next")`+"\n"), 0o600)
+			script := writeScript(t, t.TempDir(), "next.star", `print("next")`+"\n")
 			out, err := cli(ctx, t, "run", script).CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "undid what a dead torscript left") {
 				t.Errorf("torscript run after the kill: %v\n%s", err, out)
@@ -242,13 +237,13 @@ func suiteRun(t *testing.T, cref **ctl.Conn, port int, tc suiteCase) suiteRow {
 	start := time.Now()
 	p := suiteStart(ctx, t, suitePreamble+tc.policy, tc.flags...)
 	if tc.started != "-" {
-		p.waitLog(t, "policy started", 30*time.Second)
+		p.waitStarted(t)
 	} else {
 		time.Sleep(500 * time.Millisecond) // the top level is running
 	}
 	row := suiteRow{fault: tc.name}
 
-	var inFlight []<-chan faultCurlResult
+	var inFlight []<-chan curlResult
 	for range tc.inFlight {
 		inFlight = append(inFlight, faultCurl(ctx, t, port))
 	}
@@ -347,7 +342,7 @@ func suiteTwoPolicies(t *testing.T, c *ctl.Conn, port int) suiteRow {
 	ctx := testCtx(t, 2*time.Minute)
 	before := suiteState(t, c)
 	first := suiteStart(ctx, t, suitePreamble+"tor.policy(lambda s: None)\n")
-	first.waitLog(t, "policy started", 30*time.Second)
+	first.waitStarted(t)
 	second := suiteStart(ctx, t, "tor.policy(lambda s: None)\n")
 	if code := second.wait(t, 30*time.Second); code != 1 {
 		t.Errorf("second policy: exit status %d, want 1", code)
@@ -362,7 +357,7 @@ func suiteTwoPolicies(t *testing.T, c *ctl.Conn, port int) suiteRow {
 	}
 	at := time.Now()
 	third := suiteStart(ctx, t, "tor.policy(lambda s: None)\n", "--take-over")
-	third.waitLog(t, "policy started", 30*time.Second)
+	third.waitStarted(t)
 	if code := first.wait(t, 15*time.Second); code != 0 {
 		t.Errorf("the replaced torscript: exit status %d, want 0", code)
 	}

@@ -40,11 +40,9 @@ type faultProc struct {
 	script string
 }
 
-// faultStart writes src to policy.star and runs it with torscript (flags
-// before the file), and waits until the policy has started.
-// faultBegin is how a fault's test starts: a 3-minute context,
-// __LeaveStreamsUnattached put back to 0 (and waiting streams handed to
-// tor) when it ends, and a log of STREAM events.
+// faultBegin starts a fault test: a deadline 3 minutes away,
+// __LeaveStreamsUnattached back to 0 when the test ends, and the STREAM
+// events of a control connection of the test's own.
 func faultBegin(t *testing.T) (context.Context, *eventLog) {
 	t.Helper()
 	ctx := testCtx(t, 3*time.Minute)
@@ -52,49 +50,46 @@ func faultBegin(t *testing.T) (context.Context, *eventLog) {
 	return ctx, watchEvents(t, dial(t), "STREAM")
 }
 
+// finish ends torscript with SIGTERM, wants exit status 0, and checks on
+// a new connection that __LeaveStreamsUnattached is 0 again and no stream
+// waits for a controller.
+func (p *faultProc) finish(t *testing.T) {
+	t.Helper()
+	p.termOK(t)
+	checkLeftBehind(t, dial(t), "0")
+}
+
+// faultStart writes src to policy.star and runs it with torscript (flags
+// before the file), and waits until the policy has started.
 func faultStart(ctx context.Context, t *testing.T, src string, flags ...string) *faultProc {
 	t.Helper()
-	p := &faultProc{script: filepath.Join(t.TempDir(), "policy.star")}
-	if err := os.WriteFile(p.script, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	p := &faultProc{script: writeScript(t, t.TempDir(), "policy.star", src)}
 	args := append([]string{"run"}, flags...)
 	p.scriptProc = startScript(t, cli(ctx, t, append(args, p.script)...))
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 	return p
-}
-
-type faultCurlResult struct {
-	port  int
-	body  string
-	code  int // HTTP status; 0 when none
-	err   error
-	start time.Time
-	took  time.Duration
-}
-
-func (r faultCurlResult) String() string {
-	return fmt.Sprintf("curl to port %d: HTTP %d %q after %v (err %v)", r.port, r.code, r.body, r.took.Round(time.Millisecond), r.err)
 }
 
 // faultCurl fetches http://127.0.0.1:port/ with a real curl through the
 // network's SocksPort, bounded by faultCurlMax.
-func faultCurl(ctx context.Context, t *testing.T, port int) <-chan faultCurlResult {
+func faultCurl(ctx context.Context, t *testing.T, port int) <-chan curlResult {
 	t.Helper()
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	cmd := curlCommand(ctx, t, url, faultCurlMax)
-	ch := make(chan faultCurlResult, 1)
-	start := time.Now()
-	go func() {
-		r := runCurl(cmd, url)
-		ch <- faultCurlResult{port: port, body: r.body, code: r.code, err: r.err, start: start, took: time.Since(start)}
-	}()
-	return ch
+	return curlWithin(ctx, t, faultCurlMax, fmt.Sprintf("http://127.0.0.1:%d/", port))
+}
+
+// faultCurls starts a faultCurl to each of ports, all at once.
+func faultCurls(ctx context.Context, t *testing.T, ports []int) []<-chan curlResult {
+	t.Helper()
+	var res []<-chan curlResult
+	for _, port := range ports {
+		res = append(res, faultCurl(ctx, t, port))
+	}
+	return res
 }
 
 // faultCurlOK checks that a curl got body with 200 well before its
 // --max-time.
-func faultCurlOK(t *testing.T, r faultCurlResult, body string) {
+func faultCurlOK(t *testing.T, r curlResult, body string) {
 	t.Helper()
 	if r.err != nil || r.code != 200 || r.body != body {
 		t.Errorf("%v; want HTTP 200 %q", r, body)
@@ -161,10 +156,7 @@ tor.policy(policy, on_error=%q)
 		for i := range 2 {
 			faultCurlOK(t, <-faultCurl(ctx, t, ports[i]), bodies[i])
 		}
-		var res []<-chan faultCurlResult
-		for i := 2; i < len(ports); i++ {
-			res = append(res, faultCurl(ctx, t, ports[i]))
-		}
+		res := faultCurls(ctx, t, ports[2:])
 		for i, ch := range res {
 			faultCurlOK(t, <-ch, bodies[i+2])
 		}
@@ -180,40 +172,36 @@ tor.policy(policy, on_error=%q)
 				t.Errorf("the log lacks %q (the backtrace)", want)
 			}
 		}
-		p.termOK(t)
-		checkLeftBehind(t, dial(t), "0")
+		p.finish(t)
 	})
 	t.Run("on_error=close", func(t *testing.T) {
 		ctx, ev := faultBegin(t)
 		p := faultStart(ctx, t, fmt.Sprintf(src, "close"))
 		ports, _ := faultServers(t, "raises-close", 4)
-		results := []faultCurlResult{<-faultCurl(ctx, t, ports[0])}
-		var res []<-chan faultCurlResult
-		for _, port := range ports[1:] {
-			res = append(res, faultCurl(ctx, t, port))
-		}
+		results := []curlResult{<-faultCurl(ctx, t, ports[0])}
+		res := faultCurls(ctx, t, ports[1:])
 		for _, ch := range res {
 			results = append(results, <-ch)
 		}
-		for _, r := range results {
+		for i, r := range results {
+			port := ports[i]
 			if r.err == nil || r.code == 200 {
 				t.Errorf("%v; want a failure (on_error=\"close\")", r)
 			} else if r.took > 2*time.Second {
 				t.Errorf("%v: want it to fail at once", r)
 			}
-			end := ev.end(t, ev.stream(t, r.port))
+			end := ev.end(t, ev.stream(t, port))
 			if end.Status != ctl.StreamClosed && end.Status != ctl.StreamFailed {
-				t.Errorf("stream to port %d: %s, want CLOSED or FAILED", r.port, strings.TrimSpace(end.Raw.Raw))
+				t.Errorf("stream to port %d: %s, want CLOSED or FAILED", port, strings.TrimSpace(end.Raw.Raw))
 			} else if end.Reason != "MISC" {
-				t.Errorf("stream to port %d ended with reason %q, want MISC (on_error=\"close\"): %s", r.port, end.Reason, strings.TrimSpace(end.Raw.Raw))
+				t.Errorf("stream to port %d ended with reason %q, want MISC (on_error=\"close\"): %s", port, end.Reason, strings.TrimSpace(end.Raw.Raw))
 			}
 			t.Logf("%v: %s", r, strings.TrimSpace(end.Raw.Raw))
 		}
 		if !strings.Contains(p.stderr.String(), filepath.Base(p.script)+":3:") {
 			t.Errorf("the log lacks the backtrace")
 		}
-		p.termOK(t)
-		checkLeftBehind(t, dial(t), "0")
+		p.finish(t)
 	})
 }
 
@@ -248,10 +236,7 @@ tor.policy(policy, on_error="tor")
 `, tc.body)
 			p := faultStart(ctx, t, src, tc.flags...)
 			ports, bodies := faultServers(t, "loops-"+tc.name, 4)
-			var res []<-chan faultCurlResult
-			for _, port := range ports[:3] {
-				res = append(res, faultCurl(ctx, t, port))
-			}
+			res := faultCurls(ctx, t, ports[:3])
 			for i, ch := range res {
 				r := <-ch
 				faultCurlOK(t, r, bodies[i])
@@ -274,8 +259,7 @@ tor.policy(policy, on_error="tor")
 			if strings.Contains(log, tc.notOverrun) {
 				t.Errorf("the log says %q; want only %q to stop the policy", tc.notOverrun, tc.overrun)
 			}
-			p.termOK(t)
-			checkLeftBehind(t, dial(t), "0")
+			p.finish(t)
 		})
 	}
 }
@@ -293,10 +277,7 @@ func TestFaultSIGTERMMidTraffic(t *testing.T) {
 tor.policy(policy, timeout="60s")
 `)
 		ports, bodies := faultServers(t, "held", 4)
-		var res []<-chan faultCurlResult
-		for _, port := range ports {
-			res = append(res, faultCurl(ctx, t, port))
-		}
+		res := faultCurls(ctx, t, ports)
 		p.waitFor(t, &p.stdout, "output", "held ", len(ports), 20*time.Second)
 		time.Sleep(500 * time.Millisecond)
 		for i, ch := range res {
@@ -338,7 +319,7 @@ tor.policy(policy)
 		var (
 			wg      sync.WaitGroup
 			mu      sync.Mutex
-			results []faultCurlResult
+			results []curlResult
 		)
 		for range 4 {
 			wg.Add(1)
@@ -526,10 +507,7 @@ func TestFaultControlConnectionCut(t *testing.T) {
 	cutAt := time.Now()
 	px.cut()
 	p.waitFor(t, &p.stderr, "log", "lost the control connection; reconnecting", 2, 10*time.Second)
-	var res []<-chan faultCurlResult
-	for _, port := range ports[2:5] {
-		res = append(res, faultCurl(ctx, t, port))
-	}
+	res := faultCurls(ctx, t, ports[2:5])
 	for _, port := range ports[2:5] {
 		ev.stream(t, port)
 	}
@@ -560,8 +538,7 @@ func TestFaultControlConnectionCut(t *testing.T) {
 	accepted, refused := px.counts()
 	t.Logf("proxy: %d connections accepted, %d turned away", accepted, refused)
 
-	p.termOK(t)
-	checkLeftBehind(t, dial(t), "0")
+	p.finish(t)
 }
 
 // TestFaultTorRestarted: the client tor restarts under the running script
@@ -626,8 +603,7 @@ tor.policy(policy)
 	routedCurl(2)
 	routedCurl(3)
 
-	p.termOK(t)
-	checkLeftBehind(t, dial(t), "0")
+	p.finish(t)
 }
 
 // TestFaultTakeOverOrphans: a controller set __LeaveStreamsUnattached=1

@@ -21,13 +21,7 @@ import (
 // first); it returns the exit status and what torscript wrote.
 func runScript(t *testing.T, dir, name, src string, flags ...string) (int, string, string) {
 	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := writeScript(t, dir, name, src)
 	cmd := cli(testCtx(t, time.Minute), t, append(append([]string{"run", "--log-level", "warn"}, flags...), path)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -35,13 +29,29 @@ func runScript(t *testing.T, dir, name, src string, flags ...string) (int, strin
 	return exitStatus(err), stdout.String(), stderr.String()
 }
 
-func TestGrantsSaveconfAndHalt(t *testing.T) {
-	n := testnet.Shared(t)
-	torrc := n.Client.Torrc
-	before, err := os.ReadFile(torrc)
+// clientTorrc returns the path of the network's client's torrc and what
+// it holds now.
+func clientTorrc(t *testing.T) (string, []byte) {
+	t.Helper()
+	torrc := testnet.Shared(t).Client.Torrc
+	b, err := os.ReadFile(torrc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return torrc, b
+}
+
+// answering checks that tor still answers GETINFO version on c after
+// what the test did.
+func answering(t *testing.T, c *ctl.Conn, after string) {
+	t.Helper()
+	if v, err := c.GetInfoOne(testCtx(t, 10*time.Second), "version"); err != nil || v == "" {
+		t.Fatalf("tor is not answering after %s: %v", after, err)
+	}
+}
+
+func TestGrantsSaveconfAndHalt(t *testing.T) {
+	torrc, before := clientTorrc(t)
 	info, err := os.Stat(torrc)
 	if err != nil {
 		t.Fatal(err)
@@ -71,9 +81,7 @@ func TestGrantsSaveconfAndHalt(t *testing.T) {
 	if !bytes.Equal(before, after) {
 		t.Errorf("the client's torrc changed though SAVECONF was refused")
 	}
-	if v, err := c.GetInfoOne(testCtx(t, 10*time.Second), "version"); err != nil || v == "" {
-		t.Fatalf("tor is not answering after the refused SIGNAL HALT: %v", err)
-	}
+	answering(t, c, "the refused SIGNAL HALT")
 
 	// A script that declares what it needs stops at once without it.
 	code, stdout, stderr := runScript(t, dir, "declares.star", `tor.require(commands=["SAVECONF"])`+"\nprint(\"went on\")\ntor.save_conf()\n")
@@ -114,21 +122,9 @@ func TestGrantsConfigKeys(t *testing.T) {
 	}
 }
 
-func getConf(t *testing.T, c *ctl.Conn, key string) string {
-	t.Helper()
-	conf, err := c.GetConf(testCtx(t, 10*time.Second), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, _ := conf.Lookup(key)
-	return e.Value
-}
-
 func TestGrantsLoadOutside(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "lib.star"), []byte("x = 1\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeScript(t, dir, "lib.star", "x = 1\n")
 	code, _, stderr := runScript(t, dir, "a/b/main.star", `load("../../../../etc/x.star", "x")`+"\n")
 	if code == 0 || !strings.Contains(stderr, "refused:") || !strings.Contains(stderr, "outside the script's directory") || !strings.Contains(stderr, "--allow load") {
 		t.Errorf("load of ../../../../etc/x.star: status %d, stderr:\n%s", code, stderr)
@@ -144,16 +140,11 @@ func TestGrantsLoadOutside(t *testing.T) {
 }
 
 func TestCheckSaysWhatAScriptAsksFor(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "asks.star")
-	src := `tor.require(commands=["SIGNAL:HALT"], config=["ExitNodes"])
+	path := writeScript(t, t.TempDir(), "asks.star", `tor.require(commands=["SIGNAL:HALT"], config=["ExitNodes"])
 tor.set_conf(ExitNodes="{de}")
 tor.set_conf(UseBridges=1)
 tor.save_conf()
-`
-	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	out, err := cli(testCtx(t, time.Minute), t, "check", path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("check: %v\n%s", err, out)
@@ -174,12 +165,7 @@ tor.save_conf()
 // refused with nothing sent, and tor's state is unchanged: the torrc, the
 // config keys, tor still answering on a new connection.
 func TestGrantsReadAsTorReads(t *testing.T) {
-	n := testnet.Shared(t)
-	torrc := n.Client.Torrc
-	torrcBefore, err := os.ReadFile(torrc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	torrc, torrcBefore := clientTorrc(t)
 	c := dial(t)
 	keys := []string{"NewCircuitPeriod", "MaxCircuitDirtiness", "MaxClientCircuitsPending"}
 	confBefore := map[string]string{}
@@ -220,9 +206,7 @@ func TestGrantsReadAsTorReads(t *testing.T) {
 	// A new connection: a TAKEOWNERSHIP that went through would have made
 	// tor exit when the script's connection closed.
 	c2 := dial(t)
-	if v, err := c2.GetInfoOne(testCtx(t, 10*time.Second), "version"); err != nil || v == "" {
-		t.Fatalf("tor is not answering after the refused lines: %v", err)
-	}
+	answering(t, c2, "the refused lines")
 	for _, k := range keys {
 		if v := getConf(t, c2, k); v != confBefore[k] {
 			t.Errorf("%s=%s after the refused lines, want %s", k, v, confBefore[k])

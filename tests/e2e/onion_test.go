@@ -32,6 +32,17 @@ func onionFetch(ctx context.Context, t *testing.T, c *ctl.Conn, ev *eventLog, se
 	t.Logf("stream %s SUCCEEDED on rendezvous circuit %s in %v", id, circ, r.took.Round(time.Millisecond))
 }
 
+// onionNetwork returns the shared network, which must have an onion
+// service.
+func onionNetwork(t *testing.T) *testnet.Network {
+	t.Helper()
+	n := testnet.Shared(t)
+	if n.OnionAddr() == "" {
+		t.Fatal("the shared network has no onion service")
+	}
+	return n
+}
+
 // onionPurpose returns the purpose of circuit id: from its CIRC events,
 // or from GETINFO circuit-status.
 func onionPurpose(t *testing.T, c *ctl.Conn, ev *eventLog, id string) string {
@@ -42,16 +53,8 @@ func onionPurpose(t *testing.T, c *ctl.Conn, ev *eventLog, id string) string {
 	}); len(evs) > 0 {
 		return evs[len(evs)-1].(*ctl.CircEvent).Purpose
 	}
-	circs, err := c.Circuits(testCtx(t, 10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ci := range circs {
-		if ci.ID == id {
-			return ci.Purpose
-		}
-	}
-	return ""
+	ci, _ := circuitStatus(t, c, id) // "" when tor does not list it
+	return ci.Purpose
 }
 
 // onionCase is a script run while the onion is fetched: an example (file)
@@ -96,24 +99,12 @@ func onionCases(n *testnet.Network) []onionCase {
 	}
 }
 
-// onionNetwork is the shared network, which must have its onion service.
-func onionNetwork(t *testing.T) *testnet.Network {
-	t.Helper()
-	n := testnet.Shared(t)
-	if n.OnionAddr() == "" {
-		t.Fatal("the shared network has no onion service")
-	}
-	return n
-}
-
 // TestOnionEveryPolicy: the onion is reached with no policy, then under
 // each shipped policy in turn; each run ends cleanly and leaves no stream
 // waiting.
 func TestOnionEveryPolicy(t *testing.T) {
 	n := onionNetwork(t)
-	ctx := testCtx(t, 8*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t, 8*time.Minute)
 	seen := map[string]bool{}
 
 	onionFetch(ctx, t, c, ev, seen) // no policy: tor routes it
@@ -128,12 +119,11 @@ func TestOnionEveryPolicy(t *testing.T) {
 			if tc.out != "" {
 				p.waitOut(t, tc.out, 1, 30*time.Second)
 			} else {
-				p.waitLog(t, "policy started", 30*time.Second)
+				p.waitStarted(t)
 			}
 			onionFetch(ctx, t, c, ev, seen)
 			onionFetch(ctx, t, c, ev, seen) // a second stream, on what the first left
-			p.termOK(t)
-			p.afterExit(t, c)
+			p.finish(t)
 		})
 	}
 }
@@ -142,9 +132,7 @@ func TestOnionEveryPolicy(t *testing.T) {
 // onion streams closes them at once; curl gets a SOCKS error.
 func TestOnionClosed(t *testing.T) {
 	n := onionNetwork(t)
-	ctx := testCtx(t, 2*time.Minute)
-	c := dial(t)
-	ev := exWatch(t, c)
+	ctx, c, ev := exBegin(t, 2*time.Minute)
 	p := stdStart(ctx, t, c, `
 def route(stream):
     if stream.target_host.endswith(".onion"):
@@ -154,7 +142,7 @@ def route(stream):
 
 tor.policy(route)
 `)
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 	r := exCurl(ctx, t, n.OnionURL())
 	if r.err == nil || r.code == 200 || r.took > 5*time.Second {
 		t.Fatalf("%v; want curl to fail at once", r)
@@ -166,6 +154,5 @@ tor.policy(route)
 	}
 	p.waitOut(t, "closing stream "+id+" ", 1, 5*time.Second)
 	t.Logf("%v; tor: %s", r, strings.TrimSpace(end.Raw.Raw))
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }

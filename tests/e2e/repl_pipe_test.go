@@ -5,8 +5,6 @@ package e2e
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,10 +21,7 @@ func TestREPLPiped(t *testing.T) {
 	}
 	restoreLeave(t, "0")
 	t.Cleanup(func() { c.Do(testCtx(t, 10*time.Second), "RESETCONF MaxCircuitDirtiness") })
-	policy := filepath.Join(t.TempDir(), "policy.star")
-	if err := os.WriteFile(policy, []byte("def route(s):\n    return None\n\ntor.policy(route)\nloaded = 'yes'\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	policy := writeScript(t, t.TempDir(), "policy.star", "def route(s):\n    return None\n\ntor.policy(route)\nloaded = 'yes'\n")
 	input := strings.Join([]string{
 		`tor.getinfo("version")`,
 		`GETINFO version`,

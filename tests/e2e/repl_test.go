@@ -105,15 +105,22 @@ func TestREPLCompleteAttr(t *testing.T) {
 	r.waitMatch(regexp.MustCompile(`(?m)^>>> tor\.attach_stream\n<built-in function tor\.attach_stream>\n>>>$`), replWait)
 }
 
-// TestREPLCompleteGetInfo: GETINFO keys complete inside tor.get_info("…
-// and after a raw GETINFO; config, event and signal names where they are
-// expected.
-func TestREPLCompleteGetInfo(t *testing.T) {
-	c := dial(t)
+// torVersion returns the version of the network's client (GETINFO
+// version).
+func torVersion(t *testing.T, c *ctl.Conn) string {
+	t.Helper()
 	version, err := c.GetInfoOne(testCtx(t, 10*time.Second), "version")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return version
+}
+
+// TestREPLCompleteGetInfo: GETINFO keys complete inside tor.get_info("…
+// and after a raw GETINFO; config, event and signal names where they are
+// expected.
+func TestREPLCompleteGetInfo(t *testing.T) {
+	version := torVersion(t, dial(t))
 	r := startREPL(t, t.TempDir())
 	r.send(`tor.get_info("vers`, "Tab")
 	r.waitLastLine(`>>> tor.get_info("version`, replWait)
@@ -334,11 +341,7 @@ func TestREPLInterrupt(t *testing.T) {
 func TestREPLLoadPolicyQuit(t *testing.T) {
 	c := dial(t)
 	restoreLeave(t, "0")
-	script := filepath.Join(t.TempDir(), "policy.star")
-	src := "def route(stream):\n    return None\n\ntor.policy(route)\nloaded = 'policy.star ran'\n"
-	if err := os.WriteFile(script, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	script := writeScript(t, t.TempDir(), "policy.star", "def route(stream):\n    return None\n\ntor.policy(route)\nloaded = 'policy.star ran'\n")
 	r := startREPL(t, t.TempDir())
 	r.eval(":load " + script)
 	r.evalWant("loaded", `"policy.star ran"`)
@@ -397,11 +400,7 @@ func TestREPLHistory(t *testing.T) {
 // TestREPLRaw: a line that starts with a control keyword goes to tor as
 // typed, and tor's reply is printed as tor sent it.
 func TestREPLRaw(t *testing.T) {
-	c := dial(t)
-	version, err := c.GetInfoOne(testCtx(t, 10*time.Second), "version")
-	if err != nil {
-		t.Fatal(err)
-	}
+	version := torVersion(t, dial(t))
 	r := startREPL(t, t.TempDir())
 	r.evalWant("GETINFO version", "250-version="+version+"\n250 OK")
 	r.evalWant("GETINFO no-such-key", `552 Unrecognized key "no-such-key"`)

@@ -7,6 +7,7 @@ package e2e
 import (
 	"context"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -88,6 +89,12 @@ func (p *scriptProc) waitLog(t *testing.T, sub string, d time.Duration) {
 	p.waitFor(t, &p.stderr, "log", sub, 1, d)
 }
 
+// waitStarted waits until torscript logs that the policy started.
+func (p *scriptProc) waitStarted(t *testing.T) {
+	t.Helper()
+	p.waitLog(t, "policy started", 30*time.Second)
+}
+
 // waitOut waits for sub n times in what the script printed (stdout).
 func (p *scriptProc) waitOut(t *testing.T, sub string, n int, d time.Duration) {
 	t.Helper()
@@ -120,14 +127,28 @@ func (p *scriptProc) termOK(t *testing.T) {
 	t.Logf("torscript exited 0, %v after SIGTERM", took.Round(time.Millisecond))
 }
 
+// writeScript writes src to dir/name, making the directories it needs,
+// and returns its path.
+func writeScript(t *testing.T, dir, name, src string) string {
+	t.Helper()
+	ctltest.WriteFiles(t, dir, map[string]string{name: src})
+	return filepath.Join(dir, name)
+}
+
 // leaveValue returns tor's __LeaveStreamsUnattached.
 func leaveValue(t *testing.T, c *ctl.Conn) string {
 	t.Helper()
-	conf, err := c.GetConf(testCtx(t, 10*time.Second), leaveKey)
+	return getConf(t, c, leaveKey)
+}
+
+// getConf returns tor's value of a config key.
+func getConf(t *testing.T, c *ctl.Conn, key string) string {
+	t.Helper()
+	conf, err := c.GetConf(testCtx(t, 10*time.Second), key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, _ := conf.Lookup(leaveKey)
+	e, _ := conf.Lookup(key)
 	return e.Value
 }
 

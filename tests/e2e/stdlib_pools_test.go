@@ -10,8 +10,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -25,11 +23,7 @@ import (
 // an example, with args after "--".
 func stdStart(ctx context.Context, t *testing.T, c *ctl.Conn, src string, args ...string) *exProc {
 	t.Helper()
-	script := filepath.Join(t.TempDir(), "script.star")
-	if err := os.WriteFile(script, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return runPath(ctx, t, c, nil, script, args...)
+	return runPath(ctx, t, c, nil, writeScript(t, t.TempDir(), "script.star", src), args...)
 }
 
 // stdExitNames are the nicknames of the network's exits: the only relays
@@ -88,7 +82,7 @@ func poolBuilt(t *testing.T, p *exProc, not map[string]bool, d time.Duration) []
 // own connection, the pool builds another and has 2 again.
 func TestStdlibPoolRefillsAfterClose(t *testing.T) {
 	n := testnet.Shared(t)
-	ctx, c, ev := exBegin(t)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
 	p := stdStart(ctx, t, c, stdPoolScript, stdExitNames(n)...)
 
 	first := poolBuilt(t, p, nil, 60*time.Second)
@@ -137,8 +131,7 @@ func TestStdlibPoolRefillsAfterClose(t *testing.T) {
 		t.Logf("new pool circuit %s built: %s", fresh, exPathString(path))
 	}
 
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }
 
 // stdIsolateScript isolates streams by domain with circuits from a pool
@@ -164,10 +157,10 @@ tor.policy(route)
 // events show.
 func TestStdlibIsolateByDomain(t *testing.T) {
 	n := testnet.Shared(t)
-	ctx, c, ev := exBegin(t)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
 	port := exServer(t, "0.0.0.0:0", "isolate")
 	p := stdStart(ctx, t, c, stdIsolateScript, stdExitNames(n)...)
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 
 	seen := map[string]bool{}
 	var circs []string
@@ -192,6 +185,5 @@ func TestStdlibIsolateByDomain(t *testing.T) {
 		t.Errorf("the streams to 127.0.0.1 rode circuits %s and %s, want one", circs[0], circs[2])
 	}
 
-	p.termOK(t)
-	p.afterExit(t, c)
+	p.finish(t)
 }

@@ -11,8 +11,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -41,11 +39,7 @@ tor.policy(routes.table([
 // for every policy decision.
 func routesStart(ctx context.Context, t *testing.T, c *ctl.Conn, src string, args ...string) *exProc {
 	t.Helper()
-	script := filepath.Join(t.TempDir(), "script.star")
-	if err := os.WriteFile(script, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return runPath(ctx, t, c, []string{"--log-level", "debug"}, script, args...)
+	return runPath(ctx, t, c, []string{"--log-level", "debug"}, writeScript(t, t.TempDir(), "script.star", src), args...)
 }
 
 // routesDecision returns the decision torscript logged for a stream.
@@ -82,7 +76,7 @@ func routesPinned(t *testing.T, c *ctl.Conn, ev *eventLog, id string, exit *test
 
 func TestStdlibRoutesReasonsMonitor(t *testing.T) {
 	n := testnet.Shared(t)
-	ctx, c, ev := exBegin(t)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
 	refused := httpServer(t, "never served")
 	port := exServer(t, "0.0.0.0:0", "routes")
 	exits := n.Exits()
@@ -91,7 +85,7 @@ func TestStdlibRoutesReasonsMonitor(t *testing.T) {
 	}
 	exit, dotExit := exits[len(exits)-1], exits[0]
 	p := routesStart(ctx, t, c, stdRoutesScript, strconv.Itoa(refused), exit.Name)
-	p.waitLog(t, "policy started", 30*time.Second)
+	p.waitStarted(t)
 	seen := map[string]bool{}
 
 	// (1) The refused port: closed at once, with REASON=EXITPOLICY.
@@ -149,5 +143,5 @@ func TestStdlibRoutesReasonsMonitor(t *testing.T) {
 			t.Errorf("the monitor's last table has no line matching %s", want)
 		}
 	}
-	p.afterExit(t, c)
+	p.afterExit(t)
 }

@@ -83,10 +83,7 @@ func startTerm(t *testing.T, env []string, args ...string) *term {
 		t.Fatal(err)
 	}
 	t.Cleanup(tm.stop)
-	pids, err := tm.tmux("display-message", "-p", "-t", "test", "#{pane_pid} #{pid}")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pids := tm.display("#{pane_pid} #{pid}")
 	if _, err := fmt.Sscan(pids, &tm.pid, &tm.server); err != nil {
 		t.Fatalf("tmux pane_pid and pid %q: %v", pids, err)
 	}
@@ -110,6 +107,17 @@ func (tm *term) tmux(args ...string) (string, error) {
 		return "", fmt.Errorf("tmux %s: %v", strings.Join(args, " "), err)
 	}
 	return string(out), nil
+}
+
+// display returns what tmux says of the terminal in format
+// (display-message).
+func (tm *term) display(format string) string {
+	tm.t.Helper()
+	s, err := tm.tmux("display-message", "-p", "-t", "test", format)
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	return s
 }
 
 // stop kills the tmux server and waits for the command to be gone.
@@ -262,10 +270,7 @@ func (tm *term) waitLastLine(line string, d time.Duration) string {
 // cursor returns the cursor's column and row, from 0.
 func (tm *term) cursor() (x, y int) {
 	tm.t.Helper()
-	s, err := tm.tmux("display-message", "-p", "-t", "test", "#{cursor_x} #{cursor_y}")
-	if err != nil {
-		tm.t.Fatal(err)
-	}
+	s := tm.display("#{cursor_x} #{cursor_y}")
 	if _, err := fmt.Sscan(s, &x, &y); err != nil {
 		tm.t.Fatalf("tmux cursor %q: %v", s, err)
 	}
@@ -277,10 +282,7 @@ func (tm *term) waitCommand(name string, d time.Duration) {
 	tm.t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		s, err := tm.tmux("display-message", "-p", "-t", "test", "#{pane_current_command}")
-		if err != nil {
-			tm.t.Fatal(err)
-		}
+		s := tm.display("#{pane_current_command}")
 		if strings.TrimSpace(s) == name {
 			return
 		}
@@ -299,10 +301,7 @@ func (tm *term) waitExit(d time.Duration) int {
 	for {
 		// tmux marks the pane dead when the terminal closes, and knows
 		// the status only once it has reaped the process: wait for both.
-		s, err := tm.tmux("display-message", "-p", "-t", "test", "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}")
-		if err != nil {
-			tm.t.Fatal(err)
-		}
+		s := tm.display("#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}")
 		f := strings.Split(strings.TrimSpace(s), ":")
 		if len(f) == 3 && f[0] == "1" {
 			if f[1] == "" && f[2] == "" {
