@@ -25,6 +25,7 @@ func limitMemory(n int64) error {
 	if n <= 0 {
 		return nil
 	}
+	heapCeiling.Store(n / 10 * 9)
 	if lim := n / 10 * 9; lim < debug.SetMemoryLimit(-1) {
 		debug.SetMemoryLimit(lim)
 	}

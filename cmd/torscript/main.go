@@ -42,10 +42,8 @@ func main() {
 // about 100 µs to 67 µs at the median). A larger GC target: events are
 // short-lived garbage, and collecting less often raised handler
 // throughput from about 0.9 to 1.6 million events a second; the live heap
-// is small, so memory stays low. A soft memory limit (softHeap) makes the
-// collector work harder when the heap grows past it (a flood of events
-// with commands in flight), so that the process stays near 64 MiB; a
-// script that needs more still gets it, at the cost of more collections.
+// is small, so memory stays low; a soft memory limit that follows the
+// live heap keeps a flood from growing the process (heaplimit.go).
 // GOMEMLIMIT replaces it.
 func tune() {
 	if os.Getenv("GOMAXPROCS") == "" {
@@ -55,12 +53,9 @@ func tune() {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(softHeap)
+		followHeap()
 	}
 }
-
-// softHeap is the heap size past which the collector works harder.
-const softHeap = 48 << 20
 
 func mainRun() exitCodeT {
 	// TORSCRIPT_CPUPROFILE=FILE writes a CPU profile to FILE.PID, for the
