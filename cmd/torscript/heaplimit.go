@@ -14,7 +14,7 @@ import (
 // the heap near softHeap instead. A script that really holds more (a deep
 // recursion, all of ns/all as values) must not be slowed down by a
 // collector running without pause, so the limit follows what it holds: it
-// is the larger of softHeap and twice the live heap plus three times the
+// is the larger of softHeap and 1.5 times the live heap plus three times the
 // goroutine stacks (a deep recursion is mostly stack, and a stack grows by
 // doubling), under the ceiling --max-memory sets. GOMEMLIMIT replaces all
 // of this.
@@ -25,7 +25,7 @@ const softHeap = 48 << 20
 // heapCeiling is the highest soft limit (from --max-memory); 0 for none.
 var heapCeiling atomic.Int64
 
-// followHeap keeps the soft memory limit at max(softHeap, 2 × live heap +
+// followHeap keeps the soft memory limit at max(softHeap, 1.5 × live heap +
 // 3 × stacks), at most heapCeiling, checking every 100 ms.
 func followHeap() {
 	debug.SetMemoryLimit(softHeap)
@@ -37,7 +37,8 @@ func followHeap() {
 			if sample[0].Value.Kind() != metrics.KindUint64 || sample[1].Value.Kind() != metrics.KindUint64 {
 				return
 			}
-			held := 2*int64(sample[0].Value.Uint64()) + 3*int64(sample[1].Value.Uint64())
+			live := int64(sample[0].Value.Uint64())
+			held := live + live/2 + 3*int64(sample[1].Value.Uint64())
 			want := heapLimit(held, heapCeiling.Load())
 			if want != cur {
 				debug.SetMemoryLimit(want)
