@@ -49,7 +49,10 @@ func CloseStreamCommand(stream string, reason RelayEndReason, flags ...string) (
 // called with the reply (and an *Error for a 4yz or 5yz reply) from the
 // connection's reader goroutine, or with the error that ended the
 // connection. done must not block. If Start returns an error, done is
-// never called. ctx bounds only the wait to write.
+// never called. ctx bounds only the wait to write. The reply may be behind
+// events the reader holds back while the consumer does not take them (see
+// Options.EventBytes): a program that waits for done must go on taking
+// events meanwhile, or wait with Do instead.
 func (c *Conn) Start(ctx context.Context, cmd Command, done func(*Reply, error)) error {
 	if cmd.line == "" {
 		return errEmptyCommand

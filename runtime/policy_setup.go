@@ -147,11 +147,13 @@ func (r *Runtime) restoreLeave(ctx context.Context, ps *policyEngine) error {
 }
 
 // policyShutdown hands back every stream the policy holds (or closes it,
-// per on_error), and restores __LeaveStreamsUnattached.
-func (r *Runtime) policyShutdown(ctx context.Context) {
+// per on_error), and restores __LeaveStreamsUnattached. It returns the
+// events it took from the connection while it waited for tor's answers,
+// for a session that goes on to handle.
+func (r *Runtime) policyShutdown(ctx context.Context) []ctl.Event {
 	ps := r.policy
 	if ps == nil || ps.dryRun || r.conn == nil {
-		return
+		return nil
 	}
 	// From here on tor attaches new streams itself (unless another
 	// controller had set it).
@@ -205,12 +207,38 @@ func (r *Runtime) policyShutdown(ctx context.Context) {
 			}
 		}
 	}
-	wg.Wait()
+	taken := r.waitTakingEvents(ctx, &wg)
 	if n > 0 {
 		r.log.Info("streams handed back at exit", "streams", n, "on_error", ps.p.OnError.String())
 	}
 	if len(ps.maps) > 0 {
 		r.unmap(ctx, ps.maps)
+	}
+	return taken
+}
+
+// waitTakingEvents waits for wg (the replies to commands sent with Start)
+// while it takes the events that keep coming: the connection's reader
+// stops once events pile up, and the replies are behind them. It returns
+// the events, in order, and gives up when ctx ends.
+func (r *Runtime) waitTakingEvents(ctx context.Context, wg *sync.WaitGroup) []ctl.Event {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	var taken, evs []ctl.Event
+	for {
+		select {
+		case <-done:
+			return taken
+		case <-ctx.Done():
+			r.log.Warn("gave up waiting for tor's answers to the streams handed back", "err", ctx.Err())
+			return taken
+		case <-r.conn.EventReady():
+			evs, _ = r.conn.EventBatch(evs)
+			taken = append(taken, evs...)
+		}
 	}
 }
 

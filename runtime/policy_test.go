@@ -1,10 +1,13 @@
 package runtime
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/torscript/torscript/ctl"
 )
 
 // Lines of circuit-status and events shared by the policy tests.
@@ -859,5 +862,44 @@ func TestPolicyOnlyTor(t *testing.T) {
 			f.WaitCommand(tc.want[len(tc.want)-1])
 			stopChecked(t, r, tc.want)
 		})
+	}
+}
+
+// TestPolicyShutdownDuringFlood: a script that ends while tor floods it
+// with events still hands its held stream back at once. Tor answers the
+// hand-back's ATTACHSTREAM only after 20,000 events (1 MiB past the
+// reader's bound); the script takes no more events, so the connection's
+// reader stops, and shutdown must take the events to reach the reply.
+func TestPolicyShutdownDuringFlood(t *testing.T) {
+	t.Parallel()
+	f := newTestTor(t)
+	f.SetConnOptions(ctl.Options{Logger: discardLogger(), EventBytes: 16 << 20}) // the reader stops at 1 MiB
+	f.SetInfo("circuit-status", circ5Built)
+	// Another controller had set __LeaveStreamsUnattached: shutdown then
+	// sends no command after the hand-back that would make the reader go
+	// on while it waits for a reply.
+	f.SetConf(leaveStreams, "1", true)
+	flood := make([]string, 20000)
+	for i := range flood {
+		flood[i] = fmt.Sprintf("650 STREAM %d SUCCEEDED 5 www.example.com:443 SOURCE_ADDR=127.0.0.1:%d PURPOSE=USER", 100+i, 1000+i)
+	}
+	f.Answer(func(line string) (string, bool) {
+		if line != "ATTACHSTREAM 7 0" {
+			return "", false
+		}
+		return strings.Join(flood, "\n") + "\n250 OK", true
+	})
+	r := startScript(t, f, policyScript(`return tor.hold()`, `, timeout="60s"`), Options{})
+	r.newStream7()
+	r.waitOut("asked 7 ()")
+	start := time.Now()
+	code, err := r.stop()
+	checkExit(t, r, code, err, 0)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("shutdown took %v", d)
+	}
+	checkLines(t, "stream commands", f.Lines(streamCommands...), []string{"ATTACHSTREAM 7 0"})
+	if log := r.log.String(); !strings.Contains(log, "streams handed back at exit") || strings.Contains(log, "gave up") {
+		t.Errorf("log:\n%s", log)
 	}
 }

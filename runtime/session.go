@@ -225,12 +225,13 @@ func (s *Session) StopPolicy() bool {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 15*time.Second)
 	defer cancel()
-	r.policyShutdown(ctx)
+	taken := r.policyShutdown(ctx)
 	r.policy = nil
 	if err := r.subscribe(); err != nil {
 		r.log.Warn("after removing the policy: subscribing to events", "err", err)
 	}
 	r.log.Info("policy removed")
+	r.dispatchEvents(taken) // the session's handlers still see them
 	return true
 }
 
