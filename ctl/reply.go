@@ -98,9 +98,11 @@ var errOverEvent = errors.New("over the event bound")
 
 // ReplyReader reads replies from a control connection.
 //
-// To save allocations on the event path, the raw text of replies of up to
-// rawBlockMax bytes is carved from a shared block of rawBlockSize bytes. A
-// reply kept alive keeps its block alive, so at most about 1 KiB more.
+// To save allocations on the event path, replies are carved from small
+// shared blocks: their Reply structs from a block of replySlabLen, and the
+// raw text of replies of up to rawBlockMax bytes from a block of
+// rawBlockSize bytes. A reply kept alive keeps its blocks alive, so at most
+// about 2 KiB per reply.
 type ReplyReader struct {
 	r     *bufio.Reader
 	lim   Limits
@@ -113,22 +115,31 @@ type ReplyReader struct {
 	pendingErr error
 	hasPending bool
 
-	raw strings.Builder // block the raw text of small replies is copied to
+	slab []Reply         // Reply structs not yet handed out
+	raw  strings.Builder // block the raw text of small replies is copied to
 
 	limit  int  // the bound of the reply being read: MaxReplyBytes, or MaxEventBytes for an event
 	inData bool // readLine is inside a data block
 }
 
 const (
+	replySlabLen = 8
 	rawBlockSize = 1024
 	rawBlockMax  = 256
 )
 
-// newReply returns a zero Reply. Each has its own allocation: a program
-// keeps some events (the live state keeps each circuit's latest), and a
-// Reply carved from a shared slab would keep its neighbours, and their
-// text, alive with it.
-func (rr *ReplyReader) newReply() *Reply { return &Reply{} }
+// newReply returns a zero Reply from the current slab. A Reply kept alive
+// keeps its slab, and the text of its neighbours, alive with it: a program
+// that keeps events for long (the runtime's live state) keeps a copy of
+// what it needs instead.
+func (rr *ReplyReader) newReply() *Reply {
+	if len(rr.slab) == 0 {
+		rr.slab = make([]Reply, replySlabLen)
+	}
+	r := &rr.slab[0]
+	rr.slab = rr.slab[1:]
+	return r
+}
 
 // intern returns b as a string: a substring of the current raw block when b
 // is small, its own allocation otherwise. A strings.Builder never changes
