@@ -218,11 +218,19 @@ func (e *policyEngine) onStream(ev *ctl.StreamEvent) {
 	}
 }
 
-// release keeps of a stream that ended only what a command still in flight
-// about it may log: its event (and the text it was read from) can go.
+// release drops what a stream that ended still held: its event (and the
+// text it was read from). A command in flight about it may keep st until
+// tor answers, which under a flood is thousands of streams, so st keeps
+// nothing of its own; the callbacks that log name the stream by the ID
+// they captured, and every other path first checks that st is still the
+// stream of its ID (e.streams), which an ended stream is not.
 func (st *pstream) release() {
-	st.s = &ctl.Stream{ID: strings.Clone(st.s.ID), Target: strings.Clone(st.s.Target)}
+	st.s = &endedStream
+	st.failed = nil
 }
+
+// endedStream is what a released pstream points at: no ID is "".
+var endedStream ctl.Stream
 
 // newStream asks the policy about a stream tor leaves to us.
 func (e *policyEngine) newStream(status ctl.StreamStatus, s *ctl.Stream, st *pstream) {
@@ -349,12 +357,13 @@ func (e *policyEngine) apply(st *pstream, d builtins.Decision) {
 			e.log.Error("close stream", "stream", st.s.ID, "err", err)
 			return
 		}
+		id := st.s.ID
 		e.env.send(cmd, func(err error) {
 			if ctl.ErrorCode(err) == ctl.CodeUnrecognized {
-				e.forget(st.s.ID) // gone already
+				e.forget(id) // gone already
 				return
 			}
-			e.log.Warn("CLOSESTREAM failed", "stream", st.s.ID, "err", err)
+			e.log.Warn("CLOSESTREAM failed", "stream", id, "err", err)
 		})
 	case builtins.Redirect:
 		cmd, err := ctl.RedirectStreamCommand(st.s.ID, d.Host, d.Port)
@@ -363,8 +372,9 @@ func (e *policyEngine) apply(st *pstream, d builtins.Decision) {
 			e.apply(st, e.p.OnError)
 			return
 		}
+		id := st.s.ID
 		e.env.send(cmd, func(err error) {
-			e.log.Warn("REDIRECTSTREAM failed", "stream", st.s.ID, "err", err)
+			e.log.Warn("REDIRECTSTREAM failed", "stream", id, "err", err)
 		})
 		st.redirect = d.Host
 		e.apply(st, d.Then)

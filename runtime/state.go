@@ -45,14 +45,7 @@ func (s *liveState) circuit(c *ctl.Circuit) {
 		s.closed[c.ID] = struct{}{}
 		return
 	}
-	s.circs.Set(c.ID, detached(c))
-}
-
-// detached is a copy of x that does not keep the event it came from (and
-// the reply block that event was carved from) alive.
-func detached[T any](x *T) *T {
-	cp := *x
-	return &cp
+	s.circs.Set(c.ID, c)
 }
 
 // launched records a circuit tor has said it is building (EXTENDCIRCUIT
@@ -81,7 +74,7 @@ func (s *liveState) stream(st *ctl.Stream) {
 		s.streams.Delete(st.ID)
 		return
 	}
-	s.streams.Set(st.ID, detached(st))
+	s.streams.Set(st.ID, st)
 }
 
 // mergeStream fills in what a later STREAM event leaves out from what an

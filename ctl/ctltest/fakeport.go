@@ -239,6 +239,7 @@ func (f *FakeControlPort) serve(c *fakeConn) {
 	br := bufio.NewReaderSize(conn, 64<<10)
 	var reply bytes.Buffer
 	var long []byte
+	var answered []Command // answered, in reply, not yet written
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -288,7 +289,6 @@ func (f *FakeControlPort) serve(c *fakeConn) {
 			f.wake()
 			continue
 		}
-		reply.Reset()
 		quit := f.answer(&reply, cmd)
 		if cmd.Keyword() == "ATTACHSTREAM" {
 			if fn := f.onAttach.Load(); fn != nil {
@@ -303,13 +303,23 @@ func (f *FakeControlPort) serve(c *fakeConn) {
 				reply.Write((*fn)(stream, circuit, at))
 			}
 		}
+		answered = append(answered, cmd)
+		if !quit && reply.Len() < 64<<10 && wholeLineBuffered(br) {
+			// Like tor, answer every command already read in one
+			// write: a reply waits for the events being sent, and
+			// one reply per wait would leave commands piling up.
+			continue
+		}
 		if err := f.writeTo(c, reply.Bytes()); err != nil {
 			f.end(fmt.Errorf("fake control port: answering %q: %w", text, err))
 			return
 		}
+		reply.Reset()
 		f.mu.Lock()
-		f.cmds = append(f.cmds, cmd)
+		f.cmds = append(f.cmds, answered...)
 		f.mu.Unlock()
+		clear(answered)
+		answered = answered[:0]
 		f.wake()
 		if quit {
 			conn.Close()
@@ -317,6 +327,16 @@ func (f *FakeControlPort) serve(c *fakeConn) {
 			return
 		}
 	}
+}
+
+// wholeLineBuffered says whether br holds a whole line already read.
+func wholeLineBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := br.Peek(n)
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // answer writes the reply to cmd to b. It reports whether the connection
