@@ -196,6 +196,14 @@ func (rr *ReplyReader) readLine() (lo, hi int, err error) {
 		} else {
 			chunk, err = rr.r.ReadSlice('\n')
 		}
+		if len(rr.buf)+len(chunk) > cap(rr.buf) {
+			// Double: append grows a large slice by a quarter, which
+			// for a reply of megabytes (ns/all) allocates five times
+			// its size, all of it fresh memory.
+			nb := make([]byte, len(rr.buf), max(2*cap(rr.buf), len(rr.buf)+len(chunk)))
+			copy(nb, rr.buf)
+			rr.buf = nb
+		}
 		rr.buf = append(rr.buf, chunk...)
 		over := len(rr.buf) > rr.limit || len(rr.buf)-lo > rr.lim.MaxLineBytes
 		if rr.limit == rr.lim.MaxEventBytes && over && (err == nil || errors.Is(err, bufio.ErrBufferFull)) {
@@ -363,7 +371,15 @@ func (rr *ReplyReader) single(line []byte) *Reply {
 
 func (rr *ReplyReader) build() *Reply {
 	raw := rr.intern(rr.buf)
-	r := rr.newReply()
+	var r *Reply
+	if len(raw) > rawBlockMax {
+		// Its own: a slab's Reply structs keep each other's text alive,
+		// and a slab neighbour kept for long (an event in the live
+		// state) would keep this one's megabytes (ns/all) with it.
+		r = new(Reply)
+	} else {
+		r = rr.newReply()
+	}
 	r.Raw = raw
 	if len(rr.spans) == 1 {
 		r.Lines = r.first[:]

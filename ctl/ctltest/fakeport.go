@@ -46,6 +46,7 @@ type FakeControlPort struct {
 	cmds     []Command
 	infoKeys map[string]int    // every GETINFO key asked, with how often
 	infos    map[string]string // answers given with SetInfo
+	wire     map[string]string // whole answers to GETINFO of those of several lines
 	unknown  map[string]int    // the GETINFO keys the fake has no value for
 	ended    error             // set when the connection has ended
 	notify   chan struct{}     // capacity 1: a command was recorded or the connection ended
@@ -289,6 +290,20 @@ func (f *FakeControlPort) serve(c *fakeConn) {
 			f.wake()
 			continue
 		}
+		if doc, ok := f.document(cmd); ok {
+			// Written from where it is, as tor writes a document
+			// it has: a copy of megabytes would cost the fake more
+			// than the controller reading it.
+			answered = append(answered, cmd)
+			if err := f.writeTo(c, reply.Bytes(), doc); err != nil {
+				f.end(fmt.Errorf("fake control port: answering %q: %w", text, err))
+				return
+			}
+			reply.Reset()
+			f.answered(answered)
+			answered = answered[:0]
+			continue
+		}
 		quit := f.answer(&reply, cmd)
 		if cmd.Keyword() == "ATTACHSTREAM" {
 			if fn := f.onAttach.Load(); fn != nil {
@@ -310,23 +325,47 @@ func (f *FakeControlPort) serve(c *fakeConn) {
 			// one reply per wait would leave commands piling up.
 			continue
 		}
-		if err := f.writeTo(c, reply.Bytes()); err != nil {
+		if err := f.writeTo(c, reply.Bytes(), ""); err != nil {
 			f.end(fmt.Errorf("fake control port: answering %q: %w", text, err))
 			return
 		}
 		reply.Reset()
-		f.mu.Lock()
-		f.cmds = append(f.cmds, answered...)
-		f.mu.Unlock()
-		clear(answered)
+		f.answered(answered)
 		answered = answered[:0]
-		f.wake()
 		if quit {
 			conn.Close()
 			f.end(errors.New("the controller sent QUIT"))
 			return
 		}
 	}
+}
+
+// answered records cmds as answered, and clears them.
+func (f *FakeControlPort) answered(cmds []Command) {
+	f.mu.Lock()
+	f.cmds = append(f.cmds, cmds...)
+	f.mu.Unlock()
+	clear(cmds)
+	f.wake()
+}
+
+// document is the whole answer to a GETINFO of one key whose value, set
+// with SetInfo, has several lines.
+func (f *FakeControlPort) document(cmd Command) (string, bool) {
+	if cmd.Keyword() != "GETINFO" {
+		return "", false
+	}
+	args := cmd.Args()
+	if len(args) != 1 {
+		return "", false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	doc, ok := f.wire[args[0]]
+	if ok {
+		f.infoKeys[args[0]]++
+	}
+	return doc, ok
 }
 
 // wholeLineBuffered says whether br holds a whole line already read.
@@ -409,6 +448,15 @@ func (f *FakeControlPort) SetInfo(key, value string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.infos[key] = value
+	delete(f.wire, key)
+	if strings.Contains(value, "\n") {
+		// Like tor, which has its documents ready, answer without
+		// converting them each time.
+		if f.wire == nil {
+			f.wire = map[string]string{}
+		}
+		f.wire[key] = "250+" + key + "=\r\n" + strings.ReplaceAll(value, "\n", "\r\n") + "\r\n.\r\n250 OK\r\n"
+	}
 }
 
 func (f *FakeControlPort) info(key string) (v string, known bool) {
@@ -441,11 +489,14 @@ func multiLineInfo(key, v string) bool {
 }
 
 // writeTo writes one whole reply to c and flushes it.
-func (f *FakeControlPort) writeTo(c *fakeConn, p []byte) error {
+func (f *FakeControlPort) writeTo(c *fakeConn, p []byte, then string) error {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	c.conn.SetWriteDeadline(time.Now().Add(fakeWriteTimeout))
 	if _, err := c.w.Write(p); err != nil {
+		return err
+	}
+	if _, err := c.w.WriteString(then); err != nil {
 		return err
 	}
 	return c.w.Flush()

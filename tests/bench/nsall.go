@@ -30,6 +30,7 @@ func (b *bench) nsAll(r *Result) (err error) {
 	if err != nil {
 		return fmt.Errorf("waiting for GETINFO bench/done: %w; commands seen: %s", err, summary(s.fake.Commands()))
 	}
+	faults, faultsErr := minorFaults(s.proc.Pid())
 	var asks []time.Time
 	for _, c := range s.fake.Commands() {
 		if c.Keyword() == "GETINFO" && (c.HasArg("ns/all") || c.HasArg("bench/done")) {
@@ -53,6 +54,13 @@ func (b *bench) nsAll(r *Result) (err error) {
 		fig("routers-p50", routers[len(routers)/2], "ms").atMost(20),
 		fig("routers-max", routers[len(routers)-1], "ms"),
 	}
+	if faultsErr == nil {
+		r.Figures = append(r.Figures, fig("page-faults", float64(faults)/nsAllRounds, "/round"))
+	}
+	if cost, err := pageFaultCost(); err == nil {
+		r.Figures = append(r.Figures, fig("page-fault-cost", float64(cost.Nanoseconds())/1000, "µs"))
+	}
+	r.note("page-faults: torscript's minor page faults over the whole run (start included), per round; page-fault-cost: what one costs this machine (64 MiB of fresh memory touched by the bench). A first read touches fresh memory for the document's raw text, its data and the read buffer (about four times the 2.7 MB), which at 10 µs or more a page, as on some virtual machines, costs more than the parsing; later reads reuse memory the collector freed")
 	r.note("%d rounds of tor.get_info(\"ns/all\") then tor.routers() on an 8,000-relay ns/all (%d bytes); each from its GETINFO's arrival at the fake to the script's next command", nsAllRounds, len(ctltest.NsAll(8000)))
 	return nil
 }

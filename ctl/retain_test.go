@@ -1,0 +1,81 @@
+package ctl
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestBigReplyNotKeptByNeighbours: a reply of megabytes (ns/all) read
+// between small ones is freed once nothing holds it, even while a small
+// reply read just before it (an event kept in the live state) is held.
+// Reply structs of small replies share slabs, and a slab keeps the text of
+// every reply in it.
+func TestBigReplyNotKeptByNeighbours(t *testing.T) {
+	const size = 8 << 20
+	var in strings.Builder
+	in.WriteString("250 OK\r\n250+ns/all=\r\n")
+	line := "r relay " + strings.Repeat("A", 60) + "\r\n"
+	for in.Len() < size {
+		in.WriteString(line)
+	}
+	in.WriteString(".\r\n250 OK\r\n250 OK\r\n")
+	rr := NewReplyReader(strings.NewReader(in.String()), Limits{MaxReplyBytes: 2 * size, MaxLineBytes: 1 << 10})
+	kept, err := rr.ReadReply()
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, err := rr.ReadReply()
+	if err != nil || len(big.Lines) == 0 || len(big.Lines[0].Data) < size/2 {
+		t.Fatalf("big reply: %v", err)
+	}
+	if _, err := rr.ReadReply(); err != nil {
+		t.Fatal(err)
+	}
+	with := heapAlloc()
+	runtime.KeepAlive(big)
+	big = nil
+	after := heapAlloc()
+	// Its raw text and its data, each about size bytes, are gone.
+	if freed := int64(with) - int64(after); freed < size {
+		t.Errorf("dropping an %d MiB reply freed %d KiB while a neighbour is held: its slab keeps it", size>>20, freed>>10)
+	}
+	runtime.KeepAlive(kept)
+	runtime.KeepAlive(rr)
+}
+
+func heapAlloc() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// TestBigReplyAllocation: reading a reply of megabytes allocates its raw
+// text, its data, and a buffer that doubles as it grows, not the five times
+// its size that growing by append's quarter steps costs (fresh memory, which
+// on a virtual machine costs more than the parsing).
+func TestBigReplyAllocation(t *testing.T) {
+	const size = 8 << 20
+	var in strings.Builder
+	in.WriteString("250+ns/all=\r\n")
+	line := "r relay " + strings.Repeat("A", 60) + "\r\n"
+	for in.Len() < size {
+		in.WriteString(line)
+	}
+	in.WriteString(".\r\n250 OK\r\n")
+	text := in.String()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rr := NewReplyReader(strings.NewReader(text), Limits{MaxReplyBytes: 2 * size, MaxLineBytes: 1 << 10})
+	r, err := rr.ReadReply()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(r)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 5*size {
+		t.Errorf("reading a %d MiB reply allocated %d MiB, want at most %d", size>>20, got>>20, 5*size>>20)
+	}
+}
