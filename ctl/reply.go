@@ -126,6 +126,9 @@ const (
 	replySlabLen = 8
 	rawBlockSize = 1024
 	rawBlockMax  = 256
+	// ownReplyMin is the size past which a reply's struct is not carved
+	// from a slab.
+	ownReplyMin = 4 << 10
 )
 
 // newReply returns a zero Reply from the current slab. A Reply kept alive
@@ -372,7 +375,7 @@ func (rr *ReplyReader) single(line []byte) *Reply {
 func (rr *ReplyReader) build() *Reply {
 	raw := rr.intern(rr.buf)
 	var r *Reply
-	if len(raw) > rawBlockMax {
+	if len(raw) > ownReplyMin {
 		// Its own: a slab's Reply structs keep each other's text alive,
 		// and a slab neighbour kept for long (an event in the live
 		// state) would keep this one's megabytes (ns/all) with it.
