@@ -49,7 +49,8 @@ func CloseStreamCommand(stream string, reason RelayEndReason, flags ...string) (
 // called with the reply (and an *Error for a 4yz or 5yz reply) from the
 // connection's reader goroutine, or with the error that ended the
 // connection. done must not block. If Start returns an error, done is
-// never called. ctx bounds only the wait to write. The reply may be behind
+// never called. ctx bounds only the wait to write (and Options.Timeout the
+// write itself when ctx has no deadline). The reply may be behind
 // events the reader holds back while the consumer does not take them (see
 // Options.EventBytes): a program that waits for done must go on taking
 // events meanwhile, or wait with Do instead.
@@ -57,10 +58,8 @@ func (c *Conn) Start(ctx context.Context, cmd Command, done func(*Reply, error))
 	if cmd.line == "" {
 		return errEmptyCommand
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
-		defer cancel()
-	}
+	// No context of its own: write bounds the write by Options.Timeout
+	// when ctx has no deadline (a timer for each command was a tenth of
+	// a policy's cost under a flood).
 	return c.write(ctx, cmd.line, "", false, &pending{cb: done})
 }

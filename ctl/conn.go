@@ -405,7 +405,10 @@ func (c *Conn) write(ctx context.Context, line, data string, hasData bool, q *pe
 		<-c.wsem
 		return nil
 	}
-	d, _ := ctx.Deadline()
+	d, ok := ctx.Deadline()
+	if !ok {
+		d = time.Now().Add(c.opts.Timeout)
+	}
 	c.flushLocked(d, commandName(line))
 	<-c.wsem
 	return nil

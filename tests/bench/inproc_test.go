@@ -85,4 +85,11 @@ func runMix(b *testing.B, src string, data [][]byte, want int) {
 		b.Fatal("the script did not count every event within a minute")
 	}
 	b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "events/s")
+	attached := 0
+	for _, c := range f.Commands() {
+		if c.Keyword() == "ATTACHSTREAM" {
+			attached++
+		}
+	}
+	b.ReportMetric(float64(attached), "attaches")
 }
