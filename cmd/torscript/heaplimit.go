@@ -1,11 +1,10 @@
 package main
 
 import (
-	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // The soft memory limit. torscript collects garbage rarely (GOGC=400):
@@ -27,42 +26,26 @@ const softHeap = 48 << 20
 var heapCeiling atomic.Int64
 
 // followHeap keeps the soft memory limit at max(softHeap, 1.5 × live heap +
-// 3 × stacks), at most heapCeiling, checking after every collection: a
-// script that reads all of ns/all holds tens of megabytes within
-// milliseconds, and a limit that followed only now and then would have the
-// collector run without pause until it did.
+// 3 × stacks), at most heapCeiling, checking every 100 ms.
 func followHeap() {
 	debug.SetMemoryLimit(softHeap)
-	f := &heapFollower{cur: softHeap, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}}
-	f.arm()
-}
-
-type heapFollower struct {
-	mu     sync.Mutex
-	cur    int64
-	sample []metrics.Sample
-}
-
-// arm runs check after the next collection (the cleanup of an object that
-// nothing holds runs once a collection found it unreachable).
-func (f *heapFollower) arm() {
-	runtime.AddCleanup(new(int64), func(f *heapFollower) { f.check() }, f)
-}
-
-func (f *heapFollower) check() {
-	defer f.arm()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	metrics.Read(f.sample)
-	if f.sample[0].Value.Kind() != metrics.KindUint64 || f.sample[1].Value.Kind() != metrics.KindUint64 {
-		return
-	}
-	live := int64(f.sample[0].Value.Uint64())
-	held := live + live/2 + 3*int64(f.sample[1].Value.Uint64())
-	if want := heapLimit(held, heapCeiling.Load()); want != f.cur {
-		debug.SetMemoryLimit(want)
-		f.cur = want
-	}
+	go func() {
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
+		cur := int64(softHeap)
+		for range time.Tick(100 * time.Millisecond) {
+			metrics.Read(sample)
+			if sample[0].Value.Kind() != metrics.KindUint64 || sample[1].Value.Kind() != metrics.KindUint64 {
+				return
+			}
+			live := int64(sample[0].Value.Uint64())
+			held := live + live/2 + 3*int64(sample[1].Value.Uint64())
+			want := heapLimit(held, heapCeiling.Load())
+			if want != cur {
+				debug.SetMemoryLimit(want)
+				cur = want
+			}
+		}
+	}()
 }
 
 // heapLimit is the soft limit when the process holds held bytes (as
