@@ -1,0 +1,110 @@
+package ctl
+
+import (
+	"context"
+	"strings"
+)
+
+// Relay is what tor knows of a relay: its consensus entry and, where tor
+// has it, its server descriptor (the full exit policy, platform, uptime,
+// declared family).
+type Relay struct {
+	RouterStatus
+	Descriptor *ServerDescriptor // nil when tor has none (it fetches microdescriptors)
+}
+
+// CanExitTo reports whether the relay's exit policy lets a connection to
+// address (an IP literal or a hostname) and port through: by its full
+// policy when tor has its descriptor, by the consensus summary otherwise.
+// A summary answers at best "probably" (it does not list the addresses a
+// relay refuses), so with strict only a full policy can say yes.
+// rejectInternal is the client's ClientRejectInternalAddresses, which tor
+// applies to summaries.
+func (r *Relay) CanExitTo(address string, port int, strict, rejectInternal bool) (bool, error) {
+	res, err := r.ExitPolicyResult(address, port, rejectInternal)
+	if err != nil {
+		return false, err
+	}
+	return res.Allows(strict), nil
+}
+
+// ExitPolicyResult is what the relay's policy says of address and port;
+// see CanExitTo.
+func (r *Relay) ExitPolicyResult(address string, port int, rejectInternal bool) (PolicyResult, error) {
+	if r.Descriptor != nil {
+		return r.Descriptor.ExitPolicyFor(address, port)
+	}
+	a, _, err := policyAddr(address)
+	if err != nil {
+		return PolicyRejected, err
+	}
+	return r.ExitPolicy.Evaluate(a, port, rejectInternal), nil
+}
+
+// consensusKeys are where tor keeps the consensus it uses, fullest first.
+var consensusKeys = []string{"dir/status-vote/current/consensus", "dir/status-vote/current/consensus-microdesc"}
+
+// Relays reads what tor knows of every relay. The entries come from the
+// consensus document tor keeps (it has the "v" and "w ... Unmeasured=1"
+// lines and the real published times, which ns/all leaves out), or from
+// ns/all when tor keeps none; descriptors come from desc/all-recent, when
+// tor has them.
+func (c *Conn) Relays(ctx context.Context) ([]Relay, error) {
+	var entries []RouterStatus
+	var perr error
+	found := false
+	for _, key := range consensusKeys {
+		doc, err := c.GetInfoOne(ctx, key)
+		if ErrorCode(err) != 0 || err == nil && doc == "" {
+			continue // not kept (551, 552): try the next
+		}
+		if err != nil {
+			return nil, err
+		}
+		entries, perr = ParseConsensusEntries(doc)
+		found = true
+		break
+	}
+	if !found {
+		var err error
+		if entries, err = c.RouterStatuses(ctx); entries == nil && err != nil {
+			return nil, err
+		}
+	}
+	descs := map[string]*ServerDescriptor{}
+	if text, err := c.GetInfoOne(ctx, "desc/all-recent"); err == nil {
+		ds, _ := ParseServerDescriptors(text)
+		for i := range ds {
+			descs[ds[i].Fingerprint] = &ds[i]
+		}
+	} else if ErrorCode(err) == 0 {
+		return nil, err
+	}
+	out := make([]Relay, len(entries))
+	for i, e := range entries {
+		out[i] = Relay{RouterStatus: e, Descriptor: descs[e.Fingerprint]}
+		if d := out[i].Descriptor; d != nil && out[i].Version == "" && d.Version != "" {
+			out[i].Version = "Tor " + d.Version
+		}
+	}
+	return out, perr
+}
+
+// ParseConsensusEntries reads the router status entries of a consensus
+// document (dir-spec 3.4.1), either flavour: what lies between the header
+// and "directory-footer".
+func ParseConsensusEntries(doc string) ([]RouterStatus, error) {
+	start := strings.Index(doc, "\nr ")
+	if strings.HasPrefix(doc, "r ") {
+		start = 0
+	} else if start < 0 {
+		return nil, nil
+	} else {
+		start++
+	}
+	body := doc[start:]
+	if end := strings.Index(body, "\ndirectory-footer"); end >= 0 {
+		body = body[:end+1]
+	}
+	return ParseRouterStatuses(body)
+}

@@ -1,0 +1,78 @@
+package ctl
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+)
+
+// dataReply is tor's answer to GETINFO key with a multi-line value.
+func dataReply(key, value string) string {
+	return "250+" + key + "=\r\n" + strings.ReplaceAll(strings.TrimSuffix(value, "\n"), "\n", "\r\n") + "\r\n.\r\n250 OK\r\n"
+}
+
+// TestRelays joins the consensus and the server descriptors a tor 0.4.9
+// client of the private network keeps: the consensus gives the version
+// and Unmeasured that ns/all leaves out, the descriptors the full exit
+// policy that the summary ("reject 1-65535") hides.
+func TestRelays(t *testing.T) {
+	cons, err := os.ReadFile("testdata/tor-0.4.9/getinfo-dir-status-vote-current-consensus.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := os.ReadFile("testdata/tor-0.4.9/getinfo-desc-all-recent.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, withDesc := range []bool{true, false} {
+		f, c := NewFakeControlPort(t, Options{})
+		f.Serve(-1, func(cmd string) string {
+			switch strings.TrimSpace(cmd) {
+			case "GETINFO dir/status-vote/current/consensus":
+				return dataReply("dir/status-vote/current/consensus", string(cons))
+			case "GETINFO desc/all-recent":
+				if withDesc {
+					return dataReply("desc/all-recent", string(desc))
+				}
+				return "551 Unable to read descriptors\r\n"
+			}
+			return "552 Unrecognized key\r\n"
+		})
+		rs, err := c.Relays(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != 8 {
+			t.Fatalf("%d relays, want 8", len(rs))
+		}
+		for _, r := range rs {
+			if r.Version != "Tor 0.4.9.11" || !r.Unmeasured || r.Published.Year() != 2026 {
+				t.Errorf("%s: version %q, unmeasured %v, published %v: want the consensus's", r.Nickname, r.Version, r.Unmeasured, r.Published)
+			}
+			if withDesc != (r.Descriptor != nil) {
+				t.Errorf("%s: descriptor %v, want %v", r.Nickname, r.Descriptor != nil, withDesc)
+			}
+			exit := strings.HasPrefix(r.Nickname, "exit")
+			ok, err := r.CanExitTo("127.0.0.1", 8080, true, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loose, _ := r.CanExitTo("127.0.0.1", 8080, false, false)
+			if want := exit && withDesc; ok != want || loose != want {
+				t.Errorf("%s (descriptor %v): can exit to 127.0.0.1:8080 %v (strict), %v; want %v", r.Nickname, withDesc, ok, loose, want)
+			}
+		}
+	}
+}
+
+func TestParseConsensusEntries(t *testing.T) {
+	doc := "network-status-version 3\nknown-flags Exit\nr a IveE3eKEBZUBx591zLiXyKX05k0 fkD1+sWZBYnUrY3AV4r6x8maQHo 2026-01-01 00:00:00 1.2.3.4 9001 0\ns Exit\ndirectory-footer\nbandwidth-weights Wbd=0\ndirectory-signature x y\n"
+	rs, err := ParseConsensusEntries(doc)
+	if err != nil || len(rs) != 1 || len(rs[0].Unknown) != 0 || !rs[0].HasFlag("Exit") {
+		t.Fatalf("ParseConsensusEntries = %+v, %v", rs, err)
+	}
+	if rs, err := ParseConsensusEntries("network-status-version 3\n"); rs != nil || err != nil {
+		t.Errorf("a consensus without entries: %v, %v", rs, err)
+	}
+}
