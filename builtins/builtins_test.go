@@ -97,6 +97,19 @@ func (h *FakeHost) Conn() (*ctl.Conn, error) {
 	return h.conn, nil
 }
 
+// Relays reads the relays from the connection at each call.
+func (h *FakeHost) Relays(ctx context.Context) ([]ctl.Relay, bool, error) {
+	c, err := h.Conn()
+	if err != nil {
+		return nil, false, err
+	}
+	rs, err := c.Relays(ctx)
+	if rs == nil && err != nil {
+		return nil, false, err
+	}
+	return rs, true, nil
+}
+
 func (h *FakeHost) On(typ string, fn starlark.Callable) error {
 	if h.err != nil {
 		return h.err

@@ -30,21 +30,41 @@ func statusList[T any](t *torMod, thread *starlark.Thread, b *starlark.Builtin, 
 }
 
 const docRouters = `routers() -> list of tor.router
-Every relay of the consensus (GETINFO ns/all), as tor.router values:
-.nickname, .fingerprint, .address, .or_port, .dir_port, .flags ("Exit",
-"Guard", "Fast", "Stable", "Running", ...), .bandwidth, .measured,
-.exit_policy ("accept 80,443"), .version, .protocols, .published, ...
-  exits = [r for r in tor.routers() if "Exit" in r.flags]
-str(hop) or "$" + r.fingerprint names a relay for extend_circuit.`
+Every relay of the consensus tor uses, as tor.router values: .nickname,
+.fingerprint, .address, .or_port, .dir_port, .or_addresses, .flags ("Exit",
+"Guard", "Fast", "Stable", "Running", ...), .version, .bandwidth,
+.measured, .unmeasured, .protocols, .published; from the relay's server
+descriptor where tor has it: .exit_policy (the full policy, else the
+summary), .platform, .uptime, .family, .descriptor; and
+.can_exit_to(address, port, strict=False).
+  exits = [r for r in tor.routers() if r.can_exit_to("example.com", 443)]
+The table is read from tor once and again only after tor says it changed
+(NEWCONSENSUS, NS, NEWDESC). str(hop) or "$" + r.fingerprint names a relay
+for extend_circuit.`
+
+// relays is the host's router table as tor.router values.
+func (t *torMod) relays(thread *starlark.Thread, b *starlark.Builtin) ([]ctl.Relay, bool, error) {
+	rs, rejectInternal, err := t.h.Relays(Context(thread))
+	if err != nil {
+		return nil, false, failed(b, err)
+	}
+	return rs, rejectInternal, nil
+}
 
 func (t *torMod) routers(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	return statusList(t, thread, b, args, kwargs, "tor.router", (*ctl.Conn).RouterStatuses)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+		return nil, err
+	}
+	rs, ri, err := t.relays(thread, b)
+	if err != nil {
+		return nil, err
+	}
+	return list(rs, func(r *ctl.Relay) starlark.Value { return NewRouter(r, ri) }), nil
 }
 
 const docRouter = `router(relay) -> tor.router or None
-Tor's view of one relay (GETINFO ns/id/... or ns/name/...): relay is a
-fingerprint (with or without "$"), a nickname or a tor.hop. None when tor
-does not know it.`
+One relay of tor.routers(): relay is a fingerprint (with or without "$"),
+a nickname or a tor.hop. None when the consensus does not list it.`
 
 func (t *torMod) router(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var relay starlark.Value
@@ -59,23 +79,55 @@ func (t *torMod) router(thread *starlark.Thread, b *starlark.Builtin, args starl
 	if err != nil {
 		return nil, fmt.Errorf("%s: %q is not a relay fingerprint or nickname", b.Name(), spec)
 	}
-	c, err := t.conn(b)
+	rs, ri, err := t.relays(thread, b)
 	if err != nil {
 		return nil, err
 	}
-	var rs *ctl.RouterStatus
-	if hop.Fingerprint != "" {
-		rs, err = c.RouterStatusByID(Context(thread), hop.Fingerprint)
-	} else {
-		rs, err = c.RouterStatusByName(Context(thread), hop.Nickname)
+	for i := range rs {
+		r := &rs[i]
+		if hop.Fingerprint != "" && strings.EqualFold(strings.TrimPrefix(hop.Fingerprint, "$"), r.Fingerprint) ||
+			hop.Fingerprint == "" && hop.Nickname == r.Nickname {
+			return NewRouter(r, ri), nil
+		}
 	}
-	if ctl.ErrorCode(err) == ctl.CodeUnrecognized {
-		return starlark.None, nil
+	return starlark.None, nil
+}
+
+const docExitsTo = `exits_to(address, port, strict=False) -> list of tor.router
+The running relays (without the BadExit flag) whose exit policy lets a
+stream to address:port out, as r.can_exit_to(address, port, strict) says:
+by the full policy where tor has the descriptor, else the summary.
+  tor.exits_to("127.0.0.1", 8080)`
+
+func (t *torMod) exitsTo(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var address string
+	var port int
+	strict := false
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "address", &address, "port", &port, "strict?", &strict); err != nil {
+		return nil, err
 	}
+	if port < 1 || port > 65535 {
+		return nil, fmt.Errorf("%s: port %d out of range 1-65535", b.Name(), port)
+	}
+	rs, ri, err := t.relays(thread, b)
 	if err != nil {
-		return nil, failed(b, err)
+		return nil, err
 	}
-	return NewStruct("tor.router", rs), nil
+	var out []starlark.Value
+	for i := range rs {
+		r := &rs[i]
+		if !r.HasFlag("Running") || r.HasFlag("BadExit") {
+			continue
+		}
+		ok, err := r.CanExitTo(address, port, strict, ri)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		}
+		if ok {
+			out = append(out, NewRouter(r, ri))
+		}
+	}
+	return starlark.NewList(out), nil
 }
 
 const docORConns = `or_conns() -> list of tor.orconn

@@ -100,6 +100,8 @@ func relaySpec(v starlark.Value) (string, error) {
 		return string(v), nil
 	case Hop:
 		return v.H.String(), nil
+	case *Router:
+		return "$" + v.R.Fingerprint, nil
 	case *Struct:
 		if fp, _ := v.Attr("fingerprint"); fp != nil {
 			if s, ok := fp.(starlark.String); ok && s != "" {

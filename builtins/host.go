@@ -49,6 +49,12 @@ type Host interface {
 	// AtExit calls fn when the script ends, before the host undoes what
 	// the script changed.
 	AtExit(fn starlark.Callable)
+	// Relays is tor's relays (consensus entries with their server
+	// descriptors where tor has them), kept by the host and read again
+	// after tor says they changed; rejectInternal is the client's
+	// ClientRejectInternalAddresses, which tor applies to exit policy
+	// summaries.
+	Relays(ctx context.Context) (relays []ctl.Relay, rejectInternal bool, err error)
 	// Launched tells the host that tor is building a circuit the script
 	// asked for (its CIRC events may still be on their way), so that a
 	// policy returning it waits for it to be built.

@@ -195,6 +195,7 @@ var table = []Entry{
 	{Name: "onion_client_auth_view", Doc: docOnionClientAuthView, Grant: noGrant, Complete: noComplete, fn: (*torMod).onionClientAuthView},
 	{Name: "routers", Doc: docRouters, Grant: noGrant, Complete: noComplete, fn: (*torMod).routers},
 	{Name: "router", Doc: docRouter, Grant: noGrant, Complete: noComplete, fn: (*torMod).router},
+	{Name: "exits_to", Doc: docExitsTo, Grant: noGrant, Complete: noComplete, fn: (*torMod).exitsTo},
 	{Name: "or_conns", Doc: docORConns, Grant: noGrant, Complete: noComplete, fn: (*torMod).orConns},
 	{Name: "entry_guards", Doc: docEntryGuards, Grant: noGrant, Complete: noComplete, fn: (*torMod).entryGuards},
 	{Name: "address_mappings", Doc: docAddressMappings, Grant: noGrant, Complete: noComplete, fn: (*torMod).addressMappings},

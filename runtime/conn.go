@@ -26,6 +26,13 @@ func (r *Runtime) wantedEvents() []string {
 			}
 		}
 	}
+	if r.routers.tracking {
+		for _, t := range routerEvents {
+			if !slices.Contains(names, t) {
+				names = append(names, t)
+			}
+		}
+	}
 	if r.state.tracking || r.policy != nil {
 		for _, t := range []string{ctl.EventCirc, ctl.EventStream} {
 			if !slices.Contains(names, t) {
@@ -114,6 +121,7 @@ func (r *Runtime) connected(c *ctl.Conn) {
 	}
 	r.conn = c
 	r.connN++
+	r.routers.stale()
 	r.log.Info("reconnected to tor", "connection", r.connN)
 	ctx := r.ctx
 	fail := func(what string, err error) {

@@ -146,6 +146,8 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 		if r.policy != nil {
 			r.policy.onCircuit(&e.Circuit)
 		}
+	case *ctl.NewConsensusEvent, *ctl.NSEvent, *ctl.NewDescEvent:
+		r.routers.stale()
 	}
 	hs := r.handlers[ev.EventType()]
 	if len(hs) == 0 {

@@ -118,6 +118,7 @@ type Runtime struct {
 	timers      map[*timer]struct{}
 	policy      *policyEngine
 	state       *liveState
+	routers     routerTable
 	maps        []mapping
 
 	// Supervision: the watchdog stops an evaluation that overruns (loop.go).

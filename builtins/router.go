@@ -1,0 +1,118 @@
+package builtins
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/torscript/torscript/ctl"
+	"go.starlark.net/starlark"
+)
+
+// Router is a tor.router value: a relay as tor knows it, from the
+// consensus and, where tor has it, the relay's server descriptor. Its
+// fields are the consensus entry's (nickname, fingerprint, flags, version,
+// bandwidth, unmeasured, ...) and:
+//
+//	exit_policy          the full policy ("accept 127.0.0.0/8:*, reject *:*")
+//	                     where tor has the descriptor, else the summary
+//	exit_policy_summary  the consensus summary ("reject 1-65535")
+//	descriptor           the server descriptor (platform, uptime, family,
+//	                     ...), or None
+//	platform, uptime, family   from the descriptor, or "", None, ()
+//	can_exit_to(address, port, strict=False)
+type Router struct {
+	R *ctl.Relay
+	s *Struct
+	// rejectInternal is the client's ClientRejectInternalAddresses, which
+	// tor applies to a summary.
+	rejectInternal bool
+}
+
+// NewRouter is the Starlark value of r.
+func NewRouter(r *ctl.Relay, rejectInternal bool) *Router {
+	return &Router{R: r, s: NewStruct("tor.router", r).(*Struct), rejectInternal: rejectInternal}
+}
+
+var routerExtra = []string{"can_exit_to", "exit_policy_summary", "family", "platform", "uptime"}
+
+func (r *Router) String() string        { return r.s.String() }
+func (r *Router) Type() string          { return "tor.router" }
+func (r *Router) Freeze()               {}
+func (r *Router) Truth() starlark.Bool  { return true }
+func (r *Router) Hash() (uint32, error) { return r.s.Hash() }
+
+func (r *Router) AttrNames() []string {
+	names := append(append([]string(nil), r.s.AttrNames()...), routerExtra...)
+	return uniqueSorted(names)
+}
+
+func (r *Router) Attr(name string) (starlark.Value, error) {
+	d := r.R.Descriptor
+	switch name {
+	case "can_exit_to":
+		return starlark.NewBuiltin("can_exit_to", r.canExitTo), nil
+	case "exit_policy":
+		if d != nil {
+			return starlark.String(strings.ReplaceAll(d.ExitPolicy.String(), "\n", ", ")), nil
+		}
+		return starlark.String(r.R.ExitPolicy.String()), nil
+	case "exit_policy_summary":
+		return starlark.String(r.R.ExitPolicy.String()), nil
+	case "platform":
+		if d != nil {
+			return starlark.String(d.Platform), nil
+		}
+		return starlark.String(""), nil
+	case "uptime":
+		if d != nil {
+			return toValue(reflect.ValueOf(d.Uptime)), nil
+		}
+		return starlark.None, nil
+	case "family":
+		if d != nil {
+			return stringTuple(d.Family), nil
+		}
+		return starlark.Tuple{}, nil
+	}
+	return r.s.Attr(name)
+}
+
+const docCanExitTo = `can_exit_to(address, port, strict=False) -> bool
+Whether the relay's exit policy lets a stream to address:port out: by its
+full policy where tor has the relay's descriptor, by the consensus
+summary otherwise. A summary does not list the addresses a relay refuses,
+so it answers only "probably"; strict=True answers True only when it is
+certain. address is an IP address or a hostname (whose address is not
+known yet).`
+
+func (r *Router) canExitTo(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var address string
+	var port int
+	strict := false
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "address", &address, "port", &port, "strict?", &strict); err != nil {
+		return nil, err
+	}
+	if port < 1 || port > 65535 {
+		return nil, fmt.Errorf("%s: port %d out of range 1-65535", b.Name(), port)
+	}
+	ok, err := r.R.CanExitTo(address, port, strict, r.rejectInternal)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	return starlark.Bool(ok), nil
+}
+
+func uniqueSorted(xs []string) []string {
+	seen := map[string]bool{}
+	out := xs[:0]
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
