@@ -36,7 +36,9 @@ Every relay of the consensus tor uses, as tor.router values: .nickname,
 .measured, .unmeasured, .protocols, .published; from the relay's server
 descriptor where tor has it: .exit_policy (the full policy, else the
 summary), .platform, .uptime, .family, .descriptor; and
-.can_exit_to(address, port, strict=False).
+.can_exit_to(address, port, strict=False): by the full policy where tor
+has it, else by the summary, which says only "probably" (strict=True
+answers True only when it is certain).
   exits = [r for r in tor.routers() if r.can_exit_to("example.com", 443)]
 The table is read from tor once and again only after tor says it changed
 (NEWCONSENSUS, NS, NEWDESC). str(hop) or "$" + r.fingerprint names a relay

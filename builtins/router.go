@@ -79,14 +79,12 @@ func (r *Router) Attr(name string) (starlark.Value, error) {
 	return r.s.Attr(name)
 }
 
-const docCanExitTo = `can_exit_to(address, port, strict=False) -> bool
-Whether the relay's exit policy lets a stream to address:port out: by its
-full policy where tor has the relay's descriptor, by the consensus
-summary otherwise. A summary does not list the addresses a relay refuses,
-so it answers only "probably"; strict=True answers True only when it is
-certain. address is an IP address or a hostname (whose address is not
-known yet).`
-
+// canExitTo is r.can_exit_to(address, port, strict=False): whether the
+// relay's exit policy lets a stream to address:port out, by its full policy
+// where tor has the relay's descriptor, by the consensus summary otherwise.
+// A summary does not list the addresses a relay refuses, so it answers only
+// "probably"; strict=True answers True only when it is certain. address is
+// an IP address or a hostname (whose address is not known yet).
 func (r *Router) canExitTo(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var address string
 	var port int
