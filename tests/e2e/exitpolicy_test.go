@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/torscript/torscript/cmd/torscript/testnet"
 	"github.com/torscript/torscript/ctl"
 )
 
@@ -82,5 +85,42 @@ func TestExitPolicyAgreesWithTor(t *testing.T) {
 	}
 	if r := <-refused; r.err == nil {
 		t.Errorf("curl to 192.0.2.1 succeeded: %v", r)
+	}
+}
+
+// TestExitsToScript: tor.exits_to and can_exit_to in a script on the
+// private network name exactly its exits for 127.0.0.1 (whose consensus
+// summaries say "reject 1-65535"), and nothing for an address they refuse.
+func TestExitsToScript(t *testing.T) {
+	n := testnet.Shared(t)
+	var want []string
+	for _, e := range n.Exits() {
+		want = append(want, e.Name)
+	}
+	slices.Sort(want)
+	ctx := testCtx(t, 60*time.Second)
+	src := `
+ok = sorted([r.nickname for r in tor.exits_to("127.0.0.1", 8080, strict = True)])
+print("exits", ",".join(ok))
+print("refused", len(tor.exits_to("192.0.2.1", 80)))
+r = tor.router(ok[0])
+print("exit", r.exit_policy_summary, "|", r.exit_policy, "|", r.version, r.unmeasured, r.can_exit_to("127.0.0.1", 1, strict = True))
+`
+	out, err := cli(ctx, t, "eval", src).CombinedOutput()
+	if err != nil {
+		t.Fatalf("torscript eval: %v\n%s", err, out)
+	}
+	got := string(out)
+	for _, line := range []string{
+		"exits " + strings.Join(want, ","),
+		"refused 0",
+		"exit reject 1-65535 | accept 127.0.0.0/8:*, reject *:* | Tor 0.4.9",
+	} {
+		if !strings.Contains(got, line) {
+			t.Errorf("output lacks %q:\n%s", line, got)
+		}
+	}
+	if !strings.Contains(got, " True True") {
+		t.Errorf("want unmeasured and can_exit_to True:\n%s", got)
 	}
 }
