@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"context"
+	"slices"
 	"strings"
 )
 
@@ -11,6 +12,11 @@ import (
 type Relay struct {
 	RouterStatus
 	Descriptor *ServerDescriptor // nil when tor has none (it fetches microdescriptors)
+	// EffectiveFamily is the fingerprints of the relays that declare
+	// this one in their family and that it declares in its own: tor puts
+	// two relays on one circuit only when they are not (nodes_in_same_family).
+	// Empty without descriptors.
+	EffectiveFamily []string
 }
 
 // CanExitTo reports whether the relay's exit policy lets a connection to
@@ -87,7 +93,50 @@ func (c *Conn) Relays(ctx context.Context) ([]Relay, error) {
 			out[i].Version = "Tor " + d.Version
 		}
 	}
+	SetEffectiveFamilies(out)
 	return out, perr
+}
+
+// SetEffectiveFamilies fills in each relay's EffectiveFamily from the
+// family lines of the descriptors: a family entry is "$FP", "$FP=NICK",
+// "$FP~NICK" or a nickname (any relay of the table with that nickname).
+func SetEffectiveFamilies(rs []Relay) {
+	byNick := map[string][]string{}
+	for i := range rs {
+		byNick[rs[i].Nickname] = append(byNick[rs[i].Nickname], rs[i].Fingerprint)
+	}
+	declares := make(map[string]map[string]bool, len(rs))
+	for i := range rs {
+		d := rs[i].Descriptor
+		if d == nil || len(d.Family) == 0 {
+			continue
+		}
+		set := map[string]bool{}
+		for _, e := range d.Family {
+			if fp, ok := strings.CutPrefix(e, "$"); ok {
+				if j := strings.IndexAny(fp, "=~"); j >= 0 {
+					fp = fp[:j]
+				}
+				set[strings.ToUpper(fp)] = true
+				continue
+			}
+			for _, fp := range byNick[e] {
+				set[fp] = true
+			}
+		}
+		declares[rs[i].Fingerprint] = set
+	}
+	for i := range rs {
+		me := rs[i].Fingerprint
+		var fam []string
+		for fp := range declares[me] {
+			if fp != me && declares[fp][me] {
+				fam = append(fam, fp)
+			}
+		}
+		slices.Sort(fam)
+		rs[i].EffectiveFamily = fam
+	}
 }
 
 // ParseConsensusEntries reads the router status entries of a consensus

@@ -3,6 +3,7 @@ package ctl
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -74,5 +75,32 @@ func TestParseConsensusEntries(t *testing.T) {
 	}
 	if rs, err := ParseConsensusEntries("network-status-version 3\n"); rs != nil || err != nil {
 		t.Errorf("a consensus without entries: %v, %v", rs, err)
+	}
+}
+
+// TestEffectiveFamilies: only a family both relays declare counts, by
+// fingerprint (in any of its spellings) or nickname.
+func TestEffectiveFamilies(t *testing.T) {
+	fp := func(c byte) string { return strings.Repeat(string(c), 40) }
+	relay := func(nick string, c byte, family ...string) Relay {
+		r := Relay{RouterStatus: RouterStatus{Nickname: nick, Fingerprint: fp(c)}}
+		if family != nil {
+			r.Descriptor = &ServerDescriptor{Nickname: nick, Fingerprint: fp(c), Family: family}
+		}
+		return r
+	}
+	rs := []Relay{
+		relay("a", 'A', "$"+fp('B')+"~b", "c", "$"+fp('D')),
+		relay("b", 'B', "$"+strings.ToLower(fp('A'))),
+		relay("c", 'C', "a"),
+		relay("d", 'D'), // no descriptor: declares nothing
+		relay("e", 'E', "$"+fp('A')+"=a"),
+	}
+	SetEffectiveFamilies(rs)
+	want := map[string][]string{"a": {fp('B'), fp('C')}, "b": {fp('A')}, "c": {fp('A')}, "d": nil, "e": nil}
+	for _, r := range rs {
+		if !slices.Equal(r.EffectiveFamily, want[r.Nickname]) {
+			t.Errorf("%s: effective family %v, want %v", r.Nickname, r.EffectiveFamily, want[r.Nickname])
+		}
 	}
 }

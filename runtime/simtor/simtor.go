@@ -49,6 +49,7 @@ type node struct {
 	nick, fp, flags string
 	bandwidth       int
 	addr            string
+	family          []string // nicknames it declares, in its descriptor
 }
 
 type circ struct {
@@ -77,22 +78,25 @@ type canned struct {
 }
 
 // network are the simulated network's relays: three guards, three
-// middles and three exits.
+// middles and three exits, each in an IPv4 /16 of its own but middle2 and
+// exit2, which share 10.5.0.0/16; guard1 and middle1 declare each other
+// in their families (a family tor would never put on one circuit), and
+// exit3 declares guard2, which does not declare it back (no family).
 var network = func() []node {
 	var rs []node
-	add := func(nick, flags string, bw int) {
+	add := func(nick, flags string, bw int, addr string, family ...string) {
 		sum := sha1.Sum([]byte(nick))
-		rs = append(rs, node{nick: nick, fp: strings.ToUpper(hex.EncodeToString(sum[:])), flags: flags, bandwidth: bw, addr: "127.0.0." + strconv.Itoa(10+len(rs))})
+		rs = append(rs, node{nick: nick, fp: strings.ToUpper(hex.EncodeToString(sum[:])), flags: flags, bandwidth: bw, addr: addr, family: family})
 	}
-	for i, bw := range []int{300, 200, 100} {
-		add("guard"+strconv.Itoa(i+1), "Fast Guard Running Stable Valid", bw)
-	}
-	for i, bw := range []int{250, 150, 50} {
-		add("middle"+strconv.Itoa(i+1), "Fast Running Stable Valid", bw)
-	}
-	for i, bw := range []int{400, 220, 80} {
-		add("exit"+strconv.Itoa(i+1), "Exit Fast Running Stable Valid", bw)
-	}
+	add("guard1", "Fast Guard Running Stable Valid", 300, "10.1.0.1", "middle1")
+	add("guard2", "Fast Guard Running Stable Valid", 200, "10.2.0.1")
+	add("guard3", "Fast Guard Running Stable Valid", 100, "10.3.0.1")
+	add("middle1", "Fast Running Stable Valid", 250, "10.4.0.1", "guard1")
+	add("middle2", "Fast Running Stable Valid", 150, "10.5.0.1")
+	add("middle3", "Fast Running Stable Valid", 50, "10.6.0.1")
+	add("exit1", "Exit Fast Running Stable Valid", 400, "10.7.0.1")
+	add("exit2", "Exit Fast Running Stable Valid", 220, "10.5.0.2")
+	add("exit3", "Exit Fast Running Stable Valid", 80, "10.9.0.1", "guard2")
 	return rs
 }()
 
@@ -102,7 +106,7 @@ func New() *Tor {
 		relays:  slices.Clone(network),
 		circs:   map[string]*circ{},
 		streams: map[string]*stream{},
-		conf:    map[string]string{LeaveStreams: "0"},
+		conf:    map[string]string{LeaveStreams: "0", "EnforceDistinctSubnets": "1"},
 		subs:    map[string]bool{},
 		replies: map[string][]canned{},
 		maps:    map[string]string{},
@@ -403,6 +407,12 @@ func (s *Tor) info(k string) (string, bool) {
 			parts = append(parts, r.ns())
 		}
 		return strings.Join(parts, "\n"), true
+	case k == "desc/all-recent":
+		var parts []string
+		for _, r := range s.relays {
+			parts = append(parts, r.desc())
+		}
+		return strings.Join(parts, "\n"), true
 	case strings.HasPrefix(k, "ns/id/"), strings.HasPrefix(k, "ns/name/"):
 		want := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(k, "ns/id/"), "ns/name/"), "$")
 		for _, r := range s.relays {
@@ -430,6 +440,21 @@ func (r node) ns() string {
 	id, _ := hex.DecodeString(r.fp)
 	b64 := strings.TrimRight(base64.StdEncoding.EncodeToString(id), "=")
 	return fmt.Sprintf("r %s %s %s 2038-01-01 00:00:00 %s 9001 0\ns %s\nw Bandwidth=%d\np accept 1-65535", r.nick, b64, b64, r.addr, r.flags, r.bandwidth)
+}
+
+// desc is the relay's server descriptor, without keys and signatures.
+func (r node) desc() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "router %s %s 9001 0 0\nplatform Tor 0.4.9.11 on Linux\nfingerprint %s\nbandwidth %d %d %d\n", r.nick, r.addr, r.fp, r.bandwidth*1000, r.bandwidth*1000, r.bandwidth*1000)
+	if len(r.family) > 0 {
+		b.WriteString("family " + strings.Join(r.family, " ") + "\n")
+	}
+	if strings.Contains(r.flags, "Exit") {
+		b.WriteString("accept *:*")
+	} else {
+		b.WriteString("reject *:*")
+	}
+	return b.String()
 }
 
 func sortedIDs[V any](m map[string]V) []string {
