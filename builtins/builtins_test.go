@@ -161,6 +161,10 @@ func (h *FakeHost) Circuit(id string) *ctl.Circuit { return h.liveC.Get(id) }
 
 func (h *FakeHost) StreamHandled(id string) { h.record("StreamHandled %s", id) }
 func (h *FakeHost) Launched(id string)      { h.record("Launched %s", id) }
+func (h *FakeHost) Await(w *Waiter) error {
+	h.record("Await %s %v %v", w.What, w.Events, w.Timeout)
+	return nil
+}
 func (h *FakeHost) AtExit(fn starlark.Callable) {
 	h.record("AtExit %s", fn.Name())
 }

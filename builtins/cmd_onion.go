@@ -3,7 +3,9 @@ package builtins
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/torscript/torscript/ctl"
 	"go.starlark.net/starlark"
@@ -128,7 +130,7 @@ func (a *onionClientAuth) Unpack(v starlark.Value) error {
 	return nil
 }
 
-const docAddOnion = `add_onion(ports, key=None, flags=[], max_streams=0, client_auth_v3=[], client_auth=None) -> tor.onion_service
+const docAddOnion = `add_onion(ports, key=None, flags=[], max_streams=0, client_auth_v3=[], client_auth=None, on_published=None, on_failed=None, timeout="1m") -> tor.onion_service
 ADD_ONION: creates an onion service that lives until del_onion, until tor
 exits, or (without the "Detach" flag) until torscript's connection closes.
 ports maps the service's virtual ports to targets: 80, {80: 8080},
@@ -141,9 +143,14 @@ a rendezvous circuit (0: no bound). client_auth_v3 lists the base32 x25519
 public keys of authorized clients; client_auth is the obsolete v2 form (a
 dict of name to blob, or a list of names). Returns .service_id (the address
 without ".onion"), .private_key ("" when tor was given the key or
-DiscardPK), .client_auth and .client_auth_v3.
+DiscardPK), .client_auth and .client_auth_v3. on_published(service) is
+called once when tor has uploaded the service's descriptor to an HSDir
+(HS_DESC UPLOADED), on_failed(service_id, reason) once if timeout (default
+"1m") passes first (reason: the HS_DESC FAILED reasons seen, or
+"TIMEOUT_WAITING"), on the event loop like a handler.
   svc = tor.add_onion({80: 8080}, flags=["Detach"])
-  print(svc.service_id + ".onion")`
+  print(svc.service_id + ".onion")
+  tor.add_onion({80: 8080}, on_published=lambda s: print(s.service_id, "is up"))`
 
 func (t *torMod) addOnion(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var opts ctl.AddOnionOptions
@@ -151,10 +158,16 @@ func (t *torMod) addOnion(thread *starlark.Thread, b *starlark.Builtin, args sta
 	var key string
 	var flags, authV3 stringList
 	var auth onionClientAuth
+	var onPublished, onFailed callback
+	timeout := Duration(defaultWait)
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
 		"ports", &ports, "key??", &key, "flags??", &flags, "max_streams?", &opts.MaxStreams,
-		"client_auth_v3??", &authV3, "client_auth??", &auth); err != nil {
+		"client_auth_v3??", &authV3, "client_auth??", &auth,
+		"on_published?", &onPublished, "on_failed?", &onFailed, "timeout?", &timeout); err != nil {
 		return nil, err
+	}
+	if timeout <= 0 {
+		return nil, fmt.Errorf("%s: timeout must be positive", b.Name())
 	}
 	if key != "" {
 		kt, kb, ok := strings.Cut(key, ":")
@@ -172,7 +185,55 @@ func (t *torMod) addOnion(thread *starlark.Thread, b *starlark.Builtin, args sta
 	if err != nil {
 		return nil, failed(b, err)
 	}
-	return NewStruct("tor.onion_service", svc), nil
+	v := NewStruct("tor.onion_service", svc)
+	if onPublished.fn != nil || onFailed.fn != nil {
+		if err := t.h.Await(publishWaiter(svc.ServiceID, v, onPublished.fn, onFailed.fn, time.Duration(timeout))); err != nil {
+			return nil, failed(b, err)
+		}
+	}
+	return v, nil
+}
+
+// publishWaiter calls onPublished(service) at the first HS_DESC UPLOADED
+// of service id (tor uploads the descriptor to several HSDirs; one is
+// enough for clients to find it), or onFailed(id, reason) if timeout
+// passes first: reason lists the HS_DESC FAILED reasons seen meanwhile,
+// or is "TIMEOUT_WAITING".
+func publishWaiter(id string, service starlark.Value, onPublished, onFailed starlark.Callable, timeout time.Duration) *Waiter {
+	var reasons []string
+	return &Waiter{
+		What:    "add_onion " + id,
+		Events:  []string{ctl.EventHSDesc},
+		Timeout: timeout,
+		Match: func(ev ctl.Event) (starlark.Callable, starlark.Tuple, bool) {
+			e, ok := ev.(*ctl.HSDescEvent)
+			if !ok || e.Address != id {
+				return nil, nil, false
+			}
+			switch e.Action {
+			case "UPLOADED":
+				if onPublished == nil {
+					return nil, nil, true
+				}
+				return onPublished, starlark.Tuple{service}, true
+			case "FAILED":
+				if e.Reason != "" && !slices.Contains(reasons, e.Reason) {
+					reasons = append(reasons, e.Reason)
+				}
+			}
+			return nil, nil, false
+		},
+		OnTimeout: func() (starlark.Callable, starlark.Tuple) {
+			if onFailed == nil {
+				return nil, nil
+			}
+			reason := "TIMEOUT_WAITING"
+			if len(reasons) > 0 {
+				reason = strings.Join(reasons, ",")
+			}
+			return onFailed, starlark.Tuple{starlark.String(id), starlark.String(reason)}
+		},
+	}
 }
 
 const docDelOnion = `del_onion(service)

@@ -55,10 +55,27 @@ type Host interface {
 	// ClientRejectInternalAddresses, which tor applies to exit policy
 	// summaries.
 	Relays(ctx context.Context) (relays []ctl.Relay, rejectInternal bool, err error)
+	// Await waits for events with callbacks, for builtins that take them
+	// (extend_circuit's on_built, add_onion's on_published); see Waiter.
+	Await(w *Waiter) error
 	// Launched tells the host that tor is building a circuit the script
 	// asked for (its CIRC events may still be on their way), so that a
 	// policy returning it waits for it to be built.
 	Launched(id string)
+}
+
+// Waiter is a wait for events with callbacks. The host subscribes to
+// Events, gives Match every event of those types until Match says done,
+// and calls OnTimeout if Timeout passes first (0: no timeout). Match and
+// OnTimeout return the callback to call and its arguments, or a nil fn;
+// the host calls it on the loop, supervised like an event handler, and
+// reports its failures as a handler's.
+type Waiter struct {
+	What      string // for logs: "extend_circuit on_built"
+	Events    []string
+	Match     func(ev ctl.Event) (fn starlark.Callable, args starlark.Tuple, done bool)
+	Timeout   time.Duration
+	OnTimeout func() (fn starlark.Callable, args starlark.Tuple)
 }
 
 // Policy is a stream policy as tor.policy describes it; the runtime runs it.

@@ -79,3 +79,18 @@ func (d *Duration) Unpack(v starlark.Value) error {
 	}
 	return fmt.Errorf("got %s, want a duration such as \"30s\" or a number of seconds", v.Type())
 }
+
+// callback unpacks a function to call later, or None for none.
+type callback struct{ fn starlark.Callable }
+
+func (c *callback) Unpack(v starlark.Value) error {
+	switch v := v.(type) {
+	case starlark.NoneType:
+		c.fn = nil
+		return nil
+	case starlark.Callable:
+		c.fn = v
+		return nil
+	}
+	return fmt.Errorf("got %s, want a function or None", v.Type())
+}

@@ -26,6 +26,11 @@ func (r *Runtime) wantedEvents() []string {
 			}
 		}
 	}
+	for _, t := range r.waiterEvents() {
+		if !slices.Contains(names, t) {
+			names = append(names, t)
+		}
+	}
 	if r.routers.tracking {
 		for _, t := range routerEvents {
 			if !slices.Contains(names, t) {

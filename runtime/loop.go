@@ -149,6 +149,12 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 	case *ctl.NewConsensusEvent, *ctl.NSEvent, *ctl.NewDescEvent:
 		r.routers.stale()
 	}
+	if len(r.waiters) > 0 {
+		r.wake(ev)
+		if r.exiting {
+			return
+		}
+	}
 	hs := r.handlers[ev.EventType()]
 	if len(hs) == 0 {
 		return

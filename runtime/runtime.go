@@ -119,6 +119,7 @@ type Runtime struct {
 	policy      *policyEngine
 	state       *liveState
 	routers     routerTable
+	waiters     []*waiter // builtins' waits with callbacks, in the order made
 	maps        []mapping
 
 	// Supervision: the watchdog stops an evaluation that overruns (loop.go).

@@ -1,0 +1,47 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestWaitersOnRealTor: extend_circuit's on_built and add_onion's
+// on_published are called from the private network's client's events, on
+// the loop, without a handler of the script's own, and on_failed of a
+// circuit the script closes before it is built says tor's reason
+// (REQUESTED).
+func TestWaitersOnRealTor(t *testing.T) {
+	ctx := testCtx(t, 120*time.Second)
+	src := `
+done = []
+def end(what):
+    print(what)
+    done.append(what)
+    if len(done) == 3:
+        exit(0)
+def built(c):
+    end("built %s %s" % (c.status, len(c.path)))
+    tor.close_circuit(c)
+tor.extend_circuit(on_built = built, on_failed = lambda id, reason: end("unexpected failure " + reason))
+svc = tor.add_onion({80: 8080}, on_published = lambda s: end("published " + str(s.service_id == svc.service_id)), timeout = "100s")
+def failed(id, reason):
+    end("failed " + reason)
+tor.extend_circuit(on_built = lambda c: tor.close_circuit(c), on_failed = None)
+c = tor.extend_circuit(on_failed = failed)
+tor.close_circuit(c)
+`
+	out, err := cli(ctx, t, "eval", src).CombinedOutput()
+	if err != nil {
+		t.Fatalf("torscript eval: %v\n%s", err, out)
+	}
+	got := string(out)
+	for _, line := range []string{"built BUILT 3", "published True", "failed REQUESTED"} {
+		if !strings.Contains(got, line) {
+			t.Errorf("output lacks %q:\n%s", line, got)
+		}
+	}
+	if strings.Contains(got, "unexpected") {
+		t.Errorf("a callback was called that should not be:\n%s", got)
+	}
+}
