@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/torscript/torscript/cmd/torscript/testnet"
 )
 
 // TestWaitersOnRealTor: extend_circuit's on_built and add_onion's
@@ -13,7 +16,13 @@ import (
 // (REQUESTED).
 func TestWaitersOnRealTor(t *testing.T) {
 	ctx := testCtx(t, 120*time.Second)
+	n := testnet.Shared(t)
+	rel, ex := n.Relays(), n.Exits()
+	// An explicit path: without one tor may refuse (551 Couldn't start
+	// circuit) while it has no exit it thinks usable for a general circuit.
+	path := fmt.Sprintf("[%q, %q, %q]", "$"+rel[0].Fingerprint, "$"+rel[1].Fingerprint, "$"+ex[0].Fingerprint)
 	src := `
+PATH = ` + path + `
 done = []
 def end(what):
     print(what)
@@ -23,12 +32,12 @@ def end(what):
 def built(c):
     end("built %s %s" % (c.status, len(c.path)))
     tor.close_circuit(c)
-tor.extend_circuit(on_built = built, on_failed = lambda id, reason: end("unexpected failure " + reason))
+tor.extend_circuit(PATH, on_built = built, on_failed = lambda id, reason: end("unexpected failure " + reason))
 svc = tor.add_onion({80: 8080}, on_published = lambda s: end("published " + str(s.service_id == svc.service_id)), timeout = "100s")
 def failed(id, reason):
     end("failed " + reason)
-tor.extend_circuit(on_built = lambda c: tor.close_circuit(c), on_failed = None)
-c = tor.extend_circuit(on_failed = failed)
+tor.extend_circuit(PATH, on_built = lambda c: tor.close_circuit(c), on_failed = None)
+c = tor.extend_circuit(PATH, on_failed = failed)
 tor.close_circuit(c)
 `
 	out, err := cli(ctx, t, "eval", src).CombinedOutput()
