@@ -35,7 +35,8 @@ Every relay of the consensus tor uses, as tor.router values: .nickname,
 "Guard", "Fast", "Stable", "Running", ...), .version, .bandwidth,
 .measured, .unmeasured, .protocols, .published; from the relay's server
 descriptor where tor has it: .exit_policy (the full policy, else the
-summary), .platform, .uptime, .family, .descriptor; and
+summary), .platform, .uptime, .family (declared), .effective_family (the
+relays that declare it back), .descriptor; and
 .can_exit_to(address, port, strict=False): by the full policy where tor
 has it, else by the summary, which says only "probably" (strict=True
 answers True only when it is certain).
