@@ -12,6 +12,9 @@ import (
 type Relay struct {
 	RouterStatus
 	Descriptor *ServerDescriptor // nil when tor has none (it fetches microdescriptors)
+	// Micro is the relay's microdescriptor, when tor has no server
+	// descriptors (tor's default: it fetches microdescriptors), or nil.
+	Micro *Microdescriptor
 	// EffectiveFamily is the fingerprints of the relays that declare
 	// this one in their family and that it declares in its own: tor puts
 	// two relays on one circuit only when they are not (nodes_in_same_family).
@@ -40,11 +43,17 @@ func (r *Relay) ExitPolicyResult(address string, port int, rejectInternal bool) 
 	if r.Descriptor != nil {
 		return r.Descriptor.ExitPolicyFor(address, port)
 	}
-	a, _, err := policyAddr(address)
+	a, known, err := policyAddr(address)
 	if err != nil {
 		return PolicyRejected, err
 	}
-	return r.ExitPolicy.Evaluate(a, port, rejectInternal), nil
+	if known && a.Is6() && !a.Is4In6() {
+		if r.Micro == nil {
+			return PolicyRejected, nil
+		}
+		return r.Micro.IPv6Policy.Evaluate(a, port, rejectInternal), nil
+	}
+	return r.ExitPolicy.Evaluate(a.Unmap(), port, rejectInternal), nil
 }
 
 // consensusKeys are where tor keeps the consensus it uses, fullest first.
@@ -86,9 +95,24 @@ func (c *Conn) Relays(ctx context.Context) ([]Relay, error) {
 	} else if ErrorCode(err) == 0 {
 		return nil, err
 	}
+	var micro map[string]*Microdescriptor // by digest
+	if len(descs) == 0 {
+		text, err := c.GetInfoOne(ctx, "md/all")
+		if err != nil && ErrorCode(err) == 0 {
+			return nil, err
+		}
+		mds, _ := ParseMicrodescriptors(text)
+		micro = make(map[string]*Microdescriptor, len(mds))
+		for i := range mds {
+			micro[mds[i].Digest] = &mds[i]
+		}
+	}
 	out := make([]Relay, len(entries))
 	for i, e := range entries {
 		out[i] = Relay{RouterStatus: e, Descriptor: descs[e.Fingerprint]}
+		if e.Microdesc != "" {
+			out[i].Micro = micro[e.Microdesc]
+		}
 		if d := out[i].Descriptor; d != nil && out[i].Version == "" && d.Version != "" {
 			out[i].Version = "Tor " + d.Version
 		}
@@ -98,21 +122,34 @@ func (c *Conn) Relays(ctx context.Context) ([]Relay, error) {
 }
 
 // SetEffectiveFamilies fills in each relay's EffectiveFamily from the
-// family lines of the descriptors: a family entry is "$FP", "$FP=NICK",
-// "$FP~NICK" or a nickname (any relay of the table with that nickname).
+// family lines of its server descriptor or microdescriptor (a family entry
+// is "$FP", "$FP=NICK", "$FP~NICK" or a nickname: any relay of the table
+// with that nickname; two relays are one family when each names the
+// other), and from the family-ids of microdescriptors (relays that list
+// one id are one family).
 func SetEffectiveFamilies(rs []Relay) {
 	byNick := map[string][]string{}
 	for i := range rs {
 		byNick[rs[i].Nickname] = append(byNick[rs[i].Nickname], rs[i].Fingerprint)
 	}
 	declares := make(map[string]map[string]bool, len(rs))
+	byID := map[string][]string{} // family-id -> fingerprints
 	for i := range rs {
-		d := rs[i].Descriptor
-		if d == nil || len(d.Family) == 0 {
+		var family []string
+		switch {
+		case rs[i].Descriptor != nil:
+			family = rs[i].Descriptor.Family
+		case rs[i].Micro != nil:
+			family = rs[i].Micro.Family
+			for _, id := range rs[i].Micro.FamilyIDs {
+				byID[id] = append(byID[id], rs[i].Fingerprint)
+			}
+		}
+		if len(family) == 0 {
 			continue
 		}
 		set := map[string]bool{}
-		for _, e := range d.Family {
+		for _, e := range family {
 			if fp, ok := strings.CutPrefix(e, "$"); ok {
 				if j := strings.IndexAny(fp, "=~"); j >= 0 {
 					fp = fp[:j]
@@ -132,6 +169,17 @@ func SetEffectiveFamilies(rs []Relay) {
 		for fp := range declares[me] {
 			if fp != me && declares[fp][me] {
 				fam = append(fam, fp)
+			}
+		}
+		if m := rs[i].Micro; m != nil {
+			// A family-id is certified by every relay that lists it:
+			// no need for both sides to name each other.
+			for _, id := range m.FamilyIDs {
+				for _, fp := range byID[id] {
+					if fp != me && !slices.Contains(fam, fp) {
+						fam = append(fam, fp)
+					}
+				}
 			}
 		}
 		slices.Sort(fam)
