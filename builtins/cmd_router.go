@@ -3,6 +3,7 @@ package builtins
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/torscript/torscript/ctl"
@@ -62,7 +63,32 @@ func (t *torMod) routers(thread *starlark.Thread, b *starlark.Builtin, args star
 	if err != nil {
 		return nil, err
 	}
-	return list(rs, func(r *ctl.Relay) starlark.Value { return NewRouter(r, ri) }), nil
+	return starlark.NewList(slices.Clone(t.routerValues(rs, ri))), nil
+}
+
+// routerValues is the tor.router values of rs, made once for each table
+// the host gives (it gives the same slice until tor's relays change).
+func (t *torMod) routerValues(rs []ctl.Relay, rejectInternal bool) []starlark.Value {
+	c := &t.routerCache
+	if len(rs) > 0 && c.first == &rs[0] && c.n == len(rs) && c.rejectInternal == rejectInternal {
+		return c.vals
+	}
+	vals := make([]starlark.Value, len(rs))
+	for i := range rs {
+		vals[i] = NewRouter(&rs[i], rejectInternal)
+	}
+	if len(rs) > 0 {
+		*c = routerCache{first: &rs[0], n: len(rs), rejectInternal: rejectInternal, vals: vals}
+	}
+	return vals
+}
+
+// routerCache is the values routerValues made last.
+type routerCache struct {
+	first          *ctl.Relay
+	n              int
+	rejectInternal bool
+	vals           []starlark.Value
 }
 
 const docRouter = `router(relay) -> tor.router or None
@@ -86,11 +112,12 @@ func (t *torMod) router(thread *starlark.Thread, b *starlark.Builtin, args starl
 	if err != nil {
 		return nil, err
 	}
+	vals := t.routerValues(rs, ri)
 	for i := range rs {
 		r := &rs[i]
 		if hop.Fingerprint != "" && strings.EqualFold(strings.TrimPrefix(hop.Fingerprint, "$"), r.Fingerprint) ||
 			hop.Fingerprint == "" && hop.Nickname == r.Nickname {
-			return NewRouter(r, ri), nil
+			return vals[i], nil
 		}
 	}
 	return starlark.None, nil
@@ -127,7 +154,7 @@ func (t *torMod) exitsTo(thread *starlark.Thread, b *starlark.Builtin, args star
 			return nil, fmt.Errorf("%s: %w", b.Name(), err)
 		}
 		if ok {
-			out = append(out, NewRouter(r, ri))
+			out = append(out, t.routerValues(rs, ri)[i])
 		}
 	}
 	return starlark.NewList(out), nil

@@ -36,7 +36,10 @@ type Entry struct {
 type method func(t *torMod, thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)
 
 // torMod is the receiver of the tor module's builtins.
-type torMod struct{ h Host }
+type torMod struct {
+	h           Host
+	routerCache routerCache
+}
 
 // GrantKind says how the grant a builtin needs is decided.
 type GrantKind int
