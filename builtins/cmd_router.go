@@ -34,7 +34,8 @@ const docRouters = `routers() -> list of tor.router
 Every relay of the consensus tor uses, as tor.router values: .nickname,
 .fingerprint, .address, .or_port, .dir_port, .or_addresses, .flags ("Exit",
 "Guard", "Fast", "Stable", "Running", ...), .version, .bandwidth,
-.measured, .unmeasured, .protocols, .published; from the relay's server
+.measured, .unmeasured, .protocols, .published, .country (tor's GeoIP,
+"" when unknown); from the relay's server
 descriptor where tor has it: .exit_policy (the full policy, else the
 summary), .platform, .uptime, .family (declared), .effective_family (the
 relays that declare it back), .descriptor; and

@@ -15,6 +15,10 @@ type Relay struct {
 	// Micro is the relay's microdescriptor, when tor has no server
 	// descriptors (tor's default: it fetches microdescriptors), or nil.
 	Micro *Microdescriptor
+	// Country is the lower-case country code of Address by tor's GeoIP
+	// database (GETINFO ip-to-country), "" when tor does not know it or
+	// has no GeoIP data.
+	Country string
 	// EffectiveFamily is the fingerprints of the relays that declare
 	// this one in their family and that it declares in its own: tor puts
 	// two relays on one circuit only when they are not (nodes_in_same_family).
@@ -118,7 +122,56 @@ func (c *Conn) Relays(ctx context.Context) ([]Relay, error) {
 		}
 	}
 	SetEffectiveFamilies(out)
+	if err := c.setCountries(ctx, out); err != nil {
+		return nil, err
+	}
 	return out, perr
+}
+
+// countryBatch is how many addresses one GETINFO asks the country of.
+const countryBatch = 256
+
+// setCountries fills in the relays' Country when tor has GeoIP data.
+func (c *Conn) setCountries(ctx context.Context, rs []Relay) error {
+	if v, err := c.GetInfoOne(ctx, "ip-to-country/ipv4-available"); err != nil || v != "1" {
+		if err != nil && ErrorCode(err) == 0 {
+			return err
+		}
+		return nil
+	}
+	var addrs []string
+	seen := map[string]bool{}
+	for i := range rs {
+		if a := rs[i].Address; a != "" && !seen[a] {
+			seen[a] = true
+			addrs = append(addrs, a)
+		}
+	}
+	country := make(map[string]string, len(addrs))
+	for len(addrs) > 0 {
+		n := min(len(addrs), countryBatch)
+		keys := make([]string, n)
+		for i, a := range addrs[:n] {
+			keys[i] = "ip-to-country/" + a
+		}
+		addrs = addrs[n:]
+		vals, err := c.GetInfo(ctx, keys...)
+		if err != nil {
+			if ErrorCode(err) == 0 {
+				return err
+			}
+			continue // an address tor will not look up: no country
+		}
+		for _, k := range keys {
+			if cc := strings.ToLower(vals[k]); cc != "??" && cc != "" {
+				country[strings.TrimPrefix(k, "ip-to-country/")] = cc
+			}
+		}
+	}
+	for i := range rs {
+		rs[i].Country = country[rs[i].Address]
+	}
+	return nil
 }
 
 // SetEffectiveFamilies fills in each relay's EffectiveFamily from the

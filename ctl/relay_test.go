@@ -32,6 +32,10 @@ func TestRelays(t *testing.T) {
 			switch strings.TrimSpace(cmd) {
 			case "GETINFO dir/status-vote/current/consensus":
 				return dataReply("dir/status-vote/current/consensus", string(cons))
+			case "GETINFO ip-to-country/ipv4-available":
+				return "250-ip-to-country/ipv4-available=1\r\n250 OK\r\n"
+			case "GETINFO ip-to-country/127.0.0.1":
+				return "250-ip-to-country/127.0.0.1=??\r\n250 OK\r\n"
 			case "GETINFO desc/all-recent":
 				if withDesc {
 					return dataReply("desc/all-recent", string(desc))
@@ -102,5 +106,35 @@ func TestEffectiveFamilies(t *testing.T) {
 		if !slices.Equal(r.EffectiveFamily, want[r.Nickname]) {
 			t.Errorf("%s: effective family %v, want %v", r.Nickname, r.EffectiveFamily, want[r.Nickname])
 		}
+	}
+}
+
+// TestRelaysCountry: with GeoIP data, a relay's country comes from tor's
+// ip-to-country, lower-case, "" for tor's "??"; addresses are asked once.
+func TestRelaysCountry(t *testing.T) {
+	ns := "r a IveE3eKEBZUBx591zLiXyKX05k0 fkD1+sWZBYnUrY3AV4r6x8maQHo 2026-01-01 00:00:00 1.2.3.4 9001 0\n" +
+		"r b JcMjwE1oTe0FVrRKfSR5tGZbLu8 kLgCUNELeiu/awUcRig/x6i+mpI 2026-01-01 00:00:00 1.2.3.4 9002 0\n" +
+		"r c +SSfUbgTyH1hqft3Yv7X3JIqYRQ Ykk7J51gZlYo8P5f010ZMpmqJ7c 2026-01-01 00:00:00 10.0.0.1 9001 0\n"
+	f, c := NewFakeControlPort(t, Options{})
+	var asked []string
+	f.Serve(-1, func(cmd string) string {
+		switch k := strings.TrimPrefix(strings.TrimSpace(cmd), "GETINFO "); k {
+		case "ns/all":
+			return dataReply(k, ns)
+		case "ip-to-country/ipv4-available":
+			return "250-" + k + "=1\r\n250 OK\r\n"
+		case "ip-to-country/1.2.3.4 ip-to-country/10.0.0.1":
+			asked = append(asked, k)
+			return "250-ip-to-country/1.2.3.4=DE\r\n250-ip-to-country/10.0.0.1=??\r\n250 OK\r\n"
+		}
+		return "551 Not kept\r\n"
+	})
+	rs, err := c.Relays(context.Background())
+	if err != nil || len(rs) != 3 {
+		t.Fatalf("Relays: %d, %v", len(rs), err)
+	}
+	got := []string{rs[0].Country, rs[1].Country, rs[2].Country}
+	if !slices.Equal(got, []string{"de", "de", ""}) || len(asked) != 1 {
+		t.Errorf("countries %q, asked %q", got, asked)
 	}
 }
