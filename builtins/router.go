@@ -8,6 +8,7 @@ import (
 
 	"github.com/torscript/torscript/ctl"
 	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
 )
 
 // Router is a tor.router value: a relay as tor knows it, from the
@@ -113,4 +114,53 @@ func uniqueSorted(xs []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// RouterSetValue is a tor.router_set: relays named as tor's options name
+// them (ExcludeNodes, ExitNodes, ...), read as tor reads them.
+type RouterSetValue struct {
+	S    ctl.RouterSet
+	spec string
+}
+
+func (s *RouterSetValue) String() string       { return fmt.Sprintf("tor.router_set(%q)", s.spec) }
+func (s *RouterSetValue) Type() string         { return "tor.router_set" }
+func (s *RouterSetValue) Freeze()              {}
+func (s *RouterSetValue) Truth() starlark.Bool { return !starlark.Bool(s.S.Empty()) }
+func (s *RouterSetValue) Hash() (uint32, error) {
+	return 0, fmt.Errorf("unhashable type: tor.router_set")
+}
+
+// Binary is "router in set".
+func (s *RouterSetValue) Binary(op syntax.Token, y starlark.Value, side starlark.Side) (starlark.Value, error) {
+	if op != syntax.IN || side != starlark.Right {
+		return nil, nil
+	}
+	r, ok := y.(*Router)
+	if !ok {
+		return nil, fmt.Errorf("in tor.router_set: got %s, want a tor.router", y.Type())
+	}
+	return starlark.Bool(s.S.Contains(r.R)), nil
+}
+
+const docRouterSet = `router_set(spec) -> tor.router_set
+Relays named as tor's options name them (ExcludeNodes, ExcludeExitNodes,
+ExitNodes, EntryNodes), read as tor reads them: comma-separated
+fingerprints ("$FP", "$FP~nick"), nicknames (any case), countries ("{de}",
+by tor's GeoIP) and address patterns ("10.0.0.0/8", "[2001:db8::]/32",
+"1.2.3.4:9001", "*"). "router in set" tests a tor.router; the set is false
+when it names nothing. An entry tor would refuse is an error.
+  excluded = tor.router_set(tor.get_conf("ExcludeNodes") or "")
+  usable = [r for r in tor.routers() if r not in excluded]`
+
+func (t *torMod) routerSet(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var spec string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "spec", &spec); err != nil {
+		return nil, err
+	}
+	s, err := ctl.ParseRouterSet(spec)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	return &RouterSetValue{S: s, spec: spec}, nil
 }
