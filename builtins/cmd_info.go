@@ -68,3 +68,32 @@ func (t *torMod) getInfo(thread *starlark.Thread, b *starlark.Builtin, args star
 	}
 	return d, nil
 }
+
+const docStatus = `status() -> tor.status
+What tor says of itself, typed (one GETINFO, and one more for the
+fingerprint and for accounting): .version ("0.4.9.11"), .pid, .uptime (a
+duration), .config_file, .traffic_read and .traffic_write (bytes),
+.bootstrap (.progress, .tag, .summary, .severity, .warning), .listeners
+(a dict of kind, such as "socks" or "control", to the addresses tor
+listens on), .fingerprint ("" unless tor is a relay), .accounting (None
+unless AccountingMax is set; else .hibernating, .bytes_read,
+.bytes_written, .bytes_left_read, .bytes_left_wr, .interval_end).
+  st = tor.status()
+  print(st.version, st.bootstrap.progress, st.listeners["socks"])`
+
+func (t *torMod) status(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+		return nil, err
+	}
+	c, err := t.conn(b)
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.Status(Context(thread))
+	if st == nil {
+		return nil, failed(b, err)
+	}
+	// A value tor wrote in a way ctl cannot read is left zero rather
+	// than hiding the others.
+	return NewStruct("tor.status", st), nil
+}

@@ -199,6 +199,7 @@ var table = []Entry{
 	{Name: "routers", Doc: docRouters, Grant: noGrant, Complete: noComplete, fn: (*torMod).routers},
 	{Name: "router", Doc: docRouter, Grant: noGrant, Complete: noComplete, fn: (*torMod).router},
 	{Name: "exits_to", Doc: docExitsTo, Grant: noGrant, Complete: noComplete, fn: (*torMod).exitsTo},
+	{Name: "status", Doc: docStatus, Grant: noGrant, Complete: noComplete, fn: (*torMod).status},
 	{Name: "router_set", Doc: docRouterSet, Grant: noGrant, Complete: noComplete, fn: (*torMod).routerSet},
 	{Name: "or_conns", Doc: docORConns, Grant: noGrant, Complete: noComplete, fn: (*torMod).orConns},
 	{Name: "entry_guards", Doc: docEntryGuards, Grant: noGrant, Complete: noComplete, fn: (*torMod).entryGuards},

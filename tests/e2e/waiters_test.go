@@ -54,3 +54,35 @@ tor.close_circuit(c)
 		t.Errorf("a callback was called that should not be:\n%s", got)
 	}
 }
+
+// TestStatusOnRealTor: tor.status() on the private network's client says
+// what the network knows of it: its pid, its SocksPort and ControlPort,
+// bootstrap done, no fingerprint (a client), no accounting.
+func TestStatusOnRealTor(t *testing.T) {
+	n := testnet.Shared(t)
+	ctx := testCtx(t, 60*time.Second)
+	src := `
+st = tor.status()
+print("version", st.version.startswith("0.4."), "pid", st.pid, "up", st.uptime.seconds > 0)
+print("boot", st.bootstrap.progress, st.bootstrap.tag)
+print("socks", st.listeners["socks"], "control", len(st.listeners["control"]))
+print("relay", repr(st.fingerprint), "accounting", st.accounting, "torrc", st.config_file != "")
+print("traffic", st.traffic_read > 0, st.traffic_write > 0)
+`
+	out, err := cli(ctx, t, "eval", src).CombinedOutput()
+	if err != nil {
+		t.Fatalf("torscript eval: %v\n%s", err, out)
+	}
+	got := string(out)
+	for _, line := range []string{
+		fmt.Sprintf("version True pid %d up True", n.Client.PID),
+		"boot 100 done",
+		fmt.Sprintf(`socks ("%s",) control 1`, n.SocksAddr()),
+		`relay "" accounting None torrc True`,
+		"traffic True True",
+	} {
+		if !strings.Contains(got, line) {
+			t.Errorf("output lacks %q:\n%s", line, got)
+		}
+	}
+}
