@@ -199,6 +199,8 @@ var table = []Entry{
 	{Name: "routers", Doc: docRouters, Grant: noGrant, Complete: noComplete, fn: (*torMod).routers},
 	{Name: "router", Doc: docRouter, Grant: noGrant, Complete: noComplete, fn: (*torMod).router},
 	{Name: "exits_to", Doc: docExitsTo, Grant: noGrant, Complete: noComplete, fn: (*torMod).exitsTo},
+	{Name: "version", Doc: docVersion, Grant: noGrant, Complete: noComplete, value: func(t *torMod) starlark.Value { return &Version{h: t.h} }},
+	{Name: "parse_version", Doc: docParseVersion, Grant: noGrant, Complete: noComplete, fn: (*torMod).parseVersion},
 	{Name: "status", Doc: docStatus, Grant: noGrant, Complete: noComplete, fn: (*torMod).status},
 	{Name: "router_set", Doc: docRouterSet, Grant: noGrant, Complete: noComplete, fn: (*torMod).routerSet},
 	{Name: "or_conns", Doc: docORConns, Grant: noGrant, Complete: noComplete, fn: (*torMod).orConns},

@@ -57,7 +57,8 @@ tor.close_circuit(c)
 
 // TestStatusOnRealTor: tor.status() on the private network's client says
 // what the network knows of it: its pid, its SocksPort and ControlPort,
-// bootstrap done, no fingerprint (a client), no accounting.
+// bootstrap done, no fingerprint (a client), no accounting; tor.version
+// reads tor 0.4.9 by tor's rules.
 func TestStatusOnRealTor(t *testing.T) {
 	n := testnet.Shared(t)
 	ctx := testCtx(t, 60*time.Second)
@@ -68,6 +69,7 @@ print("boot", st.bootstrap.progress, st.bootstrap.tag)
 print("socks", st.listeners["socks"], "control", len(st.listeners["control"]))
 print("relay", repr(st.fingerprint), "accounting", st.accounting, "torrc", st.config_file != "")
 print("traffic", st.traffic_read > 0, st.traffic_write > 0)
+print("tor.version", tor.version.at_least("0.4.8"), tor.version >= tor.parse_version(st.version), tor.version.major)
 `
 	out, err := cli(ctx, t, "eval", src).CombinedOutput()
 	if err != nil {
@@ -80,6 +82,7 @@ print("traffic", st.traffic_read > 0, st.traffic_write > 0)
 		fmt.Sprintf(`socks ("%s",) control 1`, n.SocksAddr()),
 		`relay "" accounting None torrc True`,
 		"traffic True True",
+		"tor.version True True 0",
 	} {
 		if !strings.Contains(got, line) {
 			t.Errorf("output lacks %q:\n%s", line, got)
