@@ -53,3 +53,19 @@ func TestRouterSet(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRouterSet: any option value parses or fails without panicking, and a
+// set that parses answers for any relay.
+func FuzzRouterSet(f *testing.F) {
+	for _, s := range []string{"$" + strings.Repeat("AB", 20) + "~nick", "Alpha, {de}, 10.0.0.0/8:443", "[2001:db8::]/32,*", " , "} {
+		f.Add(s)
+	}
+	r := &Relay{RouterStatus: RouterStatus{Nickname: "alpha", Fingerprint: strings.Repeat("AB", 20), Address: "10.1.2.3", ORPort: 443, ORAddresses: []string{"[2001:db8::1]:443"}}, Country: "de"}
+	f.Fuzz(func(t *testing.T, s string) {
+		rs, err := ParseRouterSet(s)
+		if err != nil {
+			return
+		}
+		_ = rs.Contains(r)
+	})
+}

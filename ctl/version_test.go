@@ -46,3 +46,20 @@ func TestTorVersion(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTorVersion: any text parses or fails without panicking, and the
+// order of versions that parse is antisymmetric.
+func FuzzTorVersion(f *testing.F) {
+	f.Add("Tor 0.4.9.11 (git-abcdef)", "0.4.8.1-alpha")
+	f.Add("0.1.2.3pre4", "0.1.2rc9")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		va, err1 := ParseTorVersion(a)
+		vb, err2 := ParseTorVersion(b)
+		if err1 != nil || err2 != nil {
+			return
+		}
+		if va.Compare(vb) != -vb.Compare(va) {
+			t.Fatalf("%q vs %q: %d and %d", a, b, va.Compare(vb), vb.Compare(va))
+		}
+	})
+}

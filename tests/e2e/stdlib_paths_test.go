@@ -70,3 +70,42 @@ func quoteNames(names []string) string {
 	}
 	return strings.Join(q, ", ")
 }
+
+// TestStdlibPoolNeverSharesAFamily: the private network's last two middle
+// relays declare each other in MyFamily. tor.router shows the effective
+// family from their descriptors, and a circuits.pool never puts both on
+// one circuit; without tor's rules (tor_rules=False) it does. Circuits of
+// four hops, so that both can be middles (the first hop is tor's guard).
+func TestStdlibPoolNeverSharesAFamily(t *testing.T) {
+	n := testnet.Shared(t)
+	rel := n.Relays()
+	a, b := rel[len(rel)-2].Name, rel[len(rel)-1].Name
+	ctx := testCtx(t, 60*time.Second)
+	src := `
+load("@stdlib/circuits.star", "circuits")
+A, B = "` + a + `", "` + b + `"
+ra, rb = tor.router(A), tor.router(B)
+print("family", ra.effective_family == (rb.fingerprint,), rb.effective_family == (ra.fingerprint,))
+def together(pool):
+    n = 0
+    for _ in range(300):
+        names = [h.nickname for h in pool.path()]
+        if A in names and B in names:
+            n += 1
+    return n
+exits = [` + quoteNames(stdExitNames(n)) + `]
+print("with rules", together(circuits.pool(size = 1, fingerprints = exits, path_len = 4)))
+print("without rules", together(circuits.pool(size = 1, fingerprints = exits, path_len = 4, tor_rules = False)) > 0)
+exit(0)
+`
+	out, err := cli(ctx, t, "eval", src).CombinedOutput()
+	if err != nil {
+		t.Fatalf("torscript eval: %v\n%s", err, out)
+	}
+	got := string(out)
+	for _, line := range []string{"family True True", "with rules 0", "without rules True"} {
+		if !strings.Contains(got, line) {
+			t.Errorf("output lacks %q:\n%s", line, got)
+		}
+	}
+}

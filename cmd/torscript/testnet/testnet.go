@@ -512,6 +512,10 @@ func up(ctx context.Context, cfg *Config, tor, gencert string) (_ *Network, err 
 		tp.hsDirs = append(tp.hsDirs, "$"+a.Fingerprint)
 	}
 	tp.dirAuthorities = n.DirAuthorities
+	if fam := familyRelays(n); len(fam) == 2 {
+		a, b := fam[0], fam[1]
+		tp.family = map[string][]string{a.Name: {"$" + b.Fingerprint}, b.Name: {"$" + a.Fingerprint}}
+	}
 	if tp.onionTarget, err = onionTarget(n); err != nil {
 		return nil, err
 	}
@@ -613,8 +617,9 @@ func makeKeys(ctx context.Context, n *Network, tor, gencert string) error {
 		return nil
 	}
 	// Only the authorities' keys are needed up front (for the DirAuthority
-	// lines); relays make their own when they start.
-	for _, nd := range n.Authorities() {
+	// lines), and the family's (for MyFamily); other relays make their own
+	// when they start.
+	for _, nd := range append(n.Authorities(), familyRelays(n)...) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -623,7 +628,7 @@ func makeKeys(ctx context.Context, n *Network, tor, gencert string) error {
 				fail(err)
 				return
 			}
-			{
+			if nd.Role == RoleAuthority {
 				cert := filepath.Join(keys, "authority_certificate")
 				// An empty passphrase (a blank line on stdin) leaves the
 				// identity key unencrypted; tor only needs the signing
@@ -655,6 +660,16 @@ func makeKeys(ctx context.Context, n *Network, tor, gencert string) error {
 	}
 	wg.Wait()
 	return first
+}
+
+// familyRelays are the relays that declare each other in MyFamily: the
+// last two middle relays, when there are at least three.
+func familyRelays(n *Network) []*Node {
+	rel := n.Relays()
+	if len(rel) < 3 {
+		return nil
+	}
+	return rel[len(rel)-2:]
 }
 
 // readFingerprint returns the identity fingerprint tor wrote in dir, or "".

@@ -68,6 +68,10 @@ type torrcParams struct {
 	hsDirs []string
 	// onionTarget is the address the onion service's port 80 forwards to.
 	onionTarget string
+	// family: relay nickname -> the "$FP" of the relays it declares in
+	// MyFamily, so that the network has a family (tor never puts two of
+	// its relays on one circuit, and neither should a script).
+	family map[string][]string
 }
 
 // torrc returns the configuration of node n.
@@ -122,6 +126,9 @@ func torrc(n *Node, p torrcParams) string {
 			"ExitRelay 0",
 			"ExitPolicy reject *:*",
 		)
+		if fam := p.family[n.Name]; len(fam) > 0 {
+			l = append(l, "MyFamily "+strings.Join(fam, ","))
+		}
 	case RoleExit:
 		l = append(l, noDirCache...)
 		l = append(l,
