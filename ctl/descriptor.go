@@ -43,9 +43,12 @@ type ServerDescriptor struct {
 // bandwidth or policy line) is left out, and the first such error is
 // returned with the descriptors that parsed.
 func ParseServerDescriptors(text string) ([]ServerDescriptor, error) {
-	var out []ServerDescriptor
+	out := make([]ServerDescriptor, 0, strings.Count(text, "\nrouter ")+1)
 	var firstErr error
 	var cur *ServerDescriptor
+	// Exits mostly publish the same lines (tor's default policy): each
+	// distinct line is parsed once, as tor keeps one canonical copy.
+	policies := map[string][]PolicyRule{}
 	bad := false
 	finish := func() {
 		if cur != nil && !bad {
@@ -74,7 +77,7 @@ func ParseServerDescriptors(text string) ([]ServerDescriptor, error) {
 		if cur == nil || bad || line == "" {
 			continue
 		}
-		if err := cur.parseLine(kw, rest, line); err != nil {
+		if err := cur.parseLine(kw, rest, line, policies); err != nil {
 			bad = true
 			if firstErr == nil {
 				firstErr = fmt.Errorf("server descriptor %q: %w", cur.Nickname, err)
@@ -85,8 +88,12 @@ func ParseServerDescriptors(text string) ([]ServerDescriptor, error) {
 	return out, firstErr
 }
 
-func (d *ServerDescriptor) parseLine(kw, rest, line string) error {
-	f := strings.Fields(rest)
+func (d *ServerDescriptor) parseLine(kw, rest, line string, policies map[string][]PolicyRule) error {
+	var f []string
+	switch kw {
+	case "router", "fingerprint", "bandwidth", "family":
+		f = strings.Fields(rest)
+	}
 	switch kw {
 	case "router":
 		if len(f) != 5 {
@@ -143,9 +150,13 @@ func (d *ServerDescriptor) parseLine(kw, rest, line string) error {
 	case "hidden-service-dir":
 		d.HSDir = true
 	case "accept", "reject", "accept6", "reject6":
-		rules, err := ParsePolicyLine(line, DescriptorPolicy)
-		if err != nil {
-			return err
+		rules, ok := policies[line]
+		if !ok {
+			var err error
+			if rules, err = ParsePolicyLine(line, DescriptorPolicy); err != nil {
+				return err
+			}
+			policies[line] = rules
 		}
 		d.ExitPolicy = append(d.ExitPolicy, rules...)
 	case "ipv6-policy":
