@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"strings"
@@ -11,7 +12,7 @@ import (
 	"github.com/torscript/torscript/ctl"
 )
 
-// TestExitPolicyAgreesWithTor reads an exit's server descriptor from the
+// TestExitPolicyAgreesWithTor reads each exit's server descriptor from the
 // client (GETINFO desc/id/FP) and checks ctl's evaluation of its policy
 // against what the exit does with streams attached to a circuit ending
 // there: one the policy accepts (127.0.0.1) succeeds, one it rejects
@@ -19,8 +20,28 @@ import (
 // consensus summary of the same exit says "reject 1-65535", which would
 // have refused both.
 func TestExitPolicyAgreesWithTor(t *testing.T) {
+	n := testnet.Shared(t)
 	c, ctx := byHand(t)
-	circ, path := buildCircuit(t, c)
+	if err := c.SetEvents(ctx, "STREAM"); err != nil {
+		t.Fatal(err)
+	}
+	rel := n.Relays()
+	for _, ex := range n.Exits() {
+		t.Run(ex.Name, func(t *testing.T) {
+			exitAgrees(ctx, t, c, []string{"$" + rel[0].Fingerprint, "$" + rel[1].Fingerprint, "$" + ex.Fingerprint})
+		})
+	}
+}
+
+// exitAgrees builds a circuit along path and checks ctl's evaluation of
+// its exit's policy against what the exit does with one stream the policy
+// accepts and one it refuses.
+func exitAgrees(ctx context.Context, t *testing.T, c *ctl.Conn, path []string) {
+	circ, err := c.ExtendCircuit(ctx, "0", path, "")
+	if err != nil {
+		t.Fatalf("EXTENDCIRCUIT: %v", err)
+	}
+	waitBuilt(ctx, t, c, circ)
 	exitFP := path[len(path)-1][1:]
 	text, err := c.GetInfoOne(ctx, "desc/id/"+exitFP)
 	if err != nil {
@@ -39,7 +60,8 @@ func TestExitPolicyAgreesWithTor(t *testing.T) {
 	if err != nil || len(rs) != 1 {
 		t.Fatalf("ns/id/%s: %v", exitFP, err)
 	}
-	port := httpServer(t, "the policy accepts this")
+	body := "the policy of " + d.Nickname + " accepts this"
+	port := httpServer(t, body)
 	accepted, _ := d.ExitPolicyFor("127.0.0.1", port)
 	rejected, _ := d.ExitPolicyFor("192.0.2.1", 80)
 	if accepted != ctl.PolicyAccepted || rejected != ctl.PolicyRejected {
@@ -48,9 +70,6 @@ func TestExitPolicyAgreesWithTor(t *testing.T) {
 	if got := rs[0].ExitPolicy.Evaluate(netip.MustParseAddr("127.0.0.1"), port, false); got != ctl.PolicyRejected {
 		t.Errorf("the summary %q gives %v for 127.0.0.1: the test no longer shows why a summary is not enough", rs[0].ExitPolicy.String(), got)
 	}
-	if err := c.SetEvents(ctx, "STREAM"); err != nil {
-		t.Fatal(err)
-	}
 
 	res, s := curlStream(ctx, t, c, port)
 	waitEvent(t, c, 10*time.Second, "STREAM CONTROLLER_WAIT", streamID(s.ID, ctl.StreamControllerWait))
@@ -58,7 +77,7 @@ func TestExitPolicyAgreesWithTor(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(t, c, 30*time.Second, "STREAM SUCCEEDED", streamID(s.ID, ctl.StreamSucceeded))
-	if r := <-res; r.err != nil || r.body != "the policy accepts this" {
+	if r := <-res; r.err != nil || r.body != body {
 		t.Fatalf("curl through %s: %v", d.Nickname, r)
 	}
 
@@ -85,6 +104,30 @@ func TestExitPolicyAgreesWithTor(t *testing.T) {
 	}
 	if r := <-refused; r.err == nil {
 		t.Errorf("curl to 192.0.2.1 succeeded: %v", r)
+	}
+}
+
+// waitBuilt waits until circuit id is BUILT.
+func waitBuilt(ctx context.Context, t *testing.T, c *ctl.Conn, id string) {
+	t.Helper()
+	for {
+		circs, err := c.Circuits(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ci := range circs {
+			if ci.ID == id && ci.Status == ctl.CircBuilt {
+				return
+			}
+			if ci.ID == id && (ci.Status == ctl.CircFailed || ci.Status == ctl.CircClosed) {
+				t.Fatalf("circuit %s %s: %s", id, ci.Status, ci.Reason)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("circuit %s not BUILT in time", id)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
