@@ -57,7 +57,9 @@ func ParseServerDescriptors(text string) ([]ServerDescriptor, error) {
 		cur, bad = nil, false
 	}
 	inObject := false
-	for _, line := range strings.Split(text, "\n") {
+	for remaining := text; remaining != ""; {
+		var line string
+		line, remaining, _ = strings.Cut(remaining, "\n")
 		line = strings.TrimRight(line, "\r")
 		if inObject {
 			if strings.HasPrefix(line, "-----END ") {

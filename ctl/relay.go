@@ -181,11 +181,8 @@ func (c *Conn) setCountries(ctx context.Context, rs []Relay) error {
 // other), and from the family-ids of microdescriptors (relays that list
 // one id are one family).
 func SetEffectiveFamilies(rs []Relay) {
-	byNick := map[string][]string{}
-	for i := range rs {
-		byNick[rs[i].Nickname] = append(byNick[rs[i].Nickname], rs[i].Fingerprint)
-	}
-	declares := make(map[string]map[string]bool, len(rs))
+	var byNick map[string][]string // made when a family names a nickname
+	declares := make(map[string][]string, len(rs))
 	byID := map[string][]string{} // family-id -> fingerprints
 	for i := range rs {
 		var family []string
@@ -201,26 +198,30 @@ func SetEffectiveFamilies(rs []Relay) {
 		if len(family) == 0 {
 			continue
 		}
-		set := map[string]bool{}
+		fps := make([]string, 0, len(family))
 		for _, e := range family {
 			if fp, ok := strings.CutPrefix(e, "$"); ok {
 				if j := strings.IndexAny(fp, "=~"); j >= 0 {
 					fp = fp[:j]
 				}
-				set[strings.ToUpper(fp)] = true
+				fps = append(fps, strings.ToUpper(fp))
 				continue
 			}
-			for _, fp := range byNick[e] {
-				set[fp] = true
+			if byNick == nil {
+				byNick = make(map[string][]string, len(rs))
+				for k := range rs {
+					byNick[rs[k].Nickname] = append(byNick[rs[k].Nickname], rs[k].Fingerprint)
+				}
 			}
+			fps = append(fps, byNick[e]...)
 		}
-		declares[rs[i].Fingerprint] = set
+		declares[rs[i].Fingerprint] = fps
 	}
 	for i := range rs {
 		me := rs[i].Fingerprint
 		var fam []string
-		for fp := range declares[me] {
-			if fp != me && declares[fp][me] {
+		for _, fp := range declares[me] {
+			if fp != me && slices.Contains(declares[fp], me) && !slices.Contains(fam, fp) {
 				fam = append(fam, fp)
 			}
 		}
