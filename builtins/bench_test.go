@@ -18,37 +18,9 @@ import (
 // and the Starlark values made (issue target: 20 ms each).
 func BenchmarkNsAll8000(b *testing.B) {
 	doc := ctltest.NsAll(8000)
-	var r strings.Builder
-	r.WriteString("250+ns/all=\r\n")
-	for _, l := range strings.Split(strings.TrimSuffix(doc, "\n"), "\n") {
-		r.WriteString(l + "\r\n")
-	}
-	r.WriteString(".\r\n250 OK\r\n")
-	reply := []byte(r.String())
-	p, nc := ctltest.DialScripted(b)
-	go func() {
-		for {
-			cmd, ok := p.NextCommand(time.Minute)
-			if !ok {
-				return
-			}
-			// tor.routers() asks for the consensus document, the
-			// descriptors and the microdescriptors first: this tor keeps
-			// none of them.
-			a := []byte("552 Unrecognized key\r\n")
-			if strings.TrimSpace(cmd) == "GETINFO ns/all" {
-				a = reply
-			}
-			if p.Send(a) != nil {
-				return
-			}
-		}
-	}()
-	c := ctl.NewConn(nc, ctl.Options{})
-	b.Cleanup(func() { c.Close() })
-	tor := NewTor(newFakeHost(b, c))
-	thread := &starlark.Thread{Name: "bench"}
-	SetContext(thread, context.Background())
+	// tor.routers() asks for the consensus document, the descriptors and
+	// the microdescriptors first: this tor keeps none of them.
+	tor, thread := benchTor(b, map[string][]byte{"GETINFO ns/all": dataReply("ns/all", doc)})
 	for _, tc := range []struct {
 		name string
 		call string
@@ -128,14 +100,35 @@ func descriptors8000(b *testing.B, ns string) string {
 func BenchmarkRouterTable8000(b *testing.B) {
 	ns := ctltest.NsAll(8000)
 	descs := descriptors8000(b, ns)
-	data := func(key, v string) []byte {
-		return []byte("250+" + key + "=\r\n" + strings.ReplaceAll(strings.TrimSuffix(v, "\n"), "\n", "\r\n") + "\r\n.\r\n250 OK\r\n")
-	}
-	answers := map[string][]byte{
-		"GETINFO dir/status-vote/current/consensus": data("dir/status-vote/current/consensus", ns),
-		"GETINFO desc/all-recent":                   data("desc/all-recent", descs),
+	tor, thread := benchTor(b, map[string][]byte{
+		"GETINFO dir/status-vote/current/consensus": dataReply("dir/status-vote/current/consensus", ns),
+		"GETINFO desc/all-recent":                   dataReply("desc/all-recent", descs),
 		"GETINFO ip-to-country/ipv4-available":      []byte("250-ip-to-country/ipv4-available=0\r\n250 OK\r\n"),
+	})
+	fn := tor.Module.Members["exits_to"]
+	args := starlark.Tuple{starlark.String("93.184.216.34"), starlark.MakeInt(443)}
+	b.ReportAllocs()
+	for b.Loop() {
+		v, err := starlark.Call(thread, fn, args, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if l := v.(*starlark.List); l.Len() < 1000 {
+			b.Fatalf("%d exits", l.Len())
+		}
 	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e6/float64(b.N), "ms/call")
+}
+
+// dataReply is tor's answer to GETINFO key with a value of several lines.
+func dataReply(key, v string) []byte {
+	return []byte("250+" + key + "=\r\n" + strings.ReplaceAll(strings.TrimSuffix(v, "\n"), "\n", "\r\n") + "\r\n.\r\n250 OK\r\n")
+}
+
+// benchTor is the tor module on a connection to the fake control port,
+// which answers each command with answers[command line], or as tor
+// answers a key it does not know, and a thread to call it on.
+func benchTor(b *testing.B, answers map[string][]byte) (*Tor, *starlark.Thread) {
 	p, nc := ctltest.DialScripted(b)
 	go func() {
 		for {
@@ -154,20 +147,7 @@ func BenchmarkRouterTable8000(b *testing.B) {
 	}()
 	c := ctl.NewConn(nc, ctl.Options{})
 	b.Cleanup(func() { c.Close() })
-	tor := NewTor(newFakeHost(b, c))
 	thread := &starlark.Thread{Name: "bench"}
 	SetContext(thread, context.Background())
-	fn := tor.Module.Members["exits_to"]
-	args := starlark.Tuple{starlark.String("93.184.216.34"), starlark.MakeInt(443)}
-	b.ReportAllocs()
-	for b.Loop() {
-		v, err := starlark.Call(thread, fn, args, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if l := v.(*starlark.List); l.Len() < 1000 {
-			b.Fatalf("%d exits", l.Len())
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e6/float64(b.N), "ms/call")
+	return NewTor(newFakeHost(b, c)), thread
 }

@@ -131,14 +131,9 @@ by the full policy where tor has the descriptor, else the summary.
   tor.exits_to("127.0.0.1", 8080)`
 
 func (t *torMod) exitsTo(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var address string
-	var port int
-	strict := false
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "address", &address, "port", &port, "strict?", &strict); err != nil {
+	address, port, strict, err := unpackDestination(b, args, kwargs)
+	if err != nil {
 		return nil, err
-	}
-	if port < 1 || port > 65535 {
-		return nil, fmt.Errorf("%s: port %d out of range 1-65535", b.Name(), port)
 	}
 	rs, ri, err := t.relays(thread, b)
 	if err != nil {

@@ -87,20 +87,27 @@ func (r *Router) Attr(name string) (starlark.Value, error) {
 // "probably"; strict=True answers True only when it is certain. address is
 // an IP address or a hostname (whose address is not known yet).
 func (r *Router) canExitTo(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var address string
-	var port int
-	strict := false
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "address", &address, "port", &port, "strict?", &strict); err != nil {
+	address, port, strict, err := unpackDestination(b, args, kwargs)
+	if err != nil {
 		return nil, err
-	}
-	if port < 1 || port > 65535 {
-		return nil, fmt.Errorf("%s: port %d out of range 1-65535", b.Name(), port)
 	}
 	ok, err := r.R.CanExitTo(address, port, strict, r.rejectInternal)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	return starlark.Bool(ok), nil
+}
+
+// unpackDestination reads can_exit_to's and exits_to's arguments:
+// address, port (1-65535) and strict=False.
+func unpackDestination(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (address string, port int, strict bool, err error) {
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "address", &address, "port", &port, "strict?", &strict); err != nil {
+		return "", 0, false, err
+	}
+	if port < 1 || port > 65535 {
+		return "", 0, false, fmt.Errorf("%s: port %d out of range 1-65535", b.Name(), port)
+	}
+	return address, port, strict, nil
 }
 
 func uniqueSorted(xs []string) []string {

@@ -1,7 +1,6 @@
 package ctl
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -203,6 +202,3 @@ func (d *ServerDescriptor) ExitPolicyFor(addr string, port int) (PolicyResult, e
 	}
 	return d.ExitPolicy.Evaluate(a, port), nil
 }
-
-// errNoAddr is returned for an empty address.
-var errNoAddr = errors.New("empty address")

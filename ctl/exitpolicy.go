@@ -503,25 +503,6 @@ func (p ExitPolicy) evaluate(match func(PolicyRule) (maybe, surely bool)) Policy
 	return PolicyAccepted
 }
 
-// RejectsAll reports whether the policy rejects every address and port of
-// the IPv4 family (tor's policy_is_reject_star for AF_INET): the first rule
-// that covers every port for every address is a reject, and no accept
-// before it.
-func (p ExitPolicy) RejectsAll() bool {
-	for _, r := range p {
-		if !r.Prefix.Addr().Is4() {
-			continue
-		}
-		if r.Accept {
-			return false
-		}
-		if r.Prefix.Bits() == 0 && r.MinPort <= 1 && r.MaxPort >= 65535 {
-			return true
-		}
-	}
-	return true // tor's default for a descriptor with no rule that accepts
-}
-
 // Evaluate says what the summary does with a connection to addr:port, as
 // compare_tor_addr_to_short_policy does: at best "probably accepted", since
 // a summary does not list the addresses a relay refuses. With
@@ -577,6 +558,9 @@ var (
 		netip.MustParsePrefix("fec0::/10"), netip.MustParsePrefix("::/127"),
 	}
 )
+
+// errNoAddr is returned for an empty address.
+var errNoAddr = errors.New("empty address")
 
 // policyAddr reads the address of a connection: an IPv4 or IPv6 literal
 // (the latter with or without brackets), known; anything else is a

@@ -221,6 +221,14 @@ func buildCircuit(t *testing.T, c *ctl.Conn) (id string, path []string) {
 	if err != nil {
 		t.Fatalf("EXTENDCIRCUIT: %v", err)
 	}
+	waitBuilt(ctx, t, c, id)
+	return id, path
+}
+
+// waitBuilt waits until circuit id is BUILT, and fails the test if it
+// fails or closes first.
+func waitBuilt(ctx context.Context, t *testing.T, c *ctl.Conn, id string) {
+	t.Helper()
 	for {
 		circs, err := c.Circuits(ctx)
 		if err != nil {
@@ -232,7 +240,7 @@ func buildCircuit(t *testing.T, c *ctl.Conn) (id string, path []string) {
 			}
 			switch ci.Status {
 			case ctl.CircBuilt:
-				return id, path
+				return
 			case ctl.CircFailed, ctl.CircClosed:
 				t.Fatalf("circuit %s %s: %s", id, ci.Status, ci.Reason)
 			}

@@ -116,30 +116,6 @@ func exitAgrees(ctx context.Context, t *testing.T, c *ctl.Conn, path []string, r
 	}
 }
 
-// waitBuilt waits until circuit id is BUILT.
-func waitBuilt(ctx context.Context, t *testing.T, c *ctl.Conn, id string) {
-	t.Helper()
-	for {
-		circs, err := c.Circuits(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ci := range circs {
-			if ci.ID == id && ci.Status == ctl.CircBuilt {
-				return
-			}
-			if ci.ID == id && (ci.Status == ctl.CircFailed || ci.Status == ctl.CircClosed) {
-				t.Fatalf("circuit %s %s: %s", id, ci.Status, ci.Reason)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("circuit %s not BUILT in time", id)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
 // TestExitsToScript: tor.exits_to and can_exit_to in a script on the
 // private network name exactly its exits for 127.0.0.1 (whose consensus
 // summaries say "reject 1-65535"), and nothing for an address they refuse.
