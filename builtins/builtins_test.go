@@ -161,6 +161,10 @@ func (h *FakeHost) Circuit(id string) *ctl.Circuit { return h.liveC.Get(id) }
 
 func (h *FakeHost) StreamHandled(id string) { h.record("StreamHandled %s", id) }
 func (h *FakeHost) Launched(id string)      { h.record("Launched %s", id) }
+func (h *FakeHost) Probe(p *Probe) error {
+	h.record("Probe %s %s:%d circuit %s timeout %v", p.Kind, p.Host, p.Port, p.Circuit, p.Timeout)
+	return nil
+}
 func (h *FakeHost) Await(w *Waiter) error {
 	h.record("Await %s %v %v", w.What, w.Events, w.Timeout)
 	return nil

@@ -62,6 +62,9 @@ type Host interface {
 	// asked for (its CIRC events may still be on their way), so that a
 	// policy returning it waits for it to be built.
 	Launched(id string)
+	// Probe sends a probe (tor.fetch, tor.connect) once the user's grant
+	// allows it; its result comes to p.OnDone on the loop.
+	Probe(p *Probe) error
 }
 
 // Waiter is a wait for events with callbacks. The host subscribes to

@@ -196,6 +196,8 @@ var table = []Entry{
 	{Name: "onion_client_auth_add", Doc: docOnionClientAuthAdd, Grant: noGrant, Complete: noComplete, fn: (*torMod).onionClientAuthAdd},
 	{Name: "onion_client_auth_remove", Doc: docOnionClientAuthRemove, Grant: noGrant, Complete: noComplete, fn: (*torMod).onionClientAuthRemove},
 	{Name: "onion_client_auth_view", Doc: docOnionClientAuthView, Grant: noGrant, Complete: noComplete, fn: (*torMod).onionClientAuthView},
+	{Name: "fetch", Doc: docFetch, Grant: grantOf("net"), Complete: noComplete, fn: (*torMod).fetch},
+	{Name: "connect", Doc: docConnect, Grant: grantOf("net"), Complete: noComplete, fn: (*torMod).connect},
 	{Name: "routers", Doc: docRouters, Grant: noGrant, Complete: noComplete, fn: (*torMod).routers},
 	{Name: "router", Doc: docRouter, Grant: noGrant, Complete: noComplete, fn: (*torMod).router},
 	{Name: "exits_to", Doc: docExitsTo, Grant: noGrant, Complete: noComplete, fn: (*torMod).exitsTo},

@@ -185,6 +185,7 @@ func (r *Runtime) runAtExit() {
 func (r *Runtime) shutdown() {
 	r.runAtExit()
 	r.exiting = true
+	r.stopProbes()
 	for t := range r.timers {
 		if t.t != nil {
 			t.t.Stop()

@@ -29,12 +29,14 @@ import (
 //	                    declared it (tor.require(config=[...]))
 //	SETCONF             SETCONF or RESETCONF of any key
 //	load                load() of a file outside the script's directory
+//	net                 tor.fetch and tor.connect: streams of the script's
+//	                    own through tor's SocksPort
 //	all                 everything
 //
 // The check is made on the command line a script's builtin is about to
 // send, so tor.raw is held to the same rules; nothing is sent when it
 // fails.
-const grantsHelp = "SAVECONF, LOADCONF, TAKEOWNERSHIP, DROPGUARDS, DROPTIMEOUTS, POSTDESCRIPTOR, SIGNAL:HALT, SIGNAL:SHUTDOWN, SIGNAL:DUMP, ADD_ONION:KEY, SETCONF:Key, SETCONF, load, all"
+const grantsHelp = "SAVECONF, LOADCONF, TAKEOWNERSHIP, DROPGUARDS, DROPTIMEOUTS, POSTDESCRIPTOR, SIGNAL:HALT, SIGNAL:SHUTDOWN, SIGNAL:DUMP, ADD_ONION:KEY, SETCONF:Key, SETCONF, load, net, all"
 
 // grants are what the user allowed and the config keys the script
 // declared.
@@ -64,7 +66,7 @@ func validGrant(g string) bool {
 	up := strings.ToUpper(g)
 	switch up {
 	case "SAVECONF", "LOADCONF", "TAKEOWNERSHIP", "DROPGUARDS", "DROPTIMEOUTS", "POSTDESCRIPTOR",
-		"SIGNAL:HALT", "SIGNAL:SHUTDOWN", "SIGNAL:DUMP", "ADD_ONION:KEY", "SETCONF", "LOAD", "ALL":
+		"SIGNAL:HALT", "SIGNAL:SHUTDOWN", "SIGNAL:DUMP", "ADD_ONION:KEY", "SETCONF", "LOAD", "NET", "ALL":
 		return true
 	}
 	key, ok := strings.CutPrefix(up, "SETCONF:")

@@ -138,6 +138,9 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 	switch e := ev.(type) {
 	case *ctl.StreamEvent:
 		r.state.stream(&e.Stream)
+		if len(r.probes.byUser) > 0 {
+			r.probes.onStream(r, e)
+		}
 		if r.policy != nil {
 			r.policy.onStream(e)
 		}

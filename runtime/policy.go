@@ -98,6 +98,9 @@ type policyEnv interface {
 	circuit(id string) *ctl.Circuit
 	stream(id string) *ctl.Stream
 	circuitClosed(id string) bool
+	// probe is the decision about a probe's stream (tor.fetch,
+	// tor.connect), which the policy function is not asked about.
+	probe(s *ctl.Stream, failed []string) (builtins.Decision, bool)
 	// streamValue is what the policy function receives for a stream.
 	streamValue(s *ctl.Stream, failed []string) starlark.Value
 	// exitRequested says whether a call's error is the script's exit()
@@ -120,6 +123,9 @@ type policyEngine struct {
 	p      *builtins.Policy
 	dryRun bool
 	now    func() time.Time
+	// own: the runtime started it for the script's probes (probes.go),
+	// and p.Fn is nil; a tor.policy later takes it over (adoptPolicy).
+	own bool
 
 	streams  map[string]*pstream
 	waiting  map[*pstream]struct{} // held or waiting for a circuit
@@ -307,7 +313,13 @@ func (e *policyEngine) decide(st *pstream) {
 	if e.env.ending() || e.streams[st.s.ID] != st || st.ph != phDeciding {
 		return
 	}
-	if internalPurpose(st.s.Purpose) && !e.p.AllStreams {
+	if d, ok := e.env.probe(st.s, st.failed); ok {
+		e.apply(st, d)
+		return
+	}
+	if internalPurpose(st.s.Purpose) && !e.p.AllStreams || e.own {
+		// The runtime's own policy, which only probes need, gives
+		// every other stream to tor.
 		e.apply(st, builtins.Attach{Circuit: "0"})
 		return
 	}

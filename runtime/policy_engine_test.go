@@ -54,10 +54,12 @@ func (g *engineRig) send(cmd ctl.Command, onError func(error)) {
 	g.onError[cmd.String()] = onError
 }
 
-func (g *engineRig) post(f func())                  { g.posted = append(g.posted, f) }
-func (g *engineRig) circuit(id string) *ctl.Circuit { return g.circs[id] }
-func (g *engineRig) stream(id string) *ctl.Stream   { return g.streams[id] }
-func (g *engineRig) circuitClosed(id string) bool   { return g.closed[id] }
+func (g *engineRig) post(f func())                                         { g.posted = append(g.posted, f) }
+func (g *engineRig) circuit(id string) *ctl.Circuit                        { return g.circs[id] }
+func (g *engineRig) stream(id string) *ctl.Stream                          { return g.streams[id] }
+func (g *engineRig) circuitClosed(id string) bool                          { return g.closed[id] }
+func (g *engineRig) probe(*ctl.Stream, []string) (builtins.Decision, bool) { return nil, false }
+
 func (g *engineRig) streamValue(s *ctl.Stream, failed []string) starlark.Value {
 	return &builtins.Stream{S: s, Failed: failed}
 }

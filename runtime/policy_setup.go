@@ -15,7 +15,7 @@ const leaveStreams = "__LeaveStreamsUnattached"
 
 // startPolicy installs a policy: tor leaves new streams to us from now on.
 func (r *Runtime) startPolicy(p *builtins.Policy) error {
-	if r.policy != nil {
+	if r.policy != nil && !r.policy.own {
 		return errString("a policy is already set; a script has one policy")
 	}
 	if r.conn == nil {
@@ -30,6 +30,9 @@ func (r *Runtime) startPolicy(p *builtins.Policy) error {
 		}
 		r.deferred = p
 		return nil
+	}
+	if r.policy != nil {
+		return r.adoptPolicy(p)
 	}
 	ps := newPolicyEngine((*policyRuntime)(r), r.log, p, r.opts.DryRun)
 	// Setup runs to its end even when SIGTERM comes in the middle, so that
@@ -66,6 +69,25 @@ func (r *Runtime) startPolicy(p *builtins.Policy) error {
 		}
 	}
 	r.log.Info("policy started", "on_error", p.OnError.String(), "timeout", p.Timeout, "dry_run", ps.dryRun)
+	return nil
+}
+
+// adoptPolicy makes p the policy of the engine the runtime started for
+// the script's probes: __LeaveStreamsUnattached is set already, and what
+// it was before is known.
+func (r *Runtime) adoptPolicy(p *builtins.Policy) error {
+	ps := r.policy
+	own := ps.p
+	ps.p, ps.own = p, false
+	if len(p.Map) > 0 && !ps.dryRun {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 30*time.Second)
+		defer cancel()
+		if err := r.policyMap(ctx, ps); err != nil {
+			ps.p, ps.own = own, true
+			return err
+		}
+	}
+	r.log.Info("policy started (taking over from the runtime's own, which probes started)", "on_error", p.OnError.String(), "timeout", p.Timeout)
 	return nil
 }
 
@@ -298,6 +320,13 @@ func (p *policyRuntime) stream(id string) *ctl.Stream   { return p.state.streams
 func (p *policyRuntime) circuitClosed(id string) bool {
 	_, closed := p.state.closed[id]
 	return closed
+}
+
+func (p *policyRuntime) probe(s *ctl.Stream, failed []string) (builtins.Decision, bool) {
+	if len(p.probes.byStream) == 0 {
+		return nil, false
+	}
+	return p.rt().probeDecision(s, failed)
 }
 
 func (p *policyRuntime) streamValue(s *ctl.Stream, failed []string) starlark.Value {

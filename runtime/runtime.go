@@ -120,6 +120,7 @@ type Runtime struct {
 	state       *liveState
 	routers     routerTable
 	waiters     []*waiter // builtins' waits with callbacks, in the order made
+	probes      probeSet  // tor.fetch and tor.connect (probes.go)
 	maps        []mapping
 
 	// Supervision: the watchdog stops an evaluation that overruns (loop.go).
@@ -435,7 +436,7 @@ func (r *Runtime) start(ctx context.Context) (ready bool, err error) {
 }
 
 func (r *Runtime) longRunning() bool {
-	if r.policy != nil || len(r.timers) > 0 {
+	if r.policy != nil || len(r.timers) > 0 || len(r.waiters) > 0 || r.probesPending() {
 		return true
 	}
 	for _, hs := range r.handlers {

@@ -147,3 +147,7 @@ func (r *Runtime) Advance(d time.Duration, barrier string) {
 	}
 	vc.now = end
 }
+
+// ProbesPending says whether a probe the script started (tor.fetch,
+// tor.connect) has yet to call its on_done.
+func (r *Runtime) ProbesPending() bool { return r.probesPending() }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/torscript/torscript/builtins"
+	"github.com/torscript/torscript/ctl"
 	"github.com/torscript/torscript/runtime"
 	"github.com/torscript/torscript/runtime/simtor"
 	"go.starlark.net/starlark"
@@ -51,6 +52,8 @@ func (sm *simModule) module() *starlarkstruct.Module {
 		{"expect_command", sm.expectCommand},
 		{"expect_no_decision", sm.expectNoDecision},
 		{"replay", sm.replay},
+		{"exit", sm.exit},
+		{"wait_probes", sm.waitProbes},
 	}
 	m := make(starlark.StringDict, len(table))
 	for _, e := range table {
@@ -245,4 +248,58 @@ func (sm *simModule) replay(t *starlark.Thread, b *starlark.Builtin, args starla
 		return nil, fmt.Errorf("%s: %v", b.Name(), err)
 	}
 	return starlark.MakeInt(n), nil
+}
+
+// exit is sim.exit(nickname, refuse=None, hang=False, response=None):
+// what the exit does with the probes' streams (tor.fetch, tor.connect)
+// attached to its circuits: refuse them with an END reason
+// ("EXITPOLICY"), never answer, or answer with response (bytes or str);
+// by default the destination answers "HTTP/1.0 200 OK" with the body
+// "hello from the simulated destination\n".
+func (sm *simModule) exit(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var nick, refuse string
+	var hang bool
+	var response starlark.Value = starlark.None
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "nickname", &nick, "refuse?", &refuse, "hang?", &hang, "response?", &response); err != nil {
+		return nil, err
+	}
+	var resp []byte
+	switch v := response.(type) {
+	case starlark.NoneType:
+	case starlark.Bytes:
+		resp = []byte(v)
+	case starlark.String:
+		resp = []byte(v)
+	default:
+		return nil, fmt.Errorf("%s: response: got %s, want bytes or str", b.Name(), response.Type())
+	}
+	if refuse != "" {
+		if _, err := ctl.ParseRelayEndReason(refuse); err != nil {
+			return nil, fmt.Errorf("%s: refuse: %v", b.Name(), err)
+		}
+	}
+	sm.tor.SetExit(nick, refuse, hang, resp)
+	return starlark.None, nil
+}
+
+// waitProbes is sim.wait_probes(timeout=10): it runs the script until
+// every probe it started (tor.fetch, tor.connect) has called its on_done.
+// Probes go through a real socket to the simulated SocksPort, so this
+// waits in real time, at most timeout seconds, and fails after.
+func (sm *simModule) waitProbes(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	timeout := builtins.Duration(10 * time.Second)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "timeout?", &timeout); err != nil {
+		return nil, err
+	}
+	end := time.Now().Add(time.Duration(timeout))
+	for {
+		sm.settle()
+		if !sm.r.ProbesPending() {
+			return starlark.None, nil
+		}
+		if time.Now().After(end) {
+			return nil, fmt.Errorf("%s: probes still running after %s", b.Name(), time.Duration(timeout))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

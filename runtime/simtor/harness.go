@@ -250,6 +250,7 @@ func (s *Tor) Close() {
 	for _, sess := range s.sessions {
 		sess.c.Close()
 	}
+	s.closeSOCKS()
 }
 
 // Commands is every command received so far.

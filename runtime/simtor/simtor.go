@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +44,10 @@ type Tor struct {
 	// replayed holds, during sim.replay, the replies a transcript recorded
 	// for each decision command keyword, to give in order.
 	replayed map[string][]string
+	// The SocksPort (socks.go): listening from the first GETINFO
+	// net/listeners/socks; what each exit does with streams.
+	socks net.Listener
+	exits map[string]exitRule
 }
 
 type node struct {
@@ -60,6 +65,10 @@ type circ struct {
 type stream struct {
 	id, status, circ, target, source, purpose string
 	socksUser, socksPass                      string
+	// sock is the SOCKS client's connection, until it is answered
+	// (socks.go); sockR reads it.
+	sock  net.Conn
+	sockR *bufio.Reader
 }
 
 // Command is a command line the simulated tor received.
@@ -288,6 +297,7 @@ func (s *Tor) closeStream(args []string) {
 		}
 	}
 	s.streamStatus(st, "CLOSED", " REASON="+reason)
+	socksClosed(st, reason)
 	delete(s.streams, st.id)
 }
 
@@ -382,6 +392,8 @@ func (s *Tor) info(k string) (string, bool) {
 		return "0.4.9.11", true
 	case k == "status/bootstrap-phase":
 		return `NOTICE BOOTSTRAP PROGRESS=100 TAG=done SUMMARY="Done"`, true
+	case k == "net/listeners/socks":
+		return ctl.Quote(s.socksAddr()), true
 	case k == "process/pid":
 		return "1", true
 	case k == "circuit-status":
@@ -538,6 +550,9 @@ func (s *Tor) attach(args []string) {
 	circ := argAt(args, 1)
 	if circ == "0" {
 		s.reply(250, "OK")
+		if st.sock != nil {
+			s.socksAttached(st, nil)
+		}
 		return
 	}
 	c := s.circs[circ]
@@ -551,6 +566,10 @@ func (s *Tor) attach(args []string) {
 	}
 	s.reply(250, "OK")
 	st.circ = c.id
+	if st.sock != nil {
+		s.socksAttached(st, c)
+		return
+	}
 	s.streamStatus(st, "SENTCONNECT", "")
 }
 
