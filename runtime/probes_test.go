@@ -1,0 +1,158 @@
+package runtime
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/runtime/simtor"
+)
+
+// newModelTor is the simulated tor with its model (simtor.New): relays,
+// circuits, streams and a SocksPort, for the probes' tests.
+func newModelTor(t testing.TB) *testTor {
+	f := &testTor{Tor: simtor.New(), t: t}
+	f.SetConnOptions(ctl.Options{Logger: discardLogger()})
+	t.Cleanup(f.Close)
+	return f
+}
+
+// builtCircuit makes a built circuit through guard, middle and exit.
+func builtCircuit(t *testing.T, f *testTor, exit string) string {
+	t.Helper()
+	id, err := f.CircEvent("BUILT", "", []string{"guard1", "middle1", exit}, "GENERAL", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+const printResult = `
+def show(r):
+    print(r.ok, r.status, repr(r.body), r.body_size, r.exit_nickname, r.circuit, r.reason, r.error)
+`
+
+// TestProbeNeedsTheGrant: without the grant net, tor.fetch and
+// tor.connect fail before anything reaches tor.
+func TestProbeNeedsTheGrant(t *testing.T) {
+	t.Parallel()
+	for _, call := range []string{`tor.fetch("http://example.com/", on_done = print)`, `tor.connect("example.com", 80, on_done = print)`} {
+		f := newModelTor(t)
+		r := startScript(t, f, call+"\n", Options{Allow: []string{"load", "SETCONF"}})
+		code, err := r.wait(5 * time.Second)
+		if code == 0 || err == nil || !strings.Contains(err.Error(), "refused, nothing sent") || !strings.Contains(err.Error(), "--allow net") {
+			t.Errorf("%s: exit %d, %v; want refused, nothing sent, --allow net", call, code, err)
+		}
+		for _, l := range f.Lines() {
+			if strings.Contains(l, "socks") || strings.HasPrefix(l, "SETCONF") {
+				t.Errorf("%s: sent %q", call, l)
+			}
+		}
+	}
+}
+
+// TestProbeWithoutAPolicy: a script with no policy fetches over a circuit
+// it names; the runtime sets __LeaveStreamsUnattached, attaches the
+// probe's stream to that circuit and every other stream to tor, and sets
+// the option back when the script ends.
+func TestProbeWithoutAPolicy(t *testing.T) {
+	t.Parallel()
+	f := newModelTor(t)
+	c := builtCircuit(t, f, "exit2")
+	r := startScript(t, f, printResult+`
+tor.fetch("http://probe.example/page", circuit = "`+c+`", on_done = show)
+`, Options{Allow: []string{"net"}})
+	r.waitOut(`True 200 b"hello from the simulated destination\n" 37 exit2 ` + c + ` None None`)
+	attach := f.Lines("ATTACHSTREAM")
+	if len(attach) != 1 || !strings.HasSuffix(attach[0], " "+c) {
+		t.Fatalf("ATTACHSTREAM %q, want the probe's to circuit %s", attach, c)
+	}
+	if v, _ := f.Conf(simtor.LeaveStreams); v != "1" {
+		t.Fatalf("%s=%s while the script runs, want 1", simtor.LeaveStreams, v)
+	}
+	// Another client's stream goes to tor.
+	other := f.NewStream("www.example.org:443", "127.0.0.1:50001", "USER", false, "", "")
+	f.WaitCommand("ATTACHSTREAM " + other + " 0")
+	code, err := r.stop()
+	checkExit(t, r, code, err, 0)
+	if v, _ := f.Conf(simtor.LeaveStreams); v != "0" {
+		t.Errorf("%s=%s after the script, want 0 again", simtor.LeaveStreams, v)
+	}
+}
+
+// TestProbeBesideAPolicy: the script's policy is never asked about a
+// probe's stream; a refusing exit's stream is closed with its reason
+// (not given to the policy again), and the result says why.
+func TestProbeBesideAPolicy(t *testing.T) {
+	t.Parallel()
+	f := newModelTor(t)
+	f.SetExit("exit3", "EXITPOLICY", false, nil)
+	c := builtCircuit(t, f, "exit3")
+	r := startScript(t, f, printResult+`
+asked = []
+def route(s):
+    asked.append(s.target)
+    return None
+tor.policy(route)
+def done(r):
+    show(r)
+    print("asked", asked)
+tor.every("10ms", lambda: None)
+tor.after("1ms", lambda: tor.fetch("http://probe.example/", circuit = "`+c+`", on_done = done))
+`, Options{Allow: []string{"net"}})
+	r.waitOut("asked []")
+	r.waitOut(`False None b"" 0 None None EXITPOLICY tor refused the stream: socks: not allowed`)
+	if got := f.Lines("CLOSESTREAM"); len(got) != 1 || !strings.HasSuffix(got[0], " 4") {
+		t.Errorf("CLOSESTREAM %q, want one with reason 4 (EXITPOLICY)", got)
+	}
+	code, err := r.stop()
+	checkExit(t, r, code, err, 0)
+}
+
+// TestProbeTimesOut: an exit that never answers: the probe ends at its
+// timeout, with the time it took.
+func TestProbeTimesOut(t *testing.T) {
+	t.Parallel()
+	f := newModelTor(t)
+	f.SetExit("exit1", "", true, nil)
+	c := builtCircuit(t, f, "exit1")
+	r := startScript(t, f, `
+def done(r):
+    print(r.ok, r.error, r.elapsed >= 0.3, r.connect_time)
+tor.connect("probe.example", 7, circuit = "`+c+`", send = b"hi", on_done = done, timeout = 0.3)
+`, Options{Allow: []string{"net"}})
+	r.waitOut("False timed out True None")
+	code, err := r.stop()
+	checkExit(t, r, code, err, 0)
+}
+
+// TestProbesQueue: more probes than run at once all end, each once, each
+// on its own stream.
+func TestProbesQueue(t *testing.T) {
+	t.Parallel()
+	f := newModelTor(t)
+	c := builtCircuit(t, f, "exit1")
+	n := maxProbes + 8
+	r := startScript(t, f, fmt.Sprintf(`
+seen = {}
+def done(r):
+    if not r.ok:
+        print("failed", r.error)
+    seen[r.stream] = True
+    if len(seen) == %d:
+        print("all done")
+for _ in range(%d):
+    tor.connect("probe.example", 7, circuit = "%s", on_done = done, max_read = 4)
+`, n, n, c), Options{Allow: []string{"net"}})
+	r.waitOutWithin("all done", 10*time.Second)
+	if strings.Contains(r.out.String(), "failed") {
+		t.Errorf("a probe failed:\n%s", r.out.String())
+	}
+	if got := len(f.Lines("ATTACHSTREAM")); got != n {
+		t.Errorf("%d ATTACHSTREAM, want %d", got, n)
+	}
+	code, err := r.stop()
+	checkExit(t, r, code, err, 0)
+}
