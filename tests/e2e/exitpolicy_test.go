@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"slices"
 	"strings"
@@ -19,30 +20,67 @@ import (
 // (192.0.2.1, TEST-NET-1) comes back with reason EXITPOLICY. The
 // consensus summary of the same exit says "reject 1-65535", which would
 // have refused both.
+//
+// The refused streams go through the network's other client, the tor
+// that hosts the onion service (given a SocksPort for the test): after an
+// exit refuses a stream to an IP address with EXITPOLICY, the client that
+// sent it stops using that exit for good
+// (adjust_exit_policy_from_exitpolicy_failure sets its policy to reject
+// *:*), and the other tests need the main client's exits to 127.0.0.1.
 func TestExitPolicyAgreesWithTor(t *testing.T) {
 	n := testnet.Shared(t)
 	c, ctx := byHand(t)
 	if err := c.SetEvents(ctx, "STREAM"); err != nil {
 		t.Fatal(err)
 	}
+	other, socks := refusingClient(ctx, t, n)
 	rel := n.Relays()
-	for i, ex := range n.Exits() {
+	for _, ex := range n.Exits() {
 		t.Run(ex.Name, func(t *testing.T) {
-			// A refused stream only through the first exit: after an
-			// exit refuses a stream to an IP address with EXITPOLICY,
-			// the client stops using it as an exit for good
-			// (adjust_exit_policy_from_exitpolicy_failure sets its
-			// policy to reject *:*), and the tests after this one need
-			// an exit to 127.0.0.1.
-			exitAgrees(ctx, t, c, []string{"$" + rel[0].Fingerprint, "$" + rel[1].Fingerprint, "$" + ex.Fingerprint}, i == 0)
+			path := []string{"$" + rel[0].Fingerprint, "$" + rel[1].Fingerprint, "$" + ex.Fingerprint}
+			d := exitAgrees(ctx, t, c, path)
+			exitRefuses(ctx, t, other, socks, path, d)
 		})
 	}
 }
 
+// refusingClient readies the onion service's tor as a client whose streams
+// the test attaches: a SocksPort, __LeaveStreamsUnattached and STREAM
+// events, undone when the test ends.
+func refusingClient(ctx context.Context, t *testing.T, n *testnet.Network) (*ctl.Conn, string) {
+	t.Helper()
+	if n.Onion == nil {
+		t.Skip("the network has no second client (the onion service's tor)")
+	}
+	c, _, err := ctl.Connect(ctx, n.Onion.ControlAddr(), ctl.Credentials{CookieFile: n.Onion.CookiePath()}, ctl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.ResetConf(ctx, ctl.ConfEntry{Key: "SocksPort"}, ctl.ConfEntry{Key: "__LeaveStreamsUnattached"}); err != nil {
+			t.Errorf("restoring the onion tor's settings: %v", err)
+		}
+		c.Close()
+	})
+	if err := c.SetConf(ctx, ctl.ConfEntry{Key: "SocksPort", Value: "127.0.0.1:auto"}, ctl.ConfEntry{Key: "__LeaveStreamsUnattached", Value: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetEvents(ctx, "STREAM"); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := c.SocksListeners(ctx)
+	if err != nil || len(ls) == 0 {
+		t.Fatalf("the onion tor's SocksPort: %v %v", ls, err)
+	}
+	return c, ls[0]
+}
+
 // exitAgrees builds a circuit along path and checks ctl's evaluation of
-// its exit's policy against what the exit does with one stream the policy
-// accepts and, with refuse, one it refuses.
-func exitAgrees(ctx context.Context, t *testing.T, c *ctl.Conn, path []string, refuse bool) {
+// its exit's policy against what the exit does with a stream the policy
+// accepts. It returns the exit's descriptor.
+func exitAgrees(ctx context.Context, t *testing.T, c *ctl.Conn, path []string) *ctl.ServerDescriptor {
 	circ, err := c.ExtendCircuit(ctx, "0", path, "")
 	if err != nil {
 		t.Fatalf("EXTENDCIRCUIT: %v", err)
@@ -86,14 +124,32 @@ func exitAgrees(ctx context.Context, t *testing.T, c *ctl.Conn, path []string, r
 	if r := <-res; r.err != nil || r.body != body {
 		t.Fatalf("curl through %s: %v", d.Nickname, r)
 	}
-	if !refuse {
-		return
-	}
+	return &d
+}
 
-	refused := curlWithin(ctx, t, 30*time.Second, "http://192.0.2.1:80/")
+// exitRefuses sends a stream to 192.0.2.1:80, which d's policy rejects,
+// through the other client c (SocksPort socks) on a circuit along path,
+// and wants the exit to refuse it with EXITPOLICY, which the SOCKS client
+// hears as "not allowed".
+func exitRefuses(ctx context.Context, t *testing.T, c *ctl.Conn, socks string, path []string, d *ctl.ServerDescriptor) {
+	t.Helper()
+	circ, err := c.ExtendCircuit(ctx, "0", path, "")
+	if err != nil {
+		t.Fatalf("EXTENDCIRCUIT on the other client: %v", err)
+	}
+	waitBuilt(ctx, t, c, circ)
+	user := "refused-by-" + d.Nickname
+	dialed := make(chan error, 1)
+	go func() {
+		conn, err := ctl.DialSOCKS(ctx, socks, user, "", "192.0.2.1", 80)
+		if conn != nil {
+			conn.Close()
+		}
+		dialed <- err
+	}()
 	ev := waitEvent(t, c, 30*time.Second, "STREAM NEW to 192.0.2.1", func(ev ctl.Event) bool {
 		s, ok := ev.(*ctl.StreamEvent)
-		return ok && s.TargetHost == "192.0.2.1" && s.Status == ctl.StreamNew
+		return ok && s.SocksUsername == user && s.Status == ctl.StreamNew
 	}).(*ctl.StreamEvent)
 	waitEvent(t, c, 10*time.Second, "STREAM CONTROLLER_WAIT", streamID(ev.ID, ctl.StreamControllerWait))
 	if err := c.AttachStream(ctx, ev.ID, circ, 0); err != nil {
@@ -107,12 +163,13 @@ func exitAgrees(ctx context.Context, t *testing.T, c *ctl.Conn, path []string, r
 		t.Errorf("stream to 192.0.2.1:80 through %s: %s REASON=%s REMOTE_REASON=%s, want EXITPOLICY", d.Nickname, end.Status, end.Reason, end.RemoteReason)
 	}
 	if end.Status == ctl.StreamDetached {
-		if err := c.CloseStream(ctx, ev.ID, ctl.RelayEndMisc); err != nil {
+		if err := c.CloseStream(ctx, ev.ID, ctl.RelayEndExitPolicy); err != nil {
 			t.Logf("closing the refused stream: %v", err)
 		}
 	}
-	if r := <-refused; r.err == nil {
-		t.Errorf("curl to 192.0.2.1 succeeded: %v", r)
+	var se *ctl.SOCKSError
+	if err := <-dialed; !errors.As(err, &se) || se.Code != 2 {
+		t.Errorf("the SOCKS client heard %v, want a refusal with code 2 (not allowed)", err)
 	}
 }
 
