@@ -51,7 +51,8 @@ func addAllowFlag(cmd *cobra.Command, allow *[]string) {
 SAVECONF, LOADCONF, TAKEOWNERSHIP, DROPGUARDS, DROPTIMEOUTS, POSTDESCRIPTOR,
 SIGNAL:HALT, SIGNAL:SHUTDOWN, SIGNAL:DUMP, ADD_ONION:KEY (a key of its own),
 SETCONF:Key (a key it did not declare with tor.require), SETCONF (any key),
-load (load() outside the script's directory), all`)
+load (load() outside the script's directory), net (tor.fetch and tor.connect:
+streams of its own through tor's SocksPort), all`)
 }
 
 // runOptions are the inputs of `torscript run` and `torscript eval`.
@@ -76,7 +77,8 @@ per on_error), __LeaveStreamsUnattached gets its earlier value and the
 script's address mappings are removed. The script sees its arguments as
 argv (argv[0] is FILE).`,
 		Example: `  torscript run examples/per_domain.star
-  torscript run --dry-run examples/pin_exit.star -- 127.0.0.1
+  torscript run --dry-run examples/pin_exit.star -- 127.0.0.2 exit1
+  torscript run --allow net examples/exit_probe.star -- http://127.0.0.1:8080/
   torscript run --launch examples/monitor.star`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
