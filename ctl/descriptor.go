@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,20 +45,32 @@ type ServerDescriptor struct {
 func ParseServerDescriptors(text string) ([]ServerDescriptor, error) {
 	out := make([]ServerDescriptor, 0, strings.Count(text, "\nrouter ")+1)
 	var firstErr error
-	var cur *ServerDescriptor
-	// Exits mostly publish the same lines (tor's default policy): each
-	// distinct line is parsed once, as tor keeps one canonical copy.
-	policies := map[string][]PolicyRule{}
+	var cur *ServerDescriptor // out's last
+	var pol policyLines
+	cache := policyCache{lines: map[string][]PolicyRule{}, blocks: map[string]ExitPolicy{}}
 	bad := false
+	fail := func(err error) {
+		bad = true
+		if firstErr == nil {
+			firstErr = fmt.Errorf("server descriptor %q: %w", cur.Nickname, err)
+		}
+	}
 	finish := func() {
 		if cur != nil && !bad {
-			out = append(out, *cur)
+			if err := cache.set(cur, text, &pol); err != nil {
+				fail(err)
+			}
+		}
+		if cur != nil && bad {
+			out = out[:len(out)-1]
 		}
 		cur, bad = nil, false
+		pol.reset()
 	}
 	inObject := false
 	for remaining := text; remaining != ""; {
 		var line string
+		off := len(text) - len(remaining)
 		line, remaining, _ = strings.Cut(remaining, "\n")
 		line = strings.TrimRight(line, "\r")
 		if inObject {
@@ -73,27 +86,93 @@ func ParseServerDescriptors(text string) ([]ServerDescriptor, error) {
 		kw, rest, _ := strings.Cut(line, " ")
 		if kw == "router" {
 			finish()
-			cur = &ServerDescriptor{}
+			out = append(out, ServerDescriptor{})
+			cur = &out[len(out)-1]
 		}
 		if cur == nil || bad || line == "" {
 			continue
 		}
-		if err := cur.parseLine(kw, rest, line, policies); err != nil {
-			bad = true
-			if firstErr == nil {
-				firstErr = fmt.Errorf("server descriptor %q: %w", cur.Nickname, err)
-			}
+		switch kw {
+		case "accept", "reject", "accept6", "reject6":
+			pol.add(line, off)
+			continue
+		}
+		if err := cur.parseLine(kw, rest, line); err != nil {
+			fail(err)
 		}
 	}
 	finish()
 	return out, firstErr
 }
 
-func (d *ServerDescriptor) parseLine(kw, rest, line string, policies map[string][]PolicyRule) error {
+// policyLines are a descriptor's accept and reject lines, and where they
+// are in the document when they are one block of lines.
+type policyLines struct {
+	lines      []string
+	lo, hi     int // the block: text[lo:hi]
+	contiguous bool
+}
+
+func (p *policyLines) add(line string, off int) {
+	if len(p.lines) == 0 {
+		p.lo, p.contiguous = off, true
+	} else if off != p.hi+1 && off != p.hi+2 { // after "\n" or "\r\n"
+		p.contiguous = false
+	}
+	p.lines = append(p.lines, line)
+	p.hi = off + len(line)
+}
+
+func (p *policyLines) reset() { p.lines = p.lines[:0] }
+
+// policyCache parses descriptors' policies once each: exits mostly publish
+// the same lines (tor's default policy), and tor too keeps one canonical
+// copy. A block of lines seen before gets the same ExitPolicy, shared
+// (read-only, its capacity its length), and each distinct line is parsed
+// once.
+type policyCache struct {
+	lines  map[string][]PolicyRule
+	blocks map[string]ExitPolicy
+}
+
+func (c *policyCache) set(d *ServerDescriptor, text string, p *policyLines) error {
+	if len(p.lines) == 0 {
+		return nil
+	}
+	var key string
+	if p.contiguous && p.hi <= len(text) {
+		key = text[p.lo:p.hi]
+		if pol, ok := c.blocks[key]; ok {
+			d.ExitPolicy = pol
+			return nil
+		}
+	}
+	var pol ExitPolicy
+	for _, line := range p.lines {
+		rules, ok := c.lines[line]
+		if !ok {
+			var err error
+			if rules, err = ParsePolicyLine(line, DescriptorPolicy); err != nil {
+				return err
+			}
+			c.lines[line] = rules
+		}
+		pol = append(pol, rules...)
+	}
+	pol = pol[:len(pol):len(pol)]
+	if key != "" {
+		c.blocks[key] = pol
+	}
+	d.ExitPolicy = pol
+	return nil
+}
+
+func (d *ServerDescriptor) parseLine(kw, rest, line string) error {
+	var buf [16]string // the fields, without allocating for most lines
 	var f []string
 	switch kw {
 	case "router", "fingerprint", "bandwidth", "family":
-		f = strings.Fields(rest)
+		f = appendFields(buf[:0], rest)
 	}
 	switch kw {
 	case "router":
@@ -145,21 +224,11 @@ func (d *ServerDescriptor) parseLine(kw, rest, line string, policies map[string]
 		}
 		d.BandwidthAvg, d.BandwidthBurst, d.BandwidthObserved = v[0], v[1], v[2]
 	case "family":
-		d.Family = f
+		d.Family = slices.Clone(f)
 	case "contact":
 		d.Contact = rest
 	case "hidden-service-dir":
 		d.HSDir = true
-	case "accept", "reject", "accept6", "reject6":
-		rules, ok := policies[line]
-		if !ok {
-			var err error
-			if rules, err = ParsePolicyLine(line, DescriptorPolicy); err != nil {
-				return err
-			}
-			policies[line] = rules
-		}
-		d.ExitPolicy = append(d.ExitPolicy, rules...)
 	case "ipv6-policy":
 		p, err := ParsePolicySummary(rest)
 		if err != nil {
@@ -201,4 +270,28 @@ func (d *ServerDescriptor) ExitPolicyFor(addr string, port int) (PolicyResult, e
 		a = a.Unmap()
 	}
 	return d.ExitPolicy.Evaluate(a, port), nil
+}
+
+// appendFields appends the fields of s, separated by runs of white space
+// as tor's tokenizer reads them (space, tab, CR, and VT and FF as
+// strings.Fields does), to dst.
+func appendFields(dst []string, s string) []string {
+	start := -1
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ' ', '\t', '\r', '\v', '\f', '\n':
+			if start >= 0 {
+				dst = append(dst, s[start:i])
+				start = -1
+			}
+		default:
+			if start < 0 {
+				start = i
+			}
+		}
+	}
+	if start >= 0 {
+		dst = append(dst, s[start:])
+	}
+	return dst
 }

@@ -69,7 +69,32 @@ var consensusKeys = []string{"dir/status-vote/current/consensus", "dir/status-vo
 // ns/all when tor keeps none; descriptors come from desc/all-recent, when
 // tor has them.
 func (c *Conn) Relays(ctx context.Context) ([]Relay, error) {
-	var entries []RouterStatus
+	// The descriptors are asked for first, without waiting, and parsed
+	// on a goroutine of their own while the consensus is read and parsed
+	// here: tor answers both in one go, and the two parses (megabytes
+	// each for thousands of relays) run side by side.
+	type parsed struct {
+		ds  []ServerDescriptor
+		err error
+	}
+	descDone := make(chan parsed, 1)
+	const descKey = "desc/all-recent"
+	err := c.Start(ctx, Command{line: "GETINFO " + descKey}, func(r *Reply, err error) {
+		go func() { // off the connection's reader
+			var ds []ServerDescriptor
+			if err == nil {
+				var m map[string]string
+				if m, err = ParseKeyValueReply(r); err == nil {
+					ds, _ = ParseServerDescriptors(m[descKey])
+				}
+			}
+			descDone <- parsed{ds, err}
+		}()
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []Relay
 	var perr error
 	found := false
 	for _, key := range consensusKeys {
@@ -78,26 +103,31 @@ func (c *Conn) Relays(ctx context.Context) ([]Relay, error) {
 			continue // not kept (551, 552): try the next
 		}
 		if err != nil {
+			<-descDone
 			return nil, err
 		}
-		entries, perr = ParseConsensusEntries(doc)
+		out, perr = parseConsensusEntries(doc, func(r *Relay) *RouterStatus { return &r.RouterStatus })
 		found = true
 		break
 	}
 	if !found {
-		var err error
-		if entries, err = c.RouterStatuses(ctx); entries == nil && err != nil {
+		entries, err := c.RouterStatuses(ctx)
+		if entries == nil && err != nil {
+			<-descDone
 			return nil, err
 		}
-	}
-	descs := map[string]*ServerDescriptor{}
-	if text, err := c.GetInfoOne(ctx, "desc/all-recent"); err == nil {
-		ds, _ := ParseServerDescriptors(text)
-		for i := range ds {
-			descs[ds[i].Fingerprint] = &ds[i]
+		out = make([]Relay, len(entries))
+		for i := range entries {
+			out[i].RouterStatus = entries[i]
 		}
-	} else if ErrorCode(err) == 0 {
-		return nil, err
+	}
+	d := <-descDone
+	if d.err != nil && ErrorCode(d.err) == 0 {
+		return nil, d.err
+	}
+	descs := make(map[string]*ServerDescriptor, len(d.ds))
+	for i := range d.ds {
+		descs[d.ds[i].Fingerprint] = &d.ds[i]
 	}
 	var micro map[string]*Microdescriptor // by digest
 	if len(descs) == 0 {
@@ -111,14 +141,14 @@ func (c *Conn) Relays(ctx context.Context) ([]Relay, error) {
 			micro[mds[i].Digest] = &mds[i]
 		}
 	}
-	out := make([]Relay, len(entries))
-	for i, e := range entries {
-		out[i] = Relay{RouterStatus: e, Descriptor: descs[e.Fingerprint]}
-		if e.Microdesc != "" {
-			out[i].Micro = micro[e.Microdesc]
+	for i := range out {
+		r := &out[i]
+		r.Descriptor = descs[r.Fingerprint]
+		if r.Microdesc != "" {
+			r.Micro = micro[r.Microdesc]
 		}
-		if d := out[i].Descriptor; d != nil && out[i].Version == "" && d.Version != "" {
-			out[i].Version = "Tor " + d.Version
+		if d := r.Descriptor; d != nil && r.Version == "" && d.Version != "" {
+			r.Version = "Tor " + d.Version
 		}
 	}
 	SetEffectiveFamilies(out)
@@ -245,6 +275,10 @@ func SetEffectiveFamilies(rs []Relay) {
 // document (dir-spec 3.4.1), either flavour: what lies between the header
 // and "directory-footer".
 func ParseConsensusEntries(doc string) ([]RouterStatus, error) {
+	return parseConsensusEntries(doc, func(rs *RouterStatus) *RouterStatus { return rs })
+}
+
+func parseConsensusEntries[T any](doc string, status func(*T) *RouterStatus) ([]T, error) {
 	start := strings.Index(doc, "\nr ")
 	if strings.HasPrefix(doc, "r ") {
 		start = 0
@@ -257,5 +291,5 @@ func ParseConsensusEntries(doc string) ([]RouterStatus, error) {
 	if end := strings.Index(body, "\ndirectory-footer"); end >= 0 {
 		body = body[:end+1]
 	}
-	return ParseRouterStatuses(body)
+	return parseRouterStatuses(body, status)
 }

@@ -175,7 +175,14 @@ func ParsePolicySummary(s string) (PolicySummary, error) {
 // malformed it skips that entry and also returns an error naming the first
 // such line. Empty text gives no entries and no error.
 func ParseRouterStatuses(s string) ([]RouterStatus, error) {
-	out := make([]RouterStatus, 0, strings.Count(s, "\nr ")+1)
+	return parseRouterStatuses(s, func(rs *RouterStatus) *RouterStatus { return rs })
+}
+
+// parseRouterStatuses is ParseRouterStatuses into a slice of T, each
+// holding its RouterStatus at status(&t): Conn.Relays reads the entries
+// straight into Relays, not copying thousands of them.
+func parseRouterStatuses[T any](s string, status func(*T) *RouterStatus) ([]T, error) {
+	out := make([]T, 0, strings.Count(s, "\nr ")+1)
 	var firstErr error
 	var cur *RouterStatus
 	for s != "" {
@@ -186,8 +193,9 @@ func ParseRouterStatuses(s string) ([]RouterStatus, error) {
 		}
 		kw, rest, _ := strings.Cut(line, " ")
 		if kw == "r" {
-			out = append(out, RouterStatus{})
-			cur = &out[len(out)-1]
+			var zero T
+			out = append(out, zero)
+			cur = status(&out[len(out)-1])
 			if err := cur.parseR(rest); err != nil {
 				out, cur = out[:len(out)-1], nil
 				if firstErr == nil {
