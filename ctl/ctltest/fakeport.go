@@ -186,7 +186,7 @@ func (f *FakeControlPort) accept() {
 		if tc, ok := conn.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
-		c := &fakeConn{conn: conn, w: bufio.NewWriterSize(conn, 64<<10)}
+		c := &fakeConn{conn: conn, w: bufio.NewWriterSize(conn, 64<<10), ready: make(chan struct{}, 1), done: make(chan struct{})}
 		f.wmu.Lock()
 		f.conn, f.w, f.main = conn, c.w, c
 		f.wmu.Unlock()
@@ -205,6 +205,14 @@ func (f *FakeControlPort) accept() {
 type fakeConn struct {
 	conn net.Conn
 	w    *bufio.Writer
+	// Replies waiting for the writer (replies): the reader goes on
+	// reading commands while events being sent hold the connection, as
+	// tor appends its replies to what it has queued and never stops
+	// reading commands because its output is backed up.
+	rmu     sync.Mutex
+	replies []byte
+	ready   chan struct{} // capacity 1: replies has something
+	done    chan struct{} // closed when serve returns
 	// used: it sent more than the guardian's setup (PROTOCOLINFO,
 	// AUTHENTICATE, GETCONF DataDirectory); only then does its end end
 	// the run.
@@ -236,6 +244,8 @@ func (f *FakeControlPort) wake() {
 
 // serve reads command lines and answers each one before reading the next.
 func (f *FakeControlPort) serve(c *fakeConn) {
+	defer close(c.done)
+	go f.writeReplies(c)
 	conn := c.conn
 	br := bufio.NewReaderSize(conn, 64<<10)
 	var reply bytes.Buffer
@@ -325,9 +335,19 @@ func (f *FakeControlPort) serve(c *fakeConn) {
 			// one reply per wait would leave commands piling up.
 			continue
 		}
-		if err := f.writeTo(c, reply.Bytes(), ""); err != nil {
-			f.end(fmt.Errorf("fake control port: answering %q: %w", text, err))
-			return
+		if quit {
+			if err := f.writeTo(c, reply.Bytes(), ""); err != nil {
+				f.end(fmt.Errorf("fake control port: answering %q: %w", text, err))
+				return
+			}
+		} else {
+			c.rmu.Lock()
+			c.replies = append(c.replies, reply.Bytes()...)
+			c.rmu.Unlock()
+			select {
+			case c.ready <- struct{}{}:
+			default:
+			}
 		}
 		reply.Reset()
 		f.answered(answered)
@@ -488,11 +508,49 @@ func multiLineInfo(key, v string) bool {
 	return key == "circuit-status" || strings.Contains(v, "\n")
 }
 
+// writeReplies writes c's replies as they come, each batch whole, between
+// the events Send writes.
+func (f *FakeControlPort) writeReplies(c *fakeConn) {
+	var buf []byte
+	for {
+		select {
+		case <-c.ready:
+		case <-c.done:
+			return
+		}
+		// Taken under the write lock, so that a Send writing them
+		// first keeps them in order with its events.
+		f.wmu.Lock()
+		c.rmu.Lock()
+		buf, c.replies = c.replies, buf[:0]
+		c.rmu.Unlock()
+		var err error
+		if len(buf) > 0 {
+			c.conn.SetWriteDeadline(time.Now().Add(fakeWriteTimeout))
+			if _, err = c.w.Write(buf); err == nil {
+				err = c.w.Flush()
+			}
+		}
+		f.wmu.Unlock()
+		if err != nil {
+			f.end(fmt.Errorf("fake control port: answering: %w", err))
+			return
+		}
+	}
+}
+
 // writeTo writes one whole reply to c and flushes it.
 func (f *FakeControlPort) writeTo(c *fakeConn, p []byte, then string) error {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	c.conn.SetWriteDeadline(time.Now().Add(fakeWriteTimeout))
+	c.rmu.Lock() // the replies queued before, first
+	_, err := c.w.Write(c.replies)
+	c.replies = c.replies[:0]
+	c.rmu.Unlock()
+	if err != nil {
+		return err
+	}
 	if _, err := c.w.Write(p); err != nil {
 		return err
 	}
@@ -510,6 +568,16 @@ func (f *FakeControlPort) write(p []byte) error {
 		return errors.New("fake control port: no controller connected")
 	}
 	f.conn.SetWriteDeadline(time.Now().Add(fakeWriteTimeout))
+	if m := f.main; m != nil {
+		// Replies already given go first, as in tor's output.
+		m.rmu.Lock()
+		_, err := f.w.Write(m.replies)
+		m.replies = m.replies[:0]
+		m.rmu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
 	if _, err := f.w.Write(p); err != nil {
 		return err
 	}
