@@ -38,7 +38,10 @@ type FakeControlPort struct {
 	wmu  sync.Mutex
 	conn net.Conn
 	w    *bufio.Writer
-	main *fakeConn // the connection events go to: the latest
+	// main is the connection events go to: the latest. Set under wmu;
+	// read without it, so that the command reader never waits for an
+	// event being written (tor reads commands whatever it is sending).
+	main atomic.Pointer[fakeConn]
 
 	onAttach atomic.Pointer[AttachFunc]
 
@@ -188,7 +191,8 @@ func (f *FakeControlPort) accept() {
 		}
 		c := &fakeConn{conn: conn, w: bufio.NewWriterSize(conn, 64<<10), ready: make(chan struct{}, 1), done: make(chan struct{})}
 		f.wmu.Lock()
-		f.conn, f.w, f.main = conn, c.w, c
+		f.conn, f.w = conn, c.w
+		f.main.Store(c)
 		f.wmu.Unlock()
 		f.mu.Lock()
 		f.got, f.off, f.eof = nil, 0, false
@@ -221,9 +225,7 @@ type fakeConn struct {
 
 // isMain says whether c is the connection events go to.
 func (f *FakeControlPort) isMain(c *fakeConn) bool {
-	f.wmu.Lock()
-	defer f.wmu.Unlock()
-	return f.main == c
+	return f.main.Load() == c
 }
 
 func (f *FakeControlPort) end(err error) {
@@ -568,7 +570,7 @@ func (f *FakeControlPort) write(p []byte) error {
 		return errors.New("fake control port: no controller connected")
 	}
 	f.conn.SetWriteDeadline(time.Now().Add(fakeWriteTimeout))
-	if m := f.main; m != nil {
+	if m := f.main.Load(); m != nil {
 		// Replies already given go first, as in tor's output.
 		m.rmu.Lock()
 		_, err := f.w.Write(m.replies)
