@@ -215,6 +215,7 @@ type fakeConn struct {
 	// reading commands because its output is backed up.
 	rmu     sync.Mutex
 	replies []byte
+	spare   []byte // the other buffer, under the write lock
 	ready   chan struct{} // capacity 1: replies has something
 	done    chan struct{} // closed when serve returns
 	// used: it sent more than the guardian's setup (PROTOCOLINFO,
@@ -342,7 +343,17 @@ func (f *FakeControlPort) serve(c *fakeConn) {
 				f.end(fmt.Errorf("fake control port: answering %q: %w", text, err))
 				return
 			}
+		} else if f.wmu.TryLock() {
+			// Nothing being written: the reply goes at once.
+			err := f.writeLocked(c, reply.Bytes())
+			f.wmu.Unlock()
+			if err != nil {
+				f.end(fmt.Errorf("fake control port: answering %q: %w", text, err))
+				return
+			}
 		} else {
+			// Events are being written: the writer sends it after them,
+			// and this goroutine goes on reading commands.
 			c.rmu.Lock()
 			c.replies = append(c.replies, reply.Bytes()...)
 			c.rmu.Unlock()
@@ -513,7 +524,6 @@ func multiLineInfo(key, v string) bool {
 // writeReplies writes c's replies as they come, each batch whole, between
 // the events Send writes.
 func (f *FakeControlPort) writeReplies(c *fakeConn) {
-	var buf []byte
 	for {
 		select {
 		case <-c.ready:
@@ -523,16 +533,7 @@ func (f *FakeControlPort) writeReplies(c *fakeConn) {
 		// Taken under the write lock, so that a Send writing them
 		// first keeps them in order with its events.
 		f.wmu.Lock()
-		c.rmu.Lock()
-		buf, c.replies = c.replies, buf[:0]
-		c.rmu.Unlock()
-		var err error
-		if len(buf) > 0 {
-			c.conn.SetWriteDeadline(time.Now().Add(fakeWriteTimeout))
-			if _, err = c.w.Write(buf); err == nil {
-				err = c.w.Flush()
-			}
-		}
+		err := f.writeLocked(c, nil)
 		f.wmu.Unlock()
 		if err != nil {
 			f.end(fmt.Errorf("fake control port: answering: %w", err))
@@ -541,25 +542,39 @@ func (f *FakeControlPort) writeReplies(c *fakeConn) {
 	}
 }
 
-// writeTo writes one whole reply to c and flushes it.
-func (f *FakeControlPort) writeTo(c *fakeConn, p []byte, then string) error {
-	f.wmu.Lock()
-	defer f.wmu.Unlock()
-	c.conn.SetWriteDeadline(time.Now().Add(fakeWriteTimeout))
-	c.rmu.Lock() // the replies queued before, first
-	_, err := c.w.Write(c.replies)
-	c.replies = c.replies[:0]
+// writeLocked writes c's queued replies, then p, then more, and flushes;
+// f.wmu is held.
+func (f *FakeControlPort) writeLocked(c *fakeConn, p []byte, more ...string) error {
+	// Swapped out under rmu, written without it: the reader may queue
+	// more meanwhile.
+	c.rmu.Lock()
+	queued := c.replies
+	c.replies = c.spare[:0]
 	c.rmu.Unlock()
-	if err != nil {
+	defer func() { c.spare = queued[:0] }()
+	if len(queued) == 0 && len(p) == 0 && len(more) == 0 {
+		return nil
+	}
+	c.conn.SetWriteDeadline(time.Now().Add(fakeWriteTimeout))
+	if _, err := c.w.Write(queued); err != nil {
 		return err
 	}
 	if _, err := c.w.Write(p); err != nil {
 		return err
 	}
-	if _, err := c.w.WriteString(then); err != nil {
-		return err
+	for _, s := range more {
+		if _, err := c.w.WriteString(s); err != nil {
+			return err
+		}
 	}
 	return c.w.Flush()
+}
+
+// writeTo writes one whole reply to c and flushes it.
+func (f *FakeControlPort) writeTo(c *fakeConn, p []byte, then string) error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	return f.writeLocked(c, p, then) // the replies queued before, first
 }
 
 // write writes one whole message to the latest connection and flushes it.
@@ -570,15 +585,9 @@ func (f *FakeControlPort) write(p []byte) error {
 		return errors.New("fake control port: no controller connected")
 	}
 	f.conn.SetWriteDeadline(time.Now().Add(fakeWriteTimeout))
-	if m := f.main.Load(); m != nil {
+	if m := f.main.Load(); m != nil && m.w == f.w {
 		// Replies already given go first, as in tor's output.
-		m.rmu.Lock()
-		_, err := f.w.Write(m.replies)
-		m.replies = m.replies[:0]
-		m.rmu.Unlock()
-		if err != nil {
-			return err
-		}
+		return f.writeLocked(m, p)
 	}
 	if _, err := f.w.Write(p); err != nil {
 		return err
