@@ -1,10 +1,10 @@
 package builtins
 
 import (
-	"syscall"
 	"context"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 

@@ -215,7 +215,7 @@ type fakeConn struct {
 	// reading commands because its output is backed up.
 	rmu     sync.Mutex
 	replies []byte
-	spare   []byte // the other buffer, under the write lock
+	spare   []byte        // the other buffer, under the write lock
 	ready   chan struct{} // capacity 1: replies has something
 	done    chan struct{} // closed when serve returns
 	// used: it sent more than the guardian's setup (PROTOCOLINFO,
