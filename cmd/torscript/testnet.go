@@ -42,12 +42,11 @@ func newCmdTestnet(f *factory, runF func(context.Context, *testnetOptions) error
 		Long: `Run a private Tor network on 127.0.0.1 made of real tor daemons: directory
 authorities, middle relays, exits that accept 127.0.0.0/8, a client with a
 ControlPort (cookie authentication) and a SocksPort, and a v3 onion service
-whose page is TORSCRIPT_ONION_URL (the same page, on 127.0.0.1 where
-every exit goes, is TORSCRIPT_WEB_URL). Needs tor and tor-gencert
+whose page is TORSCRIPT_ONION_URL. Needs tor and tor-gencert
 (apt-get install -y tor).
 
   torscript testnet up              # start it; prints export lines
-  eval "$(torscript testnet env)"   # set TORSCRIPT_CONTROL, _COOKIE, _SOCKS, _ONION_URL, _WEB_URL
+  eval "$(torscript testnet env)"   # set TORSCRIPT_CONTROL, _COOKIE, _SOCKS, _ONION_URL
   torscript testnet status
   torscript testnet down`,
 	}

@@ -41,19 +41,6 @@ func (n *Network) OnionURL() string {
 	return "http://" + n.OnionAddress + "/"
 }
 
-// WebURL returns "http://127.0.0.1:PORT/", the same page as OnionURL
-// served by the first authority's DirPort: a page on 127.0.0.1 that every
-// exit of the network accepts (tor.fetch through each exit, curl through
-// the SocksPort), or "" if the network has no onion service (then the
-// page is not written).
-func (n *Network) WebURL() string {
-	auths := n.Authorities()
-	if n.Onion == nil || len(auths) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("http://127.0.0.1:%d/", auths[0].DirPort)
-}
-
 // onionTarget writes the first authority's front page and returns its
 // DirPort, where the onion service's port 80 leads; "" without an onion
 // node.

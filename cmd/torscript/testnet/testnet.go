@@ -195,8 +195,7 @@ func (n *Network) SocksAddr() string { return fmt.Sprintf("127.0.0.1:%d", n.Clie
 
 // Env returns KEY=VALUE lines describing the client:
 // TORSCRIPT_CONTROL, TORSCRIPT_COOKIE and TORSCRIPT_SOCKS, and
-// TORSCRIPT_ONION_URL and TORSCRIPT_WEB_URL if the network has an onion
-// service.
+// TORSCRIPT_ONION_URL if the network has an onion service.
 func (n *Network) Env() []string {
 	env := []string{
 		"TORSCRIPT_CONTROL=" + n.ControlAddr(),
@@ -205,9 +204,6 @@ func (n *Network) Env() []string {
 	}
 	if u := n.OnionURL(); u != "" {
 		env = append(env, "TORSCRIPT_ONION_URL="+u)
-	}
-	if u := n.WebURL(); u != "" {
-		env = append(env, "TORSCRIPT_WEB_URL="+u)
 	}
 	return env
 }

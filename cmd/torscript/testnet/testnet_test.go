@@ -210,7 +210,6 @@ func TestLoadStatusEnv(t *testing.T) {
 		"TORSCRIPT_COOKIE=" + filepath.Join(n.Client.Dir, "control_auth_cookie"),
 		"TORSCRIPT_SOCKS=" + n.SocksAddr(),
 		"TORSCRIPT_ONION_URL=http://" + n.OnionAddress + "/",
-		fmt.Sprintf("TORSCRIPT_WEB_URL=http://127.0.0.1:%d/", n.Authorities()[0].DirPort),
 	}
 	if l.OnionAddr() != n.OnionAddr() || len(l.OnionAddr()) != 56+len(".onion") || l.Onion == nil {
 		t.Errorf("Load: onion address %q, node %v; want %q", l.OnionAddr(), l.Onion, n.OnionAddr())
