@@ -3,6 +3,7 @@ package ctl
 import (
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -249,11 +250,55 @@ func FuzzServerDescriptors(f *testing.F) {
 	}
 	f.Add(string(b))
 	f.Add("router a 1.2.3.4 9001 0 0\nuptime -1\nbandwidth 1 2\naccept [::]:*\n-----BEGIN X-----\n")
+	f.Add("router a 1.2.3.4 9001 0 0\naccept 1.2.3.4:80\nreject *:*\nrouter b 1.2.3.5 9001 0 0\naccept 1.2.3.4:80\ncontact x\nreject *:*\nrouter c 1.2.3.6 9001 0 0\r\naccept 1.2.3.4:80\r\nreject *:*\r\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		ds, _ := ParseServerDescriptors(text)
 		for _, d := range ds {
 			_, _ = d.ExitPolicyFor("127.0.0.1", 80)
 			_, _ = d.ExitPolicyFor("example.com", 443)
 		}
+		// Policies parsed once and shared between descriptors are the
+		// ones each descriptor gets parsed alone.
+		var alone []ServerDescriptor
+		for _, part := range splitDescriptors(text) {
+			one, _ := ParseServerDescriptors(part)
+			alone = append(alone, one...)
+		}
+		if len(alone) != len(ds) {
+			t.Fatalf("%d descriptors together, %d one by one", len(ds), len(alone))
+		}
+		for i := range ds {
+			if !slices.Equal(ds[i].ExitPolicy, alone[i].ExitPolicy) {
+				t.Fatalf("descriptor %d: policy %v together, %v alone", i, ds[i].ExitPolicy, alone[i].ExitPolicy)
+			}
+		}
 	})
+}
+
+// splitDescriptors cuts text before each line whose keyword is "router",
+// outside objects, as ParseServerDescriptors reads them.
+func splitDescriptors(text string) []string {
+	var parts []string
+	start, inObject := 0, false
+	for off := 0; off < len(text); {
+		end := strings.IndexByte(text[off:], '\n')
+		next := len(text)
+		if end >= 0 {
+			next = off + end + 1
+		}
+		line := strings.TrimRight(text[off:next], "\r\n")
+		switch {
+		case inObject:
+			inObject = !strings.HasPrefix(line, "-----END ")
+		case strings.HasPrefix(line, "-----BEGIN "):
+			inObject = true
+		default:
+			if kw, _, _ := strings.Cut(line, " "); kw == "router" && off > start {
+				parts = append(parts, text[start:off])
+				start = off
+			}
+		}
+		off = next
+	}
+	return append(parts, text[start:])
 }

@@ -308,6 +308,16 @@ func (e *policyEngine) dryRunDecide(s *ctl.Stream) {
 	e.log.Info("dry run: decision not applied; tor attaches the stream", "stream", s.ID, "target", s.Target, "decision", d.String())
 }
 
+// onError is the on_error decision for st: the policy's, but a probe's
+// stream (tor.fetch, tor.connect) is closed rather than sent over another
+// circuit than the one it asked for.
+func (e *policyEngine) onError(st *pstream) builtins.Decision {
+	if _, probe := e.env.probe(st.s, nil); probe {
+		return builtins.Close{Reason: ctl.RelayEndMisc}
+	}
+	return e.p.OnError
+}
+
 // decide asks the policy about a stream and applies its answer.
 func (e *policyEngine) decide(st *pstream) {
 	if e.env.ending() || e.streams[st.s.ID] != st || st.ph != phDeciding {
@@ -327,7 +337,7 @@ func (e *policyEngine) decide(st *pstream) {
 	if st.asks > maxAsks {
 		e.log.Warn("the policy was asked about a stream too often (another controller may be attaching it); on_error applies and the stream is left alone from now on", "stream", st.s.ID, "target", st.s.Target, "failed_circuits", strings.Join(st.failed, ","))
 		st.gaveUp = true
-		e.apply(st, e.p.OnError)
+		e.apply(st, e.onError(st))
 		return
 	}
 	v, err := e.env.call(e.p.Fn, starlark.Tuple{e.env.streamValue(st.s, st.failed)})
@@ -342,7 +352,7 @@ func (e *policyEngine) decide(st *pstream) {
 		e.failures++
 		e.env.reportFailure("policy failed; on_error applies", e.failures, err, "stream", st.s.ID, "target", st.s.Target, "on_error", e.p.OnError.String())
 		if !e.env.broken() && e.streams[st.s.ID] == st {
-			e.apply(st, e.p.OnError)
+			e.apply(st, e.onError(st))
 		}
 		return
 	}
@@ -381,7 +391,7 @@ func (e *policyEngine) apply(st *pstream, d builtins.Decision) {
 		cmd, err := ctl.RedirectStreamCommand(st.s.ID, d.Host, d.Port)
 		if err != nil {
 			e.log.Error("redirect stream", "stream", st.s.ID, "err", err)
-			e.apply(st, e.p.OnError)
+			e.apply(st, e.onError(st))
 			return
 		}
 		id := st.s.ID
@@ -498,7 +508,7 @@ func (e *policyEngine) sendAttach(st *pstream, circ string, hop int) {
 	if err != nil {
 		e.log.Error("attach stream", "stream", st.s.ID, "circuit", circ, "err", err)
 		if circ != "0" {
-			e.apply(st, e.p.OnError)
+			e.apply(st, e.onError(st))
 		}
 		return
 	}
@@ -536,7 +546,7 @@ func (e *policyEngine) attachFailed(st *pstream, circ string, err error) {
 		e.decide(st)
 	default:
 		e.log.Warn("ATTACHSTREAM failed; on_error applies", "stream", st.s.ID, "circuit", circ, "err", msg)
-		e.apply(st, e.p.OnError)
+		e.apply(st, e.onError(st))
 	}
 }
 
@@ -600,12 +610,17 @@ func (e *policyEngine) sweep(now time.Time) {
 		if now.Before(st.deadline) {
 			continue
 		}
+		if _, probe := e.env.probe(st.s, nil); probe {
+			// A probe's stream waits for its circuit as long as the
+			// probe's own timeout, which closes it.
+			continue
+		}
 		what := "held"
 		if st.ph == phWaitCirc {
 			what = "waiting for circuit " + st.circ
 		}
 		e.log.Warn("stream waited longer than the policy timeout; on_error applies", "stream", st.s.ID, "target", st.s.Target, "was", what, "timeout", e.p.Timeout, "on_error", e.p.OnError.String())
-		e.apply(st, e.p.OnError)
+		e.apply(st, e.onError(st))
 	}
 }
 

@@ -260,7 +260,9 @@ func (r *Runtime) deliverProbe(pr *probe) {
 	if pr.cancel != nil {
 		pr.cancel()
 	}
-	defer r.startProbes()
+	if len(ps.queue) > 0 {
+		r.tasks.post(r.startProbes) // after this one's on_done
+	}
 	if r.exiting || r.fatal != nil {
 		return
 	}

@@ -156,3 +156,36 @@ for _ in range(%d):
 	code, err := r.stop()
 	checkExit(t, r, code, err, 0)
 }
+
+// TestProbeOutwaitsThePolicyTimeout: a probe's stream waits for its
+// circuit as long as the probe's own timeout, even past the policy's,
+// whose on_error would send it over another circuit.
+func TestProbeOutwaitsThePolicyTimeout(t *testing.T) {
+	t.Parallel()
+	f := newModelTor(t)
+	c, err := f.CircEvent("LAUNCHED", "", []string{"guard1", "middle1", "exit2"}, "GENERAL", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startScript(t, f, printResult+`
+tor.policy(lambda s: None, timeout = "300ms")
+tor.after("1ms", lambda: tor.fetch("http://probe.example/", circuit = "`+c+`", on_done = show, timeout = "10s"))
+`, Options{Allow: []string{"net"}})
+	r.waitLog("policy started")
+	time.Sleep(time.Second) // three times the policy's timeout
+	if strings.Contains(r.log.String(), "on_error applies") {
+		t.Fatalf("on_error applied to the probe's stream:\n%s", r.log.String())
+	}
+	if got := f.Lines("ATTACHSTREAM"); len(got) != 0 {
+		t.Fatalf("ATTACHSTREAM %q before the circuit was built", got)
+	}
+	if _, err := f.CircEvent("BUILT", c, nil, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	r.waitOut(`True 200 b"hello from the simulated destination\n" 37 exit2 ` + c)
+	if got := f.Lines("ATTACHSTREAM"); len(got) != 1 {
+		t.Errorf("ATTACHSTREAM %q, want one, to circuit %s", got, c)
+	}
+	code, err := r.stop()
+	checkExit(t, r, code, err, 0)
+}
