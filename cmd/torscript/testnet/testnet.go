@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -511,6 +512,9 @@ func up(ctx context.Context, cfg *Config, tor, gencert string) (_ *Network, err 
 		n.DirAuthorities = append(n.DirAuthorities, dirAuthorityLine(a))
 		tp.hsDirs = append(tp.hsDirs, "$"+a.Fingerprint)
 	}
+	for _, x := range n.Exits() {
+		tp.exits = append(tp.exits, "$"+x.Fingerprint)
+	}
 	tp.dirAuthorities = n.DirAuthorities
 	if fam := familyRelays(n); len(fam) == 2 {
 		a, b := fam[0], fam[1]
@@ -617,9 +621,10 @@ func makeKeys(ctx context.Context, n *Network, tor, gencert string) error {
 		return nil
 	}
 	// Only the authorities' keys are needed up front (for the DirAuthority
-	// lines), and the family's (for MyFamily); other relays make their own
-	// when they start.
-	for _, nd := range append(n.Authorities(), familyRelays(n)...) {
+	// lines), the family's (for MyFamily) and the exits' (the authorities
+	// vote Exit for them alone); other relays make their own when they
+	// start.
+	for _, nd := range slices.Concat(n.Authorities(), familyRelays(n), n.Exits()) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/torscript/torscript/ctl"
 	"io"
 	"io/fs"
 	"net"
@@ -168,6 +169,30 @@ func TestTopology(t *testing.T) {
 	// Every relay is in the consensus the client uses, with Running.
 	if got, want := runningRelays(filepath.Join(n.Client.Dir, "cached-consensus")), len(n.Nodes)-2; got < want {
 		t.Errorf("client consensus lists %d running relays, want %d", got, want)
+	}
+	// Only the exits have the Exit flag: a script or pool that trusts the
+	// flag must not take a relay that refuses to exit for an exit.
+	doc, err := os.ReadFile(filepath.Join(n.Client.Dir, "cached-consensus"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := ctl.ParseConsensusEntries(string(doc))
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("the client's consensus: %d entries, %v", len(entries), err)
+	}
+	var flagged, exits []string
+	for _, e := range entries {
+		if e.HasFlag("Exit") {
+			flagged = append(flagged, e.Nickname)
+		}
+	}
+	for _, x := range n.Exits() {
+		exits = append(exits, x.Name)
+	}
+	slices.Sort(flagged)
+	slices.Sort(exits)
+	if !slices.Equal(flagged, exits) {
+		t.Errorf("relays with the Exit flag: %v, want the exits %v", flagged, exits)
 	}
 	ports := map[int]string{}
 	for _, nd := range n.Nodes {

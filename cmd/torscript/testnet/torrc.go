@@ -66,6 +66,11 @@ type torrcParams struct {
 	// held the flag would refuse the onion service's descriptor uploads
 	// and the client's fetches.
 	hsDirs []string
+	// exits lists the relays voted Exit: the exits alone. (An exit
+	// policy of 127.0.0.0/8 earns no Exit flag by the usual rules, and
+	// "TestingDirAuthVoteExit *" gave it to every relay, so that
+	// scripts and pools took authorities that refuse to exit for exits.)
+	exits []string
 	// onionTarget is the address the onion service's port 80 forwards to.
 	onionTarget string
 	// family: relay nickname -> the "$FP" of the relays it declares in
@@ -113,7 +118,8 @@ func torrc(n *Node, p torrcParams) string {
 			"AuthoritativeDirectory 1",
 			"V3AuthoritativeDirectory 1",
 			"AuthDirMaxServersPerAddr 0",
-			"TestingDirAuthVoteExit *",
+			"TestingDirAuthVoteExit "+strings.Join(p.exits, ","),
+			"TestingDirAuthVoteExitIsStrict 1",
 			"TestingDirAuthVoteGuard *",
 			"TestingDirAuthVoteHSDir "+strings.Join(p.hsDirs, ","),
 			"TestingDirAuthVoteHSDirIsStrict 1",
