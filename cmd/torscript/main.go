@@ -10,6 +10,7 @@ import (
 	goruntime "runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -82,10 +83,12 @@ func mainRun() exitCodeT {
 	f := newFactory(os.Stdin, os.Stdout, os.Stderr)
 	root := newCmdRoot(f)
 	root.SetArgs(os.Args[1:])
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
+	err = asUsage(err)
 	// The one place an error that ended torscript is printed. A script's
 	// comes before the log's last lines (the cleanup flushes them), as
-	// what the script printed does; torscript's own after.
+	// what the script printed does; torscript's own after, with the
+	// usage line when it was bad usage.
 	msg, script := errorText(err)
 	if script {
 		fmt.Fprintln(os.Stderr, msg)
@@ -93,8 +96,91 @@ func mainRun() exitCodeT {
 	f.cleanup()
 	if !script && msg != "" {
 		fmt.Fprintln(os.Stderr, msg)
+		if errors.As(err, new(usageError)) && cmd != nil {
+			line := cmd.UseLine()
+			if !cmd.HasParent() {
+				line = "torscript COMMAND [ARGS] [flags]"
+			}
+			fmt.Fprintf(os.Stderr, "usage: %s\n(torscript %s--help for more)\n", line, subcommandPath(cmd))
+		}
 	}
 	return exitCode(err)
+}
+
+// asUsage makes cobra's own usage errors (an unknown command) usage
+// errors: exit status 2, with the usage line.
+func asUsage(err error) error {
+	if err == nil || errors.As(err, new(usageError)) {
+		return err
+	}
+	if strings.HasPrefix(err.Error(), "unknown command ") {
+		return usageError{err}
+	}
+	return err
+}
+
+// subcommandPath is "run " for torscript run, "" for torscript itself.
+func subcommandPath(cmd *cobra.Command) string {
+	if p := strings.TrimPrefix(strings.TrimPrefix(cmd.CommandPath(), "torscript"), " "); p != "" {
+		return p + " "
+	}
+	return ""
+}
+
+// usageArgs makes the argument checks of cmd and its subcommands return
+// usage errors.
+func usageArgs(cmd *cobra.Command) {
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		usageArgs(sub)
+	}
+}
+
+// version is torscript's version: the module's, or the commit it was
+// built from.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := bi.Main.Version
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if (v == "" || v == "(devel)") && rev != "" {
+		v = "devel-" + rev[:min(12, len(rev))] + dirty
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	return v + " (" + bi.GoVersion + ")"
+}
+
+func newCmdVersion(f *factory) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print torscript's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fmt.Fprintln(f.out, "torscript "+version())
+			return nil
+		},
+	}
 }
 
 // errorText is how torscript reports the error that ended it: a script's
@@ -190,6 +276,10 @@ func newCmdRoot(f *factory) *cobra.Command {
 		newCmdTestnet(f, nil),
 		newCmdRepair(f, nil),
 		newCmdStatus(f, nil),
+		newCmdVersion(f),
 	)
+	root.Version = version()
+	root.SetVersionTemplate("torscript {{.Version}}\n")
+	usageArgs(root)
 	return root
 }

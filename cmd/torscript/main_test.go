@@ -120,6 +120,26 @@ func TestUsageErrors(t *testing.T) {
 	if _, err := runRoot(t, "raw", "--launch", "--control", "127.0.0.1:1", "GETINFO version"); exitCode(err) != exitUsage {
 		t.Errorf("--launch with --control: %v", err)
 	}
+	// Cobra's own checks: arguments, an unknown command.
+	for _, args := range [][]string{{"run"}, {"eval"}, {"check"}, {"version", "x"}, {"no-such-command"}} {
+		if _, err := runRoot(t, args...); exitCode(asUsage(err)) != exitUsage {
+			t.Errorf("%q: %v (exit %d), want a usage error", args, err, exitCode(asUsage(err)))
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		var out, errOut bytes.Buffer
+		root := newCmdRoot(newFactory(strings.NewReader(""), &out, &errOut))
+		root.SetArgs(args)
+		if err := root.ExecuteContext(context.Background()); err != nil {
+			t.Fatalf("%q: %v", args, err)
+		}
+		if got := out.String(); got != "torscript "+version()+"\n" || !strings.Contains(got, "(go1.") {
+			t.Errorf("%q printed %q", args, got)
+		}
+	}
 }
 
 func TestReplFlags(t *testing.T) {
