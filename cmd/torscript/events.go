@@ -65,6 +65,12 @@ func eventsRun(ctx context.Context, opts *eventsOptions) error {
 		types = append(types, strings.ToUpper(t))
 	}
 	if err := c.SetEvents(ctx, types...); err != nil {
+		if ctl.ErrorCode(err) == 552 {
+			// "552 Unrecognized event": say which ones tor knows.
+			if names, nerr := c.GetInfoOne(ctx, "events/names"); nerr == nil {
+				return fmt.Errorf("%w; tor's events are: %s (or all)", err, strings.Join(strings.Fields(names), " "))
+			}
+		}
 		return err
 	}
 	return printEvents(ctx, c, opts.f.out, opts.json)

@@ -200,6 +200,21 @@ func TestCLIEventsJSON(t *testing.T) {
 	}
 }
 
+// TestCLIEventsUnknown: an event type tor does not know is tor's error
+// (exit 3), followed by the types tor knows.
+func TestCLIEventsUnknown(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	out, err := cli(ctx, t, "events", "CIRC", "BOGUS").CombinedOutput()
+	if code := exitStatus(err); code != 3 {
+		t.Fatalf("exit %d, want 3:\n%s", code, out)
+	}
+	for _, want := range []string{`552 Unrecognized event "BOGUS"`, "tor's events are: CIRC CIRC_MINOR STREAM"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestCLILaunch(t *testing.T) {
 	testnet.SkipWithoutTor(t)
 	ctx := testCtx(t, 60*time.Second)
