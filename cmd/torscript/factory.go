@@ -34,7 +34,7 @@ func (cf *connFlags) addFlags(cmd *cobra.Command) {
 	fl.StringVar(&cf.passwordFile, "password-file", "", "file whose first line is the control password (env TORSCRIPT_PASSWORD; else a prompt on a terminal)")
 	fl.StringVar(&cf.cookie, "cookie", "", "control auth cookie file (env TORSCRIPT_COOKIE; default: the one tor names)")
 	fl.StringVar(&cf.trace, "trace", "", "write the raw control-port transcript to this file (- for stderr)")
-	fl.BoolVar(&cf.launch, "launch", false, "launch a private tor process for this run and stop it afterwards")
+	fl.BoolVar(&cf.launch, "launch", false, "launch a tor process of its own for this run and stop it afterwards (on the public Tor network unless --launch-torrc names DirAuthority lines)")
 	fl.StringVar(&cf.launchTorrc, "launch-torrc", "", "with --launch: extra torrc lines from this file")
 	fl.StringVar(&cf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
@@ -193,6 +193,9 @@ func (f *factory) launch(ctx context.Context) (*testnet.Process, error) {
 			}
 		}
 	}
+	if !joinsPrivateNetwork(extra) {
+		f.log.Warn("--launch: this tor joins the public Tor network (its torrc names no DirAuthority); to launch one on a private network, give its lines with --launch-torrc")
+	}
 	dir, err := os.MkdirTemp("", "torscript-launch-")
 	if err != nil {
 		return nil, err
@@ -209,6 +212,21 @@ func (f *factory) launch(ctx context.Context) (*testnet.Process, error) {
 	}
 	f.cleanups = append(f.cleanups, func() { p.Stop(); os.RemoveAll(dir) })
 	return p, nil
+}
+
+// joinsPrivateNetwork says whether torrc lines name the directory
+// authorities of a network of their own (DirAuthority, or
+// AlternateDirAuthority and AlternateBridgeAuthority, as tor reads them:
+// keywords in any case).
+func joinsPrivateNetwork(lines []string) bool {
+	for _, l := range lines {
+		kw, _, _ := strings.Cut(strings.TrimSpace(l), " ")
+		switch strings.ToLower(kw) {
+		case "dirauthority", "alternatedirauthority":
+			return true
+		}
+	}
+	return false
 }
 
 func isTerminal(r io.Reader) bool {

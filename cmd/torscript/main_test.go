@@ -157,3 +157,21 @@ func TestReplFlags(t *testing.T) {
 		t.Errorf("repl with an argument: no error")
 	}
 }
+
+func TestJoinsPrivateNetwork(t *testing.T) {
+	for _, tc := range []struct {
+		lines []string
+		want  bool
+	}{
+		{nil, false},
+		{[]string{"SocksPort 0", "Log notice stderr"}, false},
+		{[]string{"TestingTorNetwork 1", "DirAuthority auth1 orport=1 127.0.0.1:2 AAAA"}, true},
+		{[]string{"dirauthority auth1 orport=1 127.0.0.1:2 AAAA"}, true},
+		{[]string{"AlternateDirAuthority x 127.0.0.1:2 AAAA"}, true},
+		{[]string{"DirAuthorityFallbackRate 1"}, false},
+	} {
+		if got := joinsPrivateNetwork(tc.lines); got != tc.want {
+			t.Errorf("joinsPrivateNetwork(%q) = %v, want %v", tc.lines, got, tc.want)
+		}
+	}
+}

@@ -97,6 +97,12 @@ keep running after this command returns; stop them with "torscript testnet down"
 			Args:  cobra.NoArgs,
 			RunE:  action("env"),
 		},
+		&cobra.Command{
+			Use:   "torrc",
+			Short: "Print the torrc lines that make another tor a client of the network: torscript run --launch --launch-torrc <(torscript testnet torrc) ...",
+			Args:  cobra.NoArgs,
+			RunE:  action("torrc"),
+		},
 	)
 	return cmd
 }
@@ -111,6 +117,15 @@ func testnetRun(ctx context.Context, opts *testnetOptions) error {
 		return testnetStatus(opts)
 	case "env":
 		return testnetEnv(opts)
+	case "torrc":
+		n, err := testnetLoad(opts.dir)
+		if err != nil {
+			return err
+		}
+		for _, l := range n.ClientTorrc() {
+			fmt.Fprintln(opts.f.out, l)
+		}
+		return nil
 	}
 	return fmt.Errorf("testnet: no action %q", opts.action)
 }
