@@ -42,11 +42,12 @@ func newCmdTestnet(f *factory, runF func(context.Context, *testnetOptions) error
 		Long: `Run a private Tor network on 127.0.0.1 made of real tor daemons: directory
 authorities, middle relays, exits that accept 127.0.0.0/8, a client with a
 ControlPort (cookie authentication) and a SocksPort, and a v3 onion service
-whose page is TORSCRIPT_ONION_URL. Needs tor and tor-gencert
+whose page is TORSCRIPT_ONION_URL, and a web page on 127.0.0.1 that every
+exit reaches, TORSCRIPT_WEB_URL. Needs tor and tor-gencert
 (apt-get install -y tor).
 
   torscript testnet up              # start it; prints export lines
-  eval "$(torscript testnet env)"   # set TORSCRIPT_CONTROL, _COOKIE, _SOCKS, _ONION_URL
+  eval "$(torscript testnet env)"   # set TORSCRIPT_CONTROL, _COOKIE, _SOCKS, _ONION_URL, _WEB_URL
   torscript testnet status
   torscript testnet down`,
 	}
@@ -98,6 +99,13 @@ keep running after this command returns; stop them with "torscript testnet down"
 			RunE:  action("env"),
 		},
 		&cobra.Command{
+			Use:    "web",
+			Short:  "Serve the network's web page (testnet up starts it)",
+			Args:   cobra.NoArgs,
+			Hidden: true,
+			RunE:   action("web"),
+		},
+		&cobra.Command{
 			Use:   "torrc",
 			Short: "Print the torrc lines that make another tor a client of the network: torscript run --launch --launch-torrc <(torscript testnet torrc) ...",
 			Args:  cobra.NoArgs,
@@ -117,6 +125,8 @@ func testnetRun(ctx context.Context, opts *testnetOptions) error {
 		return testnetStatus(opts)
 	case "env":
 		return testnetEnv(opts)
+	case "web":
+		return testnetWeb(ctx, opts.dir)
 	case "torrc":
 		n, err := testnetLoad(opts.dir)
 		if err != nil {
@@ -166,6 +176,10 @@ func testnetUp(ctx context.Context, opts *testnetOptions) error {
 	if err != nil {
 		return err
 	}
+	if _, err := startWeb(n.Dir); err != nil {
+		n.Down()
+		return err
+	}
 	testnetPrintEnv(opts.f.out, n)
 	d := opts.dirFlag()
 	fmt.Fprintf(stderr, `
@@ -188,6 +202,7 @@ func testnetDown(opts *testnetOptions) error {
 	if err != nil {
 		return err
 	}
+	stopWeb(n.Dir)
 	if err := n.Down(); err != nil {
 		return err
 	}
@@ -216,6 +231,13 @@ func testnetStatus(opts *testnetOptions) error {
 	w.Flush()
 	fmt.Fprintf(out, "\n%d/%d alive, %.1f MB resident, client %s (control %s, socks %s)\n",
 		alive, len(n.Nodes), float64(rss)/1024, testnetReadiness(n), n.ControlAddr(), n.SocksAddr())
+	if web, ok := readWeb(n.Dir); ok {
+		state := "running"
+		if !web.alive() {
+			state = "not running"
+		}
+		fmt.Fprintf(out, "web page %s (pid %d) %s\n", web.URL, web.PID, state)
+	}
 	if !n.IsUp() {
 		return fmt.Errorf("testnet: network in %s is not up (%d/%d processes alive, client %s)",
 			n.Dir, alive, len(n.Nodes), testnetReadiness(n))
@@ -256,7 +278,11 @@ func testnetReadiness(n *testnet.Network) string {
 
 // testnetPrintEnv prints the network's environment as shell export lines.
 func testnetPrintEnv(w io.Writer, n *testnet.Network) {
-	for _, kv := range n.Env() {
+	env := n.Env()
+	if web, ok := readWeb(n.Dir); ok && web.alive() {
+		env = append(env, "TORSCRIPT_WEB_URL="+web.URL)
+	}
+	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		fmt.Fprintf(w, "export %s=%s\n", k, testnetShellQuote(v))
 	}

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -62,5 +65,48 @@ func TestTestnetNoNetwork(t *testing.T) {
 	}
 	if out.Len() != 0 {
 		t.Errorf("stdout %q", out.String())
+	}
+}
+
+// TestTestnetWeb: the web page records itself, serves its page, and stops
+// when its context ends or its directory is gone.
+func TestTestnetWeb(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- testnetWeb(ctx, dir) }()
+	var w webRecord
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var ok bool
+		if w, ok = readWeb(dir); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no web.json")
+		}
+	}
+	if w.PID != os.Getpid() || !strings.HasPrefix(w.URL, "http://127.0.0.1:") || !w.alive() {
+		t.Fatalf("record %+v", w)
+	}
+	resp, err := http.Get(w.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != webPage {
+		t.Errorf("page %q", body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("testnetWeb: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("testnetWeb did not stop with its context")
+	}
+	if (webRecord{PID: 1 << 30, URL: "x"}).alive() {
+		t.Error("a process that does not exist is alive")
 	}
 }
