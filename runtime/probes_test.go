@@ -189,3 +189,35 @@ tor.after("1ms", lambda: tor.fetch("http://probe.example/", circuit = "`+c+`", o
 	code, err := r.stop()
 	checkExit(t, r, code, err, 0)
 }
+
+// TestPolicyAfterAProbe: a tor.policy set after a probe started the
+// runtime's own policy takes it over: it decides the next client stream,
+// and __LeaveStreamsUnattached is set back once, at the end.
+func TestPolicyAfterAProbe(t *testing.T) {
+	t.Parallel()
+	f := newModelTor(t)
+	c := builtCircuit(t, f, "exit1")
+	r := startScript(t, f, `
+def route(s):
+    print("asked", s.target)
+    return "`+c+`"
+def done(res):
+    print("probe", res.ok)
+    tor.policy(route)
+    print("policy set")
+tor.fetch("http://probe.example/", circuit = "`+c+`", on_done = done)
+`, Options{Allow: []string{"net"}})
+	r.waitOut("policy set")
+	r.waitLog("taking over from the runtime's own")
+	s := f.NewStream("www.example.org:443", "127.0.0.1:50001", "USER", false, "", "")
+	r.waitOut("asked www.example.org:443")
+	f.WaitCommand("ATTACHSTREAM " + s + " " + c)
+	code, err := r.stop()
+	checkExit(t, r, code, err, 0)
+	if v, _ := f.Conf(simtor.LeaveStreams); v != "0" {
+		t.Errorf("%s=%s after the script, want 0 again", simtor.LeaveStreams, v)
+	}
+	if n := len(f.Lines("SETCONF " + simtor.LeaveStreams + "=1")); n != 1 {
+		t.Errorf("%s set %d times, want once", simtor.LeaveStreams, n)
+	}
+}
