@@ -255,8 +255,9 @@ func TestGrantsREPLReadAsTorReads(t *testing.T) {
 	}, "\n") + "\n")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%v\n%s", err, stderr.String())
+	// The refused lines failed: a piped session says so in its status.
+	if err := cmd.Run(); exitStatus(err) != 1 || !strings.Contains(stderr.String(), "torscript: 6 inputs failed") {
+		t.Fatalf("%v, want exit status 1 and 6 inputs failed\n%s", err, stderr.String())
 	}
 	if got, want := stdout.String(), `"`+before+`"`+"\n"; got != want {
 		t.Errorf("output %q, want %q; stderr:\n%s", got, want, stderr.String())

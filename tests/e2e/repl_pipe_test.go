@@ -79,19 +79,20 @@ func TestREPLPipedGrants(t *testing.T) {
 	c := dial(t)
 	t.Cleanup(func() { c.Do(testCtx(t, 10*time.Second), "RESETCONF MaxCircuitDirtiness") })
 	for _, tc := range []struct {
-		flags []string
-		want  string
+		flags  []string
+		want   string
+		status int // 1 when inputs failed
 	}{
-		{nil, "\"602\"\n250 OK\n"},
-		{[]string{"--allow", "SAVECONF"}, "\"600\"\n"},
+		{nil, "\"602\"\n250 OK\n", 0},
+		{[]string{"--allow", "SAVECONF"}, "\"600\"\n", 1},
 	} {
 		c.Do(ctx, "RESETCONF MaxCircuitDirtiness")
 		cmd := cli(ctx, t, append([]string{"repl", "--log-level", "warn"}, tc.flags...)...)
 		cmd.Stdin = strings.NewReader("tor.set_conf(MaxCircuitDirtiness=\"602\")\ntor.get_conf(\"MaxCircuitDirtiness\")\nSETCONF MaxCircuitDirtiness=603\n")
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("%v: %v\n%s", tc.flags, err, stderr.String())
+		if err := cmd.Run(); exitStatus(err) != tc.status {
+			t.Fatalf("%v: %v, want exit status %d\n%s", tc.flags, err, tc.status, stderr.String())
 		}
 		if stdout.String() != tc.want {
 			t.Errorf("%v: output %q, want %q; stderr:\n%s", tc.flags, stdout.String(), tc.want, stderr.String())

@@ -117,6 +117,7 @@ type repl struct {
 	errOut      io.Writer // errors and the log
 	evaling     atomic.Bool
 	interactive bool // a terminal, with line editing
+	failed      int  // inputs that failed, for a piped session's exit status
 
 	mu        sync.Mutex
 	cancelRaw context.CancelFunc // stops a raw command's wait; under mu
@@ -240,7 +241,11 @@ func Run(ctx context.Context, opts Options) error {
 	if interactive {
 		fmt.Fprintln(rp.out)
 	}
-	return s.Close()
+	err = s.Close()
+	if err == nil && !interactive && rp.failed > 0 {
+		return &InputsFailed{N: rp.failed}
+	}
+	return err
 }
 
 // isTerminal reports whether r (a reader or a writer) is a terminal.
@@ -309,8 +314,21 @@ func (rp *repl) loop() {
 				fmt.Fprintln(rp.errOut) // off the line the terminal echoed ^C on
 			}
 			fmt.Fprintln(rp.errOut, err)
+			rp.failed++
 		}
 	}
+}
+
+// InputsFailed ends a session read from a pipe or a file in which inputs
+// failed (their errors were printed as they came): a script fed to the
+// REPL that went wrong must not exit 0.
+type InputsFailed struct{ N int }
+
+func (e *InputsFailed) Error() string {
+	if e.N == 1 {
+		return "1 input failed"
+	}
+	return fmt.Sprintf("%d inputs failed", e.N)
 }
 
 // step reads and runs one input: a REPL command, a raw control command or

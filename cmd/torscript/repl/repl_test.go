@@ -106,6 +106,10 @@ func TestREPLOffline(t *testing.T) {
 	if strings.Contains(e+out.String(), "after_exit") {
 		t.Errorf("input after exit() ran")
 	}
+	// Run ends a piped session with these counted (exit status 1).
+	if rp.failed != 4 || (&InputsFailed{N: rp.failed}).Error() != "4 inputs failed" {
+		t.Errorf("%d inputs counted as failed, want 4", rp.failed)
+	}
 	if strings.Contains(e+out.String(), "\x1b") {
 		t.Errorf("escape codes in the output of piped input")
 	}
