@@ -143,6 +143,21 @@ func usageArgs(cmd *cobra.Command) {
 	}
 }
 
+// withoutConnFlags leaves the connection flags (--control, --cookie, ...)
+// out of the help of cmd and its subcommands, which do not connect to
+// tor; --log-level stays.
+func withoutConnFlags(cmd *cobra.Command) {
+	help := cmd.HelpFunc()
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+		for _, name := range []string{"control", "cookie", "password-file", "trace", "launch", "launch-torrc"} {
+			if fl := c.Root().PersistentFlags().Lookup(name); fl != nil {
+				fl.Hidden = true
+			}
+		}
+		help(c, args)
+	})
+}
+
 // version is torscript's version: the module's, or the commit it was
 // built from.
 func version() string {
@@ -281,5 +296,12 @@ func newCmdRoot(f *factory) *cobra.Command {
 	root.Version = version()
 	root.SetVersionTemplate("torscript {{.Version}}\n")
 	usageArgs(root)
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "check", "test", "testnet", "version", "completion":
+			withoutConnFlags(c)
+		}
+	}
 	return root
 }

@@ -175,3 +175,33 @@ func TestJoinsPrivateNetwork(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpShowsOwnFlags: commands that do not connect to tor do not list
+// the connection flags; those that do, do.
+func TestHelpShowsOwnFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		control bool
+	}{
+		{[]string{"check", "--help"}, false},
+		{[]string{"test", "--help"}, false},
+		{[]string{"testnet", "up", "--help"}, false},
+		{[]string{"version", "--help"}, false},
+		{[]string{"raw", "--help"}, true},
+		{[]string{"run", "--help"}, true},
+	} {
+		var out, errOut bytes.Buffer
+		root := newCmdRoot(newFactory(strings.NewReader(""), &out, &errOut))
+		root.SetArgs(tc.args)
+		if err := root.ExecuteContext(context.Background()); err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		help := out.String()
+		if got := strings.Contains(help, "--control"); got != tc.control {
+			t.Errorf("%q: --control listed %v, want %v:\n%s", tc.args, got, tc.control, help)
+		}
+		if !strings.Contains(help, "--log-level") {
+			t.Errorf("%q: --log-level not listed", tc.args)
+		}
+	}
+}
