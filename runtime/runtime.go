@@ -54,6 +54,9 @@ type Options struct {
 	// Bootstrap, if set, makes Run wait for tor to finish bootstrapping
 	// before running the script, writing progress lines to it.
 	Bootstrap io.Writer
+	// FormatValue, if set, formats the value of an expression Eval
+	// prints (default: its String).
+	FormatValue func(starlark.Value) string
 	// OnEvent, if set, sees every event first, on the loop goroutine (the
 	// REPL's event buffer and watches).
 	OnEvent func(ctl.Event)
@@ -353,7 +356,11 @@ func (r *Runtime) run(ctx context.Context, filename string, src []byte, eval boo
 		if expr {
 			v, err := starlark.EvalOptions(FileOptions(), r.thread, filename, src, r.pre)
 			if err == nil && v != starlark.None {
-				fmt.Fprintln(r.opts.Stdout, v.String())
+				s := v.String()
+				if r.opts.FormatValue != nil {
+					s = r.opts.FormatValue(v)
+				}
+				fmt.Fprintln(r.opts.Stdout, s)
 			}
 			return starlark.None, err
 		}

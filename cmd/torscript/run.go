@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/torscript/torscript/cmd/torscript/repl"
 	"io"
 	"os"
 	"strings"
@@ -172,6 +173,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		Allow:           opts.sf.allow,
 		Owner:           own,
 		OnWedged:        onWedged,
+		FormatValue:     repl.Format, // eval prints as the REPL does, whole
 	}
 	if !opts.sf.noWait {
 		ropts.Bootstrap = f.errOut

@@ -19,7 +19,14 @@ const (
 // dicts one element a line and cut after prettyItems with a count, and a
 // string with newlines (a GETINFO answer) as its text, cut after
 // prettyLines.
-func pretty(v starlark.Value) string {
+func pretty(v starlark.Value) string { return prettyCut(v, true) }
+
+// Format formats a value as the REPL prints it, whole: long lists, tuples
+// and dicts one element a line, long records one field a line, a string
+// with newlines as its text (torscript eval).
+func Format(v starlark.Value) string { return prettyCut(v, false) }
+
+func prettyCut(v starlark.Value, cut bool) string {
 	switch x := v.(type) {
 	case starlark.String:
 		s := string(x)
@@ -27,7 +34,7 @@ func pretty(v starlark.Value) string {
 			return x.String()
 		}
 		lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
-		if len(lines) > prettyLines {
+		if cut && len(lines) > prettyLines {
 			more := len(lines) - prettyLines
 			lines = append(lines[:prettyLines], fmt.Sprintf("… %d more lines (%d in all; _ holds the whole string)", more, more+prettyLines))
 		}
@@ -37,7 +44,7 @@ func pretty(v starlark.Value) string {
 		if len(s) <= prettyWidth {
 			return s
 		}
-		return prettyContainer(v)
+		return prettyContainer(v, cut)
 	case starlark.HasAttrs:
 		s := v.String()
 		if len(s) <= prettyWidth {
@@ -67,28 +74,32 @@ func prettyRecord(v starlark.HasAttrs) string {
 	return b.String()
 }
 
-func prettyContainer(v starlark.Value) string {
+func prettyContainer(v starlark.Value, cut bool) string {
 	var b strings.Builder
 	open, close := "[", "]"
 	var items []string
 	n := 0
+	max := prettyItems
+	if !cut {
+		max = int(^uint(0) >> 1)
+	}
 	switch x := v.(type) {
 	case *starlark.List:
 		n = x.Len()
-		for i := 0; i < n && i < prettyItems; i++ {
+		for i := 0; i < n && i < max; i++ {
 			items = append(items, x.Index(i).String())
 		}
 	case starlark.Tuple:
 		open, close = "(", ")"
 		n = x.Len()
-		for i := 0; i < n && i < prettyItems; i++ {
+		for i := 0; i < n && i < max; i++ {
 			items = append(items, x[i].String())
 		}
 	case *starlark.Dict:
 		open, close = "{", "}"
 		n = x.Len()
 		for i, kv := range x.Items() {
-			if i == prettyItems {
+			if i == max {
 				break
 			}
 			items = append(items, kv[0].String()+": "+kv[1].String())

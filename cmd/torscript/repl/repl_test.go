@@ -323,3 +323,23 @@ func TestPrivateHistory(t *testing.T) {
 		t.Errorf("old history: mode %v, want 0600", fi.Mode().Perm())
 	}
 }
+
+// TestFormatWhole: torscript eval prints long values as the REPL does,
+// one element a line, but whole.
+func TestFormatWhole(t *testing.T) {
+	var items []starlark.Value
+	for i := range 120 {
+		items = append(items, starlark.MakeInt(i))
+	}
+	got := Format(starlark.NewList(items))
+	lines := strings.Split(got, "\n")
+	if len(lines) != 122 || lines[0] != "[" || lines[120] != "  119," || lines[121] != "]" || strings.Contains(got, "more") {
+		t.Errorf("Format of 120 ints: %d lines:\n%s", len(lines), got)
+	}
+	if got := Format(starlark.String("a\nb\n")); got != "a\nb" {
+		t.Errorf("Format of a text: %q", got)
+	}
+	if got := Format(starlark.String("one line")); got != `"one line"` {
+		t.Errorf("Format of a short string: %q", got)
+	}
+}
