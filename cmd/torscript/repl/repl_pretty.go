@@ -39,7 +39,8 @@ func prettyCut(v starlark.Value, cut bool) string {
 			lines = append(lines[:prettyLines], fmt.Sprintf("… %d more lines (%d in all; _ holds the whole string)", more, more+prettyLines))
 		}
 		return strings.Join(lines, "\n")
-	case *starlark.List, starlark.Tuple, *starlark.Dict:
+	case *starlark.List, starlark.Tuple, *starlark.Dict, starlark.Indexable:
+		// Indexable: tor.circuits() and tor.streams() too.
 		s := v.String()
 		if len(s) <= prettyWidth {
 			return s
@@ -94,6 +95,11 @@ func prettyContainer(v starlark.Value, cut bool) string {
 		n = x.Len()
 		for i := 0; i < n && i < max; i++ {
 			items = append(items, x[i].String())
+		}
+	case starlark.Indexable: // tor.circuits(), tor.streams(): printed as a list
+		n = x.Len()
+		for i := 0; i < n && i < max; i++ {
+			items = append(items, x.Index(i).String())
 		}
 	case *starlark.Dict:
 		open, close = "{", "}"
