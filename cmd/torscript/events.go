@@ -6,9 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	startime "go.starlark.net/lib/time"
+	"go.starlark.net/starlark"
 
+	"github.com/torscript/torscript/builtins"
 	"github.com/torscript/torscript/ctl"
 )
 
@@ -25,7 +29,8 @@ func newCmdEvents(f *factory, runF func(context.Context, *eventsOptions) error) 
 		Use:   "events TYPE ...",
 		Short: "Subscribe to events and print them until Ctrl-C",
 		Long: `Subscribe to the named events (SETEVENTS) and print each as tor sent it, or
-with --json as one JSON object a line with its parsed fields. "all" stands
+with --json as one JSON object a line: when torscript read it (time), its type,
+its raw text, and its fields under the names scripts see them by. "all" stands
 for every event this tor lists in events/names.`,
 		Example: `  torscript events STREAM CIRC
   torscript events --json STREAM`,
@@ -76,19 +81,86 @@ func eventsRun(ctx context.Context, opts *eventsOptions) error {
 	return printEvents(ctx, c, opts.f.out, opts.json)
 }
 
-// eventJSON is the --json form of an event: its type, its raw text and its
-// parsed fields.
+// eventJSON is the --json form of an event: when torscript read it, its
+// type, its raw text and its fields under the names a script sees them
+// by (stream.target_host, circuit.build_flags, event.args).
 type eventJSON struct {
-	Type   string    `json:"type"`
-	Raw    string    `json:"raw"`
-	Fields ctl.Event `json:"fields"`
+	Time   string `json:"time"`
+	Type   string `json:"type"`
+	Raw    string `json:"raw"`
+	Fields any    `json:"fields"`
 }
 
 func writeEventJSON(w *bufio.Writer, ev ctl.Event) error {
-	b, err := json.Marshal(eventJSON{Type: ev.EventType(), Raw: toLF(ev.Reply().Raw), Fields: ev})
+	b, err := json.Marshal(eventJSON{
+		Time:   time.Now().UTC().Format(time.RFC3339Nano),
+		Type:   ev.EventType(),
+		Raw:    toLF(ev.Reply().Raw),
+		Fields: starlarkJSON(builtins.EventValue(ev, nil), 0),
+	})
 	if err != nil {
 		return err
 	}
 	w.Write(b)
 	return w.WriteByte('\n')
+}
+
+// starlarkJSON is v as JSON encodes it: a record (a tor.stream, a
+// tor.event) as an object of its fields, without its methods; records
+// inside records (a stream's circuit) down to a few levels.
+func starlarkJSON(v starlark.Value, depth int) any {
+	switch x := v.(type) {
+	case starlark.NoneType:
+		return nil
+	case starlark.Bool:
+		return bool(x)
+	case starlark.Int:
+		if i, ok := x.Int64(); ok {
+			return i
+		}
+		return x.String()
+	case starlark.Float:
+		return float64(x)
+	case starlark.String:
+		return string(x)
+	case starlark.Bytes:
+		return string(x)
+	case startime.Time:
+		return time.Time(x).UTC().Format(time.RFC3339Nano)
+	case startime.Duration:
+		return time.Duration(x).Seconds()
+	case *starlark.Dict:
+		m := make(map[string]any, x.Len())
+		for _, kv := range x.Items() {
+			k, ok := starlark.AsString(kv[0])
+			if !ok {
+				k = kv[0].String()
+			}
+			m[k] = starlarkJSON(kv[1], depth+1)
+		}
+		return m
+	case starlark.Indexable:
+		out := make([]any, x.Len())
+		for i := range out {
+			out[i] = starlarkJSON(x.Index(i), depth+1)
+		}
+		return out
+	case starlark.HasAttrs:
+		if depth > 3 {
+			return v.String()
+		}
+		m := map[string]any{}
+		for _, name := range x.AttrNames() {
+			a, err := x.Attr(name)
+			if err != nil || a == nil {
+				continue
+			}
+			if _, ok := a.(starlark.Callable); ok {
+				continue
+			}
+			m[name] = starlarkJSON(a, depth+1)
+		}
+		return m
+	}
+	return v.String()
 }

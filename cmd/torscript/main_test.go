@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -203,5 +205,35 @@ func TestHelpShowsOwnFlags(t *testing.T) {
 		if !strings.Contains(help, "--log-level") {
 			t.Errorf("%q: --log-level not listed", tc.args)
 		}
+	}
+}
+
+// TestEventJSON: events --json names fields as scripts see them.
+func TestEventJSON(t *testing.T) {
+	rr := ctl.NewReplyReader(strings.NewReader("650 STREAM 42 NEW 0 example.com:443 SOURCE_ADDR=127.0.0.1:5000 PURPOSE=USER\r\n"), ctl.Limits{})
+	r, err := rr.ReadReply()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w := bufio.NewWriter(&buf)
+	if err := writeEventJSON(w, ctl.ParseEvent(r)); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	var got struct {
+		Time   string         `json:"time"`
+		Type   string         `json:"type"`
+		Fields map[string]any `json:"fields"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	if got.Type != "STREAM" || got.Time == "" || got.Fields["target_host"] != "example.com" || got.Fields["target_port"] != float64(443) ||
+		got.Fields["source_addr"] != "127.0.0.1:5000" || got.Fields["circuit"] != nil {
+		t.Errorf("got %s", buf.String())
+	}
+	if _, ok := got.Fields["TargetHost"]; ok {
+		t.Errorf("Go field names: %s", buf.String())
 	}
 }

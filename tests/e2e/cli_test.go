@@ -167,18 +167,25 @@ func TestCLIEventsJSON(t *testing.T) {
 	dec := json.NewDecoder(stdout)
 	var id string
 	for {
+		// The names scripts see (stream.target_host), and when
+		// torscript read the event.
 		var ev struct {
-			Type   string
-			Raw    string
+			Time   time.Time `json:"time"`
+			Type   string    `json:"type"`
+			Raw    string    `json:"raw"`
 			Fields struct {
-				ID, Status, CircuitID, TargetHost, SourceAddr string
-				TargetPort                                    int
-			}
+				ID         string `json:"id"`
+				Status     string `json:"status"`
+				CircuitID  string `json:"circuit_id"`
+				TargetHost string `json:"target_host"`
+				SourceAddr string `json:"source_addr"`
+				TargetPort int    `json:"target_port"`
+			} `json:"fields"`
 		}
 		if err := dec.Decode(&ev); err != nil {
 			t.Fatalf("decoding --json output: %v", err)
 		}
-		if ev.Type != "STREAM" || !strings.HasPrefix(ev.Raw, "650 STREAM ") {
+		if ev.Type != "STREAM" || !strings.HasPrefix(ev.Raw, "650 STREAM ") || time.Since(ev.Time) > time.Minute || ev.Time.After(time.Now()) {
 			t.Fatalf("event %+v", ev)
 		}
 		f := ev.Fields
