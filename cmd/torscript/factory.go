@@ -26,6 +26,7 @@ type connFlags struct {
 	launch       bool
 	launchTorrc  string
 	logLevel     string
+	logFormat    string
 }
 
 func (cf *connFlags) addFlags(cmd *cobra.Command) {
@@ -37,6 +38,7 @@ func (cf *connFlags) addFlags(cmd *cobra.Command) {
 	fl.BoolVar(&cf.launch, "launch", false, "launch a tor process of its own for this run and stop it afterwards (on the public Tor network unless --launch-torrc names DirAuthority lines)")
 	fl.StringVar(&cf.launchTorrc, "launch-torrc", "", "with --launch: extra torrc lines from this file")
 	fl.StringVar(&cf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.StringVar(&cf.logFormat, "log-format", "auto", "log format: text (key=value), json, compact (15:04:05 INFO message key=value), auto (compact on a terminal, else text)")
 }
 
 // factory holds what commands share: I/O streams, connection flags, and
@@ -68,6 +70,9 @@ func (f *factory) setup() error {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
 	}
 	f.logLevel = lvl
+	if _, err := logHandler(f.conn.logFormat, io.Discard, lvl); err != nil {
+		return usageError{err}
+	}
 	f.log = f.boundedLog(f.errOut)
 	return nil
 }
@@ -75,7 +80,11 @@ func (f *factory) setup() error {
 // boundedLog is the log on w: repeated records coalesced, long values cut
 // and the bytes a minute bounded (runtime/logcap), whatever a script does.
 func (f *factory) boundedLog(w io.Writer) *slog.Logger {
-	h := logcap.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: f.logLevel}))
+	base, err := logHandler(f.conn.logFormat, w, f.logLevel)
+	if err != nil { // checked in setup
+		base = slog.NewTextHandler(w, &slog.HandlerOptions{Level: f.logLevel})
+	}
+	h := logcap.New(base)
 	f.cleanups = append(f.cleanups, h.Flush)
 	return slog.New(h)
 }
@@ -229,7 +238,7 @@ func joinsPrivateNetwork(lines []string) bool {
 	return false
 }
 
-func isTerminal(r io.Reader) bool {
+func isTerminal(r any) bool {
 	f, ok := r.(*os.File)
 	return ok && readline.IsTerminal(int(f.Fd()))
 }

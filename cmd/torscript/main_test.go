@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -235,5 +237,35 @@ func TestEventJSON(t *testing.T) {
 	}
 	if _, ok := got.Fields["TargetHost"]; ok {
 		t.Errorf("Go field names: %s", buf.String())
+	}
+}
+
+func TestCompactLog(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(newCompactHandler(&buf, slog.LevelInfo))
+	log.Debug("hidden")
+	log.Info("policy started", "on_error", "tor.attach(None)", "timeout", "30s")
+	log.With("stream", "42").Warn("circuit gone", "err", `551 "x y"`)
+	log.WithGroup("g").Error("boom", "k", 1)
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	want := []string{
+		`INFO policy started on_error=tor.attach(None) timeout=30s`,
+		`WARN circuit gone stream=42 err="551 \"x y\""`,
+		`ERROR boom g.k=1`,
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("got %q", buf.String())
+	}
+	for i, l := range lines {
+		// "15:04:05 " first.
+		if len(l) < 9 || l[2] != ':' || l[5] != ':' || l[8] != ' ' || l[9:] != want[i] {
+			t.Errorf("line %d: %q, want HH:MM:SS %s", i, l, want[i])
+		}
+	}
+	if _, err := logHandler("xml", io.Discard, slog.LevelInfo); err == nil {
+		t.Error("--log-format xml accepted")
+	}
+	if _, err := runRoot(t, "--log-format", "xml", "raw", "x"); exitCode(err) != exitUsage {
+		t.Errorf("--log-format xml: %v", err)
 	}
 }
