@@ -110,12 +110,23 @@ func (h *FakeHost) Relays(ctx context.Context) ([]ctl.Relay, bool, error) {
 	return rs, true, nil
 }
 
-func (h *FakeHost) On(typ string, fn starlark.Callable) error {
+func (h *FakeHost) On(typ string, fn starlark.Callable) (func() bool, error) {
 	if h.err != nil {
-		return h.err
+		return nil, h.err
 	}
 	h.record("On %s %s", typ, fn.Name())
-	return nil
+	done := false
+	return func() bool {
+		h.record("Cancel %s %s", typ, fn.Name())
+		was := !done
+		done = true
+		return was
+	}, nil
+}
+
+func (h *FakeHost) Off(typ string, fn starlark.Callable) int {
+	h.record("Off %s %s", typ, fn.Name())
+	return 1
 }
 
 func (h *FakeHost) Schedule(d time.Duration, repeat bool, fn starlark.Callable) (func(), error) {

@@ -21,8 +21,12 @@ type Host interface {
 	// none (not connected yet, reconnecting, shutting down).
 	Conn() (*ctl.Conn, error)
 
-	// On registers fn for events of type typ (a ctl.Event* constant).
-	On(typ string, fn starlark.Callable) error
+	// On registers fn for events of type typ (a ctl.Event* constant);
+	// cancel removes that registration (false when it was removed
+	// already). Off removes every registration of fn for typ and says how
+	// many there were.
+	On(typ string, fn starlark.Callable) (cancel func() bool, err error)
+	Off(typ string, fn starlark.Callable) int
 	// Schedule calls fn after d, and then every d when repeat is set,
 	// until the returned cancel is called.
 	Schedule(d time.Duration, repeat bool, fn starlark.Callable) (cancel func(), err error)

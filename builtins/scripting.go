@@ -17,7 +17,26 @@ Calls fn(e) for every event of that type: "circ", "stream", "orconn",
 "bw", "notice", "status_client", ... (tor.events lists them). fn gets a
 tor.stream for "stream", a tor.circuit for "circ" and "circ_minor", and a
 tor.event for the others, with the event's fields as attributes and .raw
-its text. Only the events that handlers need are subscribed to.`
+its text. Only the events that handlers need are subscribed to. Returns a
+handler: handler.cancel() removes it (tor.off(event, fn) removes every
+registration of fn).`
+
+const docOff = `off(event, fn)
+Removes every handler fn registered for event with tor.on, and returns how
+many there were; the runtime unsubscribes from an event no handler needs.`
+
+func (t *torMod) off(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var name string
+	var fn starlark.Callable
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "event", &name, "fn", &fn); err != nil {
+		return nil, err
+	}
+	typ, err := EventName(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	return starlark.MakeInt(t.h.Off(typ, fn)), nil
+}
 
 func (t *torMod) on(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var name string
@@ -29,10 +48,11 @@ func (t *torMod) on(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
-	if err := t.h.On(typ, fn); err != nil {
+	cancel, err := t.h.On(typ, fn)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
-	return starlark.None, nil
+	return &Handler{cancel: cancel, typ: typ, fn: fn}, nil
 }
 
 const docRequire = `require(commands=[], config=[])
@@ -404,6 +424,41 @@ func addrMaps(d *starlark.Dict) ([]ctl.AddrMap, error) {
 		pairs = append(pairs, ctl.AddrMap{From: from, To: to})
 	}
 	return pairs, nil
+}
+
+// Handler is what tor.on returns: handler.cancel() removes it, and says
+// whether it was still registered.
+type Handler struct {
+	cancel func() bool
+	typ    string
+	fn     starlark.Callable
+}
+
+var _ starlark.HasAttrs = (*Handler)(nil)
+
+func (h *Handler) String() string {
+	return fmt.Sprintf("<handler %s %s>", strings.ToLower(h.typ), h.fn.Name())
+}
+func (h *Handler) Type() string          { return "tor.handler" }
+func (h *Handler) Freeze()               {}
+func (h *Handler) Truth() starlark.Bool  { return true }
+func (h *Handler) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable type: tor.handler") }
+func (h *Handler) AttrNames() []string   { return []string{"cancel", "event", "fn"} }
+func (h *Handler) Attr(name string) (starlark.Value, error) {
+	switch name {
+	case "event":
+		return starlark.String(strings.ToLower(h.typ)), nil
+	case "fn":
+		return h.fn, nil
+	case "cancel":
+		return starlark.NewBuiltin("cancel", func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+				return nil, err
+			}
+			return starlark.Bool(h.cancel()), nil
+		}).BindReceiver(h), nil
+	}
+	return nil, nil
 }
 
 // Timer is what tor.every and tor.after return: timer.cancel() stops it.

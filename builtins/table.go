@@ -149,6 +149,7 @@ func varargs(a Arg) Completion {
 var table = []Entry{
 	// Handlers, timers, the policy and its decisions, the live state.
 	{Name: "on", Doc: docOn, Grant: noGrant, Complete: args(ArgEvent), fn: (*torMod).on},
+	{Name: "off", Doc: docOff, Grant: noGrant, Complete: args(ArgEvent), fn: (*torMod).off},
 	{Name: "require", Doc: docRequire, Grant: noGrant, Complete: noComplete, fn: (*torMod).require},
 	{Name: "at_exit", Doc: docAtExit, Grant: noGrant, Complete: noComplete, fn: (*torMod).atExit},
 	{Name: "events", Doc: docEvents, Grant: noGrant, Complete: noComplete, value: func(*torMod) starlark.Value { return eventNames() }},

@@ -330,3 +330,31 @@ tor.on("stream", lambda e: slow(int(e.id)))
 		t.Errorf("%d events dropped, reader stalled %d times; want none dropped and stalls", c.DroppedEvents(), c.Stalls())
 	}
 }
+
+// TestHandlerCancel: tor.on's handler.cancel() and tor.off stop the calls
+// and unsubscribe from an event no handler needs; the other handlers of
+// the same event go on.
+func TestHandlerCancel(t *testing.T) {
+	t.Parallel()
+	f := newTestTor(t)
+	r := startScript(t, f, `
+seen = []
+def once(c):
+    seen.append("once " + c.id)
+    h.cancel()
+def always(c):
+    seen.append("always " + c.id)
+    if c.id == "3":
+        print(seen)
+        print("off", tor.off("circ", always), tor.off("circ", always))
+h = tor.on("circ", once)
+tor.on("circ", always)
+`, Options{})
+	f.WaitCommand("SETEVENTS CIRC")
+	f.Event("CIRC 1 LAUNCHED", "CIRC 2 LAUNCHED", "CIRC 3 LAUNCHED")
+	r.waitOut(`["once 1", "always 1", "always 2", "always 3"]`)
+	r.waitOut("off 1 0")
+	f.WaitCommand("SETEVENTS") // no handler left: unsubscribed
+	code, err := r.stop()
+	checkExit(t, r, code, err, 0)
+}

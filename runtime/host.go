@@ -28,15 +28,42 @@ func (h *host) Conn() (*ctl.Conn, error) {
 	return h.conn, nil
 }
 
-func (h *host) On(typ string, fn starlark.Callable) error {
+func (h *host) On(typ string, fn starlark.Callable) (func() bool, error) {
 	r := h.rt()
-	r.handlers[typ] = append(r.handlers[typ], &handler{fn: fn})
+	hd := &handler{fn: fn}
+	r.handlers[typ] = append(r.handlers[typ], hd)
 	if err := r.subscribe(); err != nil {
 		hs := r.handlers[typ]
 		r.handlers[typ] = hs[:len(hs)-1]
-		return err
+		return nil, err
 	}
-	return nil
+	return func() bool { return r.removeHandlers(typ, func(x *handler) bool { return x == hd }) > 0 }, nil
+}
+
+func (h *host) Off(typ string, fn starlark.Callable) int {
+	return h.rt().removeHandlers(typ, func(x *handler) bool { return x.fn == fn })
+}
+
+// removeHandlers removes the handlers of typ that match, and unsubscribes
+// from what no one needs any more. The slice is copied, not changed in
+// place: a dispatch may be iterating the old one.
+func (r *Runtime) removeHandlers(typ string, match func(*handler) bool) int {
+	hs := r.handlers[typ]
+	kept := make([]*handler, 0, len(hs))
+	for _, x := range hs {
+		if !match(x) {
+			kept = append(kept, x)
+		}
+	}
+	n := len(hs) - len(kept)
+	if n == 0 {
+		return 0
+	}
+	r.handlers[typ] = kept
+	if err := r.subscribe(); err != nil {
+		r.log.Debug("unsubscribing after a handler was removed", "err", err)
+	}
+	return n
 }
 
 func (h *host) Schedule(d time.Duration, repeat bool, fn starlark.Callable) (func(), error) {
