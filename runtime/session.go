@@ -186,7 +186,7 @@ func (s *Session) Interrupt() {
 // globals are bound in the session. Its top level runs under the step
 // budget and the top-level timeout. Call it from Do, with t the thread Do
 // gave.
-func (s *Session) Load(t *starlark.Thread, path string) error {
+func (s *Session) Load(t *starlark.Thread, path string, args ...string) error {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -202,10 +202,20 @@ func (s *Session) Load(t *starlark.Thread, path string) error {
 	// without a policy.
 	r := s.r
 	r.sources[path] = src
+	// Its argv: its path, then the arguments after "--".
+	pre := make(starlark.StringDict, len(r.pre))
+	for k, v := range r.pre {
+		pre[k] = v
+	}
+	argv := []starlark.Value{starlark.String(path)}
+	for _, a := range args {
+		argv = append(argv, starlark.String(a))
+	}
+	pre["argv"] = starlark.NewList(argv)
 	var g starlark.StringDict
 	_, err = r.superviseTop("top level of "+path, "top-level timeout", r.opts.TopLevelTimeout, func() (starlark.Value, error) {
 		var err error
-		g, err = prog.Init(t, r.pre)
+		g, err = prog.Init(t, pre)
 		return starlark.None, err
 	})
 	for k, v := range g {

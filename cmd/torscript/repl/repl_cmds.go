@@ -37,7 +37,7 @@ var replCommands = []struct{ name, args, help string }{
 	{":events", "[TYPE...|clear]", "the last events received (of these types), oldest first; clear forgets them"},
 	{":watch", "[TYPE [where EXPR]]", "print live events of TYPE for which EXPR (with the event as e and as the type's name, e.g. stream) is true; alone, list the watches"},
 	{":unwatch", "[N|all]", "remove watch N (or all of them)"},
-	{":load", "FILE", "run a script into the session: its handlers, timers and policy become active and its globals are bound"},
+	{":load", "FILE [-- ARGS]", "run a script into the session (argv is FILE and ARGS): its handlers, timers and policy become active and its globals are bound"},
 	{":policy", "[off]", "whether a stream policy is active; off removes it and hands the streams it holds back to tor"},
 	{":info", "RELAY", "a relay by nickname or fingerprint, as tor.router(RELAY)"},
 	{":quit", "", "leave (as Ctrl-D), undoing what a policy changed"},
@@ -73,14 +73,21 @@ func (rp *repl) command(line string) error {
 	case ":unwatch":
 		return rp.unwatch(arg)
 	case ":load":
-		if arg == "" {
-			return errors.New(":load FILE")
+		file, rest, _ := strings.Cut(arg, " -- ")
+		file = strings.TrimSpace(strings.TrimSuffix(file, " --"))
+		if file == "" {
+			return errors.New(":load FILE [-- ARGS]")
 		}
+		args := strings.Fields(rest)
 		rp.evaling.Store(true)
 		defer rp.evaling.Store(false)
-		return rp.result(rp.s.Do(func(t *starlark.Thread, _ starlark.StringDict) error {
-			return rp.s.Load(t, arg)
+		err := rp.result(rp.s.Do(func(t *starlark.Thread, _ starlark.StringDict) error {
+			return rp.s.Load(t, file, args...)
 		}))
+		if err != nil && strings.Contains(err.Error(), "a policy is already set") {
+			err = fmt.Errorf("%w\n(:policy off removes the policy running, then :load again)", err)
+		}
+		return err
 	case ":policy":
 		return rp.policyCommand(arg)
 	case ":info":

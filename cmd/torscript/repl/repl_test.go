@@ -343,3 +343,19 @@ func TestFormatWhole(t *testing.T) {
 		t.Errorf("Format of a short string: %q", got)
 	}
 }
+
+// TestREPLLoadArgs: :load FILE -- ARGS gives the script its argv; the
+// session's own argv stays.
+func TestREPLLoadArgs(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "args.star")
+	if err := os.WriteFile(script, []byte("got = argv[1:]\nname = argv[0].split(\"/\")[-1]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rp, out, errOut := offlineREPL(t, ":load "+script+" -- exit1 127.0.0.2\ngot, name\n:load "+script+"\ngot\nargv\n")
+	rp.loop()
+	want := "([\"exit1\", \"127.0.0.2\"], \"args.star\")\n[]\n[\"<repl>\"]\n"
+	if got := out.String(); got != want {
+		t.Errorf("output %q, want %q; errors:\n%s", got, want, errOut.String())
+	}
+}
