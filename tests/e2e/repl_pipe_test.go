@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/torscript/torscript/cmd/torscript/testnet"
 )
 
 // TestREPLPiped feeds a session on standard input and checks its whole
@@ -159,5 +161,33 @@ func TestREPLTypedEqualsPiped(t *testing.T) {
 	r.quit()
 	if typed.String() != stdout.String() {
 		t.Errorf("typed:\n%s\npiped:\n%s", framed(typed.String()), framed(stdout.String()))
+	}
+}
+
+// TestREPLInfo: :info RELAY shows the relay from its descriptor: its full
+// exit policy (not only the summary), platform and contact, by nickname,
+// fingerprint or a fingerprint's start.
+func TestREPLInfo(t *testing.T) {
+	n := testnet.Shared(t)
+	ctx := testCtx(t, time.Minute)
+	exit := n.Exits()[0]
+	cmd := cli(ctx, t, "repl", "--log-level", "warn")
+	cmd.Stdin = strings.NewReader(":info " + exit.Name + "\n:info $" + exit.Fingerprint[:10] + "\n")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{
+		exit.Name + " $" + exit.Fingerprint + "\n",
+		"exit policy  accept 127.0.0.0/8:*, reject *:*\n",
+		"summary      reject 1-65535\n",
+		"platform     Tor 0.4.9",
+		"contact      torscript-testnet " + exit.Name,
+	} {
+		if strings.Count(out, want) != 2 {
+			t.Errorf("output has %q %d times, want 2 (by nickname and by fingerprint):\n%s", want, strings.Count(out, want), out)
+		}
 	}
 }

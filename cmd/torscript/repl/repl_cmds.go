@@ -39,7 +39,7 @@ var replCommands = []struct{ name, args, help string }{
 	{":unwatch", "[N|all]", "remove watch N (or all of them)"},
 	{":load", "FILE [-- ARGS]", "run a script into the session (argv is FILE and ARGS): its handlers, timers and policy become active and its globals are bound"},
 	{":policy", "[off]", "whether a stream policy is active; off removes it and hands the streams it holds back to tor"},
-	{":info", "RELAY", "a relay by nickname or fingerprint, as tor.router(RELAY)"},
+	{":info", "RELAY", "a relay by nickname, fingerprint or address: its flags, exit policy, platform, contact, uptime, family, country"},
 	{":quit", "", "leave (as Ctrl-D), undoing what a policy changed"},
 }
 
@@ -92,10 +92,9 @@ func (rp *repl) command(line string) error {
 		return rp.policyCommand(arg)
 	case ":info":
 		if arg == "" {
-			return errors.New(":info RELAY (a nickname or fingerprint)")
+			return errors.New(":info RELAY (a nickname, fingerprint or address)")
 		}
-		q := strconv.Quote(arg)
-		return rp.exec(mustParse("(lambda r: r if r else print(" + strconv.Quote("no relay ") + " + " + q + "))(tor.router(" + q + "))"))
+		return rp.info(arg)
 	}
 	return fmt.Errorf("unknown command %s; :help lists the commands", name)
 }
@@ -349,4 +348,109 @@ func (rp *repl) runWatch(w *watch, ev ctl.Event) {
 		}
 	}
 	fmt.Fprintf(rp.out, "[watch %d] %s", w.n, eventText(ev))
+}
+
+// info is :info RELAY: the relays whose nickname, fingerprint (or its
+// first 8 or more hex digits) or address is RELAY, as tor-prompt's /info
+// shows them, from tor.routers() (the consensus and the descriptors).
+func (rp *repl) info(arg string) error {
+	q := strings.ToUpper(strings.TrimPrefix(arg, "$"))
+	rp.evaling.Store(true)
+	defer rp.evaling.Store(false)
+	return rp.result(rp.s.Do(func(t *starlark.Thread, g starlark.StringDict) error {
+		v, err := starlark.EvalOptions(&syntax.FileOptions{}, t, "<info>", "tor.routers()", g)
+		if err != nil {
+			return err
+		}
+		it, ok := v.(starlark.Iterable)
+		if !ok {
+			return fmt.Errorf(":info: tor.routers() gave %s", v.Type())
+		}
+		found := 0
+		iter := it.Iterate()
+		defer iter.Done()
+		var r starlark.Value
+		for iter.Next(&r) {
+			ra, ok := r.(starlark.HasAttrs)
+			if !ok {
+				continue
+			}
+			nick, fp, addr := attrText(ra, "nickname"), attrText(ra, "fingerprint"), attrText(ra, "address")
+			if nick == arg || strings.EqualFold(fp, q) || addr == arg || len(q) >= 8 && strings.HasPrefix(strings.ToUpper(fp), q) {
+				if found > 0 {
+					fmt.Fprintln(rp.out)
+				}
+				fmt.Fprint(rp.out, relayInfo(ra))
+				found++
+			}
+		}
+		if found == 0 {
+			return fmt.Errorf("no relay %s in the consensus (give a nickname, a fingerprint or an address)", arg)
+		}
+		return nil
+	}))
+}
+
+// attrText is v.name as text: a string as it is, None and errors as "".
+func attrText(v starlark.HasAttrs, name string) string {
+	a, err := v.Attr(name)
+	if err != nil || a == nil || a == starlark.None {
+		return ""
+	}
+	if s, ok := starlark.AsString(a); ok {
+		return s
+	}
+	if seq, ok := a.(starlark.Indexable); ok {
+		parts := make([]string, seq.Len())
+		for i := range parts {
+			if s, ok := starlark.AsString(seq.Index(i)); ok {
+				parts[i] = s
+			} else {
+				parts[i] = seq.Index(i).String()
+			}
+		}
+		return strings.Join(parts, " ")
+	}
+	return a.String()
+}
+
+// relayInfo is :info's text for one relay.
+func relayInfo(r starlark.HasAttrs) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s $%s\n", attrText(r, "nickname"), attrText(r, "fingerprint"))
+	line := func(label, value string) {
+		if value != "" && value != "0" {
+			fmt.Fprintf(&b, "  %-12s %s\n", label, value)
+		}
+	}
+	addr := attrText(r, "address")
+	if p := attrText(r, "or_port"); p != "" {
+		addr += ":" + p
+	}
+	if d := attrText(r, "dir_port"); d != "" && d != "0" {
+		addr += ", dir port " + d
+	}
+	line("address", addr)
+	line("or addresses", attrText(r, "or_addresses"))
+	line("flags", attrText(r, "flags"))
+	line("version", attrText(r, "version"))
+	line("platform", attrText(r, "platform"))
+	bw := attrText(r, "bandwidth")
+	if attrText(r, "unmeasured") == "True" {
+		bw += " (unmeasured)"
+	}
+	line("bandwidth", bw)
+	line("exit policy", attrText(r, "exit_policy"))
+	line("summary", attrText(r, "exit_policy_summary"))
+	line("family", attrText(r, "family"))
+	line("eff. family", attrText(r, "effective_family"))
+	line("country", attrText(r, "country"))
+	line("uptime", attrText(r, "uptime"))
+	line("published", attrText(r, "published"))
+	if d, err := r.Attr("descriptor"); err == nil && d != nil && d != starlark.None {
+		if da, ok := d.(starlark.HasAttrs); ok {
+			line("contact", attrText(da, "contact"))
+		}
+	}
+	return b.String()
 }
