@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +189,31 @@ func TestREPLInfo(t *testing.T) {
 	} {
 		if strings.Count(out, want) != 2 {
 			t.Errorf("output has %q %d times, want 2 (by nickname and by fingerprint):\n%s", want, strings.Count(out, want), out)
+		}
+	}
+}
+
+// TestREPLHelpOption: :help OPTION shows what tor's manual says of it
+// (Debian's tor package ships the manual) and its value now.
+func TestREPLHelpOption(t *testing.T) {
+	ctx := testCtx(t, time.Minute)
+	cmd := cli(ctx, t, "repl", "--log-level", "warn")
+	cmd.Stdin = strings.NewReader(":help socksport\n")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	want := []string{"its value now", "250 SocksPort=127.0.0.1:"}
+	if _, err := os.Stat("/usr/share/man/man1/tor.1.gz"); err == nil {
+		want = append(want, "SocksPort [address:]port|unix:path|auto", "  Open this port to listen for connections from SOCKS-speaking applications.")
+	} else {
+		want = append(want, "tor's manual page is not installed here")
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
 		}
 	}
 }

@@ -125,7 +125,12 @@ func (rp *repl) helpTopic(topic string) error {
 	tn := rp.comp.torNames()
 	for _, name := range tn.config {
 		if strings.EqualFold(name, topic) {
-			fmt.Fprintf(rp.out, "config option %s (%s); its value:\n", name, tn.configTypes[name])
+			if text := manualEntry(name); text != "" {
+				fmt.Fprint(rp.out, text)
+			} else {
+				fmt.Fprintf(rp.out, "config option %s (%s); tor's manual page is not installed here\n", name, tn.configTypes[name])
+			}
+			fmt.Fprintf(rp.out, "its value now (%s):\n", tn.configTypes[name])
 			return rp.raw("GETCONF " + name)
 		}
 	}

@@ -359,3 +359,28 @@ func TestREPLLoadArgs(t *testing.T) {
 		t.Errorf("output %q, want %q; errors:\n%s", got, want, errOut.String())
 	}
 }
+
+// TestManualEntry: an option's text from tor's manual page, as roff
+// written by asciidoc has it; the next option is not part of it.
+func TestManualEntry(t *testing.T) {
+	roff := ".PP\n\\fBSocksPolicy\\fR \\fIpolicy\\fR\n.RS 4\nSet an entrance policy\\&.\n.RE\n.PP\n" +
+		"\\fBSocksPort\\fR [\\fIaddress\\fR\\fB:\\fR]\\fIport\\fR|\\fBauto\\fR\n.RS 4\nOpen this port to listen for connections from SOCKS\\-speaking applications\\&. Set this to 0 if you don\\(cqt want to allow application connections via SOCKS\\&.\n.PP\n\\fBIsolateClientAddr\\fR\n.RS 4\nDon\\(cqt share circuits\\&.\n.RE\n.RE\n.PP\n\\fBSocksTimeout\\fR \\fINUM\\fR\n.RS 4\nLet a socket wait\\&.\n.RE\n"
+	got := manualFind(strings.NewReader(roff), "socksport")
+	want := "SocksPort [address:]port|auto\n" +
+		"  Open this port to listen for connections from SOCKS-speaking applications.\n" +
+		"  Set this to 0 if you don't want to allow application connections via SOCKS.\n" +
+		"\n" +
+		"  IsolateClientAddr\n" +
+		"    Don't share circuits.\n"
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	if got := manualFind(strings.NewReader(roff), "NoSuchOption"); got != "" {
+		t.Errorf("an unknown option: %q", got)
+	}
+	if _, err := os.Stat("/usr/share/man/man1/tor.1.gz"); err == nil {
+		if got := manualEntry("SocksPort"); !strings.HasPrefix(got, "SocksPort ") || !strings.Contains(got, "SOCKS") {
+			t.Errorf("Debian's manual: %q", got)
+		}
+	}
+}
