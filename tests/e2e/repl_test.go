@@ -285,7 +285,7 @@ func TestREPLMultiline(t *testing.T) {
 func TestREPLEventAboveLine(t *testing.T) {
 	c := dial(t)
 	r := startREPL(t, t.TempDir())
-	r.evalWant(`tor.on("circ", lambda c: print("EV", c.id, c.status))`, "")
+	r.evalWant(`tor.on("circ", lambda c: print("EV", c.id, c.status))`, "<handler circ lambda>")
 	r.send("40 +")
 	r.waitLastLine(">>> 40 +", replWait)
 
