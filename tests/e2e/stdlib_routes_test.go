@@ -145,3 +145,25 @@ func TestStdlibRoutesReasonsMonitor(t *testing.T) {
 	}
 	p.afterExit(t)
 }
+
+// TestRoutesPinFailsAtStart: a pin to a relay tor does not know stops the
+// script at start, naming the relay, before it takes any stream.
+func TestRoutesPinFailsAtStart(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	c := dial(t)
+	src := `load("@stdlib/routes.star", "routes")
+tor.policy(routes.table([routes.rule(port = 80, then = routes.exit("nosuchrelay"))]))
+`
+	path := writeScript(t, t.TempDir(), "pin.star", src)
+	out, err := cli(ctx, t, "run", path).CombinedOutput()
+	if code := exitStatus(err); code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, out)
+	}
+	if !strings.Contains(string(out), `routes.exit: no relay "nosuchrelay" in the consensus`) {
+		t.Errorf("the error does not name the relay:\n%s", out)
+	}
+	if strings.Contains(string(out), "policy started") {
+		t.Errorf("the policy started:\n%s", out)
+	}
+	checkLeftBehind(t, c, "0")
+}
