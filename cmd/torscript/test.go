@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -74,6 +75,10 @@ func testRun(ctx context.Context, opts *testOptions) error {
 		if ctx.Err() != nil {
 			fmt.Fprintf(f.out, "FAIL: interrupted (%d failed, %d passed)\n", failed, passed)
 			return silentError{exitError}
+		}
+		if errors.Is(err, sim.ErrNoTests) {
+			fmt.Fprintf(f.out, "%s: no test_ functions, nothing run\n", file)
+			continue
 		}
 		if err != nil {
 			fmt.Fprintln(f.errOut, err)

@@ -20,7 +20,8 @@ func TestTestCommand(t *testing.T) {
 	policy := "tor.policy(lambda s: tor.close(\"EXITPOLICY\") if s.target_port == 25 else None)\n"
 	good := "def test_ports():\n    sim.run(\"p.star\")\n    s = sim.stream_new(target=\"mail.example:25\")\n    sim.expect_close(s, \"EXITPOLICY\")\n"
 	bad := strings.Replace(good, `"EXITPOLICY")`+"\n", `"DONE")`+"\n", 1)
-	for name, body := range map[string]string{"p.star": policy, "good_test.star": good, "bad_test.star": bad} {
+	forgot := strings.Replace(good, "    sim.run(\"p.star\")\n", "", 1)
+	for name, body := range map[string]string{"p.star": policy, "good_test.star": good, "bad_test.star": bad, "forgot_test.star": forgot, "none_test.star": "x = 1\n"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -41,9 +42,18 @@ func TestTestCommand(t *testing.T) {
 	if code != exitError {
 		t.Errorf("bad: status %d", code)
 	}
-	want := "FAIL test_ports (" + badPath + ")\n    " + badPath + ":4:21: sim.expect_close: want CLOSESTREAM 1 6 (DONE); CLOSESTREAM commands not expected yet: CLOSESTREAM 1 4\n"
+	want := "FAIL test_ports (" + badPath + ")\n    " + badPath + ":4:21: sim.expect_close: want CLOSESTREAM 1 6 (DONE); CLOSESTREAM commands not expected yet: CLOSESTREAM 1 4 (EXITPOLICY)\n"
 	if !strings.HasPrefix(out, want) || !strings.HasSuffix(out, "FAIL: 1 failed, 1 passed\n") {
 		t.Errorf("bad: output:\n%s\nwant it to start:\n%s", out, want)
+	}
+	// Forgetting sim.run is named; a file without tests is reported, not
+	// failed.
+	if code, out := run("test", filepath.Join(dir, "forgot_test.star")); code != exitError || !strings.Contains(out, "sim.run was not called") {
+		t.Errorf("forgot sim.run: status %d, output:\n%s", code, out)
+	}
+	nonePath := filepath.Join(dir, "none_test.star")
+	if code, out := run("test", nonePath, goodPath); code != 0 || !strings.Contains(out, nonePath+": no test_ functions, nothing run\n") || !strings.HasSuffix(out, "ok: 1 passed\n") {
+		t.Errorf("no tests: status %d, output:\n%s", code, out)
 	}
 }
 

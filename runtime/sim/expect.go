@@ -26,7 +26,21 @@ func (sm *simModule) expect(b *starlark.Builtin, keyword, what string, ok func(a
 		return c, nil
 	}
 	if len(seen) == 0 {
-		seen = append(seen, "none")
+		hint := ""
+		if !sm.ran && !sm.startedAnything() {
+			hint = " (sim.run was not called, and nothing subscribed to events or decided a stream: is the script under test running?)"
+		}
+		return c, fmt.Errorf("%s: want %s; %s commands not expected yet: none%s", b.Name(), what, keyword, hint)
+	}
+	if keyword == "CLOSESTREAM" {
+		// Name the reasons it got, as it names the one wanted.
+		for i, l := range seen {
+			if f := strings.Fields(l); len(f) >= 3 {
+				if n, err := strconv.Atoi(f[2]); err == nil {
+					seen[i] = l + " (" + ctl.RelayEndReason(n).String() + ")"
+				}
+			}
+		}
 	}
 	return c, fmt.Errorf("%s: want %s; %s commands not expected yet: %s", b.Name(), what, keyword, strings.Join(seen, ", "))
 }
@@ -155,4 +169,18 @@ func (sm *simModule) expectNoDecision(t *starlark.Thread, b *starlark.Builtin, a
 		return nil, fmt.Errorf("%s: the script sent %s", b.Name(), line)
 	}
 	return starlark.None, nil
+}
+
+// startedAnything says whether the test has made the runtime do anything
+// a script under test would: subscribe to events, build a circuit or
+// decide a stream.
+func (sm *simModule) startedAnything() bool {
+	for _, c := range sm.tor.Commands() {
+		kw, _, _ := strings.Cut(c.Line, " ")
+		switch strings.ToUpper(kw) {
+		case "SETEVENTS", "EXTENDCIRCUIT", "ATTACHSTREAM", "CLOSESTREAM", "REDIRECTSTREAM", "MAPADDRESS", "SETCONF":
+			return true
+		}
+	}
+	return false
 }

@@ -25,6 +25,7 @@ type simModule struct {
 	r        *runtime.Runtime
 	tor      *simtor.Tor
 	testFile string
+	ran      bool // sim.run was called
 }
 
 // module builds the sim module of a test.
@@ -90,6 +91,7 @@ func (sm *simModule) run(t *starlark.Thread, b *starlark.Builtin, args starlark.
 			list = append(list, argv.Index(i))
 		}
 	}
+	sm.ran = true
 	g, err := sm.r.ExecFile(t, path, src, list)
 	if err != nil {
 		return nil, err

@@ -18,6 +18,10 @@ import (
 	"go.starlark.net/syntax"
 )
 
+// ErrNoTests is RunTests' error for a file without test_ functions:
+// reported, not a failure.
+var ErrNoTests = errors.New("no test_ functions")
+
 // TestResult is the outcome of one test function.
 type TestResult struct {
 	Name     string
@@ -51,7 +55,7 @@ func RunTests(ctx context.Context, filename string, src []byte, opts runtime.Opt
 		}
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("%s: no test_ functions", filename)
+		return nil, fmt.Errorf("%s: %w", filename, ErrNoTests)
 	}
 	assert, err := starlarktest.LoadAssertModule()
 	if err != nil {
