@@ -137,7 +137,8 @@ func TestStdlibRoutesReasonsMonitor(t *testing.T) {
 		`^bootstrap +100%  done \(Done\)$`,
 		`^circuits built +\d+  median \d+\.\d\ds, p90 \d+\.\d\ds, max \d+\.\d\ds`,
 		`^streams succeeded +4$`,
-		`^  EXITPOLICY +1  the exit refused the destination \(exit policy\)$`,
+		// The policy closed it (routes.close("EXITPOLICY")): not the exit.
+		`^  EXITPOLICY +1  closed here, not by the exit \(reason EXITPOLICY: a controller's policy or tor itself\)$`,
 	} {
 		if !regexp.MustCompile(`(?m)` + want).MatchString(last) {
 			t.Errorf("the monitor's last table has no line matching %s", want)
