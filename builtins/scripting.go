@@ -25,28 +25,33 @@ const docOff = `off(event, fn)
 Removes every handler fn registered for event with tor.on, and returns how
 many there were; the runtime unsubscribes from an event no handler needs.`
 
-func (t *torMod) off(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+// eventAndFn unpacks the (event, fn) of tor.on and tor.off, the event as
+// tor's keyword.
+func eventAndFn(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (string, starlark.Callable, error) {
 	var name string
 	var fn starlark.Callable
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "event", &name, "fn", &fn); err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	typ, err := EventName(name)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		return "", nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	return typ, fn, nil
+}
+
+func (t *torMod) off(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	typ, fn, err := eventAndFn(b, args, kwargs)
+	if err != nil {
+		return nil, err
 	}
 	return starlark.MakeInt(t.h.Off(typ, fn)), nil
 }
 
 func (t *torMod) on(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var name string
-	var fn starlark.Callable
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "event", &name, "fn", &fn); err != nil {
-		return nil, err
-	}
-	typ, err := EventName(name)
+	typ, fn, err := eventAndFn(b, args, kwargs)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		return nil, err
 	}
 	cancel, err := t.h.On(typ, fn)
 	if err != nil {
