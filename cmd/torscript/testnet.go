@@ -40,10 +40,10 @@ func newCmdTestnet(f *factory, runF func(context.Context, *testnetOptions) error
 		Use:   "testnet",
 		Short: "Run a private Tor network on 127.0.0.1 (real tor daemons) for testing",
 		Long: `Run a private Tor network on 127.0.0.1 made of real tor daemons: directory
-authorities, middle relays, exits that accept 127.0.0.0/8, a client with a
-ControlPort (cookie authentication) and a SocksPort, and a v3 onion service
-whose page is TORSCRIPT_ONION_URL, and a web page on 127.0.0.1 that every
-exit reaches, TORSCRIPT_WEB_URL. Needs tor and tor-gencert
+authorities, middle relays, exits that reach 127.0.0.0/8 (and refuse
+192.0.2.0/24), a client with a ControlPort (cookie authentication) and a
+SocksPort, and a v3 onion service whose page is TORSCRIPT_ONION_URL, and a
+web page on 127.0.0.1 that every exit reaches, TORSCRIPT_WEB_URL. Needs tor and tor-gencert
 (apt-get install -y tor).
 
   torscript testnet up              # start it; prints export lines

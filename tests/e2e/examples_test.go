@@ -345,18 +345,79 @@ func TestExamplePinExit(t *testing.T) {
 				pinned = circ
 			}
 
-			// Another host: the policy leaves it to tor, and it works.
-			exCurlOK(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/", port), "pin_exit 127.0.0.1")
-			id := ev.newStream(t, "127.0.0.1", port, seen)
+			// Another host: the policy leaves it to tor, and it works
+			// (127.0.0.3 is no relay's address, so tor picks the exit
+			// from the consensus, not as an exit enclave).
+			exCurlOK(ctx, t, fmt.Sprintf("http://127.0.0.3:%d/", port), "pin_exit 127.0.0.3")
+			id := ev.newStream(t, "127.0.0.3", port, seen)
 			circ := ev.succeeded(t, id)
-			t.Logf("stream %s to 127.0.0.1 SUCCEEDED on circuit %s (%s), chosen by tor", id, circ, exPathString(ev.path(t, c, circ)))
+			t.Logf("stream %s to 127.0.0.3 SUCCEEDED on circuit %s (%s), chosen by tor", id, circ, exPathString(ev.path(t, c, circ)))
 			if strings.Contains(p.stdout.String(), "stream "+id+" ") {
-				t.Errorf("the policy routed stream %s to 127.0.0.1, which it should leave to tor", id)
+				t.Errorf("the policy routed stream %s to 127.0.0.3, which it should leave to tor", id)
 			}
 
 			p.finish(t)
 		})
 	}
+}
+
+// TestTorRoutesByItself: with no policy, and under --dry-run of the
+// README's pin_exit line, tor routes streams to every target the README
+// names by itself: 127.0.0.1 (every relay's own address, which tor treats
+// as an exit enclave; the web page of testnet up is there), other
+// 127.0.0.0/8 addresses (for which the client picks an exit from the
+// consensus summaries) and the onion service. Before the exits' policy accepted *:* (bound to 127.0.0.1),
+// 127.0.0.2 timed out with "All routers are down or won't exit".
+func TestTorRoutesByItself(t *testing.T) {
+	n := testnet.Shared(t)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
+	port := exServer(t, "0.0.0.0:0", "by itself")
+	if v, err := c.GetConf(ctx, "__LeaveStreamsUnattached"); err != nil || v.Values("__LeaveStreamsUnattached")[0] != "0" {
+		t.Fatalf("__LeaveStreamsUnattached before the test: %v %v", v, err)
+	}
+	seen := map[string]bool{}
+	reach := func(host string) {
+		t.Helper()
+		exCurlOK(ctx, t, fmt.Sprintf("http://%s:%d/", host, port), "by itself "+host)
+		id := ev.newStream(t, host, port, seen)
+		hops := ev.path(t, c, ev.succeeded(t, id))
+		if len(hops) == 0 || !exIsExit(n, hops[len(hops)-1]) {
+			t.Errorf("stream %s to %s left through %s, want one of the exits", id, host, exPathString(hops))
+		}
+	}
+	for _, h := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"} {
+		reach(h)
+	}
+	if r := exCurl(ctx, t, n.OnionURL()); r.err != nil || r.code != 200 {
+		t.Errorf("the onion service: %v", r)
+	}
+
+	// circuits.pool() without fingerprints: tor picks each circuit's
+	// exit, and each is one of the exits (only they have the Exit flag).
+	pool := stdStart(ctx, t, c, `
+load("@stdlib/circuits.star", "circuits")
+pool = circuits.pool(size = 3)
+def show(_ = None):
+    built = pool.built()
+    if len(built) == 3:
+        print("pool exits", " ".join([tor.circuit(id).exit.nickname for id in built]))
+tor.on("circ", show)
+show()
+`)
+	exits := pool.waitLine(t, regexp.MustCompile(`pool exits (.*)`), time.Minute)
+	for _, name := range strings.Fields(exits[1]) {
+		if n.Node(name) == nil || n.Node(name).Role != testnet.RoleExit {
+			t.Errorf("a pool circuit ends at %s, which is not an exit (%s)", name, exits[0])
+		}
+	}
+	pool.termOK(t)
+
+	// The README's dry run: the policy is asked, tor attaches.
+	p := exStart(ctx, t, c, []string{"--dry-run"}, "pin_exit.star", "127.0.0.2", n.Exits()[0].Name)
+	p.waitStarted(t)
+	reach("127.0.0.2")
+	reach("127.0.0.4")
+	p.finish(t)
 }
 
 // TestExampleIsolateByPort: isolate_by_port.star gives each client source

@@ -182,8 +182,8 @@ func TestREPLInfo(t *testing.T) {
 	out := stdout.String()
 	for _, want := range []string{
 		exit.Name + " $" + exit.Fingerprint + "\n",
-		"exit policy  accept 127.0.0.0/8:*, reject *:*\n",
-		"summary      reject 1-65535\n",
+		"exit policy  accept 127.0.0.0/8:*, reject 192.0.2.0/24:*, reject *:25, accept *:*\n",
+		"summary      reject 25\n",
 		"platform     Tor 0.4.9",
 		"contact      torscript-testnet " + exit.Name,
 	} {

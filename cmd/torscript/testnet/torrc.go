@@ -34,11 +34,10 @@ func votingLines(interval time.Duration) []string {
 	}
 }
 
-// clientLines are the options a client of the private network needs. A
-// client has to use full descriptors: a microdescriptor's policy summary
-// only counts accept rules that cover all addresses, so an exit that only
-// accepts 127.0.0.0/8 looks like "reject 1-65535" and the client would find
-// no exit.
+// clientLines are the options a client of the private network needs. The
+// client fetches full descriptors so that GETINFO desc/all-recent, and with
+// it a script's router table, has each relay's whole exit policy (tor
+// 0.4.9 still picks exits for its own streams by the policy summaries).
 func clientLines() []string {
 	return []string{
 		"ClientRejectInternalAddresses 0",
@@ -141,8 +140,23 @@ func torrc(n *Node, p torrcParams) string {
 			"ExitRelay 1",
 			"ExitPolicyRejectPrivate 0",
 			"ExitPolicyRejectLocalInterfaces 0",
+			// A client picks the exit for a stream tor routes by itself
+			// from the consensus summary of the exits' policies, which
+			// speaks only of public addresses: with "accept 127.0.0.0/8:*,
+			// reject *:*" the summary is "reject 1-65535" and only
+			// 127.0.0.1 (an "exit enclave": the relays' own address) was
+			// reachable. So the exits accept every address but
+			// TEST-NET-1, which stays refused for tests of exit policies,
+			// and every port but 25 outside 127.0.0.0/8, as real exits
+			// refuse SMTP (the rule also keeps tor from dropping the
+			// 127.0.0.0/8 line as redundant). They bind their outgoing
+			// connections to 127.0.0.1, so they reach only this machine's
+			// loopback addresses even where it has a network.
 			"ExitPolicy accept 127.0.0.0/8:*",
-			"ExitPolicy reject *:*",
+			"ExitPolicy reject 192.0.2.0/24:*",
+			"ExitPolicy reject *:25",
+			"ExitPolicy accept *:*",
+			"OutboundBindAddressExit 127.0.0.1",
 			"RefuseUnknownExits 0",
 			// There is no DNS here; don't let failed hijacking tests make
 			// the exit believe its DNS is broken.
