@@ -70,17 +70,18 @@ func (f *factory) setup() error {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
 	}
 	f.logLevel = lvl
-	if _, err := logHandler(f.conn.logFormat, io.Discard, lvl); err != nil {
+	if _, err := logHandler(f.conn.logFormat, io.Discard, false, lvl); err != nil {
 		return usageError{err}
 	}
-	f.log = f.boundedLog(f.errOut)
+	f.log = f.boundedLog(f.errOut, isTerminal(f.errOut))
 	return nil
 }
 
 // boundedLog is the log on w: repeated records coalesced, long values cut
 // and the bytes a minute bounded (runtime/logcap), whatever a script does.
-func (f *factory) boundedLog(w io.Writer) *slog.Logger {
-	base, err := logHandler(f.conn.logFormat, w, f.logLevel)
+// term says w is a terminal.
+func (f *factory) boundedLog(w io.Writer, term bool) *slog.Logger {
+	base, err := logHandler(f.conn.logFormat, w, term, f.logLevel)
 	if err != nil { // checked in setup
 		base = slog.NewTextHandler(w, &slog.HandlerOptions{Level: f.logLevel})
 	}

@@ -11,10 +11,11 @@ import (
 
 // The log's formats (--log-format): "text" is slog's key=value lines,
 // "json" slog's JSON objects, and "auto" (the default) the compact form on
-// a terminal, text otherwise. The compact form is for people:
+// a terminal (term: w is one, or writes above the REPL's prompt), text
+// otherwise. The compact form is for people:
 //
 //	18:35:15 INFO policy started on_error=tor.attach(None) timeout=30s
-func logHandler(format string, w io.Writer, level slog.Leveler) (slog.Handler, error) {
+func logHandler(format string, w io.Writer, term bool, level slog.Leveler) (slog.Handler, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch format {
 	case "text":
@@ -24,7 +25,7 @@ func logHandler(format string, w io.Writer, level slog.Leveler) (slog.Handler, e
 	case "compact":
 		return newCompactHandler(w, level), nil
 	case "auto", "":
-		if isTerminal(w) {
+		if term {
 			return newCompactHandler(w, level), nil
 		}
 		return slog.NewTextHandler(w, opts), nil

@@ -262,7 +262,7 @@ func TestCompactLog(t *testing.T) {
 			t.Errorf("line %d: %q, want HH:MM:SS %s", i, l, want[i])
 		}
 	}
-	if _, err := logHandler("xml", io.Discard, slog.LevelInfo); err == nil {
+	if _, err := logHandler("xml", io.Discard, false, slog.LevelInfo); err == nil {
 		t.Error("--log-format xml accepted")
 	}
 	if _, err := runRoot(t, "--log-format", "xml", "raw", "x"); exitCode(err) != exitUsage {

@@ -86,8 +86,9 @@ func replRun(ctx context.Context, opts *replOptions) error {
 	}
 	open := func(ctx context.Context, st repl.Streams) (*runtime.Session, error) {
 		if st.Interactive {
-			// The log goes above the prompt too.
-			f.log = f.boundedLog(st.ErrOut)
+			// The log goes above the prompt too, in the terminal's
+			// form (st.ErrOut is readline's writer, not the file).
+			f.log = f.boundedLog(st.ErrOut, true)
 		}
 		// A guardian, as for run: a session killed, out of memory or
 		// stuck in a call that cannot be cancelled leaves tor as it

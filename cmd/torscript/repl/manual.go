@@ -42,13 +42,29 @@ func manualEntry(option string) string {
 	return ""
 }
 
-// manualFind reads roff from r and returns option's entry as text.
+// manualFind reads roff from r and returns option's entry as text. The
+// lines of a paragraph are joined and wrapped again (the manual puts each
+// emphasized word on a line of its own); a no-fill block (.nf to .fi, an
+// example) keeps its lines.
 func manualFind(r io.Reader, option string) string {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var out []string
-	afterPP, in := false, false
+	var out, para []string
+	afterPP, in, noFill := false, false, false
 	depth := 0
+	indent := func() string { return strings.Repeat("  ", max(depth, 1)) }
+	flush := func() {
+		if len(para) > 0 {
+			out = append(out, wrapText(strings.Join(para, " "), indent(), 78)...)
+			para = para[:0]
+		}
+	}
+	blank := func() {
+		flush()
+		if len(out) > 0 && out[len(out)-1] != "" {
+			out = append(out, "")
+		}
+	}
 	for sc.Scan() {
 		line := sc.Text()
 		if !in {
@@ -65,24 +81,32 @@ func manualFind(r io.Reader, option string) string {
 		}
 		switch {
 		case strings.HasPrefix(line, ".RS"):
+			flush()
 			depth++
 		case line == ".RE":
+			flush()
 			depth--
 			if depth <= 0 {
 				return strings.TrimRight(strings.Join(out, "\n"), "\n") + "\n"
 			}
+		case line == ".nf":
+			flush()
+			noFill = true
+		case line == ".fi":
+			noFill = false
 		case line == ".PP", line == ".sp", line == "":
-			if len(out) > 0 && out[len(out)-1] != "" {
-				out = append(out, "")
-			}
+			blank()
 		case strings.HasPrefix(line, "."):
 			// Other macros: no text.
+		case noFill:
+			out = append(out, indent()+roffText(line))
 		default:
-			out = append(out, wrapText(roffText(line), strings.Repeat("  ", max(depth, 1)), 78)...)
+			para = append(para, roffText(line))
 		}
 	}
+	flush()
 	if in {
-		return strings.Join(out, "\n") + "\n"
+		return strings.TrimRight(strings.Join(out, "\n"), "\n") + "\n"
 	}
 	return ""
 }

@@ -537,12 +537,14 @@ func (rp *repl) setEvents(args string) error {
 			return err
 		}
 		rp.rawEvents = types
+		// Printed here, on the loop, so that no event of these types
+		// (printed by onEvent, on the loop too) comes before it.
+		fmt.Fprintln(rp.out, "250 OK")
 		return nil
 	})
 	if err != nil {
 		return errors.New(runtime.FormatError(err))
 	}
-	fmt.Fprintln(rp.out, "250 OK")
 	return nil
 }
 

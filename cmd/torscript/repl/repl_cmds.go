@@ -176,7 +176,13 @@ func (rp *repl) policyCommand(arg string) error {
 
 func (rp *repl) showEvents(arg string) error {
 	if arg == "clear" {
-		rp.s.Do(func(*starlark.Thread, starlark.StringDict) error { rp.events = eventRing{}; return nil })
+		var n int
+		rp.s.Do(func(*starlark.Thread, starlark.StringDict) error {
+			n = len(rp.events.buf)
+			rp.events = eventRing{}
+			return nil
+		})
+		fmt.Fprintf(rp.out, "%d events cleared\n", n)
 		return nil
 	}
 	var types []string
@@ -303,12 +309,12 @@ func (rp *repl) unwatch(arg string) error {
 			return errors.New(":unwatch [N|all]")
 		}
 	}
-	var found bool
+	var removed []string
 	err := rp.s.Do(func(*starlark.Thread, starlark.StringDict) error {
 		kept := rp.watches[:0]
 		for _, w := range rp.watches {
 			if n == 0 || w.n == n {
-				found = true
+				removed = append(removed, strconv.Itoa(w.n))
 				continue
 			}
 			kept = append(kept, w)
@@ -320,8 +326,13 @@ func (rp *repl) unwatch(arg string) error {
 	if err != nil {
 		return err
 	}
-	if !found {
-		return fmt.Errorf("no watch %s", arg)
+	switch {
+	case len(removed) > 0:
+		fmt.Fprintf(rp.out, "removed watch %s\n", strings.Join(removed, ", "))
+	case n == 0:
+		fmt.Fprintln(rp.out, "no watches")
+	default:
+		return fmt.Errorf("no watch %d", n)
 	}
 	return nil
 }

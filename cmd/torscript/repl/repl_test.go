@@ -116,9 +116,9 @@ func TestREPLOffline(t *testing.T) {
 }
 
 func TestREPLWatchesOffline(t *testing.T) {
-	rp, out, errOut := offlineREPL(t, ":watch\n:watch stream where stream.target_port == 443\n:watch circ\n:watch\n:unwatch 1\n:watch\n:unwatch 7\n:watch nonesuch\n:watch stream where (\n")
+	rp, out, errOut := offlineREPL(t, ":watch\n:watch stream where stream.target_port == 443\n:watch circ\n:watch\n:unwatch 1\n:watch\n:unwatch 7\n:watch nonesuch\n:watch stream where (\n:unwatch all\n:unwatch all\n:events clear\n")
 	rp.loop()
-	want := "no watches; :watch TYPE [where EXPR]\nwatch 1: stream where stream.target_port == 443\nwatch 2: circ\nwatch 1: stream where stream.target_port == 443\nwatch 2: circ\nwatch 2: circ\n"
+	want := "no watches; :watch TYPE [where EXPR]\nwatch 1: stream where stream.target_port == 443\nwatch 2: circ\nwatch 1: stream where stream.target_port == 443\nwatch 2: circ\nremoved watch 1\nwatch 2: circ\nremoved watch 2\nno watches\n0 events cleared\n"
 	if got := out.String(); got != want {
 		t.Errorf("output:\n%s\nwant:\n%s", got, want)
 	}
@@ -373,6 +373,12 @@ func TestManualEntry(t *testing.T) {
 		"  IsolateClientAddr\n" +
 		"    Don't share circuits.\n"
 	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	// The manual puts an emphasized word on a line of its own; the
+	// paragraph is one text again.
+	roff = ".PP\n\\fBMaxCircuitDirtiness\\fR \\fINUM\\fR\n.RS 4\nFor hidden services, this applies to the\n\\fIlast\\fR\ntime a circuit was used\\&.\n.RE\n"
+	if got, want := manualFind(strings.NewReader(roff), "MaxCircuitDirtiness"), "MaxCircuitDirtiness NUM\n  For hidden services, this applies to the last time a circuit was used.\n"; got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
 	if got := manualFind(strings.NewReader(roff), "NoSuchOption"); got != "" {
