@@ -61,20 +61,30 @@ set -sg escape-time 0
 // logged.
 func startTerm(t *testing.T, env []string, args ...string) *term {
 	t.Helper()
+	return startTermIn(t, "", env, args...)
+}
+
+// startTermIn is startTerm with the command's working directory dir (the
+// test's when "").
+func startTermIn(t *testing.T, dir string, env []string, args ...string) *term {
+	t.Helper()
 	requireTmux(t)
 	// Short: socket paths are limited to 108 bytes.
-	dir, err := os.MkdirTemp("", "ts-tmux-")
+	tmp, err := os.MkdirTemp("", "ts-tmux-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	conf := filepath.Join(dir, "tmux.conf")
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	conf := filepath.Join(tmp, "tmux.conf")
 	if err := os.WriteFile(conf, []byte(tmuxConf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tm := &term{t: t, sock: filepath.Join(dir, "sock"), name: filepath.Base(args[0])}
+	tm := &term{t: t, sock: filepath.Join(tmp, "sock"), name: filepath.Base(args[0])}
 	newSession := []string{"-f", conf, "new-session", "-d", "-s", "test",
 		"-x", strconv.Itoa(termCols), "-y", strconv.Itoa(termRows)}
+	if dir != "" {
+		newSession = append(newSession, "-c", dir)
+	}
 	for _, e := range env {
 		newSession = append(newSession, "-e", e)
 	}
@@ -354,4 +364,15 @@ func TestTerm(t *testing.T) {
 	if code := tm.waitExit(10 * time.Second); code != 3 {
 		t.Errorf("exit status %d, want 3", code)
 	}
+}
+
+// history returns all the terminal printed, what scrolled off included,
+// trimmed as screen trims it.
+func (tm *term) history() string {
+	tm.t.Helper()
+	s, err := tm.tmux("capture-pane", "-p", "-t", "test", "-S", "-", "-E", "-")
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	return trimScreen(s)
 }
