@@ -6,11 +6,14 @@ package e2e
 // fingerprints, times and relay paths masked.
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/torscript/torscript/cmd/torscript/testnet"
 )
@@ -28,11 +31,11 @@ func readmeBlock(t *testing.T, first string) (lines []string, root string) {
 		t.Fatal(err)
 	}
 	s := string(b)
-	i := strings.Index(s, "```\n"+first+"\n")
-	if i < 0 {
+	i := strings.Index(s, "\n"+first+"\n")
+	if i < 0 || !strings.HasPrefix(s[strings.LastIndex(s[:i], "\n")+1:], "```") {
 		t.Fatalf("README.md has no block beginning %q", first)
 	}
-	s = s[i+4:]
+	s = s[i+1:]
 	return strings.Split(s[:strings.Index(s, "```\n")], "\n"), root
 }
 
@@ -42,6 +45,8 @@ var readmeMasks = []struct {
 	with string
 }{
 	{regexp.MustCompile(`\$[0-9A-F]{40}`), "$FP"},
+	// Stable comes after a relay has run a while.
+	{regexp.MustCompile(`^(  flags +).*`), "${1}FLAGS"},
 	{regexp.MustCompile(`\b(auth|relay|exit)\d+(,(auth|relay|exit)\d+)*`), "PATH"},
 	{regexp.MustCompile(`\b\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\b`), "DATE"},
 	{regexp.MustCompile(`\b\d\d:\d\d:\d\d\b`), "TIME"},
@@ -113,4 +118,77 @@ func TestREADMERepl(t *testing.T) {
 	if t.Failed() {
 		t.Logf("the terminal:\n%s", framed(strings.Join(got, "\n")))
 	}
+}
+
+// TestREADMECLI runs the README's CLI block in bash, line by line, in the
+// repository's directory, as a new user would: it builds ./torscript,
+// starts a network of its own (under a TMPDIR of the test's), and ends
+// with `testnet down`. A line whose comment says "until Ctrl-C" gets
+// SIGINT after a few seconds; every line must exit 0, and some must print
+// what their comment promises.
+func TestREADMECLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a network of its own")
+	}
+	block, root := readmeBlock(t, "go build -o torscript ./cmd/torscript")
+	tmp := t.TempDir()
+	t.Cleanup(func() {
+		// Whatever happened, no tor of this test's network stays.
+		exec.Command(filepath.Join(root, "torscript"), "testnet", "down", "--dir", filepath.Join(tmp, "torscript-testnet")).Run()
+	})
+	// Each line runs in the one shell (eval sets what later lines use);
+	// its output goes to files named by its number.
+	var sh strings.Builder
+	sh.WriteString("set -m\ncd " + shellQuote(root) + "\nexport TMPDIR=" + shellQuote(tmp) + "\n")
+	var lines []string
+	for _, l := range block {
+		cmd, _, _ := strings.Cut(l, "   #")
+		if cmd = strings.TrimSpace(cmd); cmd == "" {
+			continue
+		}
+		i := len(lines)
+		lines = append(lines, l)
+		out := fmt.Sprintf("%s/%d", tmp, i)
+		if strings.Contains(l, "until Ctrl-C") {
+			fmt.Fprintf(&sh, "( exec %s ) >%s.out 2>%s.err </dev/null & p=$!; sleep 4; kill -INT $p; wait $p; echo $? >%s.rc\n", cmd, out, out, out)
+		} else {
+			fmt.Fprintf(&sh, "%s >%s.out 2>%s.err </dev/null; echo $? >%s.rc\n", cmd, out, out, out)
+		}
+	}
+	ctx := testCtx(t, 5*time.Minute)
+	if out, err := exec.CommandContext(ctx, "bash", "-c", sh.String()).CombinedOutput(); err != nil {
+		t.Fatalf("bash: %v\n%s", err, out)
+	}
+	// What a line prints that shows it did its job.
+	promise := map[string]string{
+		`curl --socks5-hostname "$TORSCRIPT_SOCKS" "$TORSCRIPT_ONION_URL"`: "onion",
+		`curl --socks5-hostname "$TORSCRIPT_SOCKS" "$TORSCRIPT_WEB_URL"`:   "torscript testnet",
+		`examples/exit_probe.star`:                                         "2 ok, 0 failed",
+		`eval 'tor.get_info("version")'`:                                   `"0.4.9`,
+		`eval 'tor.circuits(status="BUILT")'`:                              "<circuit ",
+		`eval 'tor.on("circ", print)'`:                                     "<handler circ print>",
+		`raw 'GETINFO version'`:                                            "250-version=",
+		`events STREAM CIRC --json`:                                        `"time":`,
+	}
+	for i, l := range lines {
+		read := func(ext string) string {
+			b, _ := os.ReadFile(fmt.Sprintf("%s/%d.%s", tmp, i, ext))
+			return string(b)
+		}
+		stdout, stderr := read("out"), read("err")
+		if rc := strings.TrimSpace(read("rc")); rc != "0" {
+			t.Errorf("%s\n  exited %s\n  stdout: %s\n  stderr: %s", l, rc, stdout, stderr)
+			continue
+		}
+		for sub, want := range promise {
+			if strings.Contains(l, sub) && !strings.Contains(stdout, want) {
+				t.Errorf("%s\n  printed no %q\n  stdout: %s\n  stderr: %s", l, want, stdout, stderr)
+			}
+		}
+	}
+}
+
+// shellQuote quotes s for bash.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
