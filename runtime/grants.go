@@ -552,6 +552,7 @@ type checkedModule struct {
 	name    string
 	file    *syntax.File
 	globals map[string]bool
+	exports map[string][]string // its module(...) and struct(...) values' keys
 }
 
 // check parses and resolves one module, and checks the modules it loads
@@ -574,14 +575,26 @@ func (c *checker) check(name string, src []byte) (*checkedModule, error) {
 	}
 	c.stack = append(c.stack, key)
 	defer func() { c.stack = c.stack[:len(c.stack)-1] }()
+	loaded := map[*resolve.Binding][]string{}
 	for _, st := range f.Stmts {
 		if ls, ok := st.(*syntax.LoadStmt); ok {
-			if err := c.load(name, ls); err != nil {
+			lm, err := c.load(name, ls)
+			if err != nil {
 				return nil, err
+			}
+			for i, from := range ls.From {
+				if attrs, ok := lm.exports[from.Name]; ok {
+					if b, ok := ls.To[i].Binding.(*resolve.Binding); ok {
+						loaded[b] = attrs
+					}
+				}
 			}
 		}
 	}
-	m := &checkedModule{name: name, file: f, globals: map[string]bool{}}
+	if err := c.checkAttrs(f, loaded, pre); err != nil {
+		return nil, err
+	}
+	m := &checkedModule{name: name, file: f, globals: map[string]bool{}, exports: moduleExports(f)}
 	if rm, ok := f.Module.(*resolve.Module); ok {
 		for _, b := range rm.Globals {
 			m.globals[b.First.Name] = true
@@ -594,36 +607,36 @@ func (c *checker) check(name string, src []byte) (*checkedModule, error) {
 
 // load checks the module a load statement of module name loads (unless it
 // was checked already), and that it defines the names loaded.
-func (c *checker) load(name string, ls *syntax.LoadStmt) error {
+func (c *checker) load(name string, ls *syntax.LoadStmt) (*checkedModule, error) {
 	mod := ls.ModuleName()
 	pos := ls.Module.TokenPos
 	resolved, err := resolveModule(name, mod)
 	if err != nil {
-		return fmt.Errorf("%s: %v", pos, err)
+		return nil, fmt.Errorf("%s: %v", pos, err)
 	}
 	if i := slices.Index(c.stack, resolved); i >= 0 {
 		var names []string
 		for _, s := range append(slices.Clone(c.stack[i:]), resolved) {
 			names = append(names, displayName(s))
 		}
-		return fmt.Errorf("%s: load %q: cycle in load graph: %s", pos, mod, strings.Join(names, " loads "))
+		return nil, fmt.Errorf("%s: load %q: cycle in load graph: %s", pos, mod, strings.Join(names, " loads "))
 	}
 	m := c.done[resolved]
 	if m == nil {
 		msrc, err := c.r.loader.read(resolved)
 		if err != nil {
-			return fmt.Errorf("%s: load %q: %v", pos, mod, err)
+			return nil, fmt.Errorf("%s: load %q: %v", pos, mod, err)
 		}
 		if m, err = c.check(resolved, msrc); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, from := range ls.From {
 		if !m.globals[from.Name] {
-			return fmt.Errorf("%s: load %q: %s defines no global %q", from.NamePos, mod, displayName(resolved), from.Name)
+			return nil, fmt.Errorf("%s: load %q: %s defines no global %q", from.NamePos, mod, displayName(resolved), from.Name)
 		}
 	}
-	return nil
+	return m, nil
 }
 
 // requirements reads what the checked modules declare and use:

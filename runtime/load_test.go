@@ -137,6 +137,8 @@ func TestCheck(t *testing.T) {
 		"ok.star":     "def f():\n    return 1\n",
 		"broken.star": "x = (\n",
 		"undef.star":  "x = nope\n",
+		"mod.star":    "m = struct(alpha = 1)\n",
+		"kw.star":     "m = struct(**{'a': 1})\n",
 	})
 	x := filepath.Join(dir, "x.star")
 	for _, tc := range []struct {
@@ -152,6 +154,15 @@ func TestCheck(t *testing.T) {
 		{"bad repository", "load(\"@other/x.star\", \"m\")\n", `^` + regexp.QuoteMeta(x) + `:1:\d+: load "@other/x.star": unknown repository`},
 		{"error in loaded file", "load(\"broken.star\", \"x\")\n", `^` + regexp.QuoteMeta(filepath.Join(dir, "broken.star")) + `:2:1: `},
 		{"undefined in loaded file", "load(\"undef.star\", \"x\")\n", `^` + regexp.QuoteMeta(filepath.Join(dir, "undef.star")) + `:1:5: undefined: nope$`},
+		// Attributes of modules known before the script runs.
+		{"tor attribute", "def p(s):\n    return tor.atach(s)\n", `^` + regexp.QuoteMeta(x) + `:2:16: tor has no attribute "atach" \(did you mean "attach"\?\)$`},
+		{"json attribute", "x = json.decod('1')\n", `:1:10: json has no attribute "decod" \(did you mean "decode"\?\)$`},
+		{"stdlib attribute", "load(\"@stdlib/routes.star\", \"routes\")\nx = routes.exitt\n", `:2:12: routes has no attribute "exitt" \(did you mean "exit"\?\)$`},
+		{"renamed load", "load(\"@stdlib/routes.star\", r = \"routes\")\nx = r.nothing_like_it\n", `:2:7: r has no attribute "nothing_like_it"$`},
+		{"struct in a loaded file", "load(\"mod.star\", \"m\")\nx = m.alpa\n", `:2:7: m has no attribute "alpa" \(did you mean "alpha"\?\)$`},
+		{"attributes that exist", "load(\"@stdlib/routes.star\", \"routes\")\nx = (routes.exit, tor.attach, json.encode, math.floor, time.now)\n", ""},
+		{"a parameter named tor", "def f(tor):\n    return tor.anything\n", ""},
+		{"a module of unknown keys", "load(\"kw.star\", \"m\")\nx = m.anything\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := &ctltest.SyncBuffer{}

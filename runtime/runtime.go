@@ -80,6 +80,9 @@ type Options struct {
 	// ExtraGlobals are names a runner adds to what every script sees
 	// (torscript test's assert and sim): CheckRequirements accepts them.
 	ExtraGlobals []string
+	// ExtraGlobalAttrs are the attributes of those of ExtraGlobals that
+	// are modules, for Check to flag an attribute that does not exist.
+	ExtraGlobalAttrs map[string][]string
 
 	// Clock, if set, is the time of the script's timers instead of the
 	// wall clock: it moves only with Advance (a simulator's virtual time).

@@ -246,6 +246,9 @@ func checkRun(opts *checkOptions) error {
 			if strings.HasSuffix(file, "_test.star") {
 				// A test file also sees what torscript test gives it.
 				ro.ExtraGlobals = sim.Globals()
+				if ro.ExtraGlobalAttrs, err = sim.GlobalAttrs(); err != nil {
+					return err
+				}
 			}
 			req, err = runtime.CheckRequirements(file, src, ro)
 		}

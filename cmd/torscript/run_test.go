@@ -32,6 +32,10 @@ func TestCheck(t *testing.T) {
 	os.WriteFile(good, []byte("load(\"lib.star\", \"f\")\ntor.policy(f)\n"), 0o644)
 	os.WriteFile(bad, []byte("def f(:\n"), 0o644)
 	os.WriteFile(undefined, []byte("x = 1\ny = nope + x\n"), 0o644)
+	simTest := filepath.Join(dir, "sim_test.star")
+	os.WriteFile(simTest, []byte("def test_x():\n    sim.expect_atach(1)\n"), 0o644)
+	assertTest := filepath.Join(dir, "assert_test.star")
+	os.WriteFile(assertTest, []byte("def test_x():\n    assert.eq(1, 1)\n    assert.tru(1)\n"), 0o644)
 
 	var out, errOut bytes.Buffer
 	f := newFactory(strings.NewReader(""), &out, &errOut)
@@ -42,8 +46,10 @@ func TestCheck(t *testing.T) {
 		t.Errorf("stdout %q", out.String())
 	}
 	for file, want := range map[string]string{
-		bad:       "bad.star:1:8: got ':', want ')'",
-		undefined: "undefined.star:2:5: undefined: nope",
+		bad:        "bad.star:1:8: got ':', want ')'",
+		undefined:  "undefined.star:2:5: undefined: nope",
+		simTest:    `sim_test.star:2:9: sim has no attribute "expect_atach" (did you mean "expect_attach"?)`,
+		assertTest: `assert_test.star:3:12: assert has no attribute "tru" (did you mean "true"?)`,
 	} {
 		errOut.Reset()
 		err := checkRun(&checkOptions{f: f, files: []string{file}})

@@ -244,6 +244,23 @@ func Globals() []string {
 	return names
 }
 
+// GlobalAttrs are the attributes of the modules torscript test adds (sim
+// and assert), for runtime.Options.ExtraGlobalAttrs: check flags sim.X
+// and assert.X that do not exist.
+func GlobalAttrs() (map[string][]string, error) {
+	assert, err := starlarktest.LoadAssertModule()
+	if err != nil {
+		return nil, err
+	}
+	sim := (&simModule{}).module()
+	sim.Members["failures"] = starlark.None
+	attrs := map[string][]string{"sim": sim.AttrNames()}
+	if m, ok := assert["assert"].(starlark.HasAttrs); ok {
+		attrs["assert"] = m.AttrNames()
+	}
+	return attrs, nil
+}
+
 // testGlobals are the names torscript test adds to what every script
 // sees; check reads a _test.star file with them.
 func testGlobals(assert, sim starlark.Value) starlark.StringDict {
