@@ -471,6 +471,13 @@ func commandName(line string) string {
 	return strings.TrimPrefix(name, "+")
 }
 
+// ScrubCommand returns a command line with the secrets scrub hides in the
+// transcript (AUTHENTICATE's, a key of ADD_ONION or ONION_CLIENT_AUTH_ADD)
+// replaced by "[scrubbed]", for echoing a command a user typed.
+func ScrubCommand(line string) string {
+	return strings.TrimRight(scrub(strings.TrimRight(line, "\r\n")+"\r\n"), "\r\n")
+}
+
 // scrub hides the secret of an AUTHENTICATE command in the transcript.
 func scrub(s string) string {
 	if len(s) >= 12 && strings.EqualFold(s[:12], "AUTHENTICATE") && strings.TrimSpace(s[12:]) != "" {

@@ -209,3 +209,19 @@ func TestReaderPanicFailsPending(t *testing.T) {
 		t.Fatalf("Err() = %v, want the protocol error", c.Err())
 	}
 }
+
+// TestScrubCommand: what raw --json echoes of a command keeps no secret.
+func TestScrubCommand(t *testing.T) {
+	for in, want := range map[string]string{
+		`AUTHENTICATE "secret"`:                "AUTHENTICATE [scrubbed]",
+		"authenticate 0123abcd":                "authenticate [scrubbed]",
+		"ADD_ONION ED25519-V3:AAAA Port=80":    "ADD_ONION ED25519-V3:[scrubbed] Port=80",
+		"ONION_CLIENT_AUTH_ADD abc x25519:KEY": "ONION_CLIENT_AUTH_ADD abc x25519:[scrubbed]",
+		"GETINFO version":                      "GETINFO version",
+		"ADD_ONION NEW:ED25519-V3 Port=80":     "ADD_ONION NEW:ED25519-V3 Port=80",
+	} {
+		if got := ScrubCommand(in); got != want {
+			t.Errorf("ScrubCommand(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

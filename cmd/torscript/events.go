@@ -105,6 +105,42 @@ func writeEventJSON(w *bufio.Writer, ev ctl.Event) error {
 	return w.WriteByte('\n')
 }
 
+// valueJSON is eval --json's form of a value: {"time", "value"}, the
+// value as starlarkJSON makes it.
+func valueJSON(v starlark.Value) string {
+	b, err := json.Marshal(struct {
+		Time  string `json:"time"`
+		Value any    `json:"value"`
+	}{time.Now().UTC().Format(time.RFC3339Nano), starlarkJSON(v, 0)})
+	if err != nil {
+		b, _ = json.Marshal(map[string]string{"error": err.Error()})
+	}
+	return string(b)
+}
+
+// replyJSON is raw --json's form of a reply: when torscript read it, the
+// command, the status code, the lines (code, separator, text, and the
+// data of a "+" line) and the raw text.
+func replyJSON(cmd string, r *ctl.Reply) ([]byte, error) {
+	type line struct {
+		Code int    `json:"code"`
+		Sep  string `json:"sep"`
+		Text string `json:"text"`
+		Data string `json:"data,omitempty"`
+	}
+	lines := make([]line, len(r.Lines))
+	for i, l := range r.Lines {
+		lines[i] = line{l.Code, string(l.Sep), l.Text, l.Data}
+	}
+	return json.Marshal(struct {
+		Time    string `json:"time"`
+		Command string `json:"command"`
+		Status  int    `json:"status"`
+		Lines   []line `json:"lines"`
+		Raw     string `json:"raw"`
+	}{time.Now().UTC().Format(time.RFC3339Nano), ctl.ScrubCommand(cmd), r.Code(), lines, toLF(r.Raw)})
+}
+
 // starlarkJSON is v as JSON encodes it: a record (a tor.stream, a
 // tor.event) as an object of its fields, without its methods; records
 // inside records (a stream's circuit) down to a few levels.

@@ -17,19 +17,23 @@ import (
 type rawOptions struct {
 	f        *factory
 	commands []string // empty: read commands from standard input
+	json     bool
 }
 
 func newCmdRaw(f *factory, runF func(context.Context, *rawOptions) error) *cobra.Command {
 	opts := &rawOptions{f: f}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "raw 'COMMAND' ...",
 		Short: "Send raw control commands and print tor's replies",
 		Long: `Send each argument to tor as one control command and print the reply as tor
 wrote it. Without arguments, commands are read from standard input, one a
 line. A command starting with "+" is multi-line: use a literal newline to
 separate its data. After a successful SETEVENTS, events are printed until
-Ctrl-C, as tor-prompt --run does.`,
+Ctrl-C, as tor-prompt --run does. With --json each reply is one JSON object
+a line ({"time", "command", "status", "lines", "raw"}), and each event as
+torscript events --json prints it.`,
 		Example: `  torscript raw 'GETINFO version' 'GETINFO circuit-status'
+  torscript raw --json 'GETINFO version'
   torscript raw 'SETEVENTS STREAM CIRC'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.commands = args
@@ -39,6 +43,8 @@ Ctrl-C, as tor-prompt --run does.`,
 			return rawRun(cmd.Context(), opts)
 		},
 	}
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print each reply, and each event, as one JSON object a line")
+	return cmd
 }
 
 func rawRun(ctx context.Context, opts *rawOptions) error {
@@ -52,7 +58,15 @@ func rawRun(ctx context.Context, opts *rawOptions) error {
 	send := func(cmd string) error {
 		r, err := c.Raw(ctx, cmd)
 		if r != nil {
-			io.WriteString(out, toLF(r.Raw))
+			if opts.json {
+				b, jerr := replyJSON(cmd, r)
+				if jerr != nil {
+					return jerr
+				}
+				out.Write(append(b, '\n'))
+			} else {
+				io.WriteString(out, toLF(r.Raw))
+			}
 		}
 		var te *ctl.Error
 		switch {
@@ -89,7 +103,7 @@ func rawRun(ctx context.Context, opts *rawOptions) error {
 		}
 	}
 	if watching {
-		if err := printEvents(ctx, c, out, false); err != nil {
+		if err := printEvents(ctx, c, out, opts.json); err != nil {
 			return err
 		}
 	}

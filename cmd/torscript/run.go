@@ -63,6 +63,7 @@ type runOptions struct {
 	file   string // run: the script
 	source string // eval: the code
 	args   []string
+	json   bool // eval: print the value as JSON
 }
 
 func newCmdRun(f *factory, runF func(context.Context, *runOptions) error) *cobra.Command {
@@ -104,6 +105,7 @@ it is None); statements run like a script, so handlers they register run
 until Ctrl-C.`,
 		Example: `  torscript eval 'tor.get_info("version")'
   torscript eval '[c.id for c in tor.circuits() if c.built]'
+  torscript eval --json 'tor.circuits(status = "BUILT")'
   torscript eval 'tor.on("circ", print)'`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -115,6 +117,7 @@ until Ctrl-C.`,
 		},
 	}
 	opts.sf.addFlags(cmd)
+	cmd.Flags().BoolVar(&opts.json, "json", false, `print the value as one JSON object: {"time", "value"}, records as objects of their fields`)
 	return cmd
 }
 
@@ -174,6 +177,9 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		Owner:           own,
 		OnWedged:        onWedged,
 		FormatValue:     repl.Format, // eval prints as the REPL does, whole
+	}
+	if opts.json {
+		ropts.FormatValue = valueJSON
 	}
 	if !opts.sf.noWait {
 		ropts.Bootstrap = f.errOut

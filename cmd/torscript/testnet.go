@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,9 @@ type testnetOptions struct {
 	timeout                    time.Duration
 	basePort                   int
 	quiet                      bool
+
+	// status
+	json bool
 }
 
 // newCmdTestnet returns the "testnet" command: a private Tor network on
@@ -86,12 +90,12 @@ keep running after this command returns; stop them with "torscript testnet down"
 			Args:  cobra.NoArgs,
 			RunE:  action("down"),
 		},
-		&cobra.Command{
+		statusCmd(&cobra.Command{
 			Use:   "status",
 			Short: "Show the network's processes; exit non-zero if it is not up",
 			Args:  cobra.NoArgs,
 			RunE:  action("status"),
-		},
+		}, opts),
 		&cobra.Command{
 			Use:   "env",
 			Short: `Print export lines for the client: eval "$(torscript testnet env)"`,
@@ -210,10 +214,80 @@ func testnetDown(opts *testnetOptions) error {
 	return nil
 }
 
+// statusCmd adds status's own flag to cmd.
+func statusCmd(cmd *cobra.Command, opts *testnetOptions) *cobra.Command {
+	cmd.Flags().BoolVar(&opts.json, "json", false, `print one JSON object: {"time", "dir", "up", "client", "nodes", "web"}`)
+	return cmd
+}
+
+// statusJSON is testnet status --json.
+type statusJSON struct {
+	Time   string           `json:"time"`
+	Dir    string           `json:"dir"`
+	Up     bool             `json:"up"`
+	Client clientStatusJSON `json:"client"`
+	Nodes  []nodeStatusJSON `json:"nodes"`
+	Web    *webStatusJSON   `json:"web,omitempty"`
+}
+
+type clientStatusJSON struct {
+	State   string `json:"state"`
+	Control string `json:"control"`
+	Socks   string `json:"socks"`
+	Cookie  string `json:"cookie"`
+}
+
+type nodeStatusJSON struct {
+	Name        string `json:"name"`
+	Role        string `json:"role"`
+	PID         int    `json:"pid"`
+	Alive       bool   `json:"alive"`
+	RSSKB       int    `json:"rss_kb"`
+	ORPort      int    `json:"or_port,omitempty"`
+	DirPort     int    `json:"dir_port,omitempty"`
+	ControlPort int    `json:"control_port,omitempty"`
+	SocksPort   int    `json:"socks_port,omitempty"`
+}
+
+type webStatusJSON struct {
+	URL   string `json:"url"`
+	PID   int    `json:"pid"`
+	Alive bool   `json:"alive"`
+}
+
+func testnetStatusJSON(opts *testnetOptions, n *testnet.Network) error {
+	st := statusJSON{
+		Time: time.Now().UTC().Format(time.RFC3339Nano),
+		Dir:  n.Dir,
+		Up:   n.IsUp(),
+		Client: clientStatusJSON{State: testnetReadiness(n), Control: n.ControlAddr(),
+			Socks: n.SocksAddr(), Cookie: n.CookiePath()},
+	}
+	for _, s := range n.Status() {
+		st.Nodes = append(st.Nodes, nodeStatusJSON{s.Name, s.Role, s.PID, s.Alive, s.RSSKB,
+			s.ORPort, s.DirPort, s.ControlPort, s.SocksPort})
+	}
+	if web, ok := readWeb(n.Dir); ok {
+		st.Web = &webStatusJSON{URL: web.URL, PID: web.PID, Alive: web.alive()}
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.f.out, "%s\n", b)
+	if !st.Up {
+		return silentError{code: exitError}
+	}
+	return nil
+}
+
 func testnetStatus(opts *testnetOptions) error {
 	n, err := testnetLoad(opts.dir)
 	if err != nil {
 		return err
+	}
+	if opts.json {
+		return testnetStatusJSON(opts, n)
 	}
 	out := opts.f.out
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)

@@ -274,3 +274,86 @@ func TestCLIRawStdin(t *testing.T) {
 		t.Errorf("output:\n%s", out)
 	}
 }
+
+// TestCLIJSON: --json on raw, eval and testnet status prints JSON objects
+// with a time and the names scripts see (snake_case), against real tor.
+func TestCLIJSON(t *testing.T) {
+	n := testnet.Shared(t)
+	ctx := testCtx(t, time.Minute)
+
+	out, err := cli(ctx, t, "raw", "--json", "GETINFO version", "GETINFO no-such-key").Output()
+	if exitStatus(err) != 3 {
+		t.Errorf("raw with a 552 reply: %v, want exit status 3", err)
+	}
+	type reply struct {
+		Time    string `json:"time"`
+		Command string `json:"command"`
+		Status  int    `json:"status"`
+		Lines   []struct {
+			Code int    `json:"code"`
+			Sep  string `json:"sep"`
+			Text string `json:"text"`
+		} `json:"lines"`
+	}
+	var replies []reply
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var r reply
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("raw --json line %q: %v", l, err)
+		}
+		replies = append(replies, r)
+	}
+	if len(replies) != 2 || replies[0].Status != 250 || replies[0].Command != "GETINFO version" ||
+		len(replies[0].Lines) != 2 || !strings.HasPrefix(replies[0].Lines[0].Text, "version=0.4") || replies[0].Time == "" ||
+		replies[1].Status != 552 || !strings.Contains(replies[1].Lines[0].Text, "no-such-key") {
+		t.Errorf("raw --json printed:\n%s", out)
+	}
+
+	out, err = cli(ctx, t, "eval", "--json", `tor.circuits(status = "BUILT")`).Output()
+	if err != nil {
+		t.Fatalf("eval --json: %v", err)
+	}
+	var val struct {
+		Time  string `json:"time"`
+		Value []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+			Path   []struct {
+				Fingerprint string `json:"fingerprint"`
+				Nickname    string `json:"nickname"`
+			} `json:"path"`
+			BuildFlags []string `json:"build_flags"`
+		} `json:"value"`
+	}
+	if err := json.Unmarshal(out, &val); err != nil {
+		t.Fatalf("eval --json: %v: %s", err, out)
+	}
+	if val.Time == "" || len(val.Value) == 0 || val.Value[0].ID == "" || val.Value[0].Status != "BUILT" ||
+		len(val.Value[0].Path) == 0 || len(val.Value[0].Path[0].Fingerprint) != 40 {
+		t.Errorf("eval --json printed %s", out)
+	}
+
+	out, err = exec.CommandContext(ctx, torscript(t), "testnet", "status", "--json", "--dir", n.Dir).Output()
+	if err != nil {
+		t.Fatalf("testnet status --json: %v", err)
+	}
+	var st struct {
+		Time   string `json:"time"`
+		Up     bool   `json:"up"`
+		Client struct {
+			Control string `json:"control"`
+		} `json:"client"`
+		Nodes []struct {
+			Name  string `json:"name"`
+			Role  string `json:"role"`
+			Alive bool   `json:"alive"`
+			PID   int    `json:"pid"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("testnet status --json: %v: %s", err, out)
+	}
+	if !st.Up || st.Time == "" || st.Client.Control != n.ControlAddr() || len(st.Nodes) != len(n.Nodes) || !st.Nodes[0].Alive || st.Nodes[0].PID == 0 {
+		t.Errorf("testnet status --json printed %s", out)
+	}
+}

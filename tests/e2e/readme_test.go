@@ -168,7 +168,9 @@ func TestREADMECLI(t *testing.T) {
 		`eval 'tor.circuits(status="BUILT")'`:                              "<circuit ",
 		`eval 'tor.on("circ", print)'`:                                     "<handler circ print>",
 		`raw 'GETINFO version'`:                                            "250-version=",
-		`events STREAM CIRC --json`:                                        `"time":`,
+		`raw --json 'GETINFO version'`:                                     `"status":250`,
+		`eval --json`:                                                      `"value":[{`,
+		`testnet status --json`:                                            `"up":true`,
 	}
 	for i, l := range lines {
 		read := func(ext string) string {
