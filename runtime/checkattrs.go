@@ -149,4 +149,3 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
-
