@@ -62,6 +62,13 @@ func newGrants(allow []string) (*grants, error) {
 	return g, nil
 }
 
+// GrantNames are the grants --allow takes, lowercase, for completion
+// ("setconf:KEY" stands for SETCONF of one key).
+func GrantNames() []string {
+	return []string{"all", "net", "load", "setconf", "setconf:", "saveconf", "loadconf", "takeownership",
+		"dropguards", "droptimeouts", "postdescriptor", "signal:halt", "signal:shutdown", "signal:dump", "add_onion:key"}
+}
+
 func validGrant(g string) bool {
 	up := strings.ToUpper(g)
 	switch up {

@@ -34,6 +34,7 @@ its raw text, and its fields under the names scripts see them by. "all" stands
 for every event this tor lists in events/names.`,
 		Example: `  torscript events STREAM CIRC
   torscript events --json STREAM`,
+		ValidArgsFunction: completeEvents,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{fmt.Errorf("events: name at least one event type (or all)")}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 
@@ -267,5 +268,43 @@ func TestCompactLog(t *testing.T) {
 	}
 	if _, err := runRoot(t, "--log-format", "xml", "raw", "x"); exitCode(err) != exitUsage {
 		t.Errorf("--log-format xml: %v", err)
+	}
+}
+
+// TestCompletion: the shell's completion offers event names after events,
+// grants after --allow (after a comma too), .star files for scripts,
+// control commands and signal names for raw, and no files for eval.
+func TestCompletion(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		want      []string // among the candidates
+		directive string   // the directive line
+	}{
+		{[]string{"events", "ST"}, []string{"STREAM", "STATUS_CLIENT"}, ":4"},
+		{[]string{"events", "stream", "ci"}, []string{"circ", "circ_minor"}, ":4"},
+		{[]string{"run", "--allow", "n"}, []string{"net"}, ":6"},
+		{[]string{"run", "--allow", "net,sig"}, []string{"net,signal:halt"}, ":6"},
+		{[]string{"run", ""}, []string{"star"}, ":8"},
+		{[]string{"check", "x"}, []string{"star"}, ":8"},
+		{[]string{"test", ""}, []string{"star"}, ":8"},
+		{[]string{"raw", "SIGNAL NE"}, []string{"SIGNAL NEWNYM"}, ":4"},
+		{[]string{"raw", "geti"}, []string{"GETINFO"}, ":4"},
+		{[]string{"eval", ""}, nil, ":4"},
+	} {
+		var out, errOut bytes.Buffer
+		root := newCmdRoot(newFactory(strings.NewReader(""), &out, &errOut))
+		root.SetArgs(append([]string{"__complete"}, tc.args...))
+		if err := root.ExecuteContext(context.Background()); err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if got := lines[len(lines)-1]; got != tc.directive {
+			t.Errorf("%q: directive %s, want %s", tc.args, got, tc.directive)
+		}
+		for _, w := range tc.want {
+			if !slices.Contains(lines, w) {
+				t.Errorf("%q: candidates %q lack %q", tc.args, lines, w)
+			}
+		}
 	}
 }

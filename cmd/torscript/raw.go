@@ -35,6 +35,7 @@ torscript events --json prints it.`,
 		Example: `  torscript raw 'GETINFO version' 'GETINFO circuit-status'
   torscript raw --json 'GETINFO version'
   torscript raw 'SETEVENTS STREAM CIRC'`,
+		ValidArgsFunction: completeRaw,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.commands = args
 			if runF != nil {

@@ -54,6 +54,7 @@ SIGNAL:HALT, SIGNAL:SHUTDOWN, SIGNAL:DUMP, ADD_ONION:KEY (a key of its own),
 SETCONF:Key (a key it did not declare with tor.require), SETCONF (any key),
 load (load() outside the script's directory), net (tor.fetch and tor.connect:
 streams of its own through tor's SocksPort), all`)
+	cmd.RegisterFlagCompletionFunc("allow", completeGrants)
 }
 
 // runOptions are the inputs of `torscript run` and `torscript eval`.
@@ -82,7 +83,8 @@ argv (argv[0] is FILE).`,
   torscript run --dry-run examples/pin_exit.star -- 127.0.0.2 exit1
   torscript run --allow net examples/exit_probe.star -- http://127.0.0.1:8080/
   torscript run --launch examples/monitor.star`,
-		Args: cobra.MinimumNArgs(1),
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeFirstStar,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.file, opts.args = args[0], args[1:]
 			if runF != nil {
@@ -107,7 +109,8 @@ until Ctrl-C.`,
   torscript eval '[c.id for c in tor.circuits() if c.built]'
   torscript eval --json 'tor.circuits(status = "BUILT")'
   torscript eval 'tor.on("circ", print)'`,
-		Args: cobra.MinimumNArgs(1),
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.source, opts.args = args[0], args[1:]
 			if runF != nil {
@@ -207,7 +210,8 @@ connecting to tor. Errors are printed as FILE:LINE:COL: message and make
 the exit status non-zero. For a script that passes, it says what the
 script asks for: the grants and config keys it declares with tor.require,
 and the builtins it calls that may need a grant (--allow).`,
-		Args: cobra.MinimumNArgs(1),
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeStar,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.files = args
 			if runF != nil {

@@ -42,7 +42,8 @@ SIGTERM stops the run at once, even in a test that never ends: it prints
 the results so far and "interrupted", and exits with status 1.`,
 		Example: `  torscript test examples/per_domain_test.star
   torscript test -v stdlib/*_test.star`,
-		Args: cobra.MinimumNArgs(1),
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeStar,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.files = args
 			if runF != nil {

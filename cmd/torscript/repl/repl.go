@@ -446,14 +446,7 @@ func isPromptCommand(line string) bool {
 
 // rawKeywords are the control commands a line may start with to be sent
 // as typed.
-var rawKeywords = []string{
-	"ADD_ONION", "ATTACHSTREAM", "AUTHCHALLENGE", "AUTHENTICATE", "CLOSECIRCUIT", "CLOSESTREAM",
-	"DEL_ONION", "DROPGUARDS", "DROPOWNERSHIP", "DROPTIMEOUTS", "EXTENDCIRCUIT", "GETCONF", "GETINFO",
-	"HSFETCH", "HSPOST", "LOADCONF", "MAPADDRESS", "ONION_CLIENT_AUTH_ADD", "ONION_CLIENT_AUTH_REMOVE",
-	"ONION_CLIENT_AUTH_VIEW", "POSTDESCRIPTOR", "PROTOCOLINFO", "QUIT", "REDIRECTSTREAM", "RESETCONF",
-	"RESOLVE", "SAVECONF", "SETCIRCUITPURPOSE", "SETCONF", "SETEVENTS", "SETROUTERPURPOSE", "SIGNAL",
-	"TAKEOWNERSHIP", "USEFEATURE",
-}
+var rawKeywords = ctl.CommandKeywords()
 
 // isRawCommand reports whether a line is a control command: it starts
 // with an upper-case keyword followed by the end of the line or a space,
