@@ -122,7 +122,10 @@ type policyEngine struct {
 	log    *slog.Logger
 	p      *builtins.Policy
 	dryRun bool
-	now    func() time.Time
+	// decisions is the level each decision is logged at: INFO, or
+	// DEBUG with Options.QuietDecisions (--quiet).
+	decisions slog.Level
+	now       func() time.Time
 	// own: the runtime started it for the script's probes (probes.go),
 	// and p.Fn is nil; a tor.policy later takes it over (adoptPolicy).
 	own bool
@@ -140,7 +143,7 @@ type policyEngine struct {
 }
 
 func newPolicyEngine(env policyEnv, log *slog.Logger, p *builtins.Policy, dryRun bool) *policyEngine {
-	e := &policyEngine{env: env, log: log, p: p, dryRun: dryRun, now: time.Now}
+	e := &policyEngine{env: env, log: log, p: p, dryRun: dryRun, decisions: slog.LevelInfo, now: time.Now}
 	e.reset()
 	return e
 }
@@ -305,7 +308,7 @@ func (e *policyEngine) dryRunDecide(s *ctl.Stream) {
 		return
 	}
 	e.failures = 0
-	e.log.Info("dry run: decision not applied; tor attaches the stream", "stream", s.ID, "target", s.Target, "decision", d.String())
+	e.log.Log(context.Background(), e.decisions, "dry run: decision not applied; tor attaches the stream", "stream", s.ID, "target", s.Target, "decision", d.String())
 }
 
 // onError is the on_error decision for st: the policy's, but a probe's
@@ -360,8 +363,8 @@ func (e *policyEngine) decide(st *pstream) {
 	if e.streams[st.s.ID] != st || st.ph != phDeciding {
 		return // the policy handled it itself (tor.attach_stream) or it ended
 	}
-	if e.log.Enabled(context.Background(), slog.LevelDebug) {
-		e.log.Debug("decision", "stream", st.s.ID, "target", st.s.Target, "decision", d.String())
+	if e.log.Enabled(context.Background(), e.decisions) {
+		e.log.Log(context.Background(), e.decisions, "decision", "stream", st.s.ID, "target", st.s.Target, "decision", d.String())
 	}
 	e.apply(st, d)
 }

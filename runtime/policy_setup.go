@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -35,6 +36,9 @@ func (r *Runtime) startPolicy(p *builtins.Policy) error {
 		return r.adoptPolicy(p)
 	}
 	ps := newPolicyEngine((*policyRuntime)(r), r.log, p, r.opts.DryRun)
+	if r.opts.QuietDecisions {
+		ps.decisions = slog.LevelDebug
+	}
 	// Setup runs to its end even when SIGTERM comes in the middle, so that
 	// shutdown knows exactly what to undo.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 30*time.Second)

@@ -903,3 +903,24 @@ func TestPolicyShutdownDuringFlood(t *testing.T) {
 		t.Errorf("log:\n%s", log)
 	}
 }
+
+// TestPolicyDecisionsLogged: each decision is logged at INFO, or at DEBUG
+// with QuietDecisions (--quiet).
+func TestPolicyDecisionsLogged(t *testing.T) {
+	t.Parallel()
+	for _, quiet := range []bool{false, true} {
+		f, r := startWithCircuits(t, circ5Built, policyScript(`return "5"`, ``), Options{QuietDecisions: quiet})
+		r.waitLog("policy started")
+		f.Event(stream7New)
+		r.waitLog("msg=decision")
+		code, err := r.stop()
+		checkExit(t, r, code, err, 0)
+		want := "level=INFO msg=decision stream=7"
+		if quiet {
+			want = "level=DEBUG msg=decision stream=7"
+		}
+		if !strings.Contains(r.log.String(), want) {
+			t.Errorf("quiet=%v: the log lacks %q:\n%s", quiet, want, r.log.String())
+		}
+	}
+}

@@ -80,6 +80,9 @@ type Options struct {
 	// ExtraGlobals are names a runner adds to what every script sees
 	// (torscript test's assert and sim): CheckRequirements accepts them.
 	ExtraGlobals []string
+	// QuietDecisions logs each policy decision at DEBUG rather than
+	// INFO (--quiet).
+	QuietDecisions bool
 	// ExtraGlobalAttrs are the attributes of those of ExtraGlobals that
 	// are modules, for Check to flag an attribute that does not exist.
 	ExtraGlobalAttrs map[string][]string

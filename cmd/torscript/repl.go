@@ -56,6 +56,7 @@ policy loaded at the prompt changed in tor.`,
 	}
 	fl := cmd.Flags()
 	fl.BoolVar(&opts.sf.dryRun, "dry-run", false, "call a stream policy and log its decisions, but let tor attach every stream")
+	fl.BoolVar(&opts.sf.quiet, "quiet", false, "log each policy decision at debug level, not info")
 	fl.Uint64Var(&opts.sf.maxSteps, "max-steps", 10_000_000, "Starlark steps one handler, timer or policy call may take")
 	fl.DurationVar(&opts.sf.handlerTimeout, "handler-timeout", 2*time.Second, "wall time one handler, timer or policy call may take")
 	addAllowFlag(cmd, &opts.sf.allow)
@@ -112,6 +113,7 @@ func replRun(ctx context.Context, opts *replOptions) error {
 			HandlerTimeout:  opts.sf.handlerTimeout,
 			TopLevelTimeout: opts.sf.topLevel,
 			DryRun:          opts.sf.dryRun,
+			QuietDecisions:  opts.sf.quiet,
 			OnEvent:         st.OnEvent,
 			Allow:           allow,
 			Owner:           own,

@@ -20,6 +20,7 @@ import (
 // scriptFlags are the flags of the commands that run Starlark.
 type scriptFlags struct {
 	dryRun         bool
+	quiet          bool // policy decisions at debug, not info
 	maxSteps       uint64
 	handlerTimeout time.Duration
 	topLevel       time.Duration // --top-level-timeout
@@ -36,6 +37,7 @@ type scriptFlags struct {
 func (sf *scriptFlags) addFlags(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.BoolVar(&sf.dryRun, "dry-run", false, "call the stream policy and log its decisions, but let tor attach every stream")
+	fl.BoolVar(&sf.quiet, "quiet", false, "log each policy decision at debug level, not info")
 	fl.Uint64Var(&sf.maxSteps, "max-steps", 10_000_000, "Starlark steps one handler, timer or policy call may take")
 	fl.DurationVar(&sf.handlerTimeout, "handler-timeout", 2*time.Second, "wall time one handler, timer or policy call may take")
 	fl.DurationVar(&sf.topLevel, "top-level-timeout", 30*time.Second, "wall time the script's top level (and the modules it loads) may take")
@@ -175,6 +177,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		HandlerTimeout:  opts.sf.handlerTimeout,
 		TopLevelTimeout: opts.sf.topLevel,
 		DryRun:          opts.sf.dryRun,
+		QuietDecisions:  opts.sf.quiet,
 		Args:            opts.args,
 		Allow:           opts.sf.allow,
 		Owner:           own,
