@@ -44,7 +44,7 @@ func runMix(b *testing.B, src string, data [][]byte, want int) {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})) // as torscript run --log-level warn
 	rt := runtime.New(runtime.Options{
 		Connect: func(ctx context.Context) (*ctl.Conn, error) {
 			c, _, err := ctl.Connect(ctx, f.Addr(), ctl.Credentials{}, ctl.Options{Logger: log})
