@@ -391,15 +391,27 @@ func (e *policyEngine) apply(st *pstream, d builtins.Decision) {
 			e.log.Warn("CLOSESTREAM failed", "stream", id, "err", err)
 		})
 	case builtins.Redirect:
+		// A redirect fails closed: a stream that cannot go where the
+		// policy sends it is closed, never let out to where it asked.
 		cmd, err := ctl.RedirectStreamCommand(st.s.ID, d.Host, d.Port)
 		if err != nil {
-			e.log.Error("redirect stream", "stream", st.s.ID, "err", err)
-			e.apply(st, e.onError(st))
+			e.log.Warn("stream closed: the policy's redirect cannot be sent", "stream", st.s.ID, "target", st.s.Target, "err", err)
+			e.apply(st, builtins.Close{Reason: ctl.RelayEndMisc})
 			return
 		}
 		id := st.s.ID
 		e.env.send(cmd, func(err error) {
-			e.log.Warn("REDIRECTSTREAM failed", "stream", id, "err", err)
+			if ctl.ErrorCode(err) == ctl.CodeUnrecognized {
+				e.forget(id) // gone already
+				return
+			}
+			// Tor answers the ATTACHSTREAM sent after it the same way
+			// (the stream is not left to us any more); close it all
+			// the same if it is still ours.
+			e.log.Warn("REDIRECTSTREAM failed; closing the stream", "stream", id, "err", err)
+			if st := e.streams[id]; st != nil && st.ph != phDone {
+				e.apply(st, builtins.Close{Reason: ctl.RelayEndMisc})
+			}
 		})
 		st.redirect = d.Host
 		e.apply(st, d.Then)

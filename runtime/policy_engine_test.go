@@ -255,6 +255,28 @@ func TestEngineRedirectThenAttach(t *testing.T) {
 	g.want("REDIRECTSTREAM 42 10.0.0.1 8080", "ATTACHSTREAM 42 7")
 }
 
+// TestEngineRedirectFailsClosed: a redirect tor refuses closes the stream
+// (with on_error "tor" as the policy's); one that cannot be written is
+// closed at once. Neither is let out to where it first asked.
+func TestEngineRedirectFailsClosed(t *testing.T) {
+	g := newEngineRig(t, builtins.Policy{}, false)
+	g.decide = func(*ctl.Stream, []string) (starlark.Value, error) {
+		return builtins.Redirect{Host: "10.0.0.1", Port: 8080, Then: builtins.Attach{Circuit: "0"}}, nil
+	}
+	g.event(built7)
+	g.event(new42)
+	g.want("REDIRECTSTREAM 42 10.0.0.1 8080", "ATTACHSTREAM 42 0")
+	g.refuse("REDIRECTSTREAM 42 10.0.0.1 8080", 555, "Connection is not managed by controller.")
+	g.want("REDIRECTSTREAM 42 10.0.0.1 8080", "ATTACHSTREAM 42 0", "CLOSESTREAM 42 1")
+
+	g = newEngineRig(t, builtins.Policy{}, false)
+	g.decide = func(*ctl.Stream, []string) (starlark.Value, error) {
+		return builtins.Redirect{Host: "two words", Then: builtins.Attach{Circuit: "0"}}, nil
+	}
+	g.event(new42)
+	g.want("CLOSESTREAM 42 1")
+}
+
 func TestEngineHoldTimesOut(t *testing.T) {
 	g := newEngineRig(t, builtins.Policy{Timeout: time.Second}, false)
 	g.decide = func(*ctl.Stream, []string) (starlark.Value, error) { return builtins.Hold{}, nil }
