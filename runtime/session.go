@@ -226,7 +226,8 @@ func (s *Session) Load(t *starlark.Thread, path string, args ...string) error {
 
 // StopPolicy removes the policy: the streams it holds go back to tor (or
 // are closed, per its on_error), __LeaveStreamsUnattached gets its earlier
-// value and its mappings are removed. It reports whether there was one.
+// value, its mappings are removed and the tor's policy lock is given up.
+// It reports whether there was one.
 // Call it from Do.
 func (s *Session) StopPolicy() bool {
 	r := s.r
@@ -237,6 +238,13 @@ func (s *Session) StopPolicy() bool {
 	defer cancel()
 	taken := r.policyShutdown(ctx)
 	r.policy = nil
+	if r.own.held {
+		// Another torscript may take this tor's policy now; a later
+		// :load takes the lock again. (The journal says the policy's
+		// changes were undone: leave_restored, unmap.)
+		r.own.policy.Unlock()
+		r.own.held = false
+	}
 	if err := r.subscribe(); err != nil {
 		r.log.Warn("after removing the policy: subscribing to events", "err", err)
 	}

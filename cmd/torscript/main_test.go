@@ -126,7 +126,7 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("--launch with --control: %v", err)
 	}
 	// Cobra's own checks: arguments, an unknown command.
-	for _, args := range [][]string{{"run"}, {"eval"}, {"check"}, {"version", "x"}, {"no-such-command"}} {
+	for _, args := range [][]string{{"run"}, {"eval"}, {"check"}, {"version", "x"}, {"no-such-command"}, {"testnet", "bogus"}} {
 		if _, err := runRoot(t, args...); exitCode(asUsage(err)) != exitUsage {
 			t.Errorf("%q: %v (exit %d), want a usage error", args, err, exitCode(asUsage(err)))
 		}

@@ -47,13 +47,22 @@ func newCmdTestnet(f *factory, runF func(context.Context, *testnetOptions) error
 authorities, middle relays, exits that reach 127.0.0.0/8 (and refuse
 192.0.2.0/24), a client with a ControlPort (cookie authentication) and a
 SocksPort, and a v3 onion service whose page is TORSCRIPT_ONION_URL, and a
-web page on 127.0.0.1 that every exit reaches, TORSCRIPT_WEB_URL. Needs tor and tor-gencert
-(apt-get install -y tor).
+web page on 127.0.0.1 that every exit reaches, TORSCRIPT_WEB_URL. Needs tor
+and tor-gencert (apt-get install -y tor).
 
   torscript testnet up              # start it; prints export lines
   eval "$(torscript testnet env)"   # set TORSCRIPT_CONTROL, _COOKIE, _SOCKS, _ONION_URL, _WEB_URL
   torscript testnet status
   torscript testnet down`,
+		// Without a subcommand: the help. An unknown one is bad usage
+		// (cobra would print the help and exit 0).
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q for %q; its commands are up, down, status, env and torrc", args[0], cmd.CommandPath())}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.PersistentFlags().StringVar(&opts.dir, "dir", testnet.DefaultDir(), "state and data directory of the network")
 	action := func(name string) func(*cobra.Command, []string) error {

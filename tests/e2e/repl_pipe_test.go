@@ -5,12 +5,17 @@ package e2e
 
 import (
 	"bytes"
+	"io"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/torscript/torscript/cmd/torscript/testnet"
+	"github.com/torscript/torscript/ctl/ctltest"
 )
 
 // TestREPLPiped feeds a session on standard input and checks its whole
@@ -216,4 +221,92 @@ func TestREPLHelpOption(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", w, out)
 		}
 	}
+}
+
+// TestREPLPolicyOffGivesUpTheLock: after :policy off the session no longer
+// holds the tor's policy: torscript status says so and another torscript
+// can start a policy while the session runs on; a later :load takes the
+// lock again (and is refused while the other one holds it).
+func TestREPLPolicyOffGivesUpTheLock(t *testing.T) {
+	ctx := testCtx(t, 2*time.Minute)
+	c := dial(t)
+	restoreLeave(t, "0")
+	policy := writeScript(t, t.TempDir(), "policy.star", "tor.policy(lambda s: None)\n")
+	cmd := cli(ctx, t, "repl", "--log-level", "warn")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr ctltest.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); cmd.Wait() })
+	waitOut := func(sub string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(stdout.String(), sub) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the REPL did not print %q:\n%s\nstderr:\n%s", sub, stdout.String(), stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	status := func() string {
+		t.Helper()
+		out, _ := cli(ctx, t, "status").CombinedOutput()
+		return string(out)
+	}
+	io.WriteString(in, ":load "+policy+"\n:policy\n")
+	waitOut("a stream policy is active")
+	if s := status(); !strings.Contains(s, "<repl>") {
+		t.Errorf("with the policy loaded, status says:\n%s", s)
+	}
+	io.WriteString(in, ":policy off\n")
+	waitOut("policy removed")
+	if s := status(); !strings.Contains(s, "no torscript holds it") {
+		t.Errorf("after :policy off, status says:\n%s", s)
+	}
+
+	// Another torscript takes the policy while the session runs.
+	other := exec.CommandContext(ctx, torscript(t), "run", "--control", testnet.Shared(t).ControlAddr(),
+		"--cookie", testnet.Shared(t).CookiePath(), policy)
+	var otherErr ctltest.SyncBuffer
+	other.Stderr = &otherErr
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(otherErr.String(), "policy started") {
+		if time.Now().After(deadline) || other.ProcessState != nil {
+			t.Fatalf("another torscript could not start its policy:\n%s", otherErr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	io.WriteString(in, ":load "+policy+"\n")
+	deadline = time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "is held by torscript pid "+strconv.Itoa(other.Process.Pid)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a :load while another holds the policy:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	other.Process.Signal(syscall.SIGTERM)
+	other.Wait()
+
+	// The session takes it again.
+	io.WriteString(in, ":load "+policy+"\n:policy\n")
+	deadline = time.Now().Add(30 * time.Second)
+	for strings.Count(stdout.String(), "a stream policy is active") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the session could not take the policy again:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	in.Close()
+	if err := cmd.Wait(); exitStatus(err) != 1 { // the refused :load
+		t.Errorf("the REPL exited %v, want 1 (one input failed)", err)
+	}
+	checkLeftBehind(t, c, "0")
 }
