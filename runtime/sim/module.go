@@ -26,6 +26,10 @@ type simModule struct {
 	tor      *simtor.Tor
 	testFile string
 	ran      bool // sim.run was called
+	// trace is the transcript sim.run(..., trace=) answers from (its
+	// path), and traceFrom the first command the replay compares.
+	trace     string
+	traceFrom int
 }
 
 // module builds the sim module of a test.
@@ -75,12 +79,19 @@ func (sm *simModule) path(p string) string {
 // torscript run would (with argv), on the test's thread, and returns its
 // globals as a module.
 func (sm *simModule) run(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var path string
+	var path, trace string
 	var argv *starlark.List
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path, "args?", &argv); err != nil {
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path, "args?", &argv, "trace?", &trace); err != nil {
 		return nil, err
 	}
 	path = sm.path(path)
+	if trace != "" {
+		// The script sees the traced tor: its consensus, descriptors and
+		// guards, and the circuit ids of the traced replies.
+		if err := sm.useTrace(sm.path(trace)); err != nil {
+			return nil, fmt.Errorf("%s: trace: %v", b.Name(), err)
+		}
+	}
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", b.Name(), err)
@@ -242,10 +253,18 @@ func (sm *simModule) advance(t *starlark.Thread, b *starlark.Builtin, args starl
 // returns how many decisions it compared.
 func (sm *simModule) replay(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var path string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path); err != nil {
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path?", &path); err != nil {
 		return nil, err
 	}
-	n, err := replay(sm, sm.path(path))
+	if path == "" {
+		if sm.trace == "" {
+			return nil, fmt.Errorf("%s: name a transcript, or give it to sim.run(..., trace=PATH)", b.Name())
+		}
+		path = sm.trace
+	} else {
+		path = sm.path(path)
+	}
+	n, err := replay(sm, path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", b.Name(), err)
 	}

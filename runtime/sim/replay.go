@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/torscript/torscript/runtime/simtor"
@@ -96,6 +97,83 @@ func parseTrace(path string) (cmds []*traceCmd, events []string, err error) {
 	return cmds, events, sc.Err()
 }
 
+// traceDecisions returns a transcript's decision commands and, for each
+// keyword, the replies tor gave them in order.
+func traceDecisions(cmds []*traceCmd) (want []*traceCmd, replies map[string][]string) {
+	replies = map[string][]string{}
+	for _, c := range cmds {
+		if isDecision(c.line) {
+			want = append(want, c)
+			kw, _, _ := strings.Cut(c.line, " ")
+			replies[strings.ToUpper(kw)] = append(replies[strings.ToUpper(kw)], c.reply)
+		}
+	}
+	return want, replies
+}
+
+// sameDecision compares a command the script sent with the transcript's.
+// An EXTENDCIRCUIT is the same when it extends the same circuit (0: a new
+// one) for the same purpose: the relays of a path are drawn at random
+// (circuits.pool), so they differ from run to run; the circuit id tor
+// answered comes from the transcript either way.
+func sameDecision(got, want string) bool {
+	if got == want {
+		return true
+	}
+	g, w := strings.Fields(got), strings.Fields(want)
+	if len(g) < 2 || len(w) < 2 || !strings.EqualFold(g[0], "EXTENDCIRCUIT") || !strings.EqualFold(w[0], "EXTENDCIRCUIT") {
+		return false
+	}
+	purpose := func(f []string) string {
+		for _, x := range f[2:] {
+			if k, v, ok := strings.Cut(x, "="); ok && strings.EqualFold(k, "purpose") {
+				return strings.ToLower(v)
+			}
+		}
+		return ""
+	}
+	return g[1] == w[1] && purpose(g) == purpose(w)
+}
+
+// traceSkipped are the GETINFO and GETCONF keys a replay does not answer
+// from the transcript: where the simulated tor's own answer is the right
+// one (its SocksPort, the state the script changes).
+var traceSkipped = []string{"net/listeners/socks", "process/pid", "circuit-status", "stream-status",
+	"__leavestreamsunattached", "datadirectory"}
+
+// useTrace makes the simulated tor answer as the traced one did, before
+// the script starts (sim.run(..., trace=)): each GETINFO and GETCONF the
+// transcript has (the consensus, descriptors, entry guards, version,
+// EnforceDistinctSubnets, ExcludeNodes) with the first reply recorded for
+// it, and the decision commands with the recorded
+// replies in order, so that circuit ids agree with the transcript's
+// events. sim.replay() then feeds the events and compares.
+func (sm *simModule) useTrace(path string) error {
+	cmds, _, err := parseTrace(path)
+	if err != nil {
+		return err
+	}
+	done := map[string]bool{}
+	for _, c := range cmds {
+		kw, rest, _ := strings.Cut(c.line, " ")
+		if !strings.EqualFold(kw, "GETINFO") && !strings.EqualFold(kw, "GETCONF") || done[c.line] || !strings.HasPrefix(c.reply, "250") {
+			continue
+		}
+		done[c.line] = true
+		skip := false
+		for _, k := range strings.Fields(rest) {
+			skip = skip || slices.Contains(traceSkipped, strings.ToLower(k))
+		}
+		if !skip {
+			sm.tor.ReplyLine(c.line, strings.TrimRight(strings.ReplaceAll(c.reply, "\r\n", "\n"), "\n"))
+		}
+	}
+	_, replies := traceDecisions(cmds)
+	sm.trace = path
+	sm.traceFrom = sm.tor.StartReplay(replies)
+	return nil
+}
+
 // replay feeds a transcript's events to the script, one at a time, answers
 // the script's decision commands with the replies the transcript recorded
 // (so circuit ids agree with its events), and checks that the script sent
@@ -106,16 +184,15 @@ func replay(sm *simModule, path string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var want []*traceCmd
-	replies := map[string][]string{}
-	for _, c := range cmds {
-		if isDecision(c.line) {
-			want = append(want, c)
-			kw, _, _ := strings.Cut(c.line, " ")
-			replies[strings.ToUpper(kw)] = append(replies[strings.ToUpper(kw)], c.reply)
-		}
+	want, replies := traceDecisions(cmds)
+	var from int
+	if path == sm.trace {
+		// sim.run(..., trace=) answered from the transcript from the
+		// start: what the script sent at its top level counts.
+		from = sm.traceFrom
+	} else {
+		from = sm.tor.StartReplay(replies)
 	}
-	from := sm.tor.StartReplay(replies)
 	defer sm.tor.EndReplay()
 	sm.settle()
 	for _, ev := range events {
@@ -132,7 +209,7 @@ func replay(sm *simModule, path string) (int, error) {
 		if i >= len(got) {
 			return i, fmt.Errorf("the script sent %d decision commands; the transcript has %d, next %q (line %d)", len(got), len(want), w.line, w.at)
 		}
-		if got[i].Line != w.line {
+		if !sameDecision(got[i].Line, w.line) {
 			return i, fmt.Errorf("decision %d: the script sent %q, the transcript has %q (line %d)", i+1, got[i].Line, w.line, w.at)
 		}
 		sm.tor.Use(got[i])

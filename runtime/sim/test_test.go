@@ -232,6 +232,54 @@ def test_other():
 	}
 }
 
+// TestReplayWithTrace: sim.run(..., trace=) answers the script's GETINFO
+// and GETCONF from the transcript (the traced tor's relays and settings)
+// and its decision commands with the recorded replies from the start, a
+// circuit the top level asks for included; sim.replay() then uses that
+// transcript. An EXTENDCIRCUIT is compared by circuit id and purpose, not
+// by the relays drawn.
+func TestReplayWithTrace(t *testing.T) {
+	const trace = `C: GETINFO entry-guards
+S: 250-entry-guards=$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA~traced up
+S: 250 OK
+C: GETCONF EnforceDistinctSubnets
+S: 250 EnforceDistinctSubnets=0
+C: EXTENDCIRCUIT 0 $AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA,$BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB,$CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC
+S: 250 EXTENDED 41
+S: 650 CIRC 41 BUILT $AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA~a,$BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB~b,$CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC~c BUILD_FLAGS=NEED_CAPACITY PURPOSE=GENERAL
+S: 650 STREAM 20 NEW 0 a.example:443 SOURCE_ADDR=127.0.0.1:5000 PURPOSE=USER
+C: ATTACHSTREAM 20 41
+S: 250 OK
+`
+	script := `
+print("guards", tor.get_info("entry-guards"))
+print("distinct", tor.get_conf("EnforceDistinctSubnets"))
+ready = tor.extend_circuit(["guard1", "middle1", "exit1"])
+tor.policy(lambda s: ready)
+`
+	files := map[string]string{"policy.star": script, "run.trace": trace}
+	_, res := runTestFile(t, `
+def test_trace():
+    sim.run("policy.star", trace = "run.trace")
+    assert.eq(sim.replay(), 2)
+
+def test_no_trace():
+    sim.run("policy.star")
+    sim.replay()
+`, files)
+	if !res[0].Passed() {
+		t.Errorf("test_trace failed:\n%s\n%s", strings.Join(res[0].Failures, "\n"), res[0].Output)
+	}
+	for _, want := range []string{"guards $AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA~traced up", "distinct 0"} {
+		if !strings.Contains(res[0].Output, want) {
+			t.Errorf("test_trace's output lacks %q:\n%s", want, res[0].Output)
+		}
+	}
+	if res[1].Passed() || !strings.Contains(strings.Join(res[1].Failures, "\n"), "name a transcript, or give it to sim.run(..., trace=PATH)") {
+		t.Errorf("test_no_trace: %v %q", res[1].Passed(), res[1].Failures)
+	}
+}
+
 func TestRunTestsNoTests(t *testing.T) {
 	_, err := RunTests(context.Background(), "x_test.star", []byte("x = 1\n"), runtime.Options{})
 	if err == nil || !strings.Contains(err.Error(), "no test_ functions") {

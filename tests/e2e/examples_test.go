@@ -644,3 +644,40 @@ func TestExampleMonitor(t *testing.T) {
 
 	p.finish(t)
 }
+
+// TestFirstPolicyTraceReplays: a user runs examples/first_policy.star with
+// --trace on the private network, browses (the pinned host, other hosts,
+// a mail port), and replays the transcript in a test of their own:
+// sim.run(..., trace=) gives the script the traced tor's consensus,
+// descriptors, guards and settings, and sim.replay() feeds it the traced
+// events and finds the same decisions.
+func TestFirstPolicyTraceReplays(t *testing.T) {
+	n := testnet.Shared(t)
+	ctx, c, ev := exBegin(t, 3*time.Minute)
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "run.trace")
+	port := exServer(t, "0.0.0.0:0", "first")
+	exit := n.Exits()[0].Name
+	p := exStart(ctx, t, c, []string{"--trace", trace}, "first_policy.star", "127.0.0.2", exit)
+	p.waitStarted(t)
+	seen := map[string]bool{}
+	for _, h := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.1", "127.0.0.3"} {
+		exCurlOK(ctx, t, fmt.Sprintf("http://%s:%d/", h, port), "first "+h)
+		ev.succeeded(t, ev.newStream(t, h, port, seen))
+	}
+	if r := exCurl(ctx, t, "http://127.0.0.4:25/"); r.err == nil {
+		t.Errorf("a mail port was reached: %v", r)
+	}
+	p.finish(t)
+
+	test := writeScript(t, dir, "replay_test.star", fmt.Sprintf(`
+def test_replay():
+    sim.run(%q, args = ["127.0.0.2", %q], trace = "run.trace")
+    n = sim.replay()
+    assert.true(n >= 7, n)  # 4 attaches, a close, the pool's and the pin's circuits
+`, exScript(t, "first_policy.star"), exit))
+	out, err := exec.CommandContext(ctx, torscript(t), "test", "-v", test).CombinedOutput()
+	if err != nil {
+		t.Fatalf("torscript test of the replay: %v\n%s", err, out)
+	}
+}
