@@ -32,6 +32,19 @@ func (sm *simModule) expect(b *starlark.Builtin, keyword, what string, ok func(a
 		}
 		return c, fmt.Errorf("%s: want %s; %s commands not expected yet: none%s", b.Name(), what, keyword, hint)
 	}
+	if keyword == "EXTENDCIRCUIT" {
+		// Name the relays as a test names them: by nickname.
+		for i, l := range seen {
+			if f := strings.Fields(l); len(f) >= 3 && !strings.Contains(f[2], "=") {
+				hops := strings.Split(f[2], ",")
+				for j, h := range hops {
+					hops[j] = sm.tor.Nickname(h)
+				}
+				f[2] = "through " + strings.Join(hops, ",")
+				seen[i] = strings.Join(f, " ")
+			}
+		}
+	}
 	if keyword == "CLOSESTREAM" {
 		// Name the reasons it got, as it names the one wanted.
 		for i, l := range seen {

@@ -156,12 +156,19 @@ def test_error():
 def test_handler_fails():
     tor.on("circ", lambda c: fail("boom in a handler"))
     sim.circ_built()
-`, map[string]string{"policy.star": perHost})
+
+def test_wrong_path():
+    sim.run("pinned.star")
+    sim.stream_new(target="a.example:443")
+    sim.expect_extend(path = ["guard1", "middle1", "exit1"])
+`, map[string]string{"policy.star": perHost, "pinned.star": "tor.policy(lambda s: tor.extend_circuit([\"guard2\", \"middle1\", \"exit3\"]))\n"})
 	want := map[string][]string{
 		"test_wrong_expectation": {path + ":7:21: sim.expect_close: want CLOSESTREAM 1 4 (EXITPOLICY); CLOSESTREAM commands not expected yet: none"},
 		"test_assert":            {path + ":10:14: 2 != 3", path + ":11:16: second"},
 		"test_error":             {path + ":15:6: key \"missing\" not in dict"},
 		"test_handler_fails":     {"the script under test failed (sim.failures() takes a failure the test expects): handler failed: Traceback (most recent call last):"},
+		// Relays named as the test names them, not by fingerprint.
+		"test_wrong_path": {path + ":24:22: sim.expect_extend: want EXTENDCIRCUIT 0 through guard1,middle1,exit1; EXTENDCIRCUIT commands not expected yet: EXTENDCIRCUIT 0 through guard2,middle1,exit3"},
 	}
 	for _, r := range res {
 		if r.Passed() {
@@ -180,7 +187,7 @@ def test_handler_fails():
 		}
 	}
 	var b strings.Builder
-	if n := WriteTestReport(&b, path, res, false); n != 4 || !strings.Contains(b.String(), "FAIL test_assert ("+path+")") {
+	if n := WriteTestReport(&b, path, res, false); n != 5 || !strings.Contains(b.String(), "FAIL test_assert ("+path+")") {
 		t.Errorf("report (%d failed):\n%s", n, b.String())
 	}
 }

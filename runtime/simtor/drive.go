@@ -186,6 +186,15 @@ func (s *Tor) Decided(stream string) (line string, ok bool) {
 // SameRelay reports whether a and b (nicknames, "$FP", "$FP~nick") name
 // the same relay of the simulated network. It does not lock the
 // simulated tor (its relays never change): an Expect condition may call it.
+// Nickname returns the nickname of the relay spec names ("$FP",
+// "$FP~nick", a nickname), or spec itself when it names none.
+func (s *Tor) Nickname(spec string) string {
+	if r, ok := s.relay(spec); ok {
+		return r.nick
+	}
+	return spec
+}
+
 func (s *Tor) SameRelay(a, b string) bool {
 	r1, ok1 := s.relay(a)
 	r2, ok2 := s.relay(b)
