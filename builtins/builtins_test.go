@@ -183,8 +183,8 @@ func (h *FakeHost) Await(w *Waiter) error {
 func (h *FakeHost) AtExit(fn starlark.Callable) {
 	h.record("AtExit %s", fn.Name())
 }
-func (h *FakeHost) Require(commands, config []string) error {
-	h.record("Require %v %v", commands, config)
+func (h *FakeHost) Require(commands, config []string, keep bool) error {
+	h.record("Require %v %v keep=%t", commands, config, keep)
 	if slices.Contains(commands, "SAVECONF") {
 		return errors.New("this script needs grants it was not given: run it with --allow SAVECONF")
 	}

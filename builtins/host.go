@@ -48,8 +48,9 @@ type Host interface {
 	Mapped(pairs []ctl.AddrMap, keep bool)
 	// Require declares what the script needs: grants for commands that
 	// change tor for everyone, and the config keys it sets. It fails when
-	// the user has not granted a command.
-	Require(commands, config []string) error
+	// the user has not granted a command. With keep, the config keys stay
+	// as the script set them after it ends; else they are restored.
+	Require(commands, config []string, keep bool) error
 	// AtExit calls fn when the script ends, before the host undoes what
 	// the script changed.
 	AtExit(fn starlark.Callable)

@@ -60,19 +60,22 @@ func (t *torMod) on(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 	return &Handler{cancel: cancel, typ: typ, fn: fn}, nil
 }
 
-const docRequire = `require(commands=[], config=[])
+const docRequire = `require(commands=[], config=[], keep=False)
 Declares, at the top of a script, what it needs beyond reading tor's state,
 subscribing to events, running a stream policy and mapping addresses:
 commands is a list of grants ("SAVECONF", "SIGNAL:HALT", "ADD_ONION:KEY",
 ...; torscript run --help lists them) that the user must give with
 --allow, and config the keys the script sets with set_conf or reset_conf.
 A grant the user has not given stops the script here, before it does
-anything; torscript check FILE shows what a script declares.
+anything; torscript check FILE shows what a script declares. The config
+keys get their values back when the script ends (the log says so at
+start); with keep=True they stay as the script set them.
   tor.require(commands=["SAVECONF"], config=["ExitNodes", "StrictNodes"])`
 
 func (t *torMod) require(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var commands, config *starlark.List
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "commands?", &commands, "config?", &config); err != nil {
+	var keep bool
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "commands?", &commands, "config?", &config, "keep?", &keep); err != nil {
 		return nil, err
 	}
 	strs := func(what string, l *starlark.List) ([]string, error) {
@@ -97,7 +100,7 @@ func (t *torMod) require(thread *starlark.Thread, b *starlark.Builtin, args star
 	if err != nil {
 		return nil, err
 	}
-	if err := t.h.Require(cmds, conf); err != nil {
+	if err := t.h.Require(cmds, conf, keep); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	return starlark.None, nil

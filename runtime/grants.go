@@ -247,7 +247,7 @@ func (r *Runtime) checkScriptLine(ctx context.Context, line string) error {
 // require is tor.require: the script declares the config keys it sets and
 // the commands it needs; commands the user has not granted stop it here,
 // before it does anything.
-func (r *Runtime) require(commands, config []string) error {
+func (r *Runtime) require(commands, config []string, keep bool) error {
 	var missing []string
 	for _, c := range commands {
 		if !validGrant(c) {
@@ -262,6 +262,19 @@ func (r *Runtime) require(commands, config []string) error {
 	}
 	for _, k := range config {
 		r.grants.declared[strings.ToUpper(k)] = true
+		if keep {
+			if r.own.keep == nil {
+				r.own.keep = map[string]bool{}
+			}
+			r.own.keep[strings.ToUpper(k)] = true
+		}
+	}
+	if len(config) > 0 {
+		if keep {
+			r.log.Info("config the script sets stays set after it ends (tor.require keep=True)", "keys", strings.Join(config, ","))
+		} else {
+			r.log.Info("config the script sets is restored when it ends", "keys", strings.Join(config, ","))
+		}
 	}
 	return nil
 }
@@ -271,6 +284,9 @@ func (r *Runtime) require(commands, config []string) error {
 // without running them (torscript check).
 type Requirements struct {
 	Commands, Config []string
+	// Kept are the config keys declared with keep=True: not restored
+	// when the script ends.
+	Kept []string
 	Load             bool
 	// Uses are the tor builtins it calls (or refers to) that need a
 	// grant, with the grant ("tor.save_conf: SAVECONF"); " (in FILE)" for
@@ -346,6 +362,9 @@ func readDeclarations(f *syntax.File) Requirements {
 			case "config":
 				vals, lit = strs(bin.Y)
 				req.Config = append(req.Config, vals...)
+				if keepTrue(call) {
+					req.Kept = append(req.Kept, vals...)
+				}
 			default:
 				continue
 			}
@@ -356,6 +375,19 @@ func readDeclarations(f *syntax.File) Requirements {
 		}
 	}
 	return req
+}
+
+// keepTrue reports whether a tor.require call says keep=True.
+func keepTrue(call *syntax.CallExpr) bool {
+	for _, a := range call.Args {
+		if bin, ok := a.(*syntax.BinaryExpr); ok && bin.Op == syntax.EQ {
+			if id, ok := bin.X.(*syntax.Ident); ok && id.Name == "keep" {
+				v, ok := bin.Y.(*syntax.Ident)
+				return ok && v.Name == "True"
+			}
+		}
+	}
+	return false
 }
 
 // isTor reports whether id is the predeclared tor module: an identifier
@@ -665,6 +697,7 @@ func (c *checker) requirements() Requirements {
 				req.Config = append(req.Config, k)
 			}
 		}
+		req.Kept = append(req.Kept, d.Kept...)
 		req.Dynamic = append(req.Dynamic, d.Dynamic...)
 	}
 	for i := len(c.order) - 1; i >= 0; i-- {

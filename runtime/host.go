@@ -116,7 +116,9 @@ func (h *host) StreamHandled(id string) {
 	}
 }
 
-func (h *host) Require(commands, config []string) error { return h.rt().require(commands, config) }
+func (h *host) Require(commands, config []string, keep bool) error {
+	return h.rt().require(commands, config, keep)
+}
 
 func (h *host) AtExit(fn starlark.Callable) { h.atExit = append(h.atExit, fn) }
 

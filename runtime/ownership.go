@@ -41,6 +41,7 @@ type ownState struct {
 	mine   bool            // opened here, not by a guardian: removed at the end
 	held   bool            // the policy lock is ours
 	confs  map[string]bool // config keys recorded, upper-cased
+	keep   map[string]bool // config keys declared with keep=True: never recorded
 }
 
 // journal returns the run's journal, opening it on first need.
@@ -259,7 +260,7 @@ func (r *Runtime) recordConf(ctx context.Context, key string) error {
 	if r.own.confs == nil {
 		r.own.confs = map[string]bool{}
 	}
-	if r.opts.Owner == nil || strings.EqualFold(key, leaveStreams) && r.policy != nil {
+	if r.opts.Owner == nil || strings.EqualFold(key, leaveStreams) && r.policy != nil || r.own.keep[up] {
 		r.own.confs[up] = true // checked; nothing to record
 		return nil
 	}

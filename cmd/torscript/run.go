@@ -234,6 +234,11 @@ func writeRequirements(w io.Writer, req runtime.Requirements) {
 	}
 	if len(req.Config) > 0 {
 		fmt.Fprintf(w, "  declares config keys it sets: %s\n", strings.Join(req.Config, ", "))
+		if len(req.Kept) > 0 {
+			fmt.Fprintf(w, "  keeps after it ends (keep=True): %s; the others get their values back\n", strings.Join(req.Kept, ", "))
+		} else {
+			fmt.Fprintf(w, "  and gives them their values back when it ends\n")
+		}
 	}
 	for _, u := range req.Uses {
 		fmt.Fprintf(w, "  calls %s\n", u)

@@ -112,13 +112,26 @@ func TestGrantsConfigKeys(t *testing.T) {
 		t.Errorf("the refused SETCONF was applied")
 	}
 	before := getConf(t, c, "MaxClientCircuitsPending")
-	code, stdout, stderr := runScript(t, dir, "conf.star", `tor.require(config=["MaxClientCircuitsPending"])`+"\n"+`tor.set_conf(MaxClientCircuitsPending=33)`+"\n"+`print(tor.get_conf("MaxClientCircuitsPending"))`+"\n")
+	code, stdout, stderr := runScript(t, dir, "conf.star", `tor.require(config=["MaxClientCircuitsPending"])`+"\n"+`tor.set_conf(MaxClientCircuitsPending=33)`+"\n"+`print(tor.get_conf("MaxClientCircuitsPending"))`+"\n", "--log-level", "info")
 	if code != 0 || stdout != "33\n" {
 		t.Errorf("declared key: status %d, stdout %q (want 33 while it runs), stderr:\n%s", code, stdout, stderr)
 	}
-	// At its end the script's config keys get their values back.
+	// At its end the script's config keys get their values back, and the
+	// log said so at start.
 	if v := getConf(t, c, "MaxClientCircuitsPending"); v != before {
 		t.Errorf("MaxClientCircuitsPending=%s after the script, want %s as before it", v, before)
+	}
+	if !strings.Contains(stderr, "config the script sets is restored when it ends") || !strings.Contains(stderr, "config restored") {
+		t.Errorf("the log does not say the config is restored:\n%s", stderr)
+	}
+	// With keep=True they stay as the script set them, and the log says
+	// so at start.
+	code, _, stderr = runScript(t, dir, "conf.star", `tor.require(config=["MaxClientCircuitsPending"], keep = True)`+"\n"+`tor.set_conf(MaxClientCircuitsPending=34)`+"\n", "--log-level", "info")
+	if code != 0 || !strings.Contains(stderr, "stays set after it ends") {
+		t.Errorf("keep=True: status %d, stderr:\n%s", code, stderr)
+	}
+	if v := getConf(t, c, "MaxClientCircuitsPending"); v != "34" {
+		t.Errorf("MaxClientCircuitsPending=%s after a script that keeps it at 34", v)
 	}
 }
 
@@ -152,6 +165,7 @@ tor.save_conf()
 	want := path + ": ok\n" +
 		"  declares grants: SIGNAL:HALT (run it with --allow SIGNAL:HALT)\n" +
 		"  declares config keys it sets: ExitNodes\n" +
+		"  and gives them their values back when it ends\n" +
 		"  calls tor.save_conf: SAVECONF\n" +
 		"  calls tor.set_conf: SETCONF:UseBridges\n"
 	if string(out) != want {
