@@ -405,3 +405,30 @@ func TestREPLRaw(t *testing.T) {
 	r.evalWant("GETINFO version", "250-version="+version+"\n250 OK")
 	r.evalWant("GETINFO no-such-key", `552 Unrecognized key "no-such-key"`)
 }
+
+// TestREPLHelpOptionInTerminal: :help SocksPort in a terminal shows what
+// tor's manual says of the option, as paragraphs, then its value now.
+func TestREPLHelpOptionInTerminal(t *testing.T) {
+	if _, err := os.Stat("/usr/share/man/man1/tor.1.gz"); err != nil {
+		t.Skip("tor's manual page is not installed")
+	}
+	r := startREPL(t, t.TempDir())
+	n := testnet.Shared(t)
+	r.send(":help SocksPort", "Enter")
+	r.waitFor("the next prompt after :help", replWait, func(string) bool {
+		h := r.history()
+		return lastLine(h) == ">>>" && strings.Count(h, "\n>>>") >= 1 && strings.Contains(h, "its value now")
+	})
+	h := r.history()
+	for _, want := range []string{
+		"SocksPort [address:]port|unix:path|auto [flags] [isolation flags]\n",
+		"  Open this port to listen for connections from SOCKS-speaking applications.\n",
+		"  IsolateDestAddr\n    Don't share circuits with streams targeting a different destination\n    address.\n",
+		"its value now (Dependent):\n250 SocksPort=" + n.SocksAddr() + "\n",
+	} {
+		if !strings.Contains(h, want) {
+			t.Errorf("the terminal lacks %q:\n%s", want, framed(h))
+		}
+	}
+	r.quit()
+}
