@@ -334,7 +334,10 @@ func TestSessionLimits(t *testing.T) {
 	defer s.Close()
 
 	start := time.Now()
-	err = s.Do(func(th *starlark.Thread, _ starlark.StringDict) error { return s.Load(th, dir+"/spin.star") })
+	err = s.Do(func(th *starlark.Thread, _ starlark.StringDict) error {
+		_, err := s.Load(th, dir+"/spin.star")
+		return err
+	})
 	var ov *OverrunError
 	if !errors.As(err, &ov) || !strings.Contains(FormatError(err), "spin.star:4:5: in <toplevel>") {
 		t.Errorf(":load = %s; want an overrun at spin.star:4:5", FormatError(err))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"sort"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -185,18 +186,18 @@ func (s *Session) Interrupt() {
 // it: its handlers, timers and policy become the session's, and its
 // globals are bound in the session. Its top level runs under the step
 // budget and the top-level timeout. Call it from Do, with t the thread Do
-// gave.
-func (s *Session) Load(t *starlark.Thread, path string, args ...string) error {
+// gave. It returns the names of the globals it bound, sorted.
+func (s *Session) Load(t *starlark.Thread, path string, args ...string) ([]string, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
 	_, prog, err := starlark.SourceProgramOptions(FileOptions(), path, src, s.r.pre.Has)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// A file's top level is bounded as torscript run bounds it, with or
 	// without a policy.
@@ -218,10 +219,13 @@ func (s *Session) Load(t *starlark.Thread, path string, args ...string) error {
 		g, err = prog.Init(t, pre)
 		return starlark.None, err
 	})
+	names := make([]string, 0, len(g))
 	for k, v := range g {
 		s.globals[k] = v
+		names = append(names, k)
 	}
-	return err
+	sort.Strings(names)
+	return names, err
 }
 
 // StopPolicy removes the policy: the streams it holds go back to tor (or

@@ -64,6 +64,7 @@ func TestREPLPiped(t *testing.T) {
 		`250 MaxCircuitDirtiness=601`,
 		`True`,
 		`True`,
+		`loaded ` + policy + `: loaded, route`,
 		`"yes"`,
 		`a stream policy is active; :policy off removes it`,
 		`250 __LeaveStreamsUnattached=1`,

@@ -43,6 +43,23 @@ var replCommands = []struct{ name, args, help string }{
 	{":quit", "", "leave (as Ctrl-D), undoing what a policy changed"},
 }
 
+// globalsNote is what :load says of the globals a file bound.
+func globalsNote(names []string) string {
+	var pub []string
+	for _, n := range names {
+		if !strings.HasPrefix(n, "_") {
+			pub = append(pub, n)
+		}
+	}
+	switch {
+	case len(pub) == 0:
+		return ""
+	case len(pub) > 12:
+		return fmt.Sprintf(": %s and %d more", strings.Join(pub[:12], ", "), len(pub)-12)
+	}
+	return ": " + strings.Join(pub, ", ")
+}
+
 // command runs one of the REPL's own commands.
 func (rp *repl) command(line string) error {
 	name, arg, _ := strings.Cut(line, " ")
@@ -81,11 +98,17 @@ func (rp *repl) command(line string) error {
 		args := strings.Fields(rest)
 		rp.evaling.Store(true)
 		defer rp.evaling.Store(false)
+		var names []string
 		err := rp.result(rp.s.Do(func(t *starlark.Thread, _ starlark.StringDict) error {
-			return rp.s.Load(t, file, args...)
+			var err error
+			names, err = rp.s.Load(t, file, args...)
+			return err
 		}))
 		if err != nil && strings.Contains(err.Error(), "a policy is already set") {
 			err = fmt.Errorf("%w\n(:policy off removes the policy running, then :load again)", err)
+		}
+		if err == nil {
+			fmt.Fprintf(rp.out, "loaded %s%s\n", file, globalsNote(names))
 		}
 		return err
 	case ":policy":

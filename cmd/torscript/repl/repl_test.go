@@ -83,6 +83,7 @@ func TestREPLOffline(t *testing.T) {
 		"[1, 2]",
 		"printed",
 		"4",
+		"loaded " + script + ": double, loaded",
 		"(42, True)",
 		"no stream policy",
 		"multi",
@@ -354,7 +355,8 @@ func TestREPLLoadArgs(t *testing.T) {
 	}
 	rp, out, errOut := offlineREPL(t, ":load "+script+" -- exit1 127.0.0.2\ngot, name\n:load "+script+"\ngot\nargv\n")
 	rp.loop()
-	want := "([\"exit1\", \"127.0.0.2\"], \"args.star\")\n[]\n[\"<repl>\"]\n"
+	loaded := "loaded " + script + ": got, name\n"
+	want := loaded + "([\"exit1\", \"127.0.0.2\"], \"args.star\")\n" + loaded + "[]\n[\"<repl>\"]\n"
 	if got := out.String(); got != want {
 		t.Errorf("output %q, want %q; errors:\n%s", got, want, errOut.String())
 	}
