@@ -287,7 +287,7 @@ type Requirements struct {
 	// Kept are the config keys declared with keep=True: not restored
 	// when the script ends.
 	Kept []string
-	Load             bool
+	Load bool
 	// Uses are the tor builtins it calls (or refers to) that need a
 	// grant, with the grant ("tor.save_conf: SAVECONF"); " (in FILE)" for
 	// a loaded module's.

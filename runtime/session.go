@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"sort"
 	"path/filepath"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
