@@ -199,6 +199,8 @@ func testnetUp(ctx context.Context, opts *testnetOptions) error {
 testnet: %d tor processes running in %s (bootstrapped in %.1fs)
 Use the client from a shell:
   eval "$(torscript testnet env%s)"
+  curl --socks5-hostname "$TORSCRIPT_SOCKS" "$TORSCRIPT_WEB_URL"     # a page on 127.0.0.1, through an exit
+  curl --socks5-hostname "$TORSCRIPT_SOCKS" "$TORSCRIPT_ONION_URL"   # the network's onion service
 Status and stop:
   torscript testnet status%s
   torscript testnet down%s
