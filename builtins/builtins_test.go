@@ -180,6 +180,20 @@ func (h *FakeHost) Await(w *Waiter) error {
 	h.record("Await %s %v %v", w.What, w.Events, w.Timeout)
 	return nil
 }
+func (h *FakeHost) Metric(kind MetricKind, name, help string, labels []string, buckets []float64) (MetricSink, error) {
+	h.record("Metric %s %s %v", kind, name, labels)
+	return fakeSink{h, name}, nil
+}
+
+type fakeSink struct {
+	h    *FakeHost
+	name string
+}
+
+func (s fakeSink) Add(v float64, l []string)     { s.h.record("Add %s %v %v", s.name, v, l) }
+func (s fakeSink) Set(v float64, l []string)     { s.h.record("Set %s %v %v", s.name, v, l) }
+func (s fakeSink) Observe(v float64, l []string) { s.h.record("Observe %s %v %v", s.name, v, l) }
+
 func (h *FakeHost) AtExit(fn starlark.Callable) {
 	h.record("AtExit %s", fn.Name())
 }
@@ -485,6 +499,20 @@ func readChunks(t *testing.T, filename string) []chunk {
 				c.wantErrs[line] = regexp.MustCompile(pattern)
 			}
 			line++
+		}
+		// An expected error ends the chunk: code after it would never
+		// run, and its asserts could never fail.
+		if len(c.wantErrs) > 0 {
+			last := 0
+			for l := range c.wantErrs {
+				last = max(last, l)
+			}
+			lines := strings.Split(c.source, "\n")
+			for i := last; i < len(lines); i++ {
+				if l := strings.TrimSpace(lines[i]); l != "" && !strings.HasPrefix(l, "#") {
+					t.Fatalf("%s:%d: code after the expected error at line %d never runs; start a new chunk (---) before it", filename, i+1, last)
+				}
+			}
 		}
 		line++ // the "---" line
 		chunks = append(chunks, c)

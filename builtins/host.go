@@ -54,6 +54,9 @@ type Host interface {
 	// AtExit calls fn when the script ends, before the host undoes what
 	// the script changed.
 	AtExit(fn starlark.Callable)
+	// Metric makes (or, made before with the same kind and labels, finds)
+	// a script metric (tor.metrics).
+	Metric(kind MetricKind, name, help string, labels []string, buckets []float64) (MetricSink, error)
 	// Relays is tor's relays (consensus entries with their server
 	// descriptors where tor has them), kept by the host and read again
 	// after tor says they changed; rejectInternal is the client's

@@ -185,6 +185,14 @@ func (c *Conn) Stalls() uint64 { return c.events.stallCount() }
 // fell behind by more than Options.EventBacklog.
 func (c *Conn) DroppedEvents() uint64 { return c.events.droppedCount() }
 
+// QueuedEvents says how many events wait for the consumer, and about how
+// many bytes they hold. Safe to call from any goroutine.
+func (c *Conn) QueuedEvents() (n, bytes int) {
+	c.events.mu.Lock()
+	defer c.events.mu.Unlock()
+	return len(c.events.q), c.events.bytes
+}
+
 // Done is closed when the connection has ended.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 

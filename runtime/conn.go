@@ -125,9 +125,11 @@ func (r *Runtime) connected(c *ctl.Conn) {
 		return
 	}
 	r.conn = c
+	r.metrics.useConn(c)
 	r.connN++
 	r.routers.stale()
 	r.log.Info("reconnected to tor", "connection", r.connN)
+	r.metrics.reconnected()
 	ctx := r.ctx
 	fail := func(what string, err error) {
 		r.log.Error("after reconnecting: "+what, "err", err)
@@ -216,6 +218,7 @@ func (r *Runtime) shutdown() {
 			return
 		}
 		r.conn = c
+		r.metrics.useConn(c)
 	}
 	if r.conn == nil {
 		return

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"time"
 
 	"github.com/torscript/torscript/builtins"
@@ -121,6 +122,22 @@ func (h *host) Require(commands, config []string, keep bool) error {
 }
 
 func (h *host) AtExit(fn starlark.Callable) { h.atExit = append(h.atExit, fn) }
+
+// Metric is builtins.Host's: the metric is made in Options.Metrics, or,
+// without it, in a registry of the runtime's own that nobody scrapes.
+func (h *host) Metric(kind builtins.MetricKind, name, help string, labels []string, buckets []float64) (builtins.MetricSink, error) {
+	m := h.metrics
+	if m == nil {
+		if h.unexported == nil {
+			var err error
+			if h.unexported, err = NewMetrics(prometheus.NewRegistry(), ""); err != nil {
+				return nil, err
+			}
+		}
+		m = h.unexported
+	}
+	return m.scriptMetric(kind, name, help, labels, buckets)
+}
 
 func (h *host) Launched(id string) {
 	if h.state.tracking {

@@ -135,6 +135,9 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 	if r.opts.OnEvent != nil {
 		r.opts.OnEvent(ev)
 	}
+	if r.metrics != nil {
+		r.metrics.event(ev)
+	}
 	switch e := ev.(type) {
 	case *ctl.StreamEvent:
 		r.state.stream(&e.Stream)
@@ -197,6 +200,7 @@ func (r *Runtime) exitRequested(err error) bool {
 // reportFailure logs a failed call with its backtrace; a function that
 // keeps failing is reported louder at 10, 100, 1000, ... failures in a row.
 func (r *Runtime) reportFailure(msg string, inARow int, err error, attrs ...any) {
+	r.metrics.failed(msg)
 	if r.opts.OnFailure != nil {
 		r.opts.OnFailure(msg, err)
 	}

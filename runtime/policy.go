@@ -125,6 +125,7 @@ type policyEngine struct {
 	// decisions is the level each decision is logged at: INFO, or
 	// DEBUG with Options.QuietDecisions (--quiet).
 	decisions slog.Level
+	metrics   *Metrics // nil: none
 	now       func() time.Time
 	// own: the runtime started it for the script's probes (probes.go),
 	// and p.Fn is nil; a tor.policy later takes it over (adoptPolicy).
@@ -321,6 +322,13 @@ func (e *policyEngine) onError(st *pstream) builtins.Decision {
 	return e.p.OnError
 }
 
+// applyOnError applies the policy's on_error to a stream.
+func (e *policyEngine) applyOnError(st *pstream) {
+	d := e.onError(st)
+	e.metrics.decision(d, true)
+	e.apply(st, d)
+}
+
 // decide asks the policy about a stream and applies its answer.
 func (e *policyEngine) decide(st *pstream) {
 	if e.env.ending() || e.streams[st.s.ID] != st || st.ph != phDeciding {
@@ -340,10 +348,17 @@ func (e *policyEngine) decide(st *pstream) {
 	if st.asks > maxAsks {
 		e.log.Warn("the policy was asked about a stream too often (another controller may be attaching it); on_error applies and the stream is left alone from now on", "stream", st.s.ID, "target", st.s.Target, "failed_circuits", strings.Join(st.failed, ","))
 		st.gaveUp = true
-		e.apply(st, e.onError(st))
+		e.applyOnError(st)
 		return
 	}
+	var start time.Time
+	if e.metrics != nil {
+		start = time.Now()
+	}
 	v, err := e.env.call(e.p.Fn, starlark.Tuple{e.env.streamValue(st.s, st.failed)})
+	if e.metrics != nil {
+		e.metrics.policyCalled(time.Since(start))
+	}
 	var d builtins.Decision
 	if err == nil {
 		d, err = builtins.ToDecision(v)
@@ -355,7 +370,7 @@ func (e *policyEngine) decide(st *pstream) {
 		e.failures++
 		e.env.reportFailure("policy failed; on_error applies", e.failures, err, "stream", st.s.ID, "target", st.s.Target, "on_error", e.p.OnError.String())
 		if !e.env.broken() && e.streams[st.s.ID] == st {
-			e.apply(st, e.onError(st))
+			e.applyOnError(st)
 		}
 		return
 	}
@@ -366,6 +381,7 @@ func (e *policyEngine) decide(st *pstream) {
 	if e.log.Enabled(context.Background(), e.decisions) {
 		e.log.Log(context.Background(), e.decisions, "decision", "stream", st.s.ID, "target", st.s.Target, "decision", d.String())
 	}
+	e.metrics.decision(d, false)
 	e.apply(st, d)
 }
 
@@ -377,6 +393,7 @@ func (e *policyEngine) apply(st *pstream, d builtins.Decision) {
 	case builtins.Close:
 		e.unwait(st)
 		st.ph = phSent
+		e.metrics.sent(st.s.ID)
 		cmd, err := ctl.CloseStreamCommand(st.s.ID, d.Reason)
 		if err != nil {
 			e.log.Error("close stream", "stream", st.s.ID, "err", err)
@@ -523,10 +540,11 @@ func (e *policyEngine) sendAttach(st *pstream, circ string, hop int) {
 	if err != nil {
 		e.log.Error("attach stream", "stream", st.s.ID, "circuit", circ, "err", err)
 		if circ != "0" {
-			e.apply(st, e.onError(st))
+			e.applyOnError(st)
 		}
 		return
 	}
+	e.metrics.sent(st.s.ID)
 	e.env.send(cmd, func(err error) { e.attachFailed(st, circ, err) })
 }
 
@@ -561,7 +579,7 @@ func (e *policyEngine) attachFailed(st *pstream, circ string, err error) {
 		e.decide(st)
 	default:
 		e.log.Warn("ATTACHSTREAM failed; on_error applies", "stream", st.s.ID, "circuit", circ, "err", msg)
-		e.apply(st, e.onError(st))
+		e.applyOnError(st)
 	}
 }
 
@@ -635,7 +653,7 @@ func (e *policyEngine) sweep(now time.Time) {
 			what = "waiting for circuit " + st.circ
 		}
 		e.log.Warn("stream waited longer than the policy timeout; on_error applies", "stream", st.s.ID, "target", st.s.Target, "was", what, "timeout", e.p.Timeout, "on_error", e.p.OnError.String())
-		e.apply(st, e.onError(st))
+		e.applyOnError(st)
 	}
 }
 

@@ -39,6 +39,7 @@ func (r *Runtime) startPolicy(p *builtins.Policy) error {
 	if r.opts.QuietDecisions {
 		ps.decisions = slog.LevelDebug
 	}
+	ps.metrics = r.metrics
 	// Setup runs to its end even when SIGTERM comes in the middle, so that
 	// shutdown knows exactly what to undo.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 30*time.Second)

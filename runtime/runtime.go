@@ -93,6 +93,10 @@ type Options struct {
 	// OnFailure, if set, sees every failed handler, timer, policy or
 	// at_exit call (a simulator fails the test with it).
 	OnFailure func(msg string, err error)
+	// Metrics, if set, counts what the runtime does (NewMetrics) and
+	// holds the script's own metrics (tor.metrics); without it those
+	// work and are not exported.
+	Metrics *Metrics
 
 	// Owner records what the run changes on tor before it changes it, and
 	// holds the tor's stream policy (see Ownership); nil records nothing
@@ -149,6 +153,8 @@ type Runtime struct {
 	exitCode    int
 	exiting     bool
 	fatal       error
+	unexported  *Metrics // holds the script's metrics without Options.Metrics
+	metrics     *Metrics // Options.Metrics; nil: not counted
 	reconnect   *reconnector
 	grants      *grants
 	atExit      []starlark.Callable // tor.at_exit, last first at shutdown
@@ -200,6 +206,7 @@ func New(opts Options) *Runtime {
 	if r.grants, err = newGrants(opts.Allow); err != nil {
 		r.grants, _ = newGrants(nil) // the caller checked them with ParseGrants
 	}
+	r.metrics = opts.Metrics
 	r.tor = builtins.NewTor((*host)(r))
 	argv := make([]starlark.Value, 0, len(opts.Args)+1)
 	argv = append(argv, starlark.String(""))
@@ -433,6 +440,7 @@ func (r *Runtime) start(ctx context.Context) (ready bool, err error) {
 		return false, &ConnectError{Err: err}
 	}
 	r.conn = c
+	r.metrics.useConn(c)
 	r.connN++
 	if r.opts.Bootstrap == nil {
 		return true, nil

@@ -55,6 +55,7 @@ func (r *Runtime) Open(ctx context.Context) (*Session, error) {
 			return nil, &ConnectError{Err: err}
 		}
 		r.conn = c
+		r.metrics.useConn(c)
 		r.connN++
 		if err := (*host)(r).track(ctx); err != nil {
 			c.Close()

@@ -34,6 +34,7 @@ func (r *Runtime) Begin(ctx context.Context, filename string, src []byte) (end f
 	r.sources[filename] = src
 	if c, err := r.connectTor(ctx); err == nil {
 		r.conn = c
+		r.metrics.useConn(c)
 		r.connN++
 	}
 	stopWatch := r.startWatchdog()

@@ -3,7 +3,7 @@
 # end-to-end tests against a private Tor network on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. tests/setup.sh
+SETUP_PROMETHEUS=1 . tests/setup.sh
 
 echo "== gofmt"
 bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

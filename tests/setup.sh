@@ -1,7 +1,12 @@
 # Sourced by tests/demo.sh and tests/run.sh: makes sure tor, tor-gencert,
 # curl and tmux (the REPL's end-to-end tests drive it in a terminal) are
-# installed, installing Debian's packages when running as root.
+# installed, and with SETUP_PROMETHEUS=1 (tests/run.sh) Prometheus's
+# server, which scrapes a policy's --metrics in the end-to-end tests;
+# Debian's packages are installed when running as root.
 need=()
+if [ "${SETUP_PROMETHEUS:-}" = 1 ]; then
+	command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+fi
 command -v tor >/dev/null 2>&1 || need+=(tor)
 command -v tor-gencert >/dev/null 2>&1 || need+=(tor)
 command -v curl >/dev/null 2>&1 || need+=(curl)

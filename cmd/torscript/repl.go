@@ -57,6 +57,7 @@ policy loaded at the prompt changed in tor.`,
 	fl := cmd.Flags()
 	fl.BoolVar(&opts.sf.dryRun, "dry-run", false, "call a stream policy and log its decisions, but let tor attach every stream")
 	fl.BoolVar(&opts.sf.quiet, "quiet", false, "log each policy decision at debug level, not info")
+	fl.StringVar(&opts.sf.metrics, "metrics", "", "serve Prometheus metrics at http://HOST:PORT/metrics (:PORT or PORT alone: 127.0.0.1)")
 	fl.Uint64Var(&opts.sf.maxSteps, "max-steps", 10_000_000, "Starlark steps one handler, timer or policy call may take")
 	fl.DurationVar(&opts.sf.handlerTimeout, "handler-timeout", 2*time.Second, "wall time one handler, timer or policy call may take")
 	addAllowFlag(cmd, &opts.sf.allow)
@@ -105,7 +106,15 @@ func replRun(ctx context.Context, opts *replOptions) error {
 		if err := limitMemory(mem); err != nil {
 			f.log.Warn("cannot limit memory", "err", err)
 		}
+		var metrics *runtime.Metrics
+		if opts.sf.metrics != "" {
+			var err error
+			if metrics, err = serveMetrics(ctx, f, opts.sf.metrics); err != nil {
+				return nil, err
+			}
+		}
 		return runtime.New(runtime.Options{
+			Metrics:         metrics,
 			Connect:         func(ctx context.Context) (*ctl.Conn, error) { return f.connect(ctx) },
 			Logger:          f.log,
 			Stdout:          st.Out,

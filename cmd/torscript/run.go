@@ -20,7 +20,8 @@ import (
 // scriptFlags are the flags of the commands that run Starlark.
 type scriptFlags struct {
 	dryRun         bool
-	quiet          bool // policy decisions at debug, not info
+	quiet          bool   // policy decisions at debug, not info
+	metrics        string // --metrics HOST:PORT
 	maxSteps       uint64
 	handlerTimeout time.Duration
 	topLevel       time.Duration // --top-level-timeout
@@ -38,6 +39,7 @@ func (sf *scriptFlags) addFlags(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.BoolVar(&sf.dryRun, "dry-run", false, "call the stream policy and log its decisions, but let tor attach every stream")
 	fl.BoolVar(&sf.quiet, "quiet", false, "log each policy decision at debug level, not info")
+	fl.StringVar(&sf.metrics, "metrics", "", "serve Prometheus metrics at http://HOST:PORT/metrics (:PORT or PORT alone: 127.0.0.1)")
 	fl.Uint64Var(&sf.maxSteps, "max-steps", 10_000_000, "Starlark steps one handler, timer or policy call may take")
 	fl.DurationVar(&sf.handlerTimeout, "handler-timeout", 2*time.Second, "wall time one handler, timer or policy call may take")
 	fl.DurationVar(&sf.topLevel, "top-level-timeout", 30*time.Second, "wall time the script's top level (and the modules it loads) may take")
@@ -186,6 +188,11 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	}
 	if opts.json {
 		ropts.FormatValue = valueJSON
+	}
+	if opts.sf.metrics != "" {
+		if ropts.Metrics, err = serveMetrics(ctx, f, opts.sf.metrics); err != nil {
+			return err
+		}
 	}
 	if !opts.sf.noWait {
 		ropts.Bootstrap = f.errOut
