@@ -292,6 +292,8 @@ func newCmdRoot(f *factory) *cobra.Command {
 		newCmdRepair(f, nil),
 		newCmdStatus(f, nil),
 		newCmdVersion(f),
+		newCmdUnit(f),
+		newCmdMan(f),
 	)
 	root.Version = version()
 	root.SetVersionTemplate("torscript {{.Version}}\n")
@@ -299,7 +301,7 @@ func newCmdRoot(f *factory) *cobra.Command {
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {
 		switch c.Name() {
-		case "check", "test", "testnet", "version", "completion":
+		case "check", "test", "testnet", "version", "completion", "unit", "man":
 			withoutConnFlags(c)
 		}
 	}
