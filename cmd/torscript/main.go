@@ -292,6 +292,7 @@ func newCmdRoot(f *factory) *cobra.Command {
 		newCmdRepair(f, nil),
 		newCmdStatus(f, nil),
 		newCmdVersion(f),
+		newCmdReplay(f),
 		newCmdUnit(f),
 		newCmdMan(f),
 	)
@@ -301,7 +302,7 @@ func newCmdRoot(f *factory) *cobra.Command {
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {
 		switch c.Name() {
-		case "check", "test", "testnet", "version", "completion", "unit", "man":
+		case "check", "test", "testnet", "version", "completion", "unit", "man", "replay":
 			withoutConnFlags(c)
 		}
 	}
