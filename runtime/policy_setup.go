@@ -16,6 +16,15 @@ const leaveStreams = "__LeaveStreamsUnattached"
 
 // startPolicy installs a policy: tor leaves new streams to us from now on.
 func (r *Runtime) startPolicy(p *builtins.Policy) error {
+	if r.reloading {
+		// The new version's policy replaces the old one if its top level
+		// ends cleanly (reload).
+		if r.deferred != nil {
+			return errString("a policy is already set; a script has one policy")
+		}
+		r.deferred = p
+		return nil
+	}
 	if r.policy != nil && !r.policy.own {
 		return errString("a policy is already set; a script has one policy")
 	}

@@ -161,6 +161,7 @@ type Runtime struct {
 	own         ownState            // this run's records (ownership.go)
 	topLevel    bool                // the main script's top level is running
 	deferred    *builtins.Policy    // tor.policy called by the top level, started after it
+	reloading   bool                // a new version's top level runs (Reload)
 }
 
 type handler struct {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/chzyer/readline"
 	"github.com/spf13/cobra"
@@ -58,6 +59,9 @@ type factory struct {
 	// typedPassword is the control password typed at the prompt, kept to
 	// reconnect and to hand to the interpreter child; never logged.
 	typedPassword string
+
+	hupMu  sync.Mutex
+	reload func() // what SIGHUP does instead of ending the run; nil: end it
 }
 
 func newFactory(in io.Reader, out, errOut io.Writer) *factory {
@@ -95,6 +99,20 @@ func (f *factory) cleanup() {
 		f.cleanups[i]()
 	}
 	f.cleanups = nil
+}
+
+// onHUP is what SIGHUP does now: nil ends the run.
+func (f *factory) onHUP() func() {
+	f.hupMu.Lock()
+	defer f.hupMu.Unlock()
+	return f.reload
+}
+
+// setHUP makes SIGHUP call reload (nil: end the run again).
+func (f *factory) setHUP(reload func()) {
+	f.hupMu.Lock()
+	f.reload = reload
+	f.hupMu.Unlock()
 }
 
 // connect opens an authenticated control connection as the flags say.

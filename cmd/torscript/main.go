@@ -77,10 +77,22 @@ func mainRun() exitCodeT {
 		}()
 	}
 	// SIGHUP ends a run cleanly too (a closed terminal must not kill it
-	// without undoing what it changed).
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// without undoing what it changed), unless the command reloads on it
+	// (run FILE without a terminal: a service).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	f := newFactory(os.Stdin, os.Stdout, os.Stderr)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			if reload := f.onHUP(); reload != nil {
+				reload()
+				continue
+			}
+			stop()
+		}
+	}()
 	root := newCmdRoot(f)
 	root.SetArgs(os.Args[1:])
 	cmd, err := root.ExecuteContextC(ctx)

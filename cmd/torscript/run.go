@@ -68,7 +68,8 @@ type runOptions struct {
 	file   string // run: the script
 	source string // eval: the code
 	args   []string
-	json   bool // eval: print the value as JSON
+	json   bool   // eval: print the value as JSON
+	hup    string // run: what SIGHUP does: auto, reload or exit
 }
 
 func newCmdRun(f *factory, runF func(context.Context, *runOptions) error) *cobra.Command {
@@ -98,6 +99,7 @@ argv (argv[0] is FILE).`,
 		},
 	}
 	opts.sf.addFlags(cmd)
+	cmd.Flags().StringVar(&opts.hup, "hup", "auto", `what SIGHUP does: reload (run FILE's tests, then the new version takes over if they pass and its top level runs cleanly), exit (end cleanly, as when a terminal closes), auto (reload without a terminal, as a service runs; exit on one)`)
 	return cmd
 }
 
@@ -199,6 +201,14 @@ func runRun(ctx context.Context, opts *runOptions) error {
 	}
 	r := runtime.New(ropts)
 	if opts.file != "" {
+		reload, err := hupReloads(opts.hup, f)
+		if err != nil {
+			return err
+		}
+		if reload {
+			f.setHUP(func() { reloadScript(ctx, f, r, opts) })
+			defer f.setHUP(nil)
+		}
 		return r.Run(ctx, opts.file, src)
 	}
 	return r.Eval(ctx, opts.source)

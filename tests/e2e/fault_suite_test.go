@@ -207,7 +207,10 @@ func TestFaultSuite(t *testing.T) {
 			syscall.Kill(p.pid(), syscall.SIGKILL)
 			return at
 		}},
-		{name: "SIGHUP", policy: holdPolicy, inFlight: 2, fault: kill(syscall.SIGHUP), end: "exit0"},
+		// A terminal that closes: SIGHUP ends the run (--hup exit, what
+		// auto does on a terminal; without one it reloads the script,
+		// TestReloadOnSIGHUP).
+		{name: "SIGHUP", policy: holdPolicy, flags: []string{"--hup", "exit"}, inFlight: 2, fault: kill(syscall.SIGHUP), end: "exit0"},
 		{name: "SIGTERM", policy: holdPolicy, inFlight: 2, fault: kill(syscall.SIGTERM), end: "exit0"},
 		{name: "a timer failing every 1 ms", policy: "tor.every(\"1ms\", lambda: fail(\"tick\"))\ntor.policy(lambda s: None)\n", end: "term", fault: func(ctx context.Context, t *testing.T, p *suiteProc) time.Time {
 			time.Sleep(5 * time.Second)

@@ -1,0 +1,168 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/torscript/torscript/builtins"
+	"github.com/torscript/torscript/ctl"
+	"go.starlark.net/starlark"
+)
+
+// Reload replaces the running script with src, a new version of it
+// (SIGHUP): the new top level runs on the loop, bounded as a top level is;
+// (--handler-timeout when a policy is active: streams wait for it); only
+// if it ends cleanly do its handlers, timers, at_exit functions and
+// policy replace the old ones, and the streams the old policy holds or
+// waits with are asked of the new one. Otherwise what the new top level
+// registered is dropped, the old script runs on, and the error says why.
+// Safe to call from any goroutine while Run runs.
+func (r *Runtime) Reload(ctx context.Context, filename string, src []byte) error {
+	done := make(chan error, 1)
+	r.tasks.post(func() { done <- r.reload(filename, src) })
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// errNotRunning: the script ended, or Run has not started.
+var errNotRunning = errors.New("the script is not running")
+
+func (r *Runtime) reload(filename string, src []byte) error {
+	if r.exiting || r.fatal != nil {
+		return errNotRunning
+	}
+	_, prog, err := starlark.SourceProgramOptions(FileOptions(), filename, src, r.pre.Has)
+	if err != nil {
+		return errors.New(FormatError(err))
+	}
+	oldHandlers := map[*handler]bool{}
+	for _, hs := range r.handlers {
+		for _, h := range hs {
+			oldHandlers[h] = true
+		}
+	}
+	oldTimers := maps.Clone(r.timers)
+	nAtExit := len(r.atExit)
+
+	r.reloading, r.deferred = true, nil
+	r.sources[filename] = src
+	// It runs on the loop: with a policy deciding streams, they wait for
+	// it, so it is bounded as a handler is.
+	limit, timeout := "top-level timeout", r.opts.TopLevelTimeout
+	if r.policy != nil {
+		limit, timeout = "handler timeout (a reloaded top level, while a policy holds the streams)", r.opts.HandlerTimeout
+	}
+	_, err = r.superviseTop("top level of "+filename+" (reloaded)", limit, timeout, func() (starlark.Value, error) {
+		r.topLevel = true
+		defer func() { r.topLevel = false }()
+		_, err := prog.Init(r.thread, r.pre)
+		return starlark.None, err
+	})
+	r.reloading = false
+	newPolicy := r.deferred
+	r.deferred = nil
+	if err == nil && r.exiting {
+		err = errors.New("the new top level called exit()")
+	}
+	if err != nil {
+		// The old script runs on: drop what the new one registered.
+		r.exiting = false
+		for typ := range r.handlers {
+			r.removeHandlers(typ, func(h *handler) bool { return !oldHandlers[h] })
+		}
+		for t := range r.timers {
+			if _, old := oldTimers[t]; !old {
+				r.stopTimer(t)
+			}
+		}
+		r.atExit = r.atExit[:nAtExit]
+		return err
+	}
+	for typ := range r.handlers {
+		r.removeHandlers(typ, func(h *handler) bool { return oldHandlers[h] })
+	}
+	for t := range oldTimers {
+		r.stopTimer(t)
+	}
+	r.atExit = slices.Clone(r.atExit[nAtExit:])
+	switch {
+	case newPolicy != nil && r.policy != nil && !r.policy.own:
+		return r.replacePolicy(newPolicy)
+	case newPolicy != nil:
+		return r.startPolicy(newPolicy)
+	case r.policy != nil && !r.policy.own:
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 15*time.Second)
+		defer cancel()
+		taken := r.policyShutdown(ctx)
+		r.policy = nil
+		r.log.Info("the reloaded script sets no policy: policy removed")
+		r.dispatchEvents(taken)
+	}
+	return nil
+}
+
+// stopTimer stops a timer of the script.
+func (r *Runtime) stopTimer(t *timer) {
+	if t.t != nil {
+		t.t.Stop()
+	}
+	delete(r.timers, t)
+}
+
+// replacePolicy gives the running policy engine a new policy: its
+// mappings change to the new one's, and the streams it holds or waits with
+// are asked of the new policy.
+func (r *Runtime) replacePolicy(p *builtins.Policy) error {
+	ps := r.policy
+	old := ps.p
+	if !ps.dryRun && !slices.Equal(old.Map, p.Map) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 30*time.Second)
+		defer cancel()
+		var gone []ctl.AddrMap
+		for _, m := range old.Map {
+			if !slices.ContainsFunc(p.Map, func(n ctl.AddrMap) bool { return n.From == m.From }) {
+				gone = append(gone, m)
+			}
+		}
+		if len(gone) > 0 {
+			r.unmap(ctx, gone)
+		}
+		ps.p = p
+		if len(p.Map) > 0 {
+			if err := r.policyMap(ctx, ps); err != nil {
+				ps.p = old
+				return fmt.Errorf("the new policy's map: %w", err)
+			}
+		}
+	}
+	ps.p = p
+	var again []*pstream
+	for st := range ps.waiting {
+		again = append(again, st)
+	}
+	slices.SortFunc(again, func(a, b *pstream) int { return cmpID(a.s.ID, b.s.ID) })
+	for _, st := range again {
+		ps.unwait(st)
+		st.ph, st.circ, st.asks = phDeciding, "", 0
+		ps.decide(st)
+	}
+	r.log.Info("policy reloaded", "on_error", p.OnError.String(), "timeout", p.Timeout, "streams_asked_again", len(again))
+	return nil
+}
+
+// cmpID orders tor's numeric ids: shorter first, then by text.
+func cmpID(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
+}
