@@ -44,62 +44,98 @@ func (r *Runtime) reload(filename string, src []byte) error {
 	if err != nil {
 		return errors.New(FormatError(err))
 	}
-	oldHandlers := map[*handler]bool{}
+	old := r.registered()
+	nAtExit := len(r.atExit)
+	newPolicy, _, err := r.runReloaded(filename, src, prog, r.pre)
+	if err != nil {
+		r.drop(r.registeredSince(old))
+		r.atExit = r.atExit[:nAtExit]
+		return err
+	}
+	r.drop(old)
+	r.atExit = slices.Clone(r.atExit[nAtExit:])
+	return r.swapPolicy(newPolicy, true)
+}
+
+// registrations are handlers and timers of the script.
+type registrations struct {
+	handlers map[*handler]bool
+	timers   map[*timer]struct{}
+}
+
+// registered is every handler and timer now.
+func (r *Runtime) registered() registrations {
+	reg := registrations{handlers: map[*handler]bool{}, timers: maps.Clone(r.timers)}
 	for _, hs := range r.handlers {
 		for _, h := range hs {
-			oldHandlers[h] = true
+			reg.handlers[h] = true
 		}
 	}
-	oldTimers := maps.Clone(r.timers)
-	nAtExit := len(r.atExit)
+	return reg
+}
 
+// registeredSince is what was registered after before.
+func (r *Runtime) registeredSince(before registrations) registrations {
+	now := r.registered()
+	for h := range before.handlers {
+		delete(now.handlers, h)
+	}
+	for t := range before.timers {
+		delete(now.timers, t)
+	}
+	return now
+}
+
+// drop removes handlers and stops timers.
+func (r *Runtime) drop(reg registrations) {
+	for typ := range r.handlers {
+		r.removeHandlers(typ, func(h *handler) bool { return reg.handlers[h] })
+	}
+	for t := range reg.timers {
+		r.stopTimer(t)
+	}
+}
+
+// runReloaded runs a new version's top level with pre as its globals,
+// bounded (--handler-timeout while a policy holds streams: they wait for
+// it on the loop); the policy it sets is returned, not started.
+func (r *Runtime) runReloaded(filename string, src []byte, prog *starlark.Program, pre starlark.StringDict) (*builtins.Policy, starlark.StringDict, error) {
 	r.reloading, r.deferred = true, nil
 	r.sources[filename] = src
-	// It runs on the loop: with a policy deciding streams, they wait for
-	// it, so it is bounded as a handler is.
 	limit, timeout := "top-level timeout", r.opts.TopLevelTimeout
 	if r.policy != nil {
 		limit, timeout = "handler timeout (a reloaded top level, while a policy holds the streams)", r.opts.HandlerTimeout
 	}
-	_, err = r.superviseTop("top level of "+filename+" (reloaded)", limit, timeout, func() (starlark.Value, error) {
+	var g starlark.StringDict
+	_, err := r.superviseTop("top level of "+filename+" (reloaded)", limit, timeout, func() (starlark.Value, error) {
 		r.topLevel = true
 		defer func() { r.topLevel = false }()
-		_, err := prog.Init(r.thread, r.pre)
+		var err error
+		g, err = prog.Init(r.thread, pre)
 		return starlark.None, err
 	})
 	r.reloading = false
-	newPolicy := r.deferred
+	p := r.deferred
 	r.deferred = nil
 	if err == nil && r.exiting {
 		err = errors.New("the new top level called exit()")
 	}
 	if err != nil {
-		// The old script runs on: drop what the new one registered.
 		r.exiting = false
-		for typ := range r.handlers {
-			r.removeHandlers(typ, func(h *handler) bool { return !oldHandlers[h] })
-		}
-		for t := range r.timers {
-			if _, old := oldTimers[t]; !old {
-				r.stopTimer(t)
-			}
-		}
-		r.atExit = r.atExit[:nAtExit]
-		return err
 	}
-	for typ := range r.handlers {
-		r.removeHandlers(typ, func(h *handler) bool { return oldHandlers[h] })
-	}
-	for t := range oldTimers {
-		r.stopTimer(t)
-	}
-	r.atExit = slices.Clone(r.atExit[nAtExit:])
+	return p, g, err
+}
+
+// swapPolicy puts in place the policy a reloaded version set: it replaces
+// the running one, or starts; with none, the running one is removed when
+// removeOld is set.
+func (r *Runtime) swapPolicy(p *builtins.Policy, removeOld bool) error {
 	switch {
-	case newPolicy != nil && r.policy != nil && !r.policy.own:
-		return r.replacePolicy(newPolicy)
-	case newPolicy != nil:
-		return r.startPolicy(newPolicy)
-	case r.policy != nil && !r.policy.own:
+	case p != nil && r.policy != nil && !r.policy.own:
+		return r.replacePolicy(p)
+	case p != nil:
+		return r.startPolicy(p)
+	case removeOld && r.policy != nil && !r.policy.own:
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 15*time.Second)
 		defer cancel()
 		taken := r.policyShutdown(ctx)

@@ -2,9 +2,13 @@ package runtime
 
 import (
 	"context"
+	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"go.starlark.net/starlark"
 )
 
 // TestReload: a new version whose top level runs cleanly takes over: its
@@ -64,4 +68,66 @@ tor.policy(lambda s: tor.close("EXITPOLICY"))
 		"CLOSESTREAM 7 4",  // the held stream, asked of the new policy
 		"CLOSESTREAM 11 4", // a new one
 	})
+}
+
+// TestSessionReload: a file loaded into a session and reloaded has its
+// handlers replaced (not those typed at the prompt) and its globals bound
+// again; a version that fails leaves the loaded one in place.
+func TestSessionReload(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := dir + "/lib.star"
+	write := func(src string) {
+		if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := New(Options{Stdout: io.Discard})
+	s, err := r.Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	count := func(typ string) int {
+		var n int
+		s.Do(func(*starlark.Thread, starlark.StringDict) error { n = len(r.handlers[typ]); return nil })
+		return n
+	}
+	write("x = 1\ntor.on(\"circ\", lambda c: None)\n")
+	if err := s.Do(func(t *starlark.Thread, g starlark.StringDict) error {
+		if _, err := s.Load(t, path); err != nil {
+			return err
+		}
+		_, err := starlark.ExecFileOptions(FileOptions(), t, "<prompt>", "tor.on(\"circ\", print)\n", g)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := count("CIRC"); n != 2 {
+		t.Fatalf("%d CIRC handlers after :load and one typed, want 2", n)
+	}
+	write("x = 2\nfail(\"broken\")\n")
+	if err := s.Do(func(t *starlark.Thread, _ starlark.StringDict) error { _, err := s.Reload(t, path); return err }); err == nil || !strings.Contains(err.Error(), "broken") {
+		t.Fatalf("Reload of a failing version: %v", err)
+	}
+	if n := count("CIRC"); n != 2 {
+		t.Errorf("%d CIRC handlers after a failed reload, want 2 (nothing changed)", n)
+	}
+	write("x = 2\ntor.on(\"stream\", lambda s: None)\n")
+	var x starlark.Value
+	if err := s.Do(func(t *starlark.Thread, g starlark.StringDict) error {
+		if _, err := s.Reload(t, path); err != nil {
+			return err
+		}
+		x = g["x"]
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, m := count("CIRC"), count("STREAM"); n != 1 || m != 1 {
+		t.Errorf("after the reload: %d CIRC handlers (want the typed one), %d STREAM (want 1)", n, m)
+	}
+	if x != starlark.MakeInt(2) {
+		t.Errorf("x = %v after the reload, want 2", x)
+	}
 }

@@ -38,6 +38,18 @@ type Session struct {
 	mu        sync.Mutex
 	interrupt func() // stops the running Do; nil when none runs
 	closed    bool
+
+	// loads are what each file Load ran registered, by its path, for
+	// Reload to replace.
+	loads map[string]*loaded
+}
+
+// loaded is what a file Load ran registered: its handlers and timers,
+// its arguments, and whether it set the policy.
+type loaded struct {
+	reg    registrations
+	args   []string
+	policy bool
 }
 
 // Open connects to tor and starts the session's loop. It keeps the live
@@ -215,11 +227,18 @@ func (s *Session) Load(t *starlark.Thread, path string, args ...string) ([]strin
 	}
 	pre["argv"] = starlark.NewList(argv)
 	var g starlark.StringDict
+	before := r.registered()
+	hadPolicy := r.policy != nil && !r.policy.own
 	_, err = r.superviseTop("top level of "+path, "top-level timeout", r.opts.TopLevelTimeout, func() (starlark.Value, error) {
 		var err error
 		g, err = prog.Init(t, pre)
 		return starlark.None, err
 	})
+	if s.loads == nil {
+		s.loads = map[string]*loaded{}
+	}
+	s.loads[path] = &loaded{reg: r.registeredSince(before), args: args,
+		policy: !hadPolicy && r.policy != nil && !r.policy.own}
 	names := make([]string, 0, len(g))
 	for k, v := range g {
 		s.globals[k] = v
@@ -227,6 +246,61 @@ func (s *Session) Load(t *starlark.Thread, path string, args ...string) ([]strin
 	}
 	sort.Strings(names)
 	return names, err
+}
+
+// Reload runs a file loaded before (Load) again, as torscript run reloads
+// on SIGHUP: if its new top level runs cleanly, the handlers and timers it
+// registers replace those its last Load registered (what was typed at the
+// prompt stays), its policy replaces the running one (asking it about
+// the streams held), and its globals are bound; if not, nothing of it is
+// kept and the error says why. The arguments are those of the last Load.
+// Call it from Do.
+func (s *Session) Reload(t *starlark.Thread, path string) ([]string, error) {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	last := s.loads[path]
+	if last == nil {
+		return nil, fmt.Errorf("%s was not loaded in this session (:load it first)", path)
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	r := s.r
+	_, prog, err := starlark.SourceProgramOptions(FileOptions(), path, src, r.pre.Has)
+	if err != nil {
+		return nil, errors.New(FormatError(err))
+	}
+	pre := make(starlark.StringDict, len(r.pre))
+	for k, v := range r.pre {
+		pre[k] = v
+	}
+	argv := []starlark.Value{starlark.String(path)}
+	for _, a := range last.args {
+		argv = append(argv, starlark.String(a))
+	}
+	pre["argv"] = starlark.NewList(argv)
+	before := r.registered()
+	p, g, err := r.runReloaded(path, src, prog, pre)
+	added := r.registeredSince(before)
+	if err != nil {
+		r.drop(added)
+		return nil, err
+	}
+	r.drop(last.reg)
+	if err := r.swapPolicy(p, last.policy); err != nil {
+		r.drop(added)
+		return nil, err
+	}
+	s.loads[path] = &loaded{reg: added, args: last.args, policy: last.policy || p != nil}
+	names := make([]string, 0, len(g))
+	for k, v := range g {
+		s.globals[k] = v
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names, nil
 }
 
 // StopPolicy removes the policy: the streams it holds go back to tor (or

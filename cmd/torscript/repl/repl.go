@@ -112,6 +112,7 @@ func (r *pipeReader) close()             { r.once.Do(func() { close(r.quit) }) }
 // repl is one REPL session.
 type repl struct {
 	s           *runtime.Session
+	lastLoad    string // the file :reload reloads by default
 	in          lineReader
 	out         io.Writer // results and print(); above the prompt on a terminal
 	errOut      io.Writer // errors and the log

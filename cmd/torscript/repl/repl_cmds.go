@@ -2,9 +2,11 @@ package repl
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/torscript/torscript/builtins"
 	"github.com/torscript/torscript/ctl"
 	"github.com/torscript/torscript/runtime"
+	"github.com/torscript/torscript/runtime/sim"
 )
 
 // newLineScanner returns a function that reads one line at a time from in,
@@ -38,9 +41,54 @@ var replCommands = []struct{ name, args, help string }{
 	{":watch", "[TYPE [where EXPR]]", "print live events of TYPE for which EXPR (with the event as e and as the type's name, e.g. stream) is true; alone, list the watches"},
 	{":unwatch", "[N|all]", "remove watch N (or all of them)"},
 	{":load", "FILE [-- ARGS]", "run a script into the session (argv is FILE and ARGS): its handlers, timers and policy become active and its globals are bound"},
+	{":reload", "[FILE]", "load FILE (the last :load by default) again: its tests (FILE_test.star) first; if they pass and it runs cleanly, its handlers, timers and policy replace those of its last :load"},
 	{":policy", "[off]", "whether a stream policy is active; off removes it and hands the streams it holds back to tor"},
 	{":info", "RELAY", "a relay by nickname, fingerprint or address: its flags, exit policy, platform, contact, uptime, family, country"},
 	{":quit", "", "leave (as Ctrl-D), undoing what a policy changed"},
+}
+
+// reload is :reload [FILE]: the file's tests first, then Session.Reload.
+func (rp *repl) reload(file string) error {
+	if file == "" {
+		file = rp.lastLoad
+	}
+	if file == "" {
+		return errors.New(":reload FILE (nothing was :loaded yet)")
+	}
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	if err := runtime.Check(file, src, runtime.Options{}); err != nil {
+		return fmt.Errorf("%w\n(not reloaded: the running version goes on)", err)
+	}
+	testFile := strings.TrimSuffix(file, ".star") + "_test.star"
+	if tsrc, err := os.ReadFile(testFile); err == nil {
+		res, err := sim.RunTests(context.Background(), testFile, tsrc, runtime.Options{})
+		if err != nil {
+			return fmt.Errorf("%s: %w\n(not reloaded: the running version goes on)", testFile, err)
+		}
+		for _, t := range res {
+			if !t.Passed() {
+				first, _, _ := strings.Cut(strings.Join(t.Failures, "\n"), "\n")
+				return fmt.Errorf("%s: %s fails: %s\n(not reloaded: the running version goes on)", testFile, t.Name, first)
+			}
+		}
+		fmt.Fprintf(rp.out, "%s: %d tests pass\n", testFile, len(res))
+	}
+	rp.evaling.Store(true)
+	defer rp.evaling.Store(false)
+	var names []string
+	err = rp.result(rp.s.Do(func(t *starlark.Thread, _ starlark.StringDict) error {
+		var err error
+		names, err = rp.s.Reload(t, file)
+		return err
+	}))
+	if err != nil {
+		return fmt.Errorf("%w\n(not reloaded: the running version goes on)", err)
+	}
+	fmt.Fprintf(rp.out, "reloaded %s%s\n", file, globalsNote(names))
+	return nil
 }
 
 // globalsNote is what :load says of the globals a file bound.
@@ -109,8 +157,11 @@ func (rp *repl) command(line string) error {
 		}
 		if err == nil {
 			fmt.Fprintf(rp.out, "loaded %s%s\n", file, globalsNote(names))
+			rp.lastLoad = file
 		}
 		return err
+	case ":reload":
+		return rp.reload(arg)
 	case ":policy":
 		return rp.policyCommand(arg)
 	case ":info":
