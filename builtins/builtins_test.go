@@ -180,6 +180,8 @@ func (h *FakeHost) Await(w *Waiter) error {
 	h.record("Await %s %v %v", w.What, w.Events, w.Timeout)
 	return nil
 }
+func (h *FakeHost) Instance() string { return "fake:9051" }
+
 func (h *FakeHost) Metric(kind MetricKind, name, help string, labels []string, buckets []float64) (MetricSink, error) {
 	h.record("Metric %s %s %v", kind, name, labels)
 	return fakeSink{h, name}, nil

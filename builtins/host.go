@@ -54,6 +54,9 @@ type Host interface {
 	// AtExit calls fn when the script ends, before the host undoes what
 	// the script changed.
 	AtExit(fn starlark.Callable)
+	// Instance names the tor the script serves (tor.instance): its
+	// control address as given, "" when the host does not say.
+	Instance() string
 	// Metric makes (or, made before with the same kind and labels, finds)
 	// a script metric (tor.metrics).
 	Metric(kind MetricKind, name, help string, labels []string, buckets []float64) (MetricSink, error)

@@ -33,6 +33,22 @@ type MetricSink interface {
 	Observe(v float64, labels []string)
 }
 
+const docInstance = `instance
+The tor this copy of the script serves: its control address as given
+(--control, TORSCRIPT_CONTROL), "default" when torscript found it itself.
+With several --control, each tor runs a copy of the script of its own, and
+tor.instance tells them apart:
+  print("serving", tor.instance)`
+
+// instanceValue is tor.instance ("" when the module was made without a
+// host: for its docs and names).
+func instanceValue(t *torMod) starlark.Value {
+	if t.h == nil {
+		return starlark.String("")
+	}
+	return starlark.String(t.h.Instance())
+}
+
 const docMetrics = `metrics
 Metrics the script exports with torscript run --metrics HOST:PORT (as
 torscript_script_NAME, with the tor_instance label):

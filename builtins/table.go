@@ -152,6 +152,7 @@ var table = []Entry{
 	{Name: "off", Doc: docOff, Grant: noGrant, Complete: args(ArgEvent), fn: (*torMod).off},
 	{Name: "require", Doc: docRequire, Grant: noGrant, Complete: noComplete, fn: (*torMod).require},
 	{Name: "at_exit", Doc: docAtExit, Grant: noGrant, Complete: noComplete, fn: (*torMod).atExit},
+	{Name: "instance", Doc: docInstance, Grant: noGrant, Complete: noComplete, value: instanceValue},
 	{Name: "metrics", Doc: docMetrics, Grant: noGrant, Complete: noComplete, value: metricsModule},
 	{Name: "events", Doc: docEvents, Grant: noGrant, Complete: noComplete, value: func(*torMod) starlark.Value { return eventNames() }},
 	{Name: "every", Doc: docEvery, Grant: noGrant, Complete: noComplete, fn: (*torMod).every},

@@ -123,6 +123,9 @@ func (h *host) Require(commands, config []string, keep bool) error {
 
 func (h *host) AtExit(fn starlark.Callable) { h.atExit = append(h.atExit, fn) }
 
+// Instance is builtins.Host's.
+func (h *host) Instance() string { return h.opts.Instance }
+
 // Metric is builtins.Host's: the metric is made in Options.Metrics, or,
 // without it, in a registry of the runtime's own that nobody scrapes.
 func (h *host) Metric(kind builtins.MetricKind, name, help string, labels []string, buckets []float64) (builtins.MetricSink, error) {

@@ -33,6 +33,9 @@ func (r *Runtime) Reload(ctx context.Context, filename string, src []byte) error
 	}
 }
 
+// Instance is Options.Instance: the tor this runtime drives.
+func (r *Runtime) Instance() string { return r.opts.Instance }
+
 // errNotRunning: the script ended, or Run has not started.
 var errNotRunning = errors.New("the script is not running")
 

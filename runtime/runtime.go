@@ -80,6 +80,9 @@ type Options struct {
 	// ExtraGlobals are names a runner adds to what every script sees
 	// (torscript test's assert and sim): CheckRequirements accepts them.
 	ExtraGlobals []string
+	// Instance names the tor (tor.instance): its control address as the
+	// user gave it.
+	Instance string
 	// QuietDecisions logs each policy decision at DEBUG rather than
 	// INFO (--quiet).
 	QuietDecisions bool

@@ -20,7 +20,9 @@ import (
 
 // connFlags are the connection flags every command that talks to tor shares.
 type connFlags struct {
-	control      string // HOST:PORT or unix:PATH
+	control      string   // HOST:PORT or unix:PATH: the first --control
+	controls     []string // every --control (run drives a fleet)
+	noEnvCookie  bool     // one tor of a fleet: TORSCRIPT_COOKIE is another's
 	passwordFile string
 	cookie       string
 	trace        string // file for the raw transcript; "-" is stderr
@@ -32,7 +34,7 @@ type connFlags struct {
 
 func (cf *connFlags) addFlags(cmd *cobra.Command) {
 	fl := cmd.PersistentFlags()
-	fl.StringVar(&cf.control, "control", "", "control port: HOST:PORT or unix:PATH (env TORSCRIPT_CONTROL; default: try "+strings.Join(ctl.DefaultAddrs(), ", ")+")")
+	fl.StringArrayVar(&cf.controls, "control", nil, "control port: HOST:PORT or unix:PATH (env TORSCRIPT_CONTROL; default: try "+strings.Join(ctl.DefaultAddrs(), ", ")+"); run takes it again for each tor of a fleet")
 	fl.StringVar(&cf.passwordFile, "password-file", "", "file whose first line is the control password (env TORSCRIPT_PASSWORD; else a prompt on a terminal)")
 	fl.StringVar(&cf.cookie, "cookie", "", "control auth cookie file (env TORSCRIPT_COOKIE; default: the one tor names)")
 	fl.StringVar(&cf.trace, "trace", "", "write the raw control-port transcript to this file (- for stderr)")
@@ -68,7 +70,21 @@ func newFactory(in io.Reader, out, errOut io.Writer) *factory {
 	return &factory{in: in, out: out, errOut: errOut, log: slog.New(slog.NewTextHandler(errOut, nil))}
 }
 
+// forInstance is a factory for one tor of a fleet (run --control A
+// --control B): its own connection, the cookie its tor names (not
+// TORSCRIPT_COOKIE, another tor's), the same streams and log.
+func (f *factory) forInstance(control string) *factory {
+	fi := &factory{in: f.in, out: f.out, errOut: f.errOut, log: f.log.With("tor", control),
+		logLevel: f.logLevel, conn: f.conn, typedPassword: f.typedPassword}
+	fi.conn.control, fi.conn.controls, fi.conn.noEnvCookie = control, []string{control}, true
+	f.cleanups = append(f.cleanups, fi.cleanup)
+	return fi
+}
+
 func (f *factory) setup() error {
+	if len(f.conn.controls) > 0 {
+		f.conn.control = f.conn.controls[0]
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(f.conn.logLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
@@ -161,7 +177,9 @@ func (f *factory) dial(ctx context.Context, traced bool) (*ctl.Conn, string, err
 	}
 	cred := ctl.Credentials{CookieFile: cf.cookie}
 	if cred.CookieFile == "" {
-		cred.CookieFile = os.Getenv("TORSCRIPT_COOKIE")
+		if !cf.noEnvCookie {
+			cred.CookieFile = os.Getenv("TORSCRIPT_COOKIE")
+		}
 	}
 	switch {
 	case cf.passwordFile != "":

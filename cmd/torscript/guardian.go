@@ -44,6 +44,10 @@ import (
 )
 
 // The guardian's environment and file descriptors.
+// guardControlEnv names, for the guardian of one tor of a fleet, the
+// control address it guards.
+const guardControlEnv = "TORSCRIPT_GUARD_CONTROL"
+
 const (
 	guardEnv    = "TORSCRIPT_GUARDIAN"    // in the guardian: the interpreter's pid
 	launchedEnv = "TORSCRIPT_LAUNCHED"    // "ADDR\nCOOKIE" of the tor the interpreter launched
@@ -110,6 +114,10 @@ func startGuardian(ctx context.Context, f *factory, script string, sf *scriptFla
 	}
 	cmd := exec.Command(exe, os.Args[1:]...)
 	cmd.Env = append(os.Environ(), guardEnv+"="+strconv.Itoa(os.Getpid()))
+	if len(f.conn.controls) == 1 && f.conn.noEnvCookie {
+		// One tor of a fleet: the guardian watches that one.
+		cmd.Env = append(cmd.Env, guardControlEnv+"="+f.conn.control)
+	}
 	if p := f.launched; p != nil {
 		cmd.Env = append(cmd.Env, launchedEnv+"="+p.ControlAddr+"\n"+p.CookiePath)
 	}

@@ -284,6 +284,13 @@ func newCmdRoot(f *factory) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if len(f.conn.controls) > 1 && cmd.Name() != "run" {
+				return usageError{fmt.Errorf("--control given %d times: only run drives several tors", len(f.conn.controls))}
+			}
+			if c := os.Getenv(guardControlEnv); c != "" {
+				// A guardian of one tor of a fleet.
+				f.conn.controls, f.conn.noEnvCookie = []string{c}, true
+			}
 			return f.setup()
 		},
 	}

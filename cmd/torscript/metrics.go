@@ -53,16 +53,22 @@ func (f *factory) instanceName() string {
 // (tor.metrics), and Go's and the process's. It returns the runtime's
 // metrics for runtime.Options.
 func serveMetrics(ctx context.Context, f *factory, addr string) (*runtime.Metrics, error) {
+	reg, err := serveMetricsRegistry(ctx, f, addr)
+	if err != nil {
+		return nil, err
+	}
+	return runtime.NewMetrics(reg, f.instanceName())
+}
+
+// serveMetricsRegistry serves a registry with Go's and the process's
+// metrics on addr, for the runtimes to register theirs.
+func serveMetricsRegistry(ctx context.Context, f *factory, addr string) (*prometheus.Registry, error) {
 	hostPort, err := metricsAddr(addr)
 	if err != nil {
 		return nil, usageError{err}
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m, err := runtime.NewMetrics(reg, f.instanceName())
-	if err != nil {
-		return nil, err
-	}
 	ln, err := net.Listen("tcp", hostPort)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics: %w", err)
@@ -77,5 +83,5 @@ func serveMetrics(ctx context.Context, f *factory, addr string) (*runtime.Metric
 	}()
 	context.AfterFunc(ctx, func() { srv.Close() })
 	f.log.Info("metrics served", "url", "http://"+ln.Addr().String()+"/metrics")
-	return m, nil
+	return reg, nil
 }

@@ -34,7 +34,7 @@ var reloading sync.Mutex
 // only if they pass hands it to the runtime, whose policy changes only if
 // the new top level runs cleanly. Whatever stops it is logged, and the
 // old script runs on.
-func reloadScript(ctx context.Context, f *factory, r *runtime.Runtime, opts *runOptions) {
+func reloadScript(ctx context.Context, f *factory, rs []*runtime.Runtime, opts *runOptions) {
 	reloading.Lock()
 	defer reloading.Unlock()
 	file := opts.file
@@ -70,11 +70,17 @@ func reloadScript(ctx context.Context, f *factory, r *runtime.Runtime, opts *run
 		}
 		log.Info("the new version's tests pass", "tests", testFile, "passed", len(res))
 	}
-	if err := r.Reload(ctx, file, src); err != nil {
-		log.Error("reload refused: the new version's top level failed; the running script goes on", "err", err)
-		return
+	for _, r := range rs {
+		rlog := log
+		if len(rs) > 1 {
+			rlog = log.With("tor", r.Instance())
+		}
+		if err := r.Reload(ctx, file, src); err != nil {
+			rlog.Error("reload refused: the new version's top level failed; the running script goes on", "err", err)
+			continue
+		}
+		rlog.Info("script reloaded")
 	}
-	log.Info("script reloaded")
 }
 
 func indexFailed(res []*sim.TestResult) int {

@@ -70,6 +70,7 @@ type runOptions struct {
 	args   []string
 	json   bool   // eval: print the value as JSON
 	hup    string // run: what SIGHUP does: auto, reload or exit
+	glob   string // run: --control-glob
 }
 
 func newCmdRun(f *factory, runF func(context.Context, *runOptions) error) *cobra.Command {
@@ -99,6 +100,7 @@ argv (argv[0] is FILE).`,
 		},
 	}
 	opts.sf.addFlags(cmd)
+	cmd.Flags().StringVar(&opts.glob, "control-glob", "", `drive every tor whose control socket matches, e.g. 'unix:/run/tor-instances/*/control' (with --control: those too)`)
 	cmd.Flags().StringVar(&opts.hup, "hup", "auto", `what SIGHUP does: reload (run FILE's tests, then the new version takes over if they pass and its top level runs cleanly), exit (end cleanly, as when a terminal closes), auto (reload without a terminal, as a service runs; exit on one)`)
 	return cmd
 }
@@ -147,6 +149,18 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		return usageError{fmt.Errorf("--max-memory %w", err)}
 	}
 	opts.sf.maxMemoryBytes = mem
+	if opts.file != "" && !isGuardian() {
+		addrs, err := fleetAddrs(f.conn.controls, opts.glob)
+		if err != nil {
+			return err
+		}
+		if len(addrs) > 1 {
+			return runFleet(ctx, opts, src, addrs)
+		}
+		if len(addrs) == 1 {
+			f.conn.control, f.conn.controls = addrs[0], addrs
+		}
+	}
 	var own *runtime.Ownership
 	var onWedged func(string, time.Duration)
 	switch {
@@ -182,6 +196,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 		TopLevelTimeout: opts.sf.topLevel,
 		DryRun:          opts.sf.dryRun,
 		QuietDecisions:  opts.sf.quiet,
+		Instance:        f.instanceName(),
 		Args:            opts.args,
 		Allow:           opts.sf.allow,
 		Owner:           own,
@@ -206,7 +221,7 @@ func runRun(ctx context.Context, opts *runOptions) error {
 			return err
 		}
 		if reload {
-			f.setHUP(func() { reloadScript(ctx, f, r, opts) })
+			f.setHUP(func() { reloadScript(ctx, f, []*runtime.Runtime{r}, opts) })
 			defer f.setHUP(nil)
 		}
 		return r.Run(ctx, opts.file, src)

@@ -27,6 +27,7 @@ type testnetOptions struct {
 
 	// up
 	authorities, relays, exits int
+	clients                    int
 	torPath                    string
 	timeout                    time.Duration
 	basePort                   int
@@ -88,6 +89,7 @@ keep running after this command returns; stop them with "torscript testnet down"
 	fl.IntVar(&opts.authorities, "authorities", 3, "number of directory authorities")
 	fl.IntVar(&opts.relays, "relays", 3, "number of middle relays")
 	fl.IntVar(&opts.exits, "exits", 2, "number of exit relays")
+	fl.IntVar(&opts.clients, "clients", 1, "number of client tors (more than one: a fleet for one torscript run; testnet env exports TORSCRIPT_FLEET)")
 	fl.StringVar(&opts.torPath, "tor", "", "path of the tor binary (default: tor from PATH)")
 	fl.DurationVar(&opts.timeout, "timeout", 3*time.Minute, "give up if the client has not bootstrapped by then")
 	fl.IntVar(&opts.basePort, "base-port", 0, "use consecutive ports from this one (default: free ports chosen by the kernel)")
@@ -175,6 +177,7 @@ func testnetUp(ctx context.Context, opts *testnetOptions) error {
 		Authorities: opts.authorities,
 		Relays:      opts.relays,
 		Exits:       opts.exits,
+		Clients:     opts.clients,
 		TorPath:     opts.torPath,
 		Timeout:     opts.timeout,
 		BasePort:    opts.basePort,

@@ -30,7 +30,9 @@ func TestMain(m *testing.M) {
 			os.Setenv("TORSCRIPT_STATE_DIR", dir)
 		}
 	}
-	code := testnet.MainWithNetwork(m, testnet.Config{})
+	// Three client tors: the tests use the first; TestFleet drives all
+	// three with one torscript.
+	code := testnet.MainWithNetwork(m, testnet.Config{Clients: 3})
 	if dir := os.Getenv("TORSCRIPT_STATE_DIR"); strings.Contains(dir, "torscript-e2e-state-") {
 		os.RemoveAll(dir)
 	}
@@ -40,10 +42,15 @@ func TestMain(m *testing.M) {
 // dial opens an authenticated connection to the network's client.
 func dial(t *testing.T) *ctl.Conn {
 	t.Helper()
-	n := testnet.Shared(t)
+	return dialNode(t, testnet.Shared(t).Client)
+}
+
+// dialNode opens an authenticated connection to a node of the network.
+func dialNode(t *testing.T, nd *testnet.Node) *ctl.Conn {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, _, err := ctl.Connect(ctx, n.ControlAddr(), ctl.Credentials{CookieFile: n.CookiePath()}, ctl.Options{})
+	c, _, err := ctl.Connect(ctx, nd.ControlAddr(), ctl.Credentials{CookieFile: nd.CookiePath()}, ctl.Options{})
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}

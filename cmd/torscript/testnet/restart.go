@@ -21,10 +21,15 @@ import (
 // dies with the calling process); one started by another process (a
 // network found with Load) is started detached.
 func (n *Network) RestartClient(ctx context.Context) error {
-	nd := n.Client
-	if nd == nil {
+	if n.Client == nil {
 		return fmt.Errorf("testnet: the network has no client")
 	}
+	return n.Restart(ctx, n.Client)
+}
+
+// Restart stops a client node and starts it again, as RestartClient does
+// for the first.
+func (n *Network) Restart(ctx context.Context, nd *Node) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)

@@ -52,6 +52,10 @@ type Config struct {
 	ClientExtra []string
 	// NoOnion leaves out the tor that hosts the onion service.
 	NoOnion bool
+	// Clients is how many client tors the network has (default 1): the
+	// first is named client, the others client2, client3, ..., each with
+	// a ControlPort and a SocksPort of its own (a fleet for one torscript).
+	Clients int
 
 	// BasePort, if non-zero, makes nodes use ports BasePort, BasePort+1,
 	// ... instead of free ports chosen by the kernel.
@@ -104,7 +108,7 @@ func (nd *Node) target() target {
 type Network struct {
 	Dir   string  `json:"dir"`
 	Nodes []*Node `json:"nodes"`
-	// Client is the client node (also in Nodes).
+	// Client is the (first) client node (also in Nodes).
 	Client *Node `json:"-"`
 	// Onion is the node that hosts the onion service (also in Nodes), nil
 	// with Config.NoOnion. OnionAddress is the service's address
@@ -206,6 +210,15 @@ func (n *Network) Env() []string {
 	if u := n.OnionURL(); u != "" {
 		env = append(env, "TORSCRIPT_ONION_URL="+u)
 	}
+	if cs := n.Clients(); len(cs) > 1 {
+		// A fleet: torscript run $(printf -- '--control %s ' $TORSCRIPT_FLEET) ...
+		var ctl, socks []string
+		for _, c := range cs {
+			ctl = append(ctl, c.ControlAddr())
+			socks = append(socks, fmt.Sprintf("127.0.0.1:%d", c.SocksPort))
+		}
+		env = append(env, "TORSCRIPT_FLEET="+strings.Join(ctl, " "), "TORSCRIPT_FLEET_SOCKS="+strings.Join(socks, " "))
+	}
 	return env
 }
 
@@ -236,6 +249,9 @@ func (n *Network) Relays() []*Node { return n.byRole(RoleRelay) }
 // Exits returns the exit relays.
 func (n *Network) Exits() []*Node { return n.byRole(RoleExit) }
 
+// Clients returns the client nodes: Client first.
+func (n *Network) Clients() []*Node { return n.byRole(RoleClient) }
+
 // Node returns the node with the given name, or nil.
 func (n *Network) Node(name string) *Node {
 	for _, nd := range n.Nodes {
@@ -262,7 +278,9 @@ func Load(dir string) (*Network, error) {
 	for _, nd := range n.Nodes {
 		switch nd.Role {
 		case RoleClient:
-			n.Client = nd
+			if n.Client == nil {
+				n.Client = nd
+			}
 		case RoleOnion:
 			n.Onion = nd
 		}
@@ -457,6 +475,10 @@ func up(ctx context.Context, cfg *Config, tor, gencert string) (_ *Network, err 
 	relays := n.Nodes
 	add(RoleClient, "client", 1)
 	n.Client = n.Nodes[len(n.Nodes)-1]
+	for i := 2; i <= cfg.Clients; i++ {
+		name := fmt.Sprintf("client%d", i)
+		n.Nodes = append(n.Nodes, &Node{Name: name, Role: RoleClient, Dir: filepath.Join(cfg.Dir, name)})
+	}
 	if !cfg.NoOnion {
 		add(RoleOnion, "onion", 1)
 		n.Onion = n.Nodes[len(n.Nodes)-1]
@@ -562,8 +584,10 @@ func up(ctx context.Context, cfg *Config, tor, gencert string) (_ *Network, err 
 		return nil, err
 	}
 	cfg.progress("client: starting")
-	if err := start(n.Client); err != nil {
-		return nil, err
+	for _, c := range n.Clients() {
+		if err := start(c); err != nil {
+			return nil, err
+		}
 	}
 	// The onion service publishes while the client bootstraps.
 	var onion *onionWatch
@@ -577,8 +601,10 @@ func up(ctx context.Context, cfg *Config, tor, gencert string) (_ *Network, err 
 		}
 		defer onion.close()
 	}
-	if err := waitBootstrap(ctx, n.Client, n.Nodes, cfg.progress); err != nil {
-		return nil, err
+	for _, c := range n.Clients() {
+		if err := waitBootstrap(ctx, c, n.Nodes, cfg.progress); err != nil {
+			return nil, err
+		}
 	}
 	if onion != nil {
 		if n.OnionAddress, err = onion.wait(ctx, n.Nodes, cfg.progress); err != nil {

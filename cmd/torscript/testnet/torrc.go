@@ -38,11 +38,18 @@ func votingLines(interval time.Duration) []string {
 // client fetches full descriptors so that GETINFO desc/all-recent, and with
 // it a script's router table, has each relay's whole exit policy (tor
 // 0.4.9 still picks exits for its own streams by the policy summaries).
+//
+// Circuits are given 30 s to build: tor learns its circuit build timeout
+// from the first builds, about half a second on an idle 127.0.0.1, and
+// then fails as TIMEOUT every circuit a busy machine builds slower (CI
+// saw tests' circuits fail so, three times in a row).
 func clientLines() []string {
 	return []string{
 		"ClientRejectInternalAddresses 0",
 		"ClientDNSRejectInternalAddresses 0",
 		"UseMicrodescriptors 0",
+		"LearnCircuitBuildTimeout 0",
+		"CircuitBuildTimeout 30",
 	}
 }
 
