@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -13,15 +14,31 @@ import (
 // address is given: tor's default ControlPort, Debian's control socket, and
 // Tor Browser's port.
 func DefaultAddrs() []string {
-	return []string{"127.0.0.1:9051", "unix:/run/tor/control", "127.0.0.1:9151"}
+	return []string{"127.0.0.1:9051", "unix:/run/tor/control", "127.0.0.1:9151", "unix:" + InstancesGlob}
 }
+
+// InstancesGlob matches the control sockets of the tor instances Debian's
+// tor-instance-create makes (tor@NAME.service).
+const InstancesGlob = "/run/tor-instances/*/control"
 
 // Connect dials addr (or, when addr is empty, the first of DefaultAddrs that
 // answers) and authenticates.
 func Connect(ctx context.Context, addr string, cred Credentials, opts Options) (*Conn, *ProtocolInfo, error) {
 	addrs := []string{addr}
 	if addr == "" {
-		addrs = DefaultAddrs()
+		addrs = nil
+		for _, a := range DefaultAddrs() {
+			if a != "unix:"+InstancesGlob {
+				addrs = append(addrs, a)
+				continue
+			}
+			// The instances' sockets, in name order: the first that
+			// answers (run --control-glob drives them all).
+			m, _ := filepath.Glob(InstancesGlob)
+			for _, p := range m {
+				addrs = append(addrs, "unix:"+p)
+			}
+		}
 	}
 	var errs []error
 	for _, a := range addrs {
