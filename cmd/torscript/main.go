@@ -170,6 +170,41 @@ func withoutConnFlags(cmd *cobra.Command) {
 	})
 }
 
+// buildDetails is what torscript version says beyond its first line: the
+// module and its version, the commit (and its time) when the build
+// recorded it, the Go toolchain and the platform.
+func buildDetails() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "module   %s %s\n", bi.Main.Path, bi.Main.Version)
+	var rev, at, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	switch {
+	case rev != "":
+		fmt.Fprintf(&b, "commit   %s %s", rev, at)
+		if modified == "true" {
+			b.WriteString(" (with uncommitted changes)")
+		}
+		b.WriteString("\n")
+	default:
+		b.WriteString("commit   not recorded (built outside git, or with -buildvcs=false)\n")
+	}
+	fmt.Fprintf(&b, "go       %s %s/%s\n", bi.GoVersion, goruntime.GOOS, goruntime.GOARCH)
+	return b.String()
+}
+
 // version is torscript's version: the module's, or the commit it was
 // built from.
 func version() string {
@@ -205,6 +240,7 @@ func newCmdVersion(f *factory) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fmt.Fprintln(f.out, "torscript "+version())
+			fmt.Fprint(f.out, buildDetails())
 			return nil
 		},
 	}

@@ -141,8 +141,13 @@ func TestVersion(t *testing.T) {
 		if err := root.ExecuteContext(context.Background()); err != nil {
 			t.Fatalf("%q: %v", args, err)
 		}
-		if got := out.String(); got != "torscript "+version()+"\n" || !strings.Contains(got, "(go1.") {
+		got := out.String()
+		first, rest, _ := strings.Cut(got, "\n")
+		if first != "torscript "+version() || !strings.Contains(first, "(go1.") {
 			t.Errorf("%q printed %q", args, got)
+		}
+		if args[0] == "version" && (!strings.Contains(rest, "module   github.com/torscript/torscript") || !strings.Contains(rest, "commit   ") || !strings.Contains(rest, "go       go1.")) {
+			t.Errorf("torscript version lacks the module, commit or Go lines:\n%s", got)
 		}
 	}
 }
