@@ -55,9 +55,16 @@ func (r *Runtime) reload(filename string, src []byte) error {
 		r.atExit = r.atExit[:nAtExit]
 		return err
 	}
+	if err := r.swapPolicy(newPolicy, true); err != nil {
+		// The old policy runs on (a map tor refused): the new version
+		// is not taken.
+		r.drop(r.registeredSince(old))
+		r.atExit = r.atExit[:nAtExit]
+		return err
+	}
 	r.drop(old)
 	r.atExit = slices.Clone(r.atExit[nAtExit:])
-	return r.swapPolicy(newPolicy, true)
+	return nil
 }
 
 // registrations are handlers and timers of the script.

@@ -288,11 +288,11 @@ func (s *Session) Reload(t *starlark.Thread, path string) ([]string, error) {
 		r.drop(added)
 		return nil, err
 	}
-	r.drop(last.reg)
 	if err := r.swapPolicy(p, last.policy); err != nil {
 		r.drop(added)
 		return nil, err
 	}
+	r.drop(last.reg)
 	s.loads[path] = &loaded{reg: added, args: last.args, policy: last.policy || p != nil}
 	names := make([]string, 0, len(g))
 	for k, v := range g {
