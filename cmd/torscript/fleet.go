@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/torscript/torscript/ctl"
 	"github.com/torscript/torscript/runtime"
 )
@@ -61,11 +59,17 @@ func runFleet(ctx context.Context, opts *runOptions, src []byte, addrs []string)
 	if err := limitMemory(opts.sf.maxMemoryBytes); err != nil {
 		f.log.Warn("cannot limit memory", "err", err)
 	}
-	var reg *prometheus.Registry
+	// Metrics first: nothing runs yet if they cannot be served.
+	metrics := make([]*runtime.Metrics, len(addrs))
 	if opts.sf.metrics != "" {
-		var err error
-		if reg, err = serveMetricsRegistry(ctx, f, opts.sf.metrics); err != nil {
+		reg, err := serveMetricsRegistry(ctx, f, opts.sf.metrics)
+		if err != nil {
 			return err
+		}
+		for i, addr := range addrs {
+			if metrics[i], err = runtime.NewMetrics(reg, addr); err != nil {
+				return err
+			}
 		}
 	}
 	var outMu sync.Mutex
@@ -91,13 +95,6 @@ func runFleet(ctx context.Context, opts *runOptions, src []byte, addrs []string)
 				continue
 			}
 		}
-		var m *runtime.Metrics
-		if reg != nil {
-			var err error
-			if m, err = runtime.NewMetrics(reg, addr); err != nil {
-				return err
-			}
-		}
 		ropts := runtime.Options{
 			Connect:         func(ctx context.Context) (*ctl.Conn, error) { return fi.connect(ctx) },
 			Logger:          fi.log,
@@ -112,7 +109,7 @@ func runFleet(ctx context.Context, opts *runOptions, src []byte, addrs []string)
 			Allow:           opts.sf.allow,
 			Owner:           own,
 			OnWedged:        onWedged,
-			Metrics:         m,
+			Metrics:         metrics[i],
 		}
 		if !opts.sf.noWait {
 			ropts.Bootstrap = &prefixWriter{mu: &outMu, w: f.errOut, prefix: "[" + addr + "] "}
