@@ -214,7 +214,9 @@ func (m *Metrics) sent(stream string) {
 	}
 	if t, ok := m.newAt[stream]; ok {
 		m.attachDelay.Observe(time.Since(t).Seconds())
-		m.attached[stream] = true
+		if len(m.attached) < maxTimed {
+			m.attached[stream] = true
+		}
 	}
 }
 
