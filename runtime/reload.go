@@ -146,12 +146,7 @@ func (r *Runtime) swapPolicy(p *builtins.Policy, removeOld bool) error {
 	case p != nil:
 		return r.startPolicy(p)
 	case removeOld && r.policy != nil && !r.policy.own:
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 15*time.Second)
-		defer cancel()
-		taken := r.policyShutdown(ctx)
-		r.policy = nil
-		r.log.Info("the reloaded script sets no policy: policy removed")
-		r.dispatchEvents(taken)
+		r.removePolicy("the reloaded script sets no policy: policy removed")
 	}
 	return nil
 }

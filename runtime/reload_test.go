@@ -57,6 +57,16 @@ tor.policy(lambda s: tor.close("EXITPOLICY"))
 	r.waitOut("new handler 10")
 	f.Event("STREAM 11 NEW 0 example.net:22 SOURCE_ADDR=127.0.0.1:5002 PURPOSE=USER")
 	r.waitLog("stream=11")
+
+	// A version with no policy removes the running one, as :policy off
+	// does: __LeaveStreamsUnattached goes back.
+	if err := r.rt.Reload(ctx, "x.star", []byte("print(\"no policy now\")\n")); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	r.waitLog("the reloaded script sets no policy: policy removed")
+	if l := f.Lines("SETCONF", "RESETCONF"); len(l) == 0 || !strings.Contains(l[len(l)-1], "__LeaveStreamsUnattached") || strings.HasSuffix(l[len(l)-1], "=1") {
+		t.Errorf("after a reload without a policy, the last config command is %q, want __LeaveStreamsUnattached given back", l)
+	}
 	code, err := r.stop()
 	checkExit(t, r, code, err, 0)
 	out := r.out.String()

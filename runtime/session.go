@@ -216,16 +216,7 @@ func (s *Session) Load(t *starlark.Thread, path string, args ...string) ([]strin
 	// without a policy.
 	r := s.r
 	r.sources[path] = src
-	// Its argv: its path, then the arguments after "--".
-	pre := make(starlark.StringDict, len(r.pre))
-	for k, v := range r.pre {
-		pre[k] = v
-	}
-	argv := []starlark.Value{starlark.String(path)}
-	for _, a := range args {
-		argv = append(argv, starlark.String(a))
-	}
-	pre["argv"] = starlark.NewList(argv)
+	pre := r.fileGlobals(path, args)
 	var g starlark.StringDict
 	before := r.registered()
 	hadPolicy := r.policy != nil && !r.policy.own
@@ -239,13 +230,34 @@ func (s *Session) Load(t *starlark.Thread, path string, args ...string) ([]strin
 	}
 	s.loads[path] = &loaded{reg: r.registeredSince(before), args: args,
 		policy: !hadPolicy && r.policy != nil && !r.policy.own}
+	return s.bind(g), err
+}
+
+// fileGlobals are what a file run into the session sees: the predeclared
+// names, with argv its path and then the arguments after "--".
+func (r *Runtime) fileGlobals(path string, args []string) starlark.StringDict {
+	pre := make(starlark.StringDict, len(r.pre))
+	for k, v := range r.pre {
+		pre[k] = v
+	}
+	argv := []starlark.Value{starlark.String(path)}
+	for _, a := range args {
+		argv = append(argv, starlark.String(a))
+	}
+	pre["argv"] = starlark.NewList(argv)
+	return pre
+}
+
+// bind binds a file's globals in the session and returns their names,
+// sorted.
+func (s *Session) bind(g starlark.StringDict) []string {
 	names := make([]string, 0, len(g))
 	for k, v := range g {
 		s.globals[k] = v
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	return names, err
+	return names
 }
 
 // Reload runs a file loaded before (Load) again, as torscript run reloads
@@ -272,17 +284,8 @@ func (s *Session) Reload(t *starlark.Thread, path string) ([]string, error) {
 	if err != nil {
 		return nil, errors.New(FormatError(err))
 	}
-	pre := make(starlark.StringDict, len(r.pre))
-	for k, v := range r.pre {
-		pre[k] = v
-	}
-	argv := []starlark.Value{starlark.String(path)}
-	for _, a := range last.args {
-		argv = append(argv, starlark.String(a))
-	}
-	pre["argv"] = starlark.NewList(argv)
 	before := r.registered()
-	p, g, err := r.runReloaded(path, src, prog, pre)
+	p, g, err := r.runReloaded(path, src, prog, r.fileGlobals(path, last.args))
 	added := r.registeredSince(before)
 	if err != nil {
 		r.drop(added)
@@ -294,13 +297,7 @@ func (s *Session) Reload(t *starlark.Thread, path string) ([]string, error) {
 	}
 	r.drop(last.reg)
 	s.loads[path] = &loaded{reg: added, args: last.args, policy: last.policy || p != nil}
-	names := make([]string, 0, len(g))
-	for k, v := range g {
-		s.globals[k] = v
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names, nil
+	return s.bind(g), nil
 }
 
 // StopPolicy removes the policy: the streams it holds go back to tor (or
@@ -309,10 +306,16 @@ func (s *Session) Reload(t *starlark.Thread, path string) ([]string, error) {
 // It reports whether there was one.
 // Call it from Do.
 func (s *Session) StopPolicy() bool {
-	r := s.r
-	if r.policy == nil {
+	if s.r.policy == nil {
 		return false
 	}
+	s.r.removePolicy("policy removed")
+	return true
+}
+
+// removePolicy ends the running policy as StopPolicy does, logging msg.
+// Call it on the loop, with a policy running.
+func (r *Runtime) removePolicy(msg string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 15*time.Second)
 	defer cancel()
 	taken := r.policyShutdown(ctx)
@@ -327,9 +330,8 @@ func (s *Session) StopPolicy() bool {
 	if err := r.subscribe(); err != nil {
 		r.log.Warn("after removing the policy: subscribing to events", "err", err)
 	}
-	r.log.Info("policy removed")
-	r.dispatchEvents(taken) // the session's handlers still see them
-	return true
+	r.log.Info(msg)
+	r.dispatchEvents(taken) // the handlers still see them
 }
 
 // Docs are the tor module's docstrings.
