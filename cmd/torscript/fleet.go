@@ -74,15 +74,14 @@ func runFleet(ctx context.Context, opts *runOptions, src []byte, addrs []string)
 	}
 	var outMu sync.Mutex
 	type copyRun struct {
-		addr string
-		r    *runtime.Runtime
-		err  error
+		r   *runtime.Runtime
+		err error
 	}
 	runs := make([]*copyRun, len(addrs))
 	var wg sync.WaitGroup
 	f.log.Info("running the script on several tors", "tors", strings.Join(addrs, " "))
 	for i, addr := range addrs {
-		cr := &copyRun{addr: addr}
+		cr := &copyRun{}
 		runs[i] = cr
 		fi := f.forInstance(addr)
 		var own *runtime.Ownership

@@ -34,10 +34,6 @@ func Decide(ctx context.Context, script string, args []string, tracePath string,
 	if err != nil {
 		return nil, err
 	}
-	_, events, err := parseTrace(tracePath)
-	if err != nil {
-		return nil, err
-	}
 	st := simtor.New()
 	defer st.Close()
 	opts.Connect = st.Dial
@@ -55,6 +51,7 @@ func Decide(ctx context.Context, script string, args []string, tracePath string,
 	if err := sm.useTrace(tracePath); err != nil {
 		return nil, err
 	}
+	events := sm.traceEvs
 	argv := []starlark.Value{starlark.String(script)}
 	for _, a := range args {
 		argv = append(argv, starlark.String(a))

@@ -30,6 +30,8 @@ type simModule struct {
 	// path), and traceFrom the first command the replay compares.
 	trace     string
 	traceFrom int
+	traceCmds []*traceCmd // the transcript, read once by useTrace
+	traceEvs  []string
 }
 
 // module builds the sim module of a test.

@@ -149,10 +149,11 @@ var traceSkipped = []string{"net/listeners/socks", "process/pid", "circuit-statu
 // replies in order, so that circuit ids agree with the transcript's
 // events. sim.replay() then feeds the events and compares.
 func (sm *simModule) useTrace(path string) error {
-	cmds, _, err := parseTrace(path)
+	cmds, events, err := parseTrace(path)
 	if err != nil {
 		return err
 	}
+	sm.traceCmds, sm.traceEvs = cmds, events
 	done := map[string]bool{}
 	for _, c := range cmds {
 		kw, rest, _ := strings.Cut(c.line, " ")
@@ -180,19 +181,21 @@ func (sm *simModule) useTrace(path string) error {
 // the transcript's decision commands, in order. It returns how many it
 // compared.
 func replay(sm *simModule, path string) (int, error) {
-	cmds, events, err := parseTrace(path)
-	if err != nil {
-		return 0, err
-	}
-	want, replies := traceDecisions(cmds)
 	var from int
+	cmds, events := sm.traceCmds, sm.traceEvs
 	if path == sm.trace {
 		// sim.run(..., trace=) answered from the transcript from the
 		// start: what the script sent at its top level counts.
 		from = sm.traceFrom
 	} else {
+		var err error
+		if cmds, events, err = parseTrace(path); err != nil {
+			return 0, err
+		}
+		_, replies := traceDecisions(cmds)
 		from = sm.tor.StartReplay(replies)
 	}
+	want, _ := traceDecisions(cmds)
 	defer sm.tor.EndReplay()
 	sm.settle()
 	for _, ev := range events {
