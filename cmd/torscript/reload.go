@@ -57,13 +57,16 @@ func reloadScript(ctx context.Context, f *factory, rs []*runtime.Runtime, opts *
 			return
 		}
 		var failed []string
+		var first string
 		for _, t := range res {
 			if !t.Passed() {
+				if failed == nil {
+					first, _, _ = strings.Cut(strings.Join(t.Failures, "\n"), "\n")
+				}
 				failed = append(failed, t.Name)
 			}
 		}
 		if len(failed) > 0 {
-			first, _, _ := strings.Cut(strings.Join(res[indexFailed(res)].Failures, "\n"), "\n")
 			log.Error("reload refused: its tests fail; the running script goes on", "tests", testFile,
 				"failed", strings.Join(failed, ","), "first_failure", first)
 			return
@@ -81,13 +84,4 @@ func reloadScript(ctx context.Context, f *factory, rs []*runtime.Runtime, opts *
 		}
 		rlog.Info("script reloaded")
 	}
-}
-
-func indexFailed(res []*sim.TestResult) int {
-	for i, t := range res {
-		if !t.Passed() {
-			return i
-		}
-	}
-	return 0
 }
