@@ -127,7 +127,11 @@ func TestStdlibRoutesReasonsMonitor(t *testing.T) {
 	routesPinned(t, c, ev, id, dotExit)
 
 	// The monitor prints its table on its timer and when the script ends.
-	p.waitLine(t, regexp.MustCompile(`^streams succeeded +4$`), 10*time.Second)
+	// It counts every stream of this tor, tor's own directory fetches
+	// (PURPOSE=DIR_FETCH) too, which come when tor fetches a consensus:
+	// at least the four curls' (CI once saw 5).
+	atLeast4 := regexp.MustCompile(`^streams succeeded +([4-9]|\d\d+)$`)
+	p.waitLine(t, atLeast4, 10*time.Second)
 	p.termOK(t)
 	out := p.stdout.String()
 	tables := strings.Split(out, "bootstrap ")
@@ -136,7 +140,7 @@ func TestStdlibRoutesReasonsMonitor(t *testing.T) {
 	for _, want := range []string{
 		`^bootstrap +100%  done \(Done\)$`,
 		`^circuits built +\d+  median \d+\.\d\ds, p90 \d+\.\d\ds, max \d+\.\d\ds`,
-		`^streams succeeded +4$`,
+		`^streams succeeded +([4-9]|\d\d+)$`,
 		// The policy closed it (routes.close("EXITPOLICY")): not the exit.
 		`^  EXITPOLICY +1  closed here, not by the exit \(reason EXITPOLICY: a controller's policy or tor itself\)$`,
 	} {
