@@ -33,6 +33,12 @@ func BenchmarkNsAll8000(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			fn := tor.Module.Members[tc.call]
 			b.ReportAllocs()
+			var ru0, ru1 syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+			defer func() {
+				syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+				b.ReportMetric(float64(ru1.Minflt-ru0.Minflt)/float64(b.N), "faults/call")
+			}()
 			for b.Loop() {
 				v, err := starlark.Call(thread, fn, tc.args, nil)
 				if err != nil {

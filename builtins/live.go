@@ -2,6 +2,7 @@ package builtins
 
 import (
 	"fmt"
+	"strings"
 
 	"go.starlark.net/starlark"
 )
@@ -43,7 +44,9 @@ func (l *Live[T]) Set(id string, item *T) {
 		return
 	}
 	it := &liveItem[T]{cur: item}
-	l.byID[id] = it
+	// The key outlives this item's first state: a copy, so that it does
+	// not keep the event it was cut from.
+	l.byID[strings.Clone(id)] = it
 	l.order = append(l.order, it)
 }
 

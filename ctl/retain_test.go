@@ -79,3 +79,42 @@ func TestBigReplyAllocation(t *testing.T) {
 		t.Errorf("reading a %d MiB reply allocated %d MiB, want at most %d", size>>20, got>>20, 5*size>>20)
 	}
 }
+
+// TestStateEventKeepsOnlyItself: a CIRC or STREAM event, which a
+// controller keeps while its circuit or stream lives, does not keep the
+// events read around it (their Reply structs and raw text share slabs and
+// blocks).
+func TestStateEventKeepsOnlyItself(t *testing.T) {
+	const n = 20000
+	var in strings.Builder
+	bw := "650 BW 1 2 " + strings.Repeat("X", 200) + "\r\n"
+	for i := range n {
+		in.WriteString(bw)
+		if i%8 == 4 {
+			in.WriteString("650 CIRC 7 BUILT $" + strings.Repeat("A", 40) + "~a PURPOSE=GENERAL\r\n")
+			in.WriteString("650 STREAM 9 NEW 0 1.2.3.4:80 SOURCE_ADDR=127.0.0.1:5 PURPOSE=USER\r\n")
+		}
+	}
+	rr := NewReplyReader(strings.NewReader(in.String()), Limits{})
+	var kept []*Reply
+	for {
+		r, err := rr.ReadReply()
+		if err != nil {
+			break
+		}
+		if text := r.Lines[0].Text; strings.HasPrefix(text, "CIRC ") || strings.HasPrefix(text, "STREAM ") {
+			kept = append(kept, r)
+		}
+	}
+	if len(kept) != n/4 {
+		t.Fatalf("%d state events read, want %d", len(kept), n/4)
+	}
+	rr = nil
+	held := heapAlloc()
+	// Each kept event holds its Reply and its text, about 250 bytes;
+	// with the neighbours' slabs and raw blocks it was over 1 KiB.
+	if per := held / uint64(len(kept)); per > 600 {
+		t.Errorf("%d bytes of heap per kept CIRC or STREAM event: it keeps the events read around it", per)
+	}
+	runtime.KeepAlive(kept)
+}

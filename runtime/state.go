@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"strings"
 
 	"github.com/torscript/torscript/builtins"
 	"github.com/torscript/torscript/ctl"
@@ -42,7 +43,7 @@ func (s *liveState) circuit(c *ctl.Circuit) {
 		if len(s.closed) >= 4096 {
 			clear(s.closed)
 		}
-		s.closed[c.ID] = struct{}{}
+		s.closed[strings.Clone(c.ID)] = struct{}{} // not the event's text
 		return
 	}
 	s.circs.Set(c.ID, c)

@@ -20,7 +20,7 @@ import (
 // of this.
 
 // softHeap is the least soft memory limit.
-const softHeap = 48 << 20
+const softHeap = 40 << 20
 
 // heapCeiling is the highest soft limit (from --max-memory); 0 for none.
 var heapCeiling atomic.Int64

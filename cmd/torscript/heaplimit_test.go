@@ -15,7 +15,7 @@ func TestHeapLimit(t *testing.T) {
 		{30 * mib, 0, softHeap},
 		{softHeap, 0, softHeap},
 		{softHeap + 1, 0, softHeap + step},
-		{400 * mib, 0, 402 * mib},
+		{401 * mib, 0, 405 * mib},
 		{400 * mib, 300 * mib, 300 * mib},
 		{10 * mib, 20 * mib, 20 * mib},
 	} {
