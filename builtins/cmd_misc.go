@@ -240,5 +240,5 @@ func (t *torMod) raw(thread *starlark.Thread, b *starlark.Builtin, args starlark
 	if err != nil {
 		return nil, failed(b, err)
 	}
-	return starlark.String(strings.TrimRight(strings.ReplaceAll(r.Raw, "\r\n", "\n"), "\n")), nil
+	return starlark.String(strings.TrimRight(strings.ReplaceAll(r.String(), "\r\n", "\n"), "\n")), nil
 }

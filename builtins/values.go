@@ -87,7 +87,7 @@ func rawText(r *ctl.Reply) starlark.Value {
 	if r == nil {
 		return starlark.None
 	}
-	return starlark.String(strings.TrimRight(r.Raw, "\r\n"))
+	return starlark.String(strings.TrimRight(r.String(), "\r\n"))
 }
 
 // Circuit is a circuit as a CIRC event or circuit-status describes it.

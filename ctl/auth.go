@@ -72,7 +72,7 @@ func ParseProtocolInfo(r *Reply) (*ProtocolInfo, error) {
 		}
 	}
 	if pi.ProtocolVersion == "" {
-		return nil, &ProtocolError{Msg: "PROTOCOLINFO reply without a PROTOCOLINFO line", Line: r.Raw}
+		return nil, &ProtocolError{Msg: "PROTOCOLINFO reply without a PROTOCOLINFO line", Line: r.String()}
 	}
 	return pi, nil
 }

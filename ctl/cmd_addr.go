@@ -59,7 +59,7 @@ func (c *Conn) MapAddress(ctx context.Context, pairs ...AddrMap) ([]AddrMap, err
 // pair refused. pairs (may be nil) name the refused pairs in the error.
 func ParseMapAddressReply(r *Reply, pairs []AddrMap) ([]AddrMap, error) {
 	if pairs != nil && len(r.Lines) != len(pairs) {
-		return nil, &ProtocolError{Msg: fmt.Sprintf("MAPADDRESS reply has %d lines for %d pairs", len(r.Lines), len(pairs)), Line: r.Raw}
+		return nil, &ProtocolError{Msg: fmt.Sprintf("MAPADDRESS reply has %d lines for %d pairs", len(r.Lines), len(pairs)), Line: r.String()}
 	}
 	var made []AddrMap
 	var errs []error

@@ -179,7 +179,7 @@ func ParseAddOnionReply(r *Reply) (*OnionService, error) {
 		}
 	}
 	if s.ServiceID == "" {
-		return nil, &ProtocolError{Msg: "ADD_ONION reply without ServiceID", Line: r.Raw}
+		return nil, &ProtocolError{Msg: "ADD_ONION reply without ServiceID", Line: r.String()}
 	}
 	return s, nil
 }

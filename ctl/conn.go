@@ -264,7 +264,7 @@ func (c *Conn) readLoop() {
 			return
 		}
 		if c.opts.Trace != nil {
-			c.trace("S: ", scrubReply(r.Raw))
+			c.trace("S: ", scrubReply(r.String()))
 		}
 		if r.IsAsync() {
 			if !c.events.push(ParseEvent(r)) {
@@ -577,7 +577,7 @@ func newEventQueue(backlog int, log *slog.Logger) *eventQueue {
 // parsed fields.
 func eventSize(ev Event) int {
 	if r := ev.Reply(); r != nil {
-		return 2*len(r.Raw) + 128
+		return 2*r.Size() + 128
 	}
 	return 256
 }

@@ -11,8 +11,8 @@ type Event interface {
 	// EventType is the event's keyword as tor sent it: "CIRC", "STREAM",
 	// "NOTICE", or a keyword this package does not know.
 	EventType() string
-	// Reply is the reply the event was parsed from; Reply().Raw is its
-	// exact text.
+	// Reply is the reply the event was parsed from; Reply().String() is
+	// its text (Reply().Raw exactly as read, but for a big data block).
 	Reply() *Reply
 }
 
@@ -105,7 +105,8 @@ func EventTypes() []string {
 // in Unknown with its field left zero. Missing or malformed positional
 // arguments make the event malformed. Strings in events are substrings of
 // Reply().Raw, except for QuotedStrings with escapes and data blocks that
-// needed unstuffing; exact numbers and times are in Reply().Raw too.
+// needed unstuffing or were read straight into their Data (over
+// Limits.BigData); exact numbers and times are in Reply().Raw too.
 func ParseEvent(r *Reply) (ev Event) {
 	if r == nil || len(r.Lines) == 0 {
 		return &UnknownEvent{Base: Base{Raw: r}, ParseErr: &ProtocolError{Msg: "event: empty reply"}}

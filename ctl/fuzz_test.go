@@ -87,6 +87,24 @@ func FuzzParseReplies(f *testing.F) {
 				t.Fatalf("error %T %v is neither a ProtocolError nor ErrUnexpectedEOF", err, err)
 			}
 		}
+		// Read with every data block "big" (unstuffed as it is read, no
+		// Raw kept), the replies are the same, and their rebuilt text
+		// reads back to them.
+		small := fuzzLimits
+		small.BigData = 4
+		bigs, err2 := ParseReplies(data, small)
+		if (err == nil) != (err2 == nil) || len(bigs) != len(replies) {
+			t.Fatalf("with small data blocks: %d replies, error %v; want %d, %v", len(bigs), err2, len(replies), err)
+		}
+		for i, r := range bigs {
+			if !reflect.DeepEqual(r.Lines, replies[i].Lines) {
+				t.Fatalf("with small data blocks: %+v, want %+v", r.Lines, replies[i].Lines)
+			}
+			back, err := ParseReplies([]byte(r.String()), Limits{})
+			if err != nil || len(back) != 1 || !reflect.DeepEqual(back[0].Lines, r.Lines) {
+				t.Fatalf("the text %q rebuilt of %+v reads as %+v, %v", r.String(), r.Lines, back, err)
+			}
+		}
 	})
 }
 

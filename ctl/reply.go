@@ -23,7 +23,10 @@ type Line struct {
 // Reply is one complete reply: every MidReplyLine and DataReplyLine up to
 // and including the EndReplyLine.
 type Reply struct {
-	// Raw is the reply exactly as it was read from the socket.
+	// Raw is the reply exactly as it was read from the socket, but for a
+	// reply with a data block over Limits.BigData (GETINFO ns/all, a
+	// NEWCONSENSUS event): its Raw is "" and String rebuilds its text,
+	// so that megabytes are not held twice (raw and unstuffed).
 	Raw   string
 	Lines []Line
 
@@ -67,8 +70,46 @@ func (r *Reply) errorText() string {
 	return strings.Join(parts, "; ")
 }
 
-// String is the raw text of the reply.
-func (r *Reply) String() string { return r.Raw }
+// String is the raw text of the reply: Raw, or for a reply with a big data
+// block its text rebuilt with CRLF line ends, as tor sends it.
+func (r *Reply) String() string {
+	if r.Raw != "" {
+		return r.Raw
+	}
+	var b bytes.Buffer
+	for _, l := range r.Lines {
+		fmt.Fprintf(&b, "%03d%c%s\r\n", l.Code, l.Sep, l.Text)
+		if l.Sep != '+' {
+			continue
+		}
+		for data := l.Data; data != ""; {
+			line, rest, more := strings.Cut(data, "\n")
+			if strings.HasPrefix(line, ".") {
+				b.WriteByte('.')
+			}
+			b.WriteString(line)
+			b.WriteString("\r\n")
+			if data = rest; more && rest == "" {
+				b.WriteString("\r\n") // Data ended in an empty line
+			}
+		}
+		b.WriteString(".\r\n")
+	}
+	return b.String()
+}
+
+// Size is about how many bytes the reply holds.
+func (r *Reply) Size() int {
+	if r.Raw != "" {
+		return len(r.Raw)
+	}
+	n := 0
+	for _, l := range r.Lines {
+		n += len(l.Text) + len(l.Data) + 8
+	}
+	return n
+}
+
 
 // Limits bound what a ReplyReader accepts from the peer.
 type Limits struct {
@@ -80,12 +121,17 @@ type Limits struct {
 	// ErrEventTooLarge: the connection goes on. Default 8 MiB (a
 	// NEWCONSENSUS event of 8,000 relays is about 3 MiB).
 	MaxEventBytes int
+	// BigData is the size past which a data block is read straight into
+	// its Line.Data, unstuffed, and the reply keeps no Raw text. Default
+	// 64 KiB.
+	BigData int
 }
 
 const (
 	defaultMaxLine  = 1 << 20
 	defaultMaxReply = 64 << 20
 	defaultMaxEvent = 8 << 20
+	defaultBigData  = 64 << 10
 )
 
 // ErrEventTooLarge is returned by ReadReply for an event over
@@ -117,6 +163,12 @@ type ReplyReader struct {
 
 	slab []Reply         // Reply structs not yet handed out
 	raw  strings.Builder // block the raw text of small replies is copied to
+
+	// A data block over BigData, unstuffed as it is read: data is its
+	// content so far, and moved the bytes read into it (no longer in
+	// buf), counted against the limits.
+	data  bigData
+	moved int
 
 	limit  int  // the bound of the reply being read: MaxReplyBytes, or MaxEventBytes for an event
 	inData bool // readLine is inside a data block
@@ -165,6 +217,8 @@ type lineSpan struct {
 	sep            byte
 	textLo, textHi int
 	dataLo, dataHi int // raw data block, dot-stuffed, for '+' lines
+	data           string
+	big            bool // data holds the block (over BigData), already unstuffed
 }
 
 // NewReplyReader returns a reader of replies from r. Zero limits take the
@@ -178,6 +232,9 @@ func NewReplyReader(r io.Reader, lim Limits) *ReplyReader {
 	}
 	if lim.MaxEventBytes <= 0 {
 		lim.MaxEventBytes = defaultMaxEvent
+	}
+	if lim.BigData <= 0 {
+		lim.BigData = defaultBigData
 	}
 	br, ok := r.(*bufio.Reader)
 	if !ok {
@@ -208,14 +265,15 @@ func (rr *ReplyReader) readLine() (lo, hi int, err error) {
 			rr.buf = nb
 		}
 		rr.buf = append(rr.buf, chunk...)
-		over := len(rr.buf) > rr.limit || len(rr.buf)-lo > rr.lim.MaxLineBytes
+		total := rr.moved + len(rr.buf)
+		over := total > rr.limit || len(rr.buf)-lo > rr.lim.MaxLineBytes
 		if rr.limit == rr.lim.MaxEventBytes && over && (err == nil || errors.Is(err, bufio.ErrBufferFull)) {
 			return lo, len(rr.buf), errOverEvent
 		}
 		if n := len(rr.buf) - lo; n > rr.lim.MaxLineBytes {
 			return 0, 0, &ProtocolError{Msg: fmt.Sprintf("line longer than %d bytes", rr.lim.MaxLineBytes)}
 		}
-		if len(rr.buf) > rr.lim.MaxReplyBytes {
+		if total > rr.lim.MaxReplyBytes {
 			return 0, 0, &ProtocolError{Msg: fmt.Sprintf("reply longer than %d bytes", rr.lim.MaxReplyBytes)}
 		}
 		if err == nil {
@@ -240,6 +298,8 @@ func (rr *ReplyReader) readLine() (lo, hi int, err error) {
 func (rr *ReplyReader) ReadReply() (*Reply, error) {
 	rr.buf = rr.buf[:0]
 	rr.spans = rr.spans[:0]
+	rr.moved = 0
+	rr.data.reset() // a big block that ended in an error
 	// Fast path: a single-line reply, such as most events, whole in the
 	// buffer. Anything else goes the general way, starting with this line.
 	chunk, err := rr.r.ReadSlice('\n')
@@ -290,7 +350,18 @@ func (rr *ReplyReader) ReadReply() (*Reply, error) {
 				}
 				if dhi-dlo == 1 && rr.buf[dlo] == '.' {
 					sp.dataHi = dlo
+					if sp.big {
+						sp.data = rr.endBigData(dlo)
+					}
 					break
+				}
+				switch {
+				case sp.big:
+					rr.moveData(dlo)
+				case len(rr.buf)-sp.dataLo > rr.lim.BigData:
+					sp.big = true
+					rr.data.reset()
+					rr.moveData(sp.dataLo)
 				}
 			}
 			rr.inData = false
@@ -387,10 +458,95 @@ func stateEvent(line []byte) bool {
 		(string(line[4:9]) == "CIRC " || len(line) > 11 && string(line[4:11]) == "STREAM ")
 }
 
+// moveData moves the data lines in rr.buf from lo on, unstuffed, to
+// rr.data.
+func (rr *ReplyReader) moveData(lo int) {
+	block := rr.buf[lo:]
+	rr.moved += len(block)
+	for len(block) > 0 {
+		i := bytes.IndexByte(block, '\n')
+		line := block[:i]
+		block = block[i+1:]
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if len(line) > 0 && line[0] == '.' {
+			line = line[1:]
+		}
+		rr.data.writeLine(line)
+	}
+	rr.buf = rr.buf[:lo]
+}
+
+// endBigData ends a big data block at the "." line at lo, and returns its
+// content.
+func (rr *ReplyReader) endBigData(lo int) string {
+	rr.moved += len(rr.buf) - lo
+	rr.buf = rr.buf[:lo]
+	return rr.data.end()
+}
+
+// bigData is a data block of megabytes (ns/all) as it is read: in chunks,
+// joined once at its end, or in one piece the size of the last block (the
+// same document read again, most likely). Growing one buffer by doubling
+// would copy it again at each step: in fresh memory, which costs more than
+// the parsing on some machines (11 µs a page on this project's CI).
+type bigData struct {
+	chunks  []*strings.Builder
+	n       int
+	lastBig int
+}
+
+const bigChunk = 256 << 10
+
+func (d *bigData) reset() { d.chunks, d.n = nil, 0 }
+
+// writeLine appends line and a newline.
+func (d *bigData) writeLine(line []byte) {
+	var c *strings.Builder
+	if k := len(d.chunks); k > 0 {
+		c = d.chunks[k-1]
+	}
+	if c == nil || c.Cap()-c.Len() < len(line)+1 {
+		size := max(bigChunk, d.n/2, len(line)+1)
+		if len(d.chunks) == 0 && d.lastBig > 0 {
+			size = max(size, d.lastBig+d.lastBig/8)
+		}
+		c = new(strings.Builder)
+		c.Grow(size)
+		d.chunks = append(d.chunks, c)
+	}
+	c.Write(line)
+	c.WriteByte('\n')
+	d.n += len(line) + 1
+}
+
+// end returns the block, without the newline after its last line.
+func (d *bigData) end() string {
+	var s string
+	if len(d.chunks) == 1 {
+		s = d.chunks[0].String()
+	} else {
+		var b strings.Builder
+		b.Grow(d.n)
+		for _, c := range d.chunks {
+			b.WriteString(c.String())
+		}
+		s = b.String()
+	}
+	d.reset()
+	d.lastBig = len(s)
+	return strings.TrimSuffix(s, "\n")
+}
+
 func (rr *ReplyReader) build() *Reply {
 	raw := rr.intern(rr.buf)
+	big := false
+	for i := range rr.spans {
+		big = big || rr.spans[i].big
+	}
 	var r *Reply
-	if len(raw) > ownReplyMin {
+	if big || len(raw) > ownReplyMin {
 		// Its own: a slab's Reply structs keep each other's text alive,
 		// and a slab neighbour kept for long (an event in the live
 		// state) would keep this one's megabytes (ns/all) with it.
@@ -398,7 +554,9 @@ func (rr *ReplyReader) build() *Reply {
 	} else {
 		r = rr.newReply()
 	}
-	r.Raw = raw
+	if !big {
+		r.Raw = raw
+	}
 	if len(rr.spans) == 1 {
 		r.Lines = r.first[:]
 	} else {
@@ -407,10 +565,14 @@ func (rr *ReplyReader) build() *Reply {
 	for i, sp := range rr.spans {
 		l := &r.Lines[i]
 		l.Code, l.Sep, l.Text = sp.code, sp.sep, raw[sp.textLo:sp.textHi]
-		if sp.sep == '+' {
+		switch {
+		case sp.big:
+			l.Data = sp.data
+		case sp.sep == '+':
 			l.Data = unstuff(raw[sp.dataLo:sp.dataHi])
 		}
 	}
+	clear(rr.spans) // a big block's data is the reply's now
 	return r
 }
 

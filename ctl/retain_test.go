@@ -36,8 +36,9 @@ func TestBigReplyNotKeptByNeighbours(t *testing.T) {
 	runtime.KeepAlive(big)
 	big = nil
 	after := heapAlloc()
-	// Its raw text and its data, each about size bytes, are gone.
-	if freed := int64(with) - int64(after); freed < size {
+	// Its data, about size bytes (a block that big keeps no raw text),
+	// is gone.
+	if freed := int64(with) - int64(after); freed < size*3/4 {
 		t.Errorf("dropping an %d MiB reply freed %d KiB while a neighbour is held: its slab keeps it", size>>20, freed>>10)
 	}
 	runtime.KeepAlive(kept)
@@ -52,10 +53,11 @@ func heapAlloc() uint64 {
 	return m.HeapAlloc
 }
 
-// TestBigReplyAllocation: reading a reply of megabytes allocates its raw
-// text, its data, and a buffer that doubles as it grows, not the five times
-// its size that growing by append's quarter steps costs (fresh memory, which
-// on a virtual machine costs more than the parsing).
+// TestBigReplyAllocation: reading a reply of megabytes allocates its data,
+// unstuffed as it is read into a buffer that doubles as it grows (about
+// twice its size in all), not its raw text too, nor the five times its size
+// that growing by append's quarter steps costs (fresh memory, which on a
+// virtual machine costs more than the parsing).
 func TestBigReplyAllocation(t *testing.T) {
 	const size = 8 << 20
 	var in strings.Builder
@@ -75,8 +77,8 @@ func TestBigReplyAllocation(t *testing.T) {
 	}
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(r)
-	if got := after.TotalAlloc - before.TotalAlloc; got > 5*size {
-		t.Errorf("reading a %d MiB reply allocated %d MiB, want at most %d", size>>20, got>>20, 5*size>>20)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 5*size/2 {
+		t.Errorf("reading a %d MiB reply allocated %d MiB, want at most %d", size>>20, got>>20, 5*size/2>>20)
 	}
 }
 

@@ -96,7 +96,7 @@ func writeEventJSON(w *bufio.Writer, ev ctl.Event) error {
 	b, err := json.Marshal(eventJSON{
 		Time:   time.Now().UTC().Format(time.RFC3339Nano),
 		Type:   ev.EventType(),
-		Raw:    toLF(ev.Reply().Raw),
+		Raw:    toLF(ev.Reply().String()),
 		Fields: starlarkJSON(builtins.EventValue(ev, nil), 0),
 	})
 	if err != nil {
@@ -139,7 +139,7 @@ func replyJSON(cmd string, r *ctl.Reply) ([]byte, error) {
 		Status  int    `json:"status"`
 		Lines   []line `json:"lines"`
 		Raw     string `json:"raw"`
-	}{time.Now().UTC().Format(time.RFC3339Nano), ctl.ScrubCommand(cmd), r.Code(), lines, toLF(r.Raw)})
+	}{time.Now().UTC().Format(time.RFC3339Nano), ctl.ScrubCommand(cmd), r.Code(), lines, toLF(r.String())})
 }
 
 // starlarkJSON is v as JSON encodes it: a record (a tor.stream, a

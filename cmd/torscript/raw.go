@@ -66,7 +66,7 @@ func rawRun(ctx context.Context, opts *rawOptions) error {
 				}
 				out.Write(append(b, '\n'))
 			} else {
-				io.WriteString(out, toLF(r.Raw))
+				io.WriteString(out, toLF(r.String()))
 			}
 		}
 		var te *ctl.Error
@@ -137,7 +137,7 @@ func printEvents(ctx context.Context, c *ctl.Conn, out io.Writer, asJSON bool) e
 				return err
 			}
 		} else {
-			w.WriteString(toLF(ev.Reply().Raw))
+			w.WriteString(toLF(ev.Reply().String()))
 		}
 		if len(c.Events()) == 0 {
 			if err := w.Flush(); err != nil {

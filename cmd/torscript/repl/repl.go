@@ -496,7 +496,7 @@ func (rp *repl) raw(line string) error {
 	rp.cancelRaw = nil
 	rp.mu.Unlock()
 	if reply != nil {
-		io.WriteString(rp.out, toLF(reply.Raw))
+		io.WriteString(rp.out, toLF(reply.String()))
 		return nil
 	}
 	return err
@@ -579,7 +579,7 @@ func (r *eventRing) all() []ctl.Event {
 }
 
 func eventText(ev ctl.Event) string {
-	return toLF(ev.Reply().Raw)
+	return toLF(ev.Reply().String())
 }
 
 // toLF turns tor's CRLF line ends into the terminal's LF.

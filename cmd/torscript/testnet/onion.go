@@ -125,7 +125,7 @@ func (w *onionWatch) wait(ctx context.Context, watch []*Node, progress func(stri
 				uploaded++
 			case "FAILED":
 				pending[d.HSDirRelay.Fingerprint]--
-				failed = append(failed, strings.TrimSpace(d.Reply().Raw))
+				failed = append(failed, strings.TrimSpace(d.Reply().String()))
 			default:
 				continue
 			}
