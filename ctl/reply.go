@@ -110,7 +110,6 @@ func (r *Reply) Size() int {
 	return n
 }
 
-
 // Limits bound what a ReplyReader accepts from the peer.
 type Limits struct {
 	MaxLineBytes  int // one line, CRLF included; default 1 MiB
