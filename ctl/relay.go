@@ -111,15 +111,13 @@ func (c *Conn) Relays(ctx context.Context) ([]Relay, error) {
 		break
 	}
 	if !found {
-		entries, err := c.RouterStatuses(ctx)
-		if entries == nil && err != nil {
+		// ns/all, read straight into Relays as the consensus is.
+		doc, err := c.GetInfoOne(ctx, "ns/all")
+		if err != nil {
 			<-descDone
 			return nil, err
 		}
-		out = make([]Relay, len(entries))
-		for i := range entries {
-			out[i].RouterStatus = entries[i]
-		}
+		out, perr = parseRouterStatuses(doc, func(r *Relay) *RouterStatus { return &r.RouterStatus })
 	}
 	d := <-descDone
 	if d.err != nil && ErrorCode(d.err) == 0 {
