@@ -485,18 +485,23 @@ func (rr *ReplyReader) endBigData(lo int) string {
 	return rr.data.end()
 }
 
-// bigData is a data block of megabytes (ns/all) as it is read: in chunks,
-// joined once at its end, or in one piece the size of the last block (the
-// same document read again, most likely). Growing one buffer by doubling
-// would copy it again at each step: in fresh memory, which costs more than
-// the parsing on some machines (11 µs a page on this project's CI).
+// bigData is a data block of megabytes (ns/all) as it is read: in one
+// piece of bigFirst bytes, or the size of the last block (the same document
+// read again, most likely), and in chunks joined once at its end past that.
+// Growing one buffer by doubling would copy it again at each step, in fresh
+// memory, which costs more than the parsing on some machines (11 µs a page
+// on this project's CI); the pages of a piece that are never written cost
+// nothing but address space.
 type bigData struct {
 	chunks  []*strings.Builder
 	n       int
 	lastBig int
 }
 
-const bigChunk = 256 << 10
+const (
+	bigFirst = 4 << 20 // ns/all of 8,000 relays is 2.7 MB
+	bigChunk = 1 << 20
+)
 
 func (d *bigData) reset() { d.chunks, d.n = nil, 0 }
 
@@ -508,8 +513,8 @@ func (d *bigData) writeLine(line []byte) {
 	}
 	if c == nil || c.Cap()-c.Len() < len(line)+1 {
 		size := max(bigChunk, d.n/2, len(line)+1)
-		if len(d.chunks) == 0 && d.lastBig > 0 {
-			size = max(size, d.lastBig+d.lastBig/8)
+		if len(d.chunks) == 0 {
+			size = max(bigFirst, d.lastBig+d.lastBig/8)
 		}
 		c = new(strings.Builder)
 		c.Grow(size)
@@ -523,9 +528,11 @@ func (d *bigData) writeLine(line []byte) {
 // end returns the block, without the newline after its last line.
 func (d *bigData) end() string {
 	var s string
-	if len(d.chunks) == 1 {
-		s = d.chunks[0].String()
+	if c := d.chunks[0]; len(d.chunks) == 1 && c.Len() >= c.Cap()/2 {
+		s = c.String()
 	} else {
+		// Several chunks, or a block much smaller than its piece, which
+		// it would keep whole: joined into a piece of its size.
 		var b strings.Builder
 		b.Grow(d.n)
 		for _, c := range d.chunks {
