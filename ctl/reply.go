@@ -337,6 +337,10 @@ func (rr *ReplyReader) ReadReply() (*Reply, error) {
 			sp.dataLo = len(rr.buf)
 			rr.inData = true
 			for {
+				if sp.big && rr.bulkData() {
+					sp.data = rr.data.end()
+					break
+				}
 				dlo, dhi, err := rr.readLine()
 				if err == errOverEvent {
 					return nil, rr.skipEvent(dlo, dhi)
@@ -475,6 +479,44 @@ func (rr *ReplyReader) moveData(lo int) {
 		rr.data.writeLine(line)
 	}
 	rr.buf = rr.buf[:lo]
+}
+
+// bulkData moves the complete lines buffered in rr.r, unstuffed, to
+// rr.data, and reports whether it met the "." line that ends the block. It
+// reads the connection only when nothing is buffered, and leaves to
+// readLine a line it cannot take whole or that reaches a limit (which
+// readLine then reports).
+func (rr *ReplyReader) bulkData() (done bool) {
+	if rr.r.Buffered() == 0 {
+		if _, err := rr.r.Peek(1); err != nil {
+			return false
+		}
+	}
+	b, _ := rr.r.Peek(rr.r.Buffered())
+	room := min(rr.limit, rr.lim.MaxReplyBytes) - rr.moved - len(rr.buf)
+	i := 0
+	for !done {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 || j+1 > rr.lim.MaxLineBytes || i+j+1 > room {
+			break
+		}
+		line := b[i : i+j]
+		i += j + 1
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		switch {
+		case len(line) == 1 && line[0] == '.':
+			done = true
+		case len(line) > 0 && line[0] == '.':
+			rr.data.writeLine(line[1:])
+		default:
+			rr.data.writeLine(line)
+		}
+	}
+	rr.r.Discard(i)
+	rr.moved += i
+	return done
 }
 
 // endBigData ends a big data block at the "." line at lo, and returns its
