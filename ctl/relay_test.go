@@ -138,3 +138,31 @@ func TestRelaysCountry(t *testing.T) {
 		t.Errorf("countries %q, asked %q", got, asked)
 	}
 }
+
+// TestRouterStatusesShareFlagSets: entries with the same "s" line (or "p"
+// line) share one slice, made once; a "p" line that does not parse is
+// kept in Unknown, each time.
+func TestRouterStatusesShareFlagSets(t *testing.T) {
+	doc := "r a AAAAAAAAAAAAAAAAAAAAAAAAAAA 7hdWDIt3OFtbuNhoeCD5uC8/3N8 2024-01-01 00:00:00 10.0.0.1 9001 0\ns Fast Running Valid\np accept 80,443\n" +
+		"r b AQAAAAAAAAAAAAAAAAAAAAAAAAA 7hdWDIt3OFtbuNhoeCD5uC8/3N8 2024-01-01 00:00:00 10.0.0.2 9001 0\ns Fast Running Valid\np accept 80,443\n" +
+		"r c AgAAAAAAAAAAAAAAAAAAAAAAAAA 7hdWDIt3OFtbuNhoeCD5uC8/3N8 2024-01-01 00:00:00 10.0.0.3 9001 0\ns Exit Running\np bogus 1\n" +
+		"r d AwAAAAAAAAAAAAAAAAAAAAAAAAA 7hdWDIt3OFtbuNhoeCD5uC8/3N8 2024-01-01 00:00:00 10.0.0.4 9001 0\np bogus 1\n"
+	rs, err := ParseRouterStatuses(doc)
+	if err != nil || len(rs) != 4 {
+		t.Fatalf("%d entries, %v", len(rs), err)
+	}
+	if !slices.Equal(rs[0].Flags, []string{"Fast", "Running", "Valid"}) || &rs[0].Flags[0] != &rs[1].Flags[0] {
+		t.Errorf("flags %v and %v: want the same slice", rs[0].Flags, rs[1].Flags)
+	}
+	if !rs[0].ExitPolicy.Accept || len(rs[0].ExitPolicy.Ports) != 2 || &rs[0].ExitPolicy.Ports[0] != &rs[1].ExitPolicy.Ports[0] {
+		t.Errorf("policies %+v and %+v: want the same", rs[0].ExitPolicy, rs[1].ExitPolicy)
+	}
+	if !slices.Equal(rs[2].Flags, []string{"Exit", "Running"}) || rs[3].Flags != nil {
+		t.Errorf("flags %v, %v", rs[2].Flags, rs[3].Flags)
+	}
+	for _, r := range rs[2:] {
+		if !slices.Equal(r.Unknown, []string{"p bogus 1"}) || r.ExitPolicy.Ports != nil {
+			t.Errorf("%s: unknown %q, policy %+v", r.Nickname, r.Unknown, r.ExitPolicy)
+		}
+	}
+}

@@ -25,8 +25,11 @@ type RouterStatus struct {
 	DirPort   int
 
 	ORAddresses []string // "a" lines: further addresses, e.g. "[2001:db8::1]:9001"
-	Flags       []string // "s" line: Exit, Fast, Guard, Running, Stable, Valid, ...
-	Version     string   // "v" line, e.g. "Tor 0.4.9.1"
+	// Flags, from the "s" line: Exit, Fast, Guard, Running, Stable,
+	// Valid, ... Entries read together share the slice of a flag set
+	// (thousands of relays have a few dozen): it is not to be modified.
+	Flags   []string
+	Version string // "v" line, e.g. "Tor 0.4.9.1"
 	// Protocols is the "pr" line, e.g. "Cons=1-2 Link=1-5 Relay=1-4"; see
 	// SupportsProtocol.
 	Protocols string
@@ -35,7 +38,7 @@ type RouterStatus struct {
 	Bandwidth  int64
 	Measured   int64
 	Unmeasured bool
-	ExitPolicy PolicySummary // "p" line
+	ExitPolicy PolicySummary // "p" line; its Ports are shared as Flags are
 	Microdesc  string        // the first "m" line, as tor sent it
 	// Unknown holds the entry's other lines, and lines it could not read,
 	// in order.
@@ -185,6 +188,10 @@ func parseRouterStatuses[T any](s string, status func(*T) *RouterStatus) ([]T, e
 	out := make([]T, 0, strings.Count(s, "\nr ")+1)
 	var firstErr error
 	var cur *RouterStatus
+	// The flag sets and policy summaries read so far: thousands of relays
+	// share a few dozen, so each is made once.
+	flags := map[string][]string{}
+	policies := map[string]PolicySummary{}
 	for s != "" {
 		var line string
 		line, s = nextLine(s)
@@ -208,6 +215,28 @@ func parseRouterStatuses[T any](s string, status func(*T) *RouterStatus) ([]T, e
 			if firstErr == nil && len(out) == 0 {
 				firstErr = &ProtocolError{Msg: "router status: line before the first r line", Line: line}
 			}
+			continue
+		}
+		switch kw {
+		case "s":
+			f, ok := flags[rest]
+			if !ok {
+				f = splitWords(rest)
+				flags[rest] = f
+			}
+			cur.Flags = f
+			continue
+		case "p":
+			p, ok := policies[rest]
+			if !ok {
+				var err error
+				if p, err = ParsePolicySummary(rest); err != nil {
+					cur.Unknown = append(cur.Unknown, line)
+					continue
+				}
+				policies[rest] = p
+			}
+			cur.ExitPolicy = p
 			continue
 		}
 		if !cur.parseLine(kw, rest) {
