@@ -235,10 +235,13 @@ type watch struct {
 	fn      starlark.Callable // a call's function: its what is "call to NAME"
 	limit   string            // the name of the deadline: "handler timeout", ...
 	timeout time.Duration     // its wall deadline
-	start   time.Time
-	stop    func() // cancels the context of the builtins it calls
+	stop    func()            // cancels the context of the builtins it calls
 
-	// Under watchMu, set by the watchdog.
+	// Under watchMu. seq tells this evaluation from the one before it in
+	// the same watch (calls reuse one); the watchdog sets the rest.
+	seq       uint64
+	seen      uint64    // the seq the watchdog first saw, at start
+	start     time.Time // about when it started: the watchdog's tick that first saw it
 	stopped   bool
 	stoppedAt time.Time
 	wedged    bool
@@ -334,9 +337,12 @@ func (r *Runtime) enter(w *watch) (outer, own uint64) {
 	}
 	r.stepLimit = limit
 	t.SetMaxExecutionSteps(limit)
-	start := time.Now()
+	// No clock read here (it costs more than a short handler on some
+	// machines): the watchdog times the evaluation from the tick that
+	// first sees it, so a deadline is met within two ticks.
 	r.watchMu.Lock()
-	w.start, w.stopped, w.wedged = start, false, false
+	r.watchSeq++
+	w.seq, w.stopped, w.wedged = r.watchSeq, false, false
 	r.watches = append(r.watches, w)
 	r.watchMu.Unlock()
 	return outer, own
@@ -428,8 +434,9 @@ func (r *Runtime) cancelThreads(reason string) {
 	}
 }
 
-// watchTick is the watchdog's period: an overrun is noticed within one
-// tick of its deadline, a wedge within one tick of WedgeGrace after it.
+// watchTick is the watchdog's period: an overrun is noticed within two
+// ticks of its deadline (the first tick that sees an evaluation starts its
+// clock), a wedge within one tick of WedgeGrace after it.
 func watchTick(handlerTimeout time.Duration) time.Duration {
 	return min(max(handlerTimeout/8, 5*time.Millisecond), 25*time.Millisecond)
 }
@@ -460,6 +467,9 @@ func (r *Runtime) startWatchdog() (stop func()) {
 			r.watchMu.Lock()
 			outerStopped := false
 			for _, w := range r.watches {
+				if w.seen != w.seq {
+					w.seen, w.start = w.seq, now
+				}
 				switch {
 				case !w.stopped && !outerStopped && now.Sub(w.start) >= w.timeout:
 					w.stopped, w.stoppedAt = true, now

@@ -144,6 +144,7 @@ type Runtime struct {
 	// watchdog never stops the next one by mistake.
 	watchMu     sync.Mutex
 	watches     []*watch           // supervised evaluations running, innermost last; under watchMu
+	watchSeq    uint64             // counts supervised evaluations; under watchMu
 	callWatch   watch              // the outermost call's (loop.go call)
 	loading     []*starlark.Thread // threads of modules being loaded; under watchMu
 	interrupted bool               // SIGINT/SIGTERM: keep the thread cancelled; under watchMu
