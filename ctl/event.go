@@ -11,8 +11,9 @@ type Event interface {
 	// EventType is the event's keyword as tor sent it: "CIRC", "STREAM",
 	// "NOTICE", or a keyword this package does not know.
 	EventType() string
-	// Reply is the reply the event was parsed from; Reply().String() is
-	// its text (Reply().Raw exactly as read, but for a big data block).
+	// Reply is the reply the event was parsed from (the event's own copy
+	// of the Reply struct); Reply().String() is its text (Reply().Raw
+	// exactly as read, but for a big data block).
 	Reply() *Reply
 }
 
@@ -21,10 +22,29 @@ type Event interface {
 type Base struct {
 	Type string `json:"-"`
 	Raw  *Reply `json:"-"`
+	// own is what Raw points to once the event is parsed: a copy of the
+	// Reply struct (its text is shared), since the reader carves Reply
+	// structs from slabs and an event kept for long (the latest CIRC and
+	// STREAM event of each live circuit and stream) would otherwise keep
+	// its slab's neighbours, and their text, alive with it.
+	own Reply
 }
 
 func (b *Base) EventType() string { return b.Type }
 func (b *Base) Reply() *Reply     { return b.Raw }
+
+// ownReply points Raw at the event's own copy of its Reply struct.
+func (b *Base) ownReply() {
+	r := b.Raw
+	if r == nil || r == &b.own {
+		return
+	}
+	b.own = *r
+	if len(r.Lines) == 1 && &r.Lines[0] == &r.first[0] {
+		b.own.Lines = b.own.first[:]
+	}
+	b.Raw = &b.own
+}
 
 // UnknownEvent is an event whose type this package does not know, or whose
 // text it could not parse (ParseErr says why). It is never dropped.
@@ -107,7 +127,15 @@ func EventTypes() []string {
 // Reply().Raw, except for QuotedStrings with escapes and data blocks that
 // needed unstuffing or were read straight into their Data (over
 // Limits.BigData); exact numbers and times are in Reply().Raw too.
-func ParseEvent(r *Reply) (ev Event) {
+func ParseEvent(r *Reply) Event {
+	ev := parseEvent(r)
+	if o, ok := ev.(interface{ ownReply() }); ok {
+		o.ownReply()
+	}
+	return ev
+}
+
+func parseEvent(r *Reply) (ev Event) {
 	if r == nil || len(r.Lines) == 0 {
 		return &UnknownEvent{Base: Base{Raw: r}, ParseErr: &ProtocolError{Msg: "event: empty reply"}}
 	}

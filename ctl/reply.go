@@ -438,27 +438,12 @@ func (rr *ReplyReader) single(line []byte) *Reply {
 	if hi < 4 || line[3] != ' ' || !isDigit(line[0]) || !isDigit(line[1]) || !isDigit(line[2]) {
 		return nil
 	}
-	var raw string
-	var r *Reply
-	if stateEvent(line) {
-		// Its own memory: a controller keeps the latest CIRC or STREAM
-		// event of each live circuit and stream for as long as it lives,
-		// and a slab or raw block would keep its neighbours with it.
-		raw, r = string(line), new(Reply)
-	} else {
-		raw, r = rr.intern(line), rr.newReply()
-	}
+	raw := rr.intern(line)
+	r := rr.newReply()
 	r.Raw = raw
 	r.first[0] = Line{Code: int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0'), Sep: ' ', Text: raw[4:hi]}
 	r.Lines = r.first[:]
 	return r
-}
-
-// stateEvent reports whether line is a CIRC or STREAM event: the state
-// of a circuit or stream, which controllers keep while it lives.
-func stateEvent(line []byte) bool {
-	return len(line) > 8 && string(line[:4]) == "650 " &&
-		(string(line[4:9]) == "CIRC " || len(line) > 11 && string(line[4:11]) == "STREAM ")
 }
 
 // moveData moves the data lines in rr.buf from lo on, unstuffed, to
