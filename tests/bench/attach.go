@@ -45,7 +45,7 @@ func (b *bench) launchWith(script string, setup func(*ctltest.FakeControlPort), 
 	if setup != nil {
 		setup(f)
 	}
-	p, err := startTorscript(b.bin, b.dir, f.Addr(), b.flags, filepath.Join(b.dir, script), args...)
+	p, err := startTorscript(b.bin, b.dir, f.Addr(), b.flags, b.cpus, filepath.Join(b.dir, script), args...)
 	if err != nil {
 		f.Close()
 		return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"github.com/torscript/torscript/ctl/ctltest"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -109,9 +110,31 @@ type flood struct {
 // reads them, and times them to the arrival of the script's GETINFO
 // bench/done.
 func (b *bench) flood(r *Result, f flood) (err error) {
+	if b.pin {
+		// The fake on CPU 0, torscript on the others: where the
+		// scheduler puts them otherwise (both on one CPU now and then)
+		// moves the figures by a third from run to run.
+		restore, err := pinThreads([]int{0})
+		if err != nil {
+			return fmt.Errorf("pinning the fake control port to CPU 0: %w", err)
+		}
+		defer restore()
+		for c := 1; c < runtime.NumCPU(); c++ {
+			b.cpus = append(b.cpus, c)
+		}
+		defer func() { b.cpus = nil }()
+		r.note("the fake control port on CPU 0, torscript on CPUs 1-%d (-pin=false: anywhere)", runtime.NumCPU()-1)
+	}
 	s, err := b.launch(f.script, strconv.Itoa(f.want))
 	if err != nil {
 		return err
+	}
+	if b.pin {
+		// A thread the bench started while it forked torscript has
+		// torscript's CPUs.
+		if _, err := pinThreads([]int{0}); err != nil {
+			return err
+		}
 	}
 	defer s.finish(r, &err)
 	_, _, err = s.fake.WaitCommand(0, readyTimeout, s.exited(), func(c ctltest.Command) bool {

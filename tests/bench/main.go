@@ -51,6 +51,11 @@ type bench struct {
 	// flags are torscript run flags for the measurement under way
 	// (attach-closed-no-guardian: --no-guardian).
 	flags []string
+	// pin: the events measurements run the fake control port on CPU 0
+	// and torscript on the others (-pin); cpus is torscript's CPUs for
+	// the measurement under way, nil for any.
+	pin  bool
+	cpus []int
 }
 
 // A measurement fills in r's figures and notes, or fails.
@@ -90,6 +95,7 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 		only     = fs.String("only", "", "run only these measurements, comma-separated: "+names())
 		jsonPath = fs.String("json", "", "also write the figures to this file as JSON")
 		keep     = fs.Bool("keep", false, "keep the temporary directory (scripts, torscript's logs)")
+		pin      = fs.Bool("pin", true, "events measurements: run the fake control port on CPU 0 and torscript on the other CPUs (Linux, 2 CPUs or more)")
 	)
 	fs.IntVar(&cfg.closedN, "n", 20000, "streams in the closed loops (attach-closed, attach-closed-split, baseline-go, loopback)")
 	fs.IntVar(&cfg.warmup, "warmup", 200, "warm-up streams before each attach measurement, not counted")
@@ -121,7 +127,7 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	b := &bench{cfg: cfg, bin: *bin, dir: dir, out: stdout}
+	b := &bench{cfg: cfg, bin: *bin, dir: dir, out: stdout, pin: *pin && runtime.NumCPU() >= 2}
 	if err := writeScripts(dir); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 1

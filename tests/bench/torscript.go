@@ -83,8 +83,8 @@ type proc struct {
 }
 
 // startTorscript runs "torscript run --control ADDR --log-level warn
-// SCRIPT -- ARGS...".
-func startTorscript(bin, logDir, control string, flags []string, script string, args ...string) (*proc, error) {
+// SCRIPT -- ARGS..." on cpus (nil: any).
+func startTorscript(bin, logDir, control string, flags []string, cpus []int, script string, args ...string) (*proc, error) {
 	logf, err := os.CreateTemp(logDir, "torscript-*.log")
 	if err != nil {
 		return nil, err
@@ -101,7 +101,7 @@ func startTorscript(bin, logDir, control string, flags []string, script string, 
 	cmd.Env = append(cleanEnv(), "TORSCRIPT_STATE_DIR="+filepath.Join(logDir, "state"))
 	p := &proc{cmd: cmd, logPath: logf.Name(), exited: make(chan struct{})}
 	p.started = time.Now()
-	if err := cmd.Start(); err != nil {
+	if err := startOn(cmd, cpus); err != nil {
 		return nil, fmt.Errorf("starting torscript: %w", err)
 	}
 	go func() {
