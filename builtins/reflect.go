@@ -35,7 +35,7 @@ type structInfo struct {
 
 // structInfos caches the attribute table of each struct type. It is filled
 // on first use of a type and never changes after.
-var structInfos sync.Map // reflect.Type → *structInfo
+var structInfos, eventInfos sync.Map // reflect.Type → *structInfo, of values and of events
 
 // NewStruct wraps a struct or a pointer to one; name is its Starlark type
 // ("tor.router"). A nil pointer is None.
@@ -66,11 +66,11 @@ func NewEvent(ev ctl.Event) starlark.Value {
 }
 
 func infoOf(t reflect.Type, event bool) *structInfo {
-	type key struct {
-		t     reflect.Type
-		event bool
+	infos := &structInfos
+	if event {
+		infos = &eventInfos
 	}
-	if i, ok := structInfos.Load(key{t, event}); ok {
+	if i, ok := infos.Load(t); ok {
 		return i.(*structInfo)
 	}
 	info := &structInfo{fields: map[string][]int{}}
@@ -104,7 +104,7 @@ func infoOf(t reflect.Type, event bool) *structInfo {
 		info.names = append(info.names, "type", "raw")
 	}
 	sort.Strings(info.names)
-	actual, _ := structInfos.LoadOrStore(key{t, event}, info)
+	actual, _ := infos.LoadOrStore(t, info)
 	return actual.(*structInfo)
 }
 

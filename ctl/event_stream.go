@@ -146,11 +146,23 @@ func (s *Stream) set(kv KeyValue) bool {
 	return true
 }
 
-func parseStream(s *Stream, a *Args, extra []Line) error {
+// parseStream reads a stream; isoBuf, if not nil, is room for its
+// IsoFields.
+func parseStream(s *Stream, a *Args, extra []Line, isoBuf []string) error {
 	if err := s.parsePositional(a); err != nil {
 		return err
 	}
-	return keywords(a, extra, s.set, &s.Unknown)
+	set := s.set
+	if isoBuf != nil {
+		set = func(kv KeyValue) bool {
+			if kv.Key == "ISO_FIELDS" {
+				s.IsoFields = splitListInto(kv.Value, isoBuf)
+				return true
+			}
+			return s.set(kv)
+		}
+	}
+	return keywords(a, extra, set, &s.Unknown)
 }
 
 // StreamEvent is a STREAM event: a stream changed status (control-spec
@@ -161,11 +173,15 @@ type StreamEvent struct {
 }
 
 func parseStreamEvent(b Base, a *Args) (Event, error) {
-	ev := &StreamEvent{Base: b}
-	if err := parseStream(&ev.Stream, a, extraLines(b.Raw)); err != nil {
+	// One allocation for the event and a typical IsoFields.
+	ev := &struct {
+		StreamEvent
+		iso [6]string
+	}{StreamEvent: StreamEvent{Base: b}}
+	if err := parseStream(&ev.Stream, a, extraLines(b.Raw), ev.iso[:0:len(ev.iso)]); err != nil {
 		return nil, err
 	}
-	return ev, nil
+	return &ev.StreamEvent, nil
 }
 
 // StreamBWEvent is a STREAM_BW event: bytes an application stream carried

@@ -45,7 +45,7 @@ func ParseCircuitStatus(s string) ([]Circuit, error) {
 // StreamStatus CircuitID Target", and any further arguments as in STREAM
 // events.
 func ParseStreamStatus(s string) ([]Stream, error) {
-	return parseLines("stream-status", s, func(st *Stream, a *Args) error { return parseStream(st, a, nil) })
+	return parseLines("stream-status", s, func(st *Stream, a *Args) error { return parseStream(st, a, nil, nil) })
 }
 
 // ParseORConnStatus reads GETINFO orconn-status: lines of "LongName

@@ -60,6 +60,27 @@ tor.on("circ", on_circ)
 	}
 }
 
+// TestHandlerKeepsItsArguments: handler calls share one argument tuple,
+// which a handler taking *args, or a builtin handler, must not see
+// change under it.
+func TestHandlerKeepsItsArguments(t *testing.T) {
+	t.Parallel()
+	f := newTestTor(t)
+	r := startScript(t, f, `
+kept = []
+def on_circ(*args):
+    kept.append(args)
+    if len(kept) == 3:
+        print([a[0].id for a in kept])
+tor.on("circ", on_circ)
+`, Options{})
+	f.WaitCommand("SETEVENTS CIRC")
+	f.Event("CIRC 1 LAUNCHED", "CIRC 2 LAUNCHED", "CIRC 3 LAUNCHED")
+	r.waitOut(`["1", "2", "3"]`)
+	code, err := r.stop()
+	checkExit(t, r, code, err, 0)
+}
+
 // TestHandlerUnknownEvent: tor.on with a name tor does not have fails the
 // script before anything is subscribed.
 func TestHandlerUnknownEvent(t *testing.T) {

@@ -167,12 +167,26 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 	}
 	v := builtins.EventValue(ev, (*host)(r))
 	for _, h := range hs {
-		_, err := r.call(h.fn, starlark.Tuple{v})
+		_, err := r.call(h.fn, r.argsOf(h.fn, v))
 		r.handlerResult(h, ev.EventType(), err)
 		if r.exiting {
 			return
 		}
 	}
+}
+
+// argsOf is the arguments (v) of a call to fn: a Starlark function copies
+// its arguments before it runs a step, so its calls share one tuple; a
+// builtin may keep the tuple it was given, so it gets its own.
+func (r *Runtime) argsOf(fn starlark.Callable, v starlark.Value) starlark.Tuple {
+	if _, ok := fn.(*starlark.Function); !ok {
+		return starlark.Tuple{v}
+	}
+	if r.arg1 == nil {
+		r.arg1 = make(starlark.Tuple, 1)
+	}
+	r.arg1[0] = v
+	return r.arg1
 }
 
 func (r *Runtime) handlerResult(h *handler, what string, err error) {

@@ -145,6 +145,7 @@ type Runtime struct {
 	watchMu     sync.Mutex
 	watches     []*watch           // supervised evaluations running, innermost last; under watchMu
 	watchSeq    uint64             // counts supervised evaluations; under watchMu
+	arg1        starlark.Tuple     // the arguments of a handler call (argsOf)
 	callWatch   watch              // the outermost call's (loop.go call)
 	loading     []*starlark.Thread // threads of modules being loaded; under watchMu
 	interrupted bool               // SIGINT/SIGTERM: keep the thread cancelled; under watchMu
