@@ -22,28 +22,26 @@ type Event interface {
 type Base struct {
 	Type string `json:"-"`
 	Raw  *Reply `json:"-"`
-	// own is what Raw points to once the event is parsed: a copy of the
-	// Reply struct (its text is shared), since the reader carves Reply
-	// structs from slabs and an event kept for long (the latest CIRC and
-	// STREAM event of each live circuit and stream) would otherwise keep
-	// its slab's neighbours, and their text, alive with it.
-	own Reply
 }
 
 func (b *Base) EventType() string { return b.Type }
 func (b *Base) Reply() *Reply     { return b.Raw }
 
-// ownReply points Raw at the event's own copy of its Reply struct.
-func (b *Base) ownReply() {
+// ownReply points Raw at own, a copy of the Reply struct (its text is
+// shared). The reader carves Reply structs from slabs, and an event kept
+// for long (the latest CIRC and STREAM event of each live circuit and
+// stream, which those events make room for) would otherwise keep its
+// slab's neighbours, and their text, alive with it.
+func (b *Base) ownReply(own *Reply) {
 	r := b.Raw
-	if r == nil || r == &b.own {
+	if r == nil {
 		return
 	}
-	b.own = *r
+	*own = *r
 	if len(r.Lines) == 1 && &r.Lines[0] == &r.first[0] {
-		b.own.Lines = b.own.first[:]
+		own.Lines = own.first[:]
 	}
-	b.Raw = &b.own
+	b.Raw = own
 }
 
 // UnknownEvent is an event whose type this package does not know, or whose
@@ -127,15 +125,7 @@ func EventTypes() []string {
 // Reply().Raw, except for QuotedStrings with escapes and data blocks that
 // needed unstuffing or were read straight into their Data (over
 // Limits.BigData); exact numbers and times are in Reply().Raw too.
-func ParseEvent(r *Reply) Event {
-	ev := parseEvent(r)
-	if o, ok := ev.(interface{ ownReply() }); ok {
-		o.ownReply()
-	}
-	return ev
-}
-
-func parseEvent(r *Reply) (ev Event) {
+func ParseEvent(r *Reply) (ev Event) {
 	if r == nil || len(r.Lines) == 0 {
 		return &UnknownEvent{Base: Base{Raw: r}, ParseErr: &ProtocolError{Msg: "event: empty reply"}}
 	}

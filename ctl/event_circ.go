@@ -297,14 +297,16 @@ type CircEvent struct {
 }
 
 func parseCircEvent(b Base, a *Args) (Event, error) {
-	// One allocation for the event and its slices.
+	// One allocation for the event, its slices and its Reply struct.
 	ev := &struct {
 		CircEvent
-		bufs circBufs
+		bufs  circBufs
+		reply Reply
 	}{CircEvent: CircEvent{Base: b}}
 	if err := parseCircuit(&ev.Circuit, a, extraLines(b.Raw), &ev.bufs); err != nil {
 		return nil, err
 	}
+	ev.ownReply(&ev.reply)
 	return &ev.CircEvent, nil
 }
 

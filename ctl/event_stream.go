@@ -173,14 +173,17 @@ type StreamEvent struct {
 }
 
 func parseStreamEvent(b Base, a *Args) (Event, error) {
-	// One allocation for the event and a typical IsoFields.
+	// One allocation for the event, a typical IsoFields and its Reply
+	// struct.
 	ev := &struct {
 		StreamEvent
-		iso [6]string
+		iso   [6]string
+		reply Reply
 	}{StreamEvent: StreamEvent{Base: b}}
 	if err := parseStream(&ev.Stream, a, extraLines(b.Raw), ev.iso[:0:len(ev.iso)]); err != nil {
 		return nil, err
 	}
+	ev.ownReply(&ev.reply)
 	return &ev.StreamEvent, nil
 }
 
