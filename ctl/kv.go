@@ -231,30 +231,25 @@ func extraLines(r *Reply) []Line {
 // allocates once.
 func splitList(s string) []string { return splitListInto(s, nil) }
 
-// splitListInto is splitList using buf if it has room. Items are short, so
-// plain loops beat strings.IndexByte here.
+// splitListInto is splitList using buf if it has room.
 func splitListInto(s string, buf []string) []string {
 	if s == "" {
 		return nil
 	}
-	n := 1
-	for i := 0; i < len(s); i++ {
-		if s[i] == ',' {
-			n++
-		}
-	}
+	n := strings.Count(s, ",") + 1
 	out := buf[:0]
 	if n > cap(buf) {
 		out = make([]string, 0, n)
 	}
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == ',' {
-			out = append(out, s[start:i])
-			start = i + 1
+	for {
+		i := strings.IndexByte(s, ',')
+		if i < 0 {
+			break
 		}
+		out = append(out, s[:i])
+		s = s[i+1:]
 	}
-	out = append(out, s[start:])
+	out = append(out, s)
 	return out[:n:n]
 }
 
