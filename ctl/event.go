@@ -11,9 +11,9 @@ type Event interface {
 	// EventType is the event's keyword as tor sent it: "CIRC", "STREAM",
 	// "NOTICE", or a keyword this package does not know.
 	EventType() string
-	// Reply is the reply the event was parsed from (the event's own copy
-	// of the Reply struct); Reply().String() is its text (Reply().Raw
-	// exactly as read, but for a big data block).
+	// Reply is the reply the event was parsed from (a CIRC or STREAM
+	// event's own copy of the Reply struct); Reply().String() is its text
+	// (Reply().Raw exactly as read, but for a big data block).
 	Reply() *Reply
 }
 
