@@ -449,20 +449,8 @@ func (rr *ReplyReader) single(line []byte) *Reply {
 // moveData moves the data lines in rr.buf from lo on, unstuffed, to
 // rr.data.
 func (rr *ReplyReader) moveData(lo int) {
-	block := rr.buf[lo:]
-	rr.moved += len(block)
-	for len(block) > 0 {
-		i := bytes.IndexByte(block, '\n')
-		line := block[:i]
-		block = block[i+1:]
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
-		if len(line) > 0 && line[0] == '.' {
-			line = line[1:]
-		}
-		rr.data.writeLine(line)
-	}
+	n, _ := rr.data.writeLines(rr.buf[lo:], len(rr.buf), len(rr.buf))
+	rr.moved += n
 	rr.buf = rr.buf[:lo]
 }
 
@@ -479,28 +467,9 @@ func (rr *ReplyReader) bulkData() (done bool) {
 	}
 	b, _ := rr.r.Peek(rr.r.Buffered())
 	room := min(rr.limit, rr.lim.MaxReplyBytes) - rr.moved - len(rr.buf)
-	i := 0
-	for !done {
-		j := bytes.IndexByte(b[i:], '\n')
-		if j < 0 || j+1 > rr.lim.MaxLineBytes || i+j+1 > room {
-			break
-		}
-		line := b[i : i+j]
-		i += j + 1
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
-		switch {
-		case len(line) == 1 && line[0] == '.':
-			done = true
-		case len(line) > 0 && line[0] == '.':
-			rr.data.writeLine(line[1:])
-		default:
-			rr.data.writeLine(line)
-		}
-	}
-	rr.r.Discard(i)
-	rr.moved += i
+	n, done := rr.data.writeLines(b, rr.lim.MaxLineBytes, room)
+	rr.r.Discard(n)
+	rr.moved += n
 	return done
 }
 
@@ -531,6 +500,33 @@ const (
 )
 
 func (d *bigData) reset() { d.chunks, d.n = nil, 0 }
+
+// writeLines appends the complete lines of b, unstuffed (without CR, a
+// leading ".." made "."), up to and including the "." line that ends the
+// block (done), a line longer than maxLine, or room bytes. It returns how
+// many bytes of b it took.
+func (d *bigData) writeLines(b []byte, maxLine, room int) (n int, done bool) {
+	for !done {
+		j := bytes.IndexByte(b[n:], '\n')
+		if j < 0 || j+1 > maxLine || n+j+1 > room {
+			break
+		}
+		line := b[n : n+j]
+		n += j + 1
+		if k := len(line); k > 0 && line[k-1] == '\r' {
+			line = line[:k-1]
+		}
+		switch {
+		case len(line) == 1 && line[0] == '.':
+			done = true
+		case len(line) > 0 && line[0] == '.':
+			d.writeLine(line[1:])
+		default:
+			d.writeLine(line)
+		}
+	}
+	return n, done
+}
 
 // writeLine appends line and a newline.
 func (d *bigData) writeLine(line []byte) {
