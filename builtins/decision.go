@@ -125,7 +125,7 @@ func unpackID(v starlark.Value, what string, out *string) error {
 	switch v := v.(type) {
 	case *Circuit:
 		if what == "circuit" {
-			*out = v.C.ID
+			*out = v.Circ().ID
 			return nil
 		}
 	case *Stream:

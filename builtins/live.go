@@ -2,7 +2,6 @@ package builtins
 
 import (
 	"fmt"
-	"strings"
 
 	"go.starlark.net/starlark"
 )
@@ -11,14 +10,15 @@ import (
 // as the host keeps them from events, in creation order. Adding, changing
 // and removing one cost O(1); View costs O(1) too and iterating it O(k)
 // for the k items read. The Starlark value of an item is built on its
-// first read after a change and then reused.
+// first read after a change and then reused. An item's state may be given
+// unparsed (SetSource), to be parsed on its first read.
 //
 // A removed item leaves a hole in the order; the order is compacted into
 // a new array once holes make up half of it, so that a view taken earlier
 // keeps reading the array it was given. A Live belongs to one goroutine
 // (the runtime's loop).
 type Live[T any] struct {
-	byID  map[string]*liveItem[T]
+	byID  IDMap[*liveItem[T]]
 	order []*liveItem[T]
 	holes int
 	value func(*T) starlark.Value
@@ -26,38 +26,65 @@ type Live[T any] struct {
 
 // liveItem is one circuit or stream of a Live.
 type liveItem[T any] struct {
-	cur *T             // its latest state; nil once it is gone
-	val starlark.Value // the Starlark value of cur, or nil until read
+	cur *T             // its latest state, when src is nil; nil once it is gone
+	src Source[T]      // its latest state, not parsed yet; or nil
+	val starlark.Value // the Starlark value of its state, or nil until read
+}
+
+// Source is an item's state not parsed yet (a deferred CIRC event).
+type Source[T any] interface {
+	Parse() *T
+}
+
+// gone says whether the item was removed.
+func (it *liveItem[T]) gone() bool { return it.cur == nil && it.src == nil }
+
+// state is the item's latest state, parsed now if it was not.
+func (it *liveItem[T]) state() *T {
+	if it.src != nil {
+		it.cur, it.src = it.src.Parse(), nil
+	}
+	return it.cur
 }
 
 // NewLive is an empty Live whose items become Starlark values through
 // value.
 func NewLive[T any](value func(*T) starlark.Value) *Live[T] {
-	return &Live[T]{byID: map[string]*liveItem[T]{}, value: value}
+	return &Live[T]{value: value}
 }
 
 // Set records item as the latest state of id, which is added at the end of
 // the order if it is new.
 func (l *Live[T]) Set(id string, item *T) {
-	if it, ok := l.byID[id]; ok {
-		it.cur, it.val = item, nil
+	l.set(id, item, nil)
+}
+
+// SetSource is Set with the state given unparsed: it is parsed on the
+// item's first read, if any.
+func (l *Live[T]) SetSource(id string, src Source[T]) {
+	l.set(id, nil, src)
+}
+
+func (l *Live[T]) set(id string, item *T, src Source[T]) {
+	if it, ok := l.byID.Get(id); ok {
+		it.cur, it.src, it.val = item, src, nil
 		return
 	}
-	it := &liveItem[T]{cur: item}
-	// The key outlives this item's first state: a copy, so that it does
-	// not keep the event it was cut from.
-	l.byID[strings.Clone(id)] = it
+	it := &liveItem[T]{cur: item, src: src}
+	// The key outlives this item's first state: a copy (IDMap.Set), so
+	// that it does not keep the event it was cut from.
+	l.byID.Set(id, it)
 	l.order = append(l.order, it)
 }
 
 // Delete removes id, if it is there.
 func (l *Live[T]) Delete(id string) {
-	it, ok := l.byID[id]
+	it, ok := l.byID.Get(id)
 	if !ok {
 		return
 	}
-	delete(l.byID, id)
-	it.cur, it.val = nil, nil
+	l.byID.Delete(id)
+	it.cur, it.src, it.val = nil, nil, nil
 	l.holes++
 	if l.holes >= 32 && l.holes*2 >= len(l.order) {
 		l.compact()
@@ -67,9 +94,9 @@ func (l *Live[T]) Delete(id string) {
 // compact drops the holes into a new array: views taken before keep the
 // old one.
 func (l *Live[T]) compact() {
-	order := make([]*liveItem[T], 0, len(l.byID)+len(l.byID)/4)
+	order := make([]*liveItem[T], 0, l.byID.Len()+l.byID.Len()/4)
 	for _, it := range l.order {
-		if it.cur != nil {
+		if !it.gone() {
 			order = append(order, it)
 		}
 	}
@@ -79,23 +106,29 @@ func (l *Live[T]) compact() {
 // Reset empties l.
 func (l *Live[T]) Reset() {
 	for _, it := range l.order {
-		it.cur, it.val = nil, nil
+		it.cur, it.src, it.val = nil, nil, nil
 	}
-	l.byID = map[string]*liveItem[T]{}
+	l.byID.Clear()
 	l.order, l.holes = nil, 0
 }
 
 // Get is id's latest state, or nil.
 func (l *Live[T]) Get(id string) *T {
-	if it, ok := l.byID[id]; ok {
-		return it.cur
+	if it, ok := l.byID.Get(id); ok {
+		return it.state()
 	}
 	return nil
 }
 
+// Has says whether id is live, without parsing its state.
+func (l *Live[T]) Has(id string) bool {
+	_, ok := l.byID.Get(id)
+	return ok
+}
+
 // Value is id's Starlark value, or nil when there is no such item.
 func (l *Live[T]) Value(id string) starlark.Value {
-	if it, ok := l.byID[id]; ok {
+	if it, ok := l.byID.Get(id); ok {
 		return l.valueOf(it)
 	}
 	return nil
@@ -103,20 +136,20 @@ func (l *Live[T]) Value(id string) starlark.Value {
 
 func (l *Live[T]) valueOf(it *liveItem[T]) starlark.Value {
 	if it.val == nil {
-		it.val = l.value(it.cur)
+		it.val = l.value(it.state())
 	}
 	return it.val
 }
 
 // Len is the number of live items.
-func (l *Live[T]) Len() int { return len(l.byID) }
+func (l *Live[T]) Len() int { return l.byID.Len() }
 
 // All is every live item, oldest first.
 func (l *Live[T]) All() []*T {
-	out := make([]*T, 0, len(l.byID))
+	out := make([]*T, 0, l.byID.Len())
 	for _, it := range l.order {
-		if it.cur != nil {
-			out = append(out, it.cur)
+		if !it.gone() {
+			out = append(out, it.state())
 		}
 	}
 	return out
@@ -198,7 +231,7 @@ func (it *liveIterator[T]) Next(p *starlark.Value) bool {
 	for it.i < len(it.v.order) {
 		item := it.v.order[it.i]
 		it.i++
-		if item.cur == nil || (it.v.keep != nil && !it.v.keep(item.cur)) {
+		if item.gone() || (it.v.keep != nil && !it.v.keep(item.state())) {
 			continue
 		}
 		*p = it.v.live.valueOf(item)

@@ -13,7 +13,8 @@ import (
 
 // EventValue turns an event into the value handlers receive: a tor.stream
 // for STREAM, a tor.circuit for CIRC and CIRC_MINOR, and a tor.event with
-// the event's fields for the others.
+// the event's fields for the others. A *ctl.Deferred is parsed on the
+// value's first read.
 func EventValue(ev ctl.Event, h Host) starlark.Value {
 	switch e := ev.(type) {
 	case *ctl.StreamEvent:
@@ -22,6 +23,15 @@ func EventValue(ev ctl.Event, h Host) starlark.Value {
 		return &Circuit{C: &e.Circuit, Raw: e.Raw, Event: e.Type}
 	case *ctl.CircMinorEvent:
 		return &Circuit{C: &e.Circuit, Raw: e.Raw, Event: e.Type, OldPurpose: e.OldPurpose, OldHSState: e.OldHSState}
+	case *ctl.Deferred:
+		if _, _, ok := e.CircHead(); ok {
+			return DeferredCircuit(e)
+		}
+		if e.Type == ctl.EventCirc || e.Type == ctl.EventStream || e.Type == ctl.EventCircMinor {
+			// Malformed, or of a type with a value of its own: as if
+			// parsed at once.
+			return EventValue(e.Event(), h)
+		}
 	}
 	return NewEvent(ev)
 }

@@ -24,6 +24,29 @@ type Struct struct {
 	v    reflect.Value // a struct
 	info *structInfo
 	ev   ctl.Event // for events, else nil
+	// deferred is set for an event the connection left unparsed; the
+	// Struct is then a shell and every read goes to deferred.get().
+	deferred *deferredStruct
+}
+
+// deferredStruct is a deferred event's Struct, made on first read.
+type deferredStruct struct {
+	d    *ctl.Deferred
+	once sync.Once
+	s    *Struct
+}
+
+func (l *deferredStruct) get() *Struct {
+	l.once.Do(func() { l.s = NewEvent(l.d.Event()).(*Struct) })
+	return l.s
+}
+
+// resolved is the Struct s shows: s, or its deferred event parsed.
+func (s *Struct) resolved() *Struct {
+	if s.deferred != nil {
+		return s.deferred.get()
+	}
+	return s
 }
 
 var _ starlark.HasAttrs = (*Struct)(nil)
@@ -53,8 +76,18 @@ func NewStruct(name string, x any) starlark.Value {
 	return &Struct{name: name, v: v, info: infoOf(v.Type(), false)}
 }
 
-// NewEvent wraps an event that has no value type of its own.
+// NewEvent wraps an event that has no value type of its own. A
+// *ctl.Deferred is parsed on the value's first read.
 func NewEvent(ev ctl.Event) starlark.Value {
+	if d, ok := ev.(*ctl.Deferred); ok {
+		x := &struct {
+			Struct
+			l deferredStruct
+		}{}
+		x.l.d = d
+		x.Struct = Struct{name: "tor.event", ev: d, deferred: &x.l}
+		return &x.Struct
+	}
 	v := reflect.ValueOf(ev)
 	for v.Kind() == reflect.Pointer {
 		v = v.Elem()
@@ -109,6 +142,7 @@ func infoOf(t reflect.Type, event bool) *structInfo {
 }
 
 func (s *Struct) String() string {
+	s = s.resolved()
 	var b strings.Builder
 	b.WriteString(s.name)
 	b.WriteByte('(')
@@ -137,9 +171,10 @@ func (s *Struct) Truth() starlark.Bool { return true }
 func (s *Struct) Hash() (uint32, error) {
 	return 0, fmt.Errorf("unhashable type: %s", s.name)
 }
-func (s *Struct) AttrNames() []string { return s.info.names }
+func (s *Struct) AttrNames() []string { return s.resolved().info.names }
 
 func (s *Struct) Attr(name string) (starlark.Value, error) {
+	s = s.resolved()
 	if s.ev != nil {
 		switch name {
 		case "type":

@@ -94,11 +94,42 @@ func rawText(r *ctl.Reply) starlark.Value {
 // Two circuit values are equal when they have the same id; a circuit can be
 // a dict key, and a policy may return one to attach a stream to it.
 type Circuit struct {
+	// C is the circuit; nil for a deferred CIRC event (DeferredCircuit),
+	// which Circ parses on its first read.
 	C     *ctl.Circuit
 	Raw   *ctl.Reply // the CIRC event, or nil
 	Event string     // "CIRC" or "CIRC_MINOR" for an event, else ""
 	// Old purpose and HS state of a CIRC_MINOR event.
 	OldPurpose, OldHSState string
+
+	deferred *ctl.Deferred
+}
+
+// DeferredCircuit is the value of a CIRC event the connection left
+// unparsed (ctl.Conn.Defer), as handlers receive it: it is parsed when a
+// handler first reads it, so a handler that only counts circuits does not
+// pay for their paths and keywords.
+func DeferredCircuit(d *ctl.Deferred) *Circuit {
+	return &Circuit{Raw: d.Raw, Event: d.Type, deferred: d}
+}
+
+// Circ is the circuit c shows.
+func (c *Circuit) Circ() *ctl.Circuit {
+	if c.C == nil && c.deferred != nil {
+		return CircuitOf(c.deferred)
+	}
+	return c.C
+}
+
+// CircuitOf is the circuit of d, a deferred CIRC event, parsed. Should its
+// text turn out malformed past the circuit ID and status (which a CIRC
+// event from tor never is), it is a circuit of that ID and status alone.
+func CircuitOf(d *ctl.Deferred) *ctl.Circuit {
+	if e, ok := d.Event().(*ctl.CircEvent); ok {
+		return &e.Circuit
+	}
+	id, status, _ := d.CircHead()
+	return &ctl.Circuit{ID: id, Status: status}
 }
 
 var (
@@ -108,11 +139,12 @@ var (
 
 func (c *Circuit) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "<circuit %s %s", c.C.ID, c.C.Status)
-	if c.C.Purpose != "" {
-		b.WriteString(" " + c.C.Purpose)
+	x := c.Circ()
+	fmt.Fprintf(&b, "<circuit %s %s", x.ID, x.Status)
+	if x.Purpose != "" {
+		b.WriteString(" " + x.Purpose)
 	}
-	for i, h := range c.C.Path {
+	for i, h := range x.Path {
 		if i == 0 {
 			b.WriteByte(' ')
 		} else {
@@ -130,10 +162,10 @@ func (c *Circuit) String() string {
 func (c *Circuit) Type() string          { return "tor.circuit" }
 func (c *Circuit) Freeze()               {}
 func (c *Circuit) Truth() starlark.Bool  { return true }
-func (c *Circuit) Hash() (uint32, error) { return starlark.String("circuit " + c.C.ID).Hash() }
+func (c *Circuit) Hash() (uint32, error) { return starlark.String("circuit " + c.Circ().ID).Hash() }
 
 func (c *Circuit) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bool, error) {
-	return eqOnly(op, c.C.ID == y.(*Circuit).C.ID, c, y)
+	return eqOnly(op, c.Circ().ID == y.(*Circuit).Circ().ID, c, y)
 }
 
 var circuitAttrs = sortedNames(
@@ -146,7 +178,7 @@ var circuitAttrs = sortedNames(
 func (c *Circuit) AttrNames() []string { return circuitAttrs }
 
 func (c *Circuit) Attr(name string) (starlark.Value, error) {
-	x := c.C
+	x := c.Circ()
 	switch name {
 	case "id":
 		return starlark.String(x.ID), nil

@@ -76,6 +76,8 @@ type Conn struct {
 	events *eventQueue
 
 	check atomic.Pointer[CheckFunc]
+
+	deferred atomic.Pointer[[]string] // event types delivered unparsed (Defer)
 }
 
 // CheckFunc vets a command before it is written; an error stops it, and
@@ -267,7 +269,7 @@ func (c *Conn) readLoop() {
 			c.trace("S: ", scrubReply(r.String()))
 		}
 		if r.IsAsync() {
-			if !c.events.push(ParseEvent(r)) {
+			if !c.events.push(c.parseEvent(r)) {
 				c.log.Error("event queue overflow: closing the connection", "bound_bytes", c.opts.EventBytes)
 				c.fail(ErrEventOverflow)
 				return

@@ -181,6 +181,8 @@ func fuzzCheckEvent(t *testing.T, r *Reply, ev Event) {
 	if again := ParseEvent(r); !reflect.DeepEqual(again, ev) {
 		t.Fatalf("ParseEvent(%q) differs on a second call", r.Raw)
 	}
+	// Deferred, it parses to the same event, and its CIRC head agrees.
+	checkDeferred(t, r, ev)
 	// The CLI prints events as JSON: every event must marshal.
 	if _, err := json.Marshal(ev); err != nil {
 		t.Fatalf("ParseEvent(%q): json.Marshal: %v", r.Raw, err)

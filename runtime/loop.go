@@ -132,6 +132,9 @@ func (r *Runtime) runTasks(fs []func()) ([]func(), int) {
 // dispatch handles one event: the live state first, then the policy, then
 // the script's handlers.
 func (r *Runtime) dispatch(ev ctl.Event) {
+	if d, ok := ev.(*ctl.Deferred); ok && (r.opts.OnEvent != nil || len(r.waiters) > 0) {
+		ev = d.Event() // they take events parsed
+	}
 	if r.opts.OnEvent != nil {
 		r.opts.OnEvent(ev)
 	}
@@ -150,7 +153,17 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 	case *ctl.CircEvent:
 		r.state.circuit(&e.Circuit)
 		if r.policy != nil {
-			r.policy.onCircuit(&e.Circuit)
+			r.policy.onCircuit(e.ID, e.Status)
+		}
+	case *ctl.Deferred:
+		// CIRC, BW and ORCONN are left unparsed (deferredEvents): a
+		// CIRC event's ID and status are read now, the rest when a
+		// script reads the circuit.
+		if id, status, ok := e.CircHead(); ok {
+			r.state.deferredCircuit(id, status, e)
+			if r.policy != nil {
+				r.policy.onCircuit(id, status)
+			}
 		}
 	case *ctl.NewConsensusEvent, *ctl.NSEvent, *ctl.NewDescEvent:
 		r.routers.stale()

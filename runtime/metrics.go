@@ -147,31 +147,44 @@ func (m *Metrics) event(ev ctl.Event) {
 			delete(m.attached, s.ID)
 		}
 	case *ctl.CircEvent:
-		ci := &e.Circuit
-		switch ci.Status {
-		case ctl.CircLaunched:
-			if len(m.launchedAt) < maxTimed {
-				m.launchedAt[ci.ID] = time.Now()
+		m.circuit(e.ID, e.Status, &e.Circuit)
+	case *ctl.Deferred:
+		if id, status, ok := e.CircHead(); ok {
+			var c *ctl.Circuit // parsed only where its fields count
+			if status == ctl.CircBuilt || status == ctl.CircFailed {
+				c = builtins.CircuitOf(e)
 			}
-		case ctl.CircBuilt:
-			// Tor's TIME_CREATED when it has one: the events of a
-			// circuit may be read in one batch, long after LAUNCHED.
-			t, ok := m.launchedAt[ci.ID]
-			if !ci.TimeCreated.IsZero() && ok {
-				if d := time.Since(ci.TimeCreated); d >= 0 && d < time.Hour {
-					t = ci.TimeCreated
-				}
-			}
-			if ok {
-				m.circBuild.Observe(time.Since(t).Seconds())
-				delete(m.launchedAt, ci.ID)
-			}
-		case ctl.CircFailed:
-			m.circFailed.WithLabelValues(ci.Reason).Inc()
-			delete(m.launchedAt, ci.ID)
-		case ctl.CircClosed:
-			delete(m.launchedAt, ci.ID)
+			m.circuit(id, status, c)
 		}
+	}
+}
+
+// circuit times a circuit from a CIRC event of id and status; c is the
+// event's circuit, needed for BUILT and FAILED.
+func (m *Metrics) circuit(id string, status ctl.CircStatus, c *ctl.Circuit) {
+	switch status {
+	case ctl.CircLaunched:
+		if len(m.launchedAt) < maxTimed {
+			m.launchedAt[id] = time.Now()
+		}
+	case ctl.CircBuilt:
+		// Tor's TIME_CREATED when it has one: the events of a
+		// circuit may be read in one batch, long after LAUNCHED.
+		t, ok := m.launchedAt[id]
+		if !c.TimeCreated.IsZero() && ok {
+			if d := time.Since(c.TimeCreated); d >= 0 && d < time.Hour {
+				t = c.TimeCreated
+			}
+		}
+		if ok {
+			m.circBuild.Observe(time.Since(t).Seconds())
+			delete(m.launchedAt, id)
+		}
+	case ctl.CircFailed:
+		m.circFailed.WithLabelValues(c.Reason).Inc()
+		delete(m.launchedAt, id)
+	case ctl.CircClosed:
+		delete(m.launchedAt, id)
 	}
 }
 

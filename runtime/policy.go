@@ -585,28 +585,28 @@ func (e *policyEngine) attachFailed(st *pstream, circ string, err error) {
 
 // onCircuit follows a CIRC event: streams waiting for a circuit are
 // attached when it is built and decided again when it fails.
-func (e *policyEngine) onCircuit(c *ctl.Circuit) {
+func (e *policyEngine) onCircuit(id string, status ctl.CircStatus) {
 	if e.env.ending() {
 		return
 	}
-	waiters := e.byCirc[c.ID]
+	waiters := e.byCirc[id]
 	if len(waiters) == 0 {
 		return
 	}
-	switch c.Status {
+	switch status {
 	case ctl.CircBuilt:
-		delete(e.byCirc, c.ID)
+		delete(e.byCirc, id)
 		for _, st := range waiters {
-			if st.ph == phWaitCirc && st.circ == c.ID {
-				e.sendAttach(st, c.ID, st.hop)
+			if st.ph == phWaitCirc && st.circ == id {
+				e.sendAttach(st, id, st.hop)
 			}
 		}
 	case ctl.CircFailed, ctl.CircClosed:
-		delete(e.byCirc, c.ID)
+		delete(e.byCirc, id)
 		for _, st := range waiters {
-			if st.ph == phWaitCirc && st.circ == c.ID {
+			if st.ph == phWaitCirc && st.circ == id {
 				delete(e.waiting, st)
-				st.failed = append(st.failed, c.ID)
+				st.failed = append(st.failed, id)
 				st.ph, st.circ = phDeciding, ""
 				e.decide(st)
 			}

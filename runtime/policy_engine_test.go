@@ -88,7 +88,7 @@ func (g *engineRig) event(line string) {
 			delete(g.circs, e.Circuit.ID)
 			g.closed[e.Circuit.ID] = true
 		}
-		g.e.onCircuit(&e.Circuit)
+		g.e.onCircuit(e.ID, e.Status)
 	default:
 		g.t.Fatalf("not a STREAM or CIRC event: %q", line)
 	}

@@ -332,7 +332,7 @@ func (p *policyRuntime) circuit(id string) *ctl.Circuit { return p.state.circs.G
 func (p *policyRuntime) stream(id string) *ctl.Stream   { return p.state.streams.Get(id) }
 
 func (p *policyRuntime) circuitClosed(id string) bool {
-	_, closed := p.state.closed[id]
+	_, closed := p.state.closed.Get(id)
 	return closed
 }
 

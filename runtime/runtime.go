@@ -242,9 +242,17 @@ func (r *Runtime) connectTor(ctx context.Context) (*ctl.Conn, error) {
 	c, err := r.opts.Connect(ctx)
 	if c != nil {
 		c.SetCheck(r.checkCommand)
+		c.Defer(deferredEvents...)
 	}
 	return c, err
 }
+
+// deferredEvents are the event types the connection leaves unparsed
+// (ctl.Deferred) until something reads them: the many that handlers often
+// only count, and CIRC, whose ID and status are all the live state and the
+// policy need at once. STREAM is parsed at once: the policy reads every
+// one.
+var deferredEvents = []string{ctl.EventCirc, ctl.EventBW, ctl.EventORConn}
 
 // Predeclared are the names every script sees: tor, exit, help, argv,
 // json, math, time, struct, module.

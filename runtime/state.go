@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"strings"
 
 	"github.com/torscript/torscript/builtins"
 	"github.com/torscript/torscript/ctl"
@@ -20,42 +19,59 @@ type liveState struct {
 	streams  *builtins.Live[ctl.Stream]
 	// closed remembers circuits that closed or failed lately, to tell a
 	// circuit that is gone from one whose first event is still queued.
-	closed map[string]struct{}
+	closed builtins.IDMap[struct{}]
 }
 
 // newLiveState is an empty state; a stream's value reaches its circuit
 // through h.
 func newLiveState(h builtins.Host) *liveState {
 	return &liveState{
-		closed:  map[string]struct{}{},
 		circs:   builtins.NewLive(func(c *ctl.Circuit) starlark.Value { return &builtins.Circuit{C: c} }),
 		streams: builtins.NewLive(func(s *ctl.Stream) starlark.Value { return &builtins.Stream{S: s, Host: h} }),
 	}
 }
 
 func (s *liveState) circuit(c *ctl.Circuit) {
-	if !s.tracking {
-		return
+	if s.tracking && !s.circuitGone(c.ID, c.Status) {
+		s.circs.Set(c.ID, c)
 	}
-	switch c.Status {
-	case ctl.CircClosed, ctl.CircFailed:
-		s.circs.Delete(c.ID)
-		if len(s.closed) >= 4096 {
-			clear(s.closed)
-		}
-		s.closed[strings.Clone(c.ID)] = struct{}{} // not the event's text
-		return
-	}
-	s.circs.Set(c.ID, c)
 }
+
+// deferredCircuit is circuit for a CIRC event left unparsed (id and
+// status are its head): it is parsed when a script reads the circuit.
+func (s *liveState) deferredCircuit(id string, status ctl.CircStatus, d *ctl.Deferred) {
+	if s.tracking && !s.circuitGone(id, status) {
+		s.circs.SetSource(id, (*deferredCirc)(d))
+	}
+}
+
+// circuitGone removes a circuit that closed or failed and says whether it
+// did.
+func (s *liveState) circuitGone(id string, status ctl.CircStatus) bool {
+	switch status {
+	case ctl.CircClosed, ctl.CircFailed:
+		s.circs.Delete(id)
+		if s.closed.Len() >= 4096 {
+			s.closed.Clear()
+		}
+		s.closed.Set(id, struct{}{})
+		return true
+	}
+	return false
+}
+
+// deferredCirc is a deferred CIRC event as a live circuit's state.
+type deferredCirc ctl.Deferred
+
+func (d *deferredCirc) Parse() *ctl.Circuit { return builtins.CircuitOf((*ctl.Deferred)(d)) }
 
 // launched records a circuit tor has said it is building (EXTENDCIRCUIT
 // answered) before its LAUNCHED event arrives.
 func (s *liveState) launched(id string) {
-	if s.circs.Get(id) != nil {
+	if s.circs.Has(id) {
 		return
 	}
-	if _, gone := s.closed[id]; gone {
+	if _, gone := s.closed.Get(id); gone {
 		return
 	}
 	s.circuit(&ctl.Circuit{ID: id, Status: ctl.CircLaunched})

@@ -291,7 +291,7 @@ func idString(v starlark.Value) string {
 	case starlark.NoneType:
 		return "0"
 	case *builtins.Circuit:
-		return v.C.ID
+		return v.Circ().ID
 	case *builtins.Stream:
 		return v.S.ID
 	}

@@ -1,0 +1,118 @@
+package ctl
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Deferred is an event the connection read but left unparsed, because its
+// consumer asked for that (Conn.Defer): a consumer that looks at few of
+// the events it receives, or at only the ID and status of a CIRC event,
+// need not pay for parsing the rest. Event parses it, once, into what
+// ParseEvent would have returned. A Deferred may be shared between
+// goroutines.
+//
+// Its head (CircHead) is read as ParseEvent reads it, but a Deferred whose
+// head reads may still turn out malformed: Event is then an *UnknownEvent
+// with ParseErr set, as ParseEvent would have returned at once.
+type Deferred struct {
+	Base
+	own  Reply // the reply's struct: see Base.ownReply
+	done atomic.Bool
+	mu   sync.Mutex
+	ev   Event
+
+	// A CIRC event's head, read once.
+	circID     string
+	circStatus CircStatus
+	circOK     bool
+}
+
+// NewDeferred is r, a 650 reply, as an event to parse later: what a
+// connection delivers for the types given to Defer.
+func NewDeferred(r *Reply) *Deferred {
+	d := &Deferred{}
+	d.Raw = r
+	if r != nil && len(r.Lines) > 0 {
+		d.Type, _, _ = cutWord(r.Lines[0].Text)
+	}
+	d.ownReply(&d.own)
+	if d.Type == EventCirc {
+		d.circID, d.circStatus, d.circOK = d.readCircHead()
+	}
+	return d
+}
+
+// Event is the event parsed (ParseEvent), the first call parsing it.
+func (d *Deferred) Event() Event {
+	if d.done.Load() {
+		return d.ev
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.done.Load() {
+		d.ev = ParseEvent(d.Raw)
+		d.done.Store(true)
+	}
+	return d.ev
+}
+
+// CircHead is a deferred CIRC event's circuit ID and status, read as
+// ParseEvent reads them, without reading the rest. ok is false for another
+// event type, or when the ID or the status is malformed (Event then says
+// why).
+func (d *Deferred) CircHead() (id string, status CircStatus, ok bool) {
+	return d.circID, d.circStatus, d.circOK
+}
+
+func (d *Deferred) readCircHead() (id string, status CircStatus, ok bool) {
+	if d.Raw == nil || len(d.Raw.Lines) == 0 {
+		return "", "", false
+	}
+	_, rest, _ := cutWord(d.Raw.Lines[0].Text)
+	a := NewArgs(rest)
+	id, ok = a.Word()
+	if !ok || !isID(id) {
+		return "", "", false
+	}
+	st, ok := a.Word()
+	if !ok || !isKeyword(st) {
+		return "", "", false
+	}
+	return id, CircStatus(st), true
+}
+
+// Parsed is ev, parsed if it is a *Deferred.
+func Parsed(ev Event) Event {
+	if d, ok := ev.(*Deferred); ok {
+		return d.Event()
+	}
+	return ev
+}
+
+// Defer makes the connection deliver the events of these types (CIRC,
+// BW, ...) as *Deferred, unparsed, from the next one read on; no types
+// parses every event again. Events of other types are parsed as before.
+func (c *Conn) Defer(types ...string) {
+	if len(types) == 0 {
+		c.deferred.Store(nil)
+		return
+	}
+	t := slices.Clone(types)
+	c.deferred.Store(&t)
+}
+
+// parseEvent is r, an event, as the consumer takes it: parsed, or
+// *Deferred for the types given to Defer.
+func (c *Conn) parseEvent(r *Reply) Event {
+	if set := c.deferred.Load(); set != nil && len(r.Lines) > 0 {
+		typ, _, _ := cutWord(r.Lines[0].Text)
+		for _, t := range *set {
+			if t == typ {
+				return NewDeferred(r)
+			}
+		}
+	}
+	return ParseEvent(r)
+}

@@ -1,0 +1,138 @@
+package ctl
+
+import (
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// checkDeferred checks that a Deferred of r is what ParseEvent makes of r:
+// the same event once parsed, and a CIRC head that agrees with the parse.
+func checkDeferred(t *testing.T, r *Reply, ev Event) {
+	t.Helper()
+	d := NewDeferred(r)
+	if d.EventType() != ev.EventType() {
+		t.Fatalf("Deferred(%q).EventType() = %q, want %q", r.Raw, d.EventType(), ev.EventType())
+	}
+	if d.Reply().String() != r.String() {
+		t.Fatalf("Deferred(%q): its reply's text differs", r.Raw)
+	}
+	got := d.Event()
+	if !reflect.DeepEqual(got, ev) {
+		t.Fatalf("Deferred(%q).Event() = %#v, want %#v", r.Raw, got, ev)
+	}
+	if d.Event() != got {
+		t.Fatalf("Deferred(%q).Event() parsed twice", r.Raw)
+	}
+	id, status, ok := d.CircHead()
+	switch e := ev.(type) {
+	case *CircEvent:
+		if !ok || id != e.ID || status != e.Status {
+			t.Fatalf("Deferred(%q).CircHead() = %q, %q, %v; the event has %q, %q", r.Raw, id, status, ok, e.ID, e.Status)
+		}
+	default:
+		// A head that reads does not make the event a CIRC one: only its
+		// type and the ID and status being well-formed do.
+		if ok && ev.EventType() != EventCirc {
+			t.Fatalf("Deferred(%q).CircHead() ok for a %s event", r.Raw, ev.EventType())
+		}
+	}
+}
+
+// TestDeferredRecordedEvents: every event recorded from tor 0.4.9, deferred,
+// parses to what ParseEvent makes of it.
+func TestDeferredRecordedEvents(t *testing.T) {
+	raw, err := os.ReadFile("testdata/tor-0.4.9/events.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replies, err := ParseReplies(raw, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	circs := 0
+	for _, r := range replies {
+		if !r.IsAsync() {
+			continue
+		}
+		ev := ParseEvent(r)
+		if _, ok := ev.(*CircEvent); ok {
+			circs++
+		}
+		checkDeferred(t, r, ev)
+	}
+	if circs == 0 {
+		t.Fatal("no CIRC event in the recording")
+	}
+}
+
+// TestDeferredMalformed: a CIRC event malformed in its head has no head and
+// parses to an UnknownEvent; one malformed past its head keeps its head, and
+// parses to the UnknownEvent ParseEvent makes of it.
+func TestDeferredMalformed(t *testing.T) {
+	for _, tc := range []struct {
+		line   string
+		headOK bool
+	}{
+		{"650 CIRC 12 BUILT $AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA~a PURPOSE=GENERAL", true},
+		{"650 CIRC 12 BUILT PURPOSE=\"GENERAL", true},             // an unterminated quote
+		{"650 CIRC 12 BUILT $zz~a PURPOSE=GENERAL", true},         // a bad path
+		{"650 CIRC 1.2 BUILT", false},                             // a bad ID
+		{"650 CIRC 12345678901234567 BUILT", false},               // an ID too long
+		{"650 CIRC 12", false},                                    // no status
+		{"650 CIRC \"12\" BUILT", true},                           // quoted, as ParseEvent reads it
+		{"650 CIRC 12 BU=ILT", false},                             // a keyword, not a status
+		{"650 CIRC\t12 BUILT", false},                             // a tab: the type is "CIRC\t12"
+		{"650 STREAM 1 NEW 0 example.com:80", false},              // not CIRC
+		{"650 CIRC 7 EXTENDED $" + strings.Repeat("B", 40), true}, // no nickname
+	} {
+		r, err := ParseReplies([]byte(tc.line+"\r\n"), Limits{})
+		if err != nil || len(r) != 1 {
+			t.Fatalf("%q: %v", tc.line, err)
+		}
+		ev := ParseEvent(r[0])
+		checkDeferred(t, r[0], ev)
+		if _, _, ok := NewDeferred(r[0]).CircHead(); ok != tc.headOK {
+			t.Errorf("%q: CircHead ok = %v, want %v (parsed: %T)", tc.line, ok, tc.headOK, ev)
+		}
+	}
+}
+
+// TestConnDefer: a connection delivers the types given to Defer unparsed,
+// and the others parsed, in the order tor sent them.
+func TestConnDefer(t *testing.T) {
+	f, c := NewFakeControlPort(t, Options{})
+	c.Defer(EventCirc, EventBW)
+	f.Send("650 CIRC 1 LAUNCHED PURPOSE=GENERAL\r\n" +
+		"650 STREAM 2 NEW 0 example.com:80\r\n" +
+		"650 BW 10 20\r\n" +
+		"650-CIRC 3 BUILT\r\n650 EXTRA=1\r\n")
+	want := []string{"*ctl.Deferred CIRC", "*ctl.StreamEvent STREAM", "*ctl.Deferred BW", "*ctl.Deferred CIRC"}
+	for i, w := range want {
+		var ev Event
+		select {
+		case ev = <-c.Events():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("event %d never came", i)
+		}
+		if got := reflect.TypeOf(ev).String() + " " + ev.EventType(); got != w {
+			t.Fatalf("event %d: %s, want %s", i, got, w)
+		}
+		if d, ok := ev.(*Deferred); ok {
+			checkDeferred(t, ev.Reply(), ParseEvent(ev.Reply()))
+			if i == 3 {
+				e, ok := d.Event().(*CircEvent)
+				if !ok || e.ID != "3" || len(e.Unknown) != 1 || e.Unknown[0].Key != "EXTRA" {
+					t.Fatalf("multi-line CIRC deferred: %#v", d.Event())
+				}
+			}
+		}
+	}
+	c.Defer()
+	f.Send("650 CIRC 4 CLOSED\r\n")
+	if ev := <-c.Events(); reflect.TypeOf(ev) != reflect.TypeOf(&CircEvent{}) {
+		t.Fatalf("after Defer(): %T, want *ctl.CircEvent", ev)
+	}
+}
