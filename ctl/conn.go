@@ -240,6 +240,7 @@ func (c *Conn) readLoop() {
 		}
 	}()
 	rr := NewReplyReader(c.rwc, c.opts.Limits)
+	rr.eventScratch = true
 	for {
 		r, err := rr.ReadReply()
 		if err == ErrEventTooLarge {
@@ -269,7 +270,9 @@ func (c *Conn) readLoop() {
 			c.trace("S: ", scrubReply(r.String()))
 		}
 		if r.IsAsync() {
-			if !c.events.push(c.parseEvent(r)) {
+			ev := c.parseEvent(r)
+			keepReply(ev, &rr.scratch)
+			if !c.events.push(ev) {
 				c.log.Error("event queue overflow: closing the connection", "bound_bytes", c.opts.EventBytes)
 				c.fail(ErrEventOverflow)
 				return

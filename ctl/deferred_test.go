@@ -136,3 +136,49 @@ func TestConnDefer(t *testing.T) {
 		t.Fatalf("after Defer(): %T, want *ctl.CircEvent", ev)
 	}
 }
+
+// TestEventsKeepTheirReplies: the reader reads each single-line event into
+// one scratch Reply; every event, of whatever type, parsed, deferred,
+// unknown or malformed, still has its own text once many more were read.
+func TestEventsKeepTheirReplies(t *testing.T) {
+	f, c := NewFakeControlPort(t, Options{})
+	c.Defer(EventBW, EventCirc)
+	lines := []string{
+		"650 NOTICE hello there",
+		"650 BW 1 2",
+		"650 CIRC 5 BUILT PURPOSE=GENERAL",
+		"650 CIRC 5.5 BUILT",
+		"650 STREAM 9 NEW 0 example.com:80",
+		"650 STREAM x",
+		"650 ADDRMAP a.example 1.2.3.4 NEVER",
+		"650 STATUS_CLIENT NOTICE BOOTSTRAP PROGRESS=100",
+		"650 FOO bar",
+		"650 ORCONN $AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA~a CONNECTED",
+		"650 CIRC_MINOR 5 PURPOSE_CHANGED OLD_PURPOSE=GENERAL",
+		"650 SIGNAL NEWNYM",
+	}
+	var b strings.Builder
+	const rounds = 50
+	for i := 0; i < rounds; i++ {
+		for _, l := range lines {
+			b.WriteString(l + "\r\n")
+		}
+	}
+	f.Send(b.String())
+	time.Sleep(100 * time.Millisecond) // all read before any is looked at
+	for i := 0; i < rounds*len(lines); i++ {
+		var ev Event
+		select {
+		case ev = <-c.Events():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("event %d never came", i)
+		}
+		want := lines[i%len(lines)] + "\r\n"
+		if got := ev.Reply().String(); got != want {
+			t.Fatalf("event %d (%T): text %q, want %q", i, ev, got, want)
+		}
+		if got := Parsed(ev).Reply().String(); got != want {
+			t.Fatalf("event %d parsed (%T): text %q, want %q", i, Parsed(ev), got, want)
+		}
+	}
+}

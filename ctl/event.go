@@ -44,6 +44,20 @@ func (b *Base) ownReply(own *Reply) {
 	b.Raw = own
 }
 
+// keepReply gives ev a Reply of its own if it still points at scratch,
+// the reader's Reply that the next read overwrites (CIRC and STREAM events
+// and Deferred already copied it: ownReply).
+func keepReply(ev Event, scratch *Reply) {
+	if ev.Reply() != scratch {
+		return
+	}
+	if b, ok := ev.(interface{ base() *Base }); ok {
+		b.base().ownReply(new(Reply))
+	}
+}
+
+func (b *Base) base() *Base { return b }
+
 // UnknownEvent is an event whose type this package does not know, or whose
 // text it could not parse (ParseErr says why). It is never dropped.
 type UnknownEvent struct {

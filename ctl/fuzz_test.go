@@ -181,6 +181,10 @@ func fuzzCheckEvent(t *testing.T, r *Reply, ev Event) {
 	if again := ParseEvent(r); !reflect.DeepEqual(again, ev) {
 		t.Fatalf("ParseEvent(%q) differs on a second call", r.Raw)
 	}
+	// The reader can give it a Reply of its own (keepReply).
+	if _, ok := ev.(interface{ base() *Base }); !ok {
+		t.Fatalf("ParseEvent(%q): %T does not embed Base", r.Raw, ev)
+	}
 	// Deferred, it parses to the same event, and its CIRC head agrees.
 	checkDeferred(t, r, ev)
 	// The CLI prints events as JSON: every event must marshal.

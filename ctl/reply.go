@@ -161,6 +161,11 @@ type ReplyReader struct {
 	hasPending bool
 
 	slab []Reply         // Reply structs not yet handed out
+	// eventScratch: a single-line event's Reply is scratch, which the
+	// caller must copy before the next read (Conn.readLoop: most events
+	// carry their own copy anyway, see Base.ownReply).
+	eventScratch bool
+	scratch      Reply
 	raw  strings.Builder // block the raw text of small replies is copied to
 
 	// A data block over BigData, unstuffed as it is read: data is its
@@ -439,7 +444,13 @@ func (rr *ReplyReader) single(line []byte) *Reply {
 		return nil
 	}
 	raw := rr.intern(line)
-	r := rr.newReply()
+	var r *Reply
+	if rr.eventScratch && line[0] == '6' {
+		rr.scratch = Reply{}
+		r = &rr.scratch
+	} else {
+		r = rr.newReply()
+	}
 	r.Raw = raw
 	r.first[0] = Line{Code: int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0'), Sep: ' ', Text: raw[4:hi]}
 	r.Lines = r.first[:]
