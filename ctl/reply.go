@@ -160,13 +160,13 @@ type ReplyReader struct {
 	pendingErr error
 	hasPending bool
 
-	slab []Reply         // Reply structs not yet handed out
+	slab []Reply // Reply structs not yet handed out
 	// eventScratch: a single-line event's Reply is scratch, which the
 	// caller must copy before the next read (Conn.readLoop: most events
 	// carry their own copy anyway, see Base.ownReply).
 	eventScratch bool
 	scratch      Reply
-	raw  strings.Builder // block the raw text of small replies is copied to
+	raw          strings.Builder // block the raw text of small replies is copied to
 
 	// A data block over BigData, unstuffed as it is read: data is its
 	// content so far, and moved the bytes read into it (no longer in
