@@ -1,6 +1,9 @@
 package builtins
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // IDMap maps tor's circuit and stream IDs to values. Tor's IDs are decimal
 // numbers (control-spec allows up to 16 letters and digits), and a map keyed
@@ -12,21 +15,17 @@ type IDMap[V any] struct {
 	str map[string]V
 }
 
-// numID is id as a number, if it is one written the one way (no sign, no
-// leading zero, at most 19 digits: no overflow).
+// numID is id as a number, if it is one written the one way: digits only,
+// no leading zero.
 func numID(id string) (uint64, bool) {
-	if id == "" || len(id) > 19 || id[0] == '0' && len(id) > 1 {
+	if id == "" || id[0] < '0' || id[0] > '9' || id[0] == '0' && len(id) > 1 {
 		return 0, false
 	}
-	var n uint64
-	for i := 0; i < len(id); i++ {
-		c := id[i] - '0'
-		if c > 9 {
-			return 0, false
-		}
-		n = n*10 + uint64(c)
+	n, err := strconv.Atoi(id)
+	if err != nil {
+		return 0, false
 	}
-	return n, true
+	return uint64(n), true
 }
 
 // Get is id's value.

@@ -3,7 +3,6 @@ package ctl
 import (
 	"slices"
 	"sync"
-	"sync/atomic"
 )
 
 // Deferred is an event the connection read but left unparsed, because its
@@ -19,8 +18,7 @@ import (
 type Deferred struct {
 	Base
 	own  Reply // the reply's struct: see Base.ownReply
-	done atomic.Bool
-	mu   sync.Mutex
+	once sync.Once
 	ev   Event
 
 	// A CIRC event's head, read once.
@@ -46,15 +44,7 @@ func NewDeferred(r *Reply) *Deferred {
 
 // Event is the event parsed (ParseEvent), the first call parsing it.
 func (d *Deferred) Event() Event {
-	if d.done.Load() {
-		return d.ev
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.done.Load() {
-		d.ev = ParseEvent(d.Raw)
-		d.done.Store(true)
-	}
+	d.once.Do(func() { d.ev = ParseEvent(d.Raw) })
 	return d.ev
 }
 
