@@ -130,7 +130,7 @@ func unpackID(v starlark.Value, what string, out *string) error {
 		}
 	case *Stream:
 		if what == "stream" {
-			*out = v.S.ID
+			*out = v.Strm().ID
 			return nil
 		}
 	case starlark.String:

@@ -47,17 +47,24 @@ func TestDeferredEventValues(t *testing.T) {
 		"650 BW 10 20 DIR=1 OR=2\r\n", // a tor.event
 		"650 ORCONN $AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA~a CONNECTED ID=5\r\n",
 		"650 BW ten 20\r\n", // malformed BW
+		"650 STREAM 7 NEW 0 [2001:db8::1]:443 SOURCE_ADDR=127.0.0.1:5000 PURPOSE=USER SOCKS_USERNAME=\"u\" ISO_FIELDS=SOCKS_USERNAME NYM_EPOCH=2 ODD=1\r\n",
+		"650-STREAM 7 CLOSED 5 example.com:443 REASON=END REMOTE_REASON=DONE\r\n650 EXTRA=1\r\n",
+		"650 STREAM 7 NEW 0 example.com\r\n",             // malformed head (no port)
+		"650 STREAM 12 BUILT 0 example.com:80 P=\"x\r\n", // malformed past the head
 	} {
 		r := reply(t, text)
 		parsed := attrsOf(t, EventValue(ctl.ParseEvent(r), nil))
 		d := ctl.NewDeferred(r)
 		deferred := attrsOf(t, EventValue(d, nil))
-		_, _, headOK := d.CircHead()
-		if _, malformed := d.Event().(*ctl.UnknownEvent); malformed && headOK {
-			// A CIRC event malformed past its head is a circuit of its ID
-			// and status (builtins.CircuitOf), where parsed at once it is
-			// an unknown event: tor never sends one.
-			if deferred["type()"] != "tor.circuit" || deferred["id"] != `"12"` || deferred["status"] != `"BUILT"` {
+		_, _, circOK := d.CircHead()
+		_, _, streamOK := d.StreamHead()
+		if _, malformed := d.Event().(*ctl.UnknownEvent); malformed && (circOK || streamOK) {
+			// A CIRC or STREAM event malformed past its head is a
+			// circuit or stream of its ID and status (CircuitOf,
+			// StreamOf), where parsed at once it is an unknown event:
+			// tor never sends one.
+			want := map[bool]string{true: "tor.circuit", false: "tor.stream"}[circOK]
+			if deferred["type()"] != want || deferred["id"] != `"12"` || deferred["status"] != `"BUILT"` {
 				t.Errorf("%q deferred: %v", text, deferred)
 			}
 			continue

@@ -120,6 +120,15 @@ func (l *Live[T]) Get(id string) *T {
 	return nil
 }
 
+// Peek is id's latest state as it was given: parsed (cur) or not (src);
+// ok is false when there is no such item. Nothing is parsed.
+func (l *Live[T]) Peek(id string) (cur *T, src Source[T], ok bool) {
+	if it, ok := l.byID.Get(id); ok {
+		return it.cur, it.src, true
+	}
+	return nil, nil, false
+}
+
 // Has says whether id is live, without parsing its state.
 func (l *Live[T]) Has(id string) bool {
 	_, ok := l.byID.Get(id)

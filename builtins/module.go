@@ -27,6 +27,9 @@ func EventValue(ev ctl.Event, h Host) starlark.Value {
 		if _, _, ok := e.CircHead(); ok {
 			return DeferredCircuit(e)
 		}
+		if _, _, ok := e.StreamHead(); ok {
+			return DeferredStream(e, nil, h)
+		}
 		if e.Type == ctl.EventCirc || e.Type == ctl.EventStream || e.Type == ctl.EventCircMinor {
 			// Malformed, or of a type with a value of its own: as if
 			// parsed at once.

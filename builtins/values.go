@@ -237,6 +237,8 @@ func (c *Circuit) Attr(name string) (starlark.Value, error) {
 // stream.circuit is the circuit it is attached to (from the live state), or
 // None. Two stream values are equal when they have the same id.
 type Stream struct {
+	// S is the stream; nil for a deferred STREAM event (DeferredStream),
+	// which Strm parses on its first read.
 	S     *ctl.Stream
 	Raw   *ctl.Reply // the STREAM event, or nil
 	Event string     // "STREAM" for an event, else ""
@@ -245,6 +247,43 @@ type Stream struct {
 	// attached, oldest first.
 	Failed []string
 	Host   Host // for stream.circuit; may be nil
+
+	src Source[ctl.Stream]
+}
+
+// DeferredStream is the value of a STREAM event the connection left
+// unparsed (ctl.Conn.Defer), as handlers receive it: src, the stream as
+// the event shows it, is parsed when a handler first reads the value. A
+// nil src is the event's own stream (StreamOf).
+func DeferredStream(d *ctl.Deferred, src Source[ctl.Stream], h Host) *Stream {
+	if src == nil {
+		src = (*deferredStream)(d)
+	}
+	return &Stream{Raw: d.Raw, Event: d.Type, Host: h, src: src}
+}
+
+// deferredStream is a deferred STREAM event as a Source.
+type deferredStream ctl.Deferred
+
+func (d *deferredStream) Parse() *ctl.Stream { return StreamOf((*ctl.Deferred)(d)) }
+
+// Strm is the stream s shows.
+func (s *Stream) Strm() *ctl.Stream {
+	if s.S == nil && s.src != nil {
+		return s.src.Parse()
+	}
+	return s.S
+}
+
+// StreamOf is the stream of d, a deferred STREAM event, parsed. Should its
+// text turn out malformed past the stream's target (which a STREAM event
+// from tor never is), it is a stream of that ID and status alone.
+func StreamOf(d *ctl.Deferred) *ctl.Stream {
+	if e, ok := d.Event().(*ctl.StreamEvent); ok {
+		return &e.Stream
+	}
+	id, status, _ := d.StreamHead()
+	return &ctl.Stream{ID: id, Status: status}
 }
 
 var (
@@ -253,15 +292,16 @@ var (
 )
 
 func (s *Stream) String() string {
-	return fmt.Sprintf("<stream %s %s %s>", s.S.ID, s.S.Status, s.S.Target)
+	x := s.Strm()
+	return fmt.Sprintf("<stream %s %s %s>", x.ID, x.Status, x.Target)
 }
 func (s *Stream) Type() string          { return "tor.stream" }
 func (s *Stream) Freeze()               {}
 func (s *Stream) Truth() starlark.Bool  { return true }
-func (s *Stream) Hash() (uint32, error) { return starlark.String("stream " + s.S.ID).Hash() }
+func (s *Stream) Hash() (uint32, error) { return starlark.String("stream " + s.Strm().ID).Hash() }
 
 func (s *Stream) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bool, error) {
-	return eqOnly(op, s.S.ID == y.(*Stream).S.ID, s, y)
+	return eqOnly(op, s.Strm().ID == y.(*Stream).Strm().ID, s, y)
 }
 
 var streamAttrs = sortedNames(
@@ -274,7 +314,7 @@ var streamAttrs = sortedNames(
 func (s *Stream) AttrNames() []string { return streamAttrs }
 
 func (s *Stream) Attr(name string) (starlark.Value, error) {
-	x := s.S
+	x := s.Strm()
 	switch name {
 	case "id":
 		return starlark.String(x.ID), nil

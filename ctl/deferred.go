@@ -12,19 +12,21 @@ import (
 // ParseEvent would have returned. A Deferred may be shared between
 // goroutines.
 //
-// Its head (CircHead) is read as ParseEvent reads it, but a Deferred whose
-// head reads may still turn out malformed: Event is then an *UnknownEvent
-// with ParseErr set, as ParseEvent would have returned at once.
+// Its head (CircHead, StreamHead) is read as ParseEvent reads it, but a
+// Deferred whose head reads may still turn out malformed: Event is then an
+// *UnknownEvent with ParseErr set, as ParseEvent would have returned at
+// once.
 type Deferred struct {
 	Base
 	own  Reply // the reply's struct: see Base.ownReply
 	once sync.Once
 	ev   Event
 
-	// A CIRC event's head, read once.
-	circID     string
-	circStatus CircStatus
-	circOK     bool
+	// A CIRC or STREAM event's ID and status, read once; headOK is
+	// false for other types and for a malformed head.
+	headID     string
+	headStatus string
+	headOK     bool
 }
 
 // NewDeferred is r, a 650 reply, as an event to parse later: what a
@@ -36,8 +38,11 @@ func NewDeferred(r *Reply) *Deferred {
 		d.Type, _, _ = cutWord(r.Lines[0].Text)
 	}
 	d.ownReply(&d.own)
-	if d.Type == EventCirc {
-		d.circID, d.circStatus, d.circOK = d.readCircHead()
+	switch d.Type {
+	case EventCirc:
+		d.headID, d.headStatus, d.headOK = d.readHead(false)
+	case EventStream:
+		d.headID, d.headStatus, d.headOK = d.readHead(true)
 	}
 	return d
 }
@@ -53,24 +58,47 @@ func (d *Deferred) Event() Event {
 // event type, or when the ID or the status is malformed (Event then says
 // why).
 func (d *Deferred) CircHead() (id string, status CircStatus, ok bool) {
-	return d.circID, d.circStatus, d.circOK
+	if d.Type != EventCirc || !d.headOK {
+		return "", "", false
+	}
+	return d.headID, CircStatus(d.headStatus), true
 }
 
-func (d *Deferred) readCircHead() (id string, status CircStatus, ok bool) {
+// StreamHead is a deferred STREAM event's stream ID and status, read as
+// ParseEvent reads them, without the keywords that follow. ok is false for
+// another event type, or when the ID, the status, the circuit ID or the
+// target is malformed (Event then says why).
+func (d *Deferred) StreamHead() (id string, status StreamStatus, ok bool) {
+	if d.Type != EventStream || !d.headOK {
+		return "", "", false
+	}
+	return d.headID, StreamStatus(d.headStatus), true
+}
+
+// readHead reads the ID and status of a CIRC event, or with stream the
+// positional arguments of a STREAM event (parsePositional).
+func (d *Deferred) readHead(stream bool) (id, status string, ok bool) {
 	if d.Raw == nil || len(d.Raw.Lines) == 0 {
 		return "", "", false
 	}
 	_, rest, _ := cutWord(d.Raw.Lines[0].Text)
 	a := NewArgs(rest)
+	if stream {
+		var s Stream
+		if s.parsePositional(&a) != nil {
+			return "", "", false
+		}
+		return s.ID, string(s.Status), true
+	}
 	id, ok = a.Word()
 	if !ok || !isID(id) {
 		return "", "", false
 	}
-	st, ok := a.Word()
-	if !ok || !isKeyword(st) {
+	status, ok = a.Word()
+	if !ok || !isKeyword(status) {
 		return "", "", false
 	}
-	return id, CircStatus(st), true
+	return id, status, true
 }
 
 // Parsed is ev, parsed if it is a *Deferred.

@@ -9,7 +9,8 @@ import (
 )
 
 // checkDeferred checks that a Deferred of r is what ParseEvent makes of r:
-// the same event once parsed, and a CIRC head that agrees with the parse.
+// the same event once parsed, and a CIRC or STREAM head that agrees with
+// the parse.
 func checkDeferred(t *testing.T, r *Reply, ev Event) {
 	t.Helper()
 	d := NewDeferred(r)
@@ -39,6 +40,20 @@ func checkDeferred(t *testing.T, r *Reply, ev Event) {
 			t.Fatalf("Deferred(%q).CircHead() ok for a %s event", r.Raw, ev.EventType())
 		}
 	}
+	sid, sstatus, sok := d.StreamHead()
+	switch e := ev.(type) {
+	case *StreamEvent:
+		if !sok || sid != e.ID || sstatus != e.Status {
+			t.Fatalf("Deferred(%q).StreamHead() = %q, %q, %v; the event has %q, %q", r.Raw, sid, sstatus, sok, e.ID, e.Status)
+		}
+	default:
+		if sok && ev.EventType() != EventStream {
+			t.Fatalf("Deferred(%q).StreamHead() ok for a %s event", r.Raw, ev.EventType())
+		}
+	}
+	if ok && sok {
+		t.Fatalf("Deferred(%q): both a CIRC and a STREAM head", r.Raw)
+	}
 }
 
 // TestDeferredRecordedEvents: every event recorded from tor 0.4.9, deferred,
@@ -52,25 +67,28 @@ func TestDeferredRecordedEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	circs := 0
+	circs, streams := 0, 0
 	for _, r := range replies {
 		if !r.IsAsync() {
 			continue
 		}
 		ev := ParseEvent(r)
-		if _, ok := ev.(*CircEvent); ok {
+		switch ev.(type) {
+		case *CircEvent:
 			circs++
+		case *StreamEvent:
+			streams++
 		}
 		checkDeferred(t, r, ev)
 	}
-	if circs == 0 {
-		t.Fatal("no CIRC event in the recording")
+	if circs == 0 || streams == 0 {
+		t.Fatalf("%d CIRC and %d STREAM events in the recording", circs, streams)
 	}
 }
 
-// TestDeferredMalformed: a CIRC event malformed in its head has no head and
-// parses to an UnknownEvent; one malformed past its head keeps its head, and
-// parses to the UnknownEvent ParseEvent makes of it.
+// TestDeferredMalformed: a CIRC or STREAM event malformed in its head has
+// no head and parses to an UnknownEvent; one malformed past its head keeps
+// its head, and parses to the UnknownEvent ParseEvent makes of it.
 func TestDeferredMalformed(t *testing.T) {
 	for _, tc := range []struct {
 		line   string
@@ -85,8 +103,21 @@ func TestDeferredMalformed(t *testing.T) {
 		{"650 CIRC \"12\" BUILT", true},                           // quoted, as ParseEvent reads it
 		{"650 CIRC 12 BU=ILT", false},                             // a keyword, not a status
 		{"650 CIRC\t12 BUILT", false},                             // a tab: the type is "CIRC\t12"
-		{"650 STREAM 1 NEW 0 example.com:80", false},              // not CIRC
+		{"650 STREAM 1 NEW 0 example.com:80", true},               // a STREAM head
 		{"650 CIRC 7 EXTENDED $" + strings.Repeat("B", 40), true}, // no nickname
+		{"650 STREAM 9 SUCCEEDED 4 example.com:443", true},
+		{"650 STREAM 9 NEW 0 [2001:db8::1]:443 SOURCE_ADDR=127.0.0.1:5 PURPOSE=USER", true},
+		{"650 STREAM 9 CLOSED 4 example.com:443 REASON=\"DONE", true}, // an unterminated quote
+		{"650 STREAM 9 REMAP 4 1.2.3.4:443 NYM_EPOCH=x", true},        // a bad number: past the head
+		{"650 STREAM 9 NEW 0 example.com", false},                     // a target without a port
+		{"650 STREAM 9 NEW 0 :80", false},                             // without a host
+		{"650 STREAM 9 NEW 0 example.com:99999", false},               // a port out of range
+		{"650 STREAM 9 NEW x.y example.com:80", false},                // a bad circuit ID
+		{"650 STREAM 9 NEW", false},                                   // no circuit, no target
+		{"650 STREAM 9\tNEW 0 example.com:80", false},                 // a tab inside a word
+		{"650 STREAM 12345678901234567 NEW 0 example.com:80", false},
+		{"650 STREAM 9 NE=W 0 example.com:80", false},
+		{"650 CIRC 9 NEW 0 example.com:80", true}, // a CIRC event, not a stream
 	} {
 		r, err := ParseReplies([]byte(tc.line+"\r\n"), Limits{})
 		if err != nil || len(r) != 1 {
@@ -94,8 +125,11 @@ func TestDeferredMalformed(t *testing.T) {
 		}
 		ev := ParseEvent(r[0])
 		checkDeferred(t, r[0], ev)
-		if _, _, ok := NewDeferred(r[0]).CircHead(); ok != tc.headOK {
-			t.Errorf("%q: CircHead ok = %v, want %v (parsed: %T)", tc.line, ok, tc.headOK, ev)
+		d := NewDeferred(r[0])
+		_, _, cok := d.CircHead()
+		_, _, sok := d.StreamHead()
+		if ok := cok || sok; ok != tc.headOK {
+			t.Errorf("%q: head ok = %v, want %v (parsed: %T)", tc.line, ok, tc.headOK, ev)
 		}
 	}
 }

@@ -132,7 +132,7 @@ func (r *Runtime) runTasks(fs []func()) ([]func(), int) {
 // dispatch handles one event: the live state first, then the policy, then
 // the script's handlers.
 func (r *Runtime) dispatch(ev ctl.Event) {
-	if d, ok := ev.(*ctl.Deferred); ok && (r.opts.OnEvent != nil || len(r.waiters) > 0) {
+	if d, ok := ev.(*ctl.Deferred); ok && (r.opts.OnEvent != nil || len(r.waiters) > 0 || r.streamParsed(d)) {
 		ev = d.Event() // they take events parsed
 	}
 	if r.opts.OnEvent != nil {
@@ -141,6 +141,7 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 	if r.metrics != nil {
 		r.metrics.event(ev)
 	}
+	var stream builtins.Source[ctl.Stream] // a deferred STREAM event's stream
 	switch e := ev.(type) {
 	case *ctl.StreamEvent:
 		r.state.stream(&e.Stream)
@@ -156,13 +157,18 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 			r.policy.onCircuit(e.ID, e.Status)
 		}
 	case *ctl.Deferred:
-		// CIRC, BW and ORCONN are left unparsed (deferredEvents): a
-		// CIRC event's ID and status are read now, the rest when a
-		// script reads the circuit.
+		// CIRC, STREAM, BW and ORCONN are left unparsed
+		// (deferredEvents): a CIRC or STREAM event's ID and status are
+		// read now, the rest when a script reads the circuit or stream.
 		if id, status, ok := e.CircHead(); ok {
 			r.state.deferredCircuit(id, status, e)
 			if r.policy != nil {
 				r.policy.onCircuit(id, status)
+			}
+		} else if id, status, ok := e.StreamHead(); ok {
+			stream = r.state.deferredStream(id, status, e)
+			if r.policy != nil {
+				r.policy.onStreamStatus(id, status)
 			}
 		}
 	case *ctl.NewConsensusEvent, *ctl.NSEvent, *ctl.NewDescEvent:
@@ -178,7 +184,12 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 	if len(hs) == 0 {
 		return
 	}
-	v := builtins.EventValue(ev, (*host)(r))
+	var v starlark.Value
+	if stream != nil {
+		v = builtins.DeferredStream(ev.(*ctl.Deferred), stream, (*host)(r))
+	} else {
+		v = builtins.EventValue(ev, (*host)(r))
+	}
 	for _, h := range hs {
 		_, err := r.call(h.fn, r.argsOf(h.fn, v))
 		r.handlerResult(h, ev.EventType(), err)
@@ -186,6 +197,18 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 			return
 		}
 	}
+}
+
+// streamParsed says whether a deferred event is a STREAM event that
+// dispatch takes parsed: one malformed in its head (an unknown event, as
+// parsed at once), one the policy asks about (needsStream), or any while
+// probes (tor.fetch, tor.connect) look for their streams.
+func (r *Runtime) streamParsed(d *ctl.Deferred) bool {
+	if d.Type != ctl.EventStream {
+		return false
+	}
+	_, status, ok := d.StreamHead()
+	return !ok || r.policy != nil && needsStream(status) || len(r.probes.byUser) > 0
 }
 
 // argsOf is the arguments (v) of a call to fn: a Starlark function copies

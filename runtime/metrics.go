@@ -130,22 +130,7 @@ func (m *Metrics) event(ev ctl.Event) {
 	c.Inc()
 	switch e := ev.(type) {
 	case *ctl.StreamEvent:
-		s := &e.Stream
-		switch s.Status {
-		case ctl.StreamNew, ctl.StreamNewResolve:
-			if len(m.newAt) < maxTimed {
-				m.newAt[s.ID] = time.Now()
-			}
-		case ctl.StreamSucceeded:
-			if t, ok := m.newAt[s.ID]; ok {
-				m.successDelay.Observe(time.Since(t).Seconds())
-				delete(m.newAt, s.ID)
-			}
-		case ctl.StreamClosed, ctl.StreamFailed:
-			m.streamEnds.WithLabelValues(string(s.Status), s.Reason, s.RemoteReason).Inc()
-			delete(m.newAt, s.ID)
-			delete(m.attached, s.ID)
-		}
+		m.stream(e.ID, e.Status, &e.Stream)
 	case *ctl.CircEvent:
 		m.circuit(e.ID, e.Status, &e.Circuit)
 	case *ctl.Deferred:
@@ -155,7 +140,33 @@ func (m *Metrics) event(ev ctl.Event) {
 				c = builtins.CircuitOf(e)
 			}
 			m.circuit(id, status, c)
+		} else if id, status, ok := e.StreamHead(); ok {
+			var s *ctl.Stream // parsed only where its fields count
+			if status == ctl.StreamClosed || status == ctl.StreamFailed {
+				s = builtins.StreamOf(e)
+			}
+			m.stream(id, status, s)
 		}
+	}
+}
+
+// stream times a stream from a STREAM event of id and status, and counts
+// how streams end; s is the event's stream, needed for CLOSED and FAILED.
+func (m *Metrics) stream(id string, status ctl.StreamStatus, s *ctl.Stream) {
+	switch status {
+	case ctl.StreamNew, ctl.StreamNewResolve:
+		if len(m.newAt) < maxTimed {
+			m.newAt[id] = time.Now()
+		}
+	case ctl.StreamSucceeded:
+		if t, ok := m.newAt[id]; ok {
+			m.successDelay.Observe(time.Since(t).Seconds())
+			delete(m.newAt, id)
+		}
+	case ctl.StreamClosed, ctl.StreamFailed:
+		m.streamEnds.WithLabelValues(string(status), s.Reason, s.RemoteReason).Inc()
+		delete(m.newAt, id)
+		delete(m.attached, id)
 	}
 }
 

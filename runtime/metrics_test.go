@@ -36,6 +36,7 @@ tor.policy(policy)
 	r.waitLog("policy started")
 	f.Event(stream7New)
 	f.Event(stream8New) // the policy fails: on_error
+	f.Event("STREAM 7 SUCCEEDED 5 example.com:80")
 	f.Event("STREAM 7 CLOSED 5 example.com:80 REASON=DONE")
 	f.Event("STREAM 8 CLOSED 0 example.org:443 REASON=END REMOTE_REASON=EXITPOLICY")
 	r.waitLog("policy failed")
@@ -53,7 +54,8 @@ tor.policy(policy)
 		{"torscript_handler_failures_total", []string{"kind", "policy"}, 1},
 		{"torscript_stream_endings_total", []string{"status", "CLOSED", "reason", "DONE", "remote_reason", ""}, 1},
 		{"torscript_stream_endings_total", []string{"reason", "END", "remote_reason", "EXITPOLICY"}, 1},
-		{"torscript_events_total", []string{"type", "STREAM"}, 4},
+		{"torscript_events_total", []string{"type", "STREAM"}, 5},
+		{"torscript_stream_success_delay_seconds", nil, 1}, // observations: stream 7
 		{"torscript_script_seen", []string{"host", "example.com"}, 1},
 		{"torscript_script_seen", []string{"host", "example.org"}, 1},
 		{"torscript_script_held", nil, 3},

@@ -214,17 +214,49 @@ func (e *policyEngine) onStream(ev *ctl.StreamEvent) {
 		e.newStream(ev.Stream.Status, s, st)
 	case ctl.StreamDetached:
 		e.detached(ev, s, st)
+	default:
+		e.streamMoved(id, ev.Stream.Status, s, st)
+	}
+}
+
+// needsStream says whether onStream needs a STREAM event of status parsed:
+// it asks the policy about new and detached streams; of the others
+// (onStreamStatus) it takes only the ID and status.
+func needsStream(status ctl.StreamStatus) bool {
+	switch status {
+	case ctl.StreamNew, ctl.StreamNewResolve, ctl.StreamControllerWait, ctl.StreamDetached:
+		return true
+	}
+	return false
+}
+
+// onStreamStatus is onStream for an event left unparsed, of a status
+// needsStream says needs no parse.
+func (e *policyEngine) onStreamStatus(id string, status ctl.StreamStatus) {
+	if e.env.ending() {
+		return
+	}
+	e.streamMoved(id, status, nil, e.streams[id])
+}
+
+// streamMoved follows a stream the policy decided about (st, or nil) past
+// its decision: attached (SENTCONNECT, ...) or ended. s is its new state,
+// or nil to keep the one it had.
+func (e *policyEngine) streamMoved(id string, status ctl.StreamStatus, s *ctl.Stream, st *pstream) {
+	if st == nil {
+		return
+	}
+	switch status {
 	case ctl.StreamSentConnect, ctl.StreamSentResolve, ctl.StreamSucceeded:
-		if st != nil {
-			e.unwait(st)
-			st.s, st.ph = s, phDone
+		e.unwait(st)
+		if s != nil {
+			st.s = s
 		}
+		st.ph = phDone
 	case ctl.StreamClosed, ctl.StreamFailed:
-		if st != nil {
-			e.unwait(st)
-			delete(e.streams, id)
-			st.release()
-		}
+		e.unwait(st)
+		delete(e.streams, id)
+		st.release()
 	}
 }
 
@@ -672,7 +704,7 @@ func (e *policyEngine) pending(evs []ctl.Event) {
 		return
 	}
 	for _, ev := range evs {
-		se, ok := ev.(*ctl.StreamEvent)
+		se, ok := ctl.Parsed(ev).(*ctl.StreamEvent)
 		if !ok {
 			continue
 		}

@@ -46,7 +46,7 @@ func newEngineRig(t *testing.T, p builtins.Policy, dryRun bool) *engineRig {
 func (g *engineRig) call(fn starlark.Callable, args starlark.Tuple) (starlark.Value, error) {
 	g.asked++
 	s := args[0].(*builtins.Stream)
-	return g.decide(s.S, s.Failed)
+	return g.decide(s.Strm(), s.Failed)
 }
 
 func (g *engineRig) send(cmd ctl.Command, onError func(error)) {

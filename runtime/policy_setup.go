@@ -201,7 +201,7 @@ func (r *Runtime) policyShutdown(ctx context.Context) []ctl.Event {
 	// Events still queued may announce streams that wait for us.
 	if evs, _ := r.conn.EventBatch(nil); len(evs) > 0 {
 		for _, ev := range evs {
-			if e, ok := ev.(*ctl.StreamEvent); ok {
+			if e, ok := ctl.Parsed(ev).(*ctl.StreamEvent); ok {
 				r.state.stream(&e.Stream)
 			}
 		}

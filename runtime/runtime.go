@@ -249,10 +249,10 @@ func (r *Runtime) connectTor(ctx context.Context) (*ctl.Conn, error) {
 
 // deferredEvents are the event types the connection leaves unparsed
 // (ctl.Deferred) until something reads them: the many that handlers often
-// only count, and CIRC, whose ID and status are all the live state and the
-// policy need at once. STREAM is parsed at once: the policy reads every
-// one.
-var deferredEvents = []string{ctl.EventCirc, ctl.EventBW, ctl.EventORConn}
+// only count, and CIRC and STREAM, whose ID and status are all the live
+// state and the policy need at once of most. The policy's own STREAM
+// events (new and detached streams) are parsed at once (dispatch).
+var deferredEvents = []string{ctl.EventCirc, ctl.EventStream, ctl.EventBW, ctl.EventORConn}
 
 // Predeclared are the names every script sees: tor, exit, help, argv,
 // json, math, time, struct, module.

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"sync"
 
 	"github.com/torscript/torscript/builtins"
 	"github.com/torscript/torscript/ctl"
@@ -92,6 +93,68 @@ func (s *liveState) stream(st *ctl.Stream) {
 		return
 	}
 	s.streams.Set(st.ID, st)
+}
+
+// deferredStream is stream for a STREAM event left unparsed (id and
+// status are its head), and the event's value for handlers: it is parsed,
+// and filled in from the stream's earlier state (mergeStream), when a
+// script reads the stream. A stream that closed or failed is removed.
+func (s *liveState) deferredStream(id string, status ctl.StreamStatus, d *ctl.Deferred) builtins.Source[ctl.Stream] {
+	src := &deferredStream{d: d}
+	if !s.tracking {
+		return src // as stream: without the live state, nothing to merge
+	}
+	if cur, prev, ok := s.streams.Peek(id); ok {
+		src.prevStream = cur
+		if p, ok := prev.(*deferredStream); ok {
+			if p.depth+1 >= maxStreamChain {
+				src.prevStream = p.Parse()
+			} else {
+				src.prev, src.depth = p, p.depth+1
+			}
+		} else if prev != nil {
+			src.prevStream = prev.Parse()
+		}
+	}
+	switch status {
+	case ctl.StreamClosed, ctl.StreamFailed:
+		s.streams.Delete(id)
+	default:
+		s.streams.SetSource(id, src)
+	}
+	return src
+}
+
+// maxStreamChain bounds how many unparsed events of one stream wait on
+// each other (a stream's XOFF and XON events come by the hundred): the
+// earlier ones are then parsed.
+const maxStreamChain = 16
+
+// deferredStream is a deferred STREAM event as the stream's state: its
+// stream, filled in from what the stream was before the event (prev, or
+// prevStream), parsed once.
+type deferredStream struct {
+	d          *ctl.Deferred
+	prev       *deferredStream // the event before, unparsed when it came
+	prevStream *ctl.Stream     // or the stream as it was, parsed
+	depth      int             // how many unparsed events prev leads back through
+	once       sync.Once
+	st         *ctl.Stream
+}
+
+func (ds *deferredStream) Parse() *ctl.Stream {
+	ds.once.Do(func() {
+		st := builtins.StreamOf(ds.d)
+		old := ds.prevStream
+		if ds.prev != nil {
+			old = ds.prev.Parse()
+		}
+		if old != nil {
+			mergeStream(st, old)
+		}
+		ds.st, ds.prev, ds.prevStream = st, nil, nil
+	})
+	return ds.st
 }
 
 // mergeStream fills in what a later STREAM event leaves out from what an

@@ -293,7 +293,7 @@ func idString(v starlark.Value) string {
 	case *builtins.Circuit:
 		return v.Circ().ID
 	case *builtins.Stream:
-		return v.S.ID
+		return v.Strm().ID
 	}
 	return v.String()
 }
