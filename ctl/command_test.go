@@ -140,7 +140,28 @@ func TestCork(t *testing.T) {
 		}
 	}
 
-	// Flush writes what is held, and ends the cork.
+	// Flush writes what is held, and ends the cork; HeldFor says how
+	// long the oldest held command has waited.
+	if d := c.HeldFor(); d != 0 {
+		t.Errorf("nothing held, HeldFor() = %v", d)
+	}
+	c.Cork()
+	before := time.Now()
+	c.Start(ctx, a, done("a"))
+	time.Sleep(corkDelay / 4)
+	c.Start(ctx, b, done("b"))
+	// Unless the cork's delay passed meanwhile (a busy machine), and its
+	// timer wrote them, the oldest is a.
+	if d, since := c.HeldFor(), time.Since(before); since < corkDelay && (d < corkDelay/4 || d > since) {
+		t.Errorf("held for %v, HeldFor() = %v", since, d)
+	}
+	c.Flush()
+	if d := c.HeldFor(); d != 0 {
+		t.Errorf("flushed, HeldFor() = %v", d)
+	}
+	if !f.Expect("ATTACHSTREAM 1 5\r\nATTACHSTREAM 2 5\r\n") {
+		return
+	}
 	c.Cork()
 	c.Start(ctx, a, done("a"))
 	c.Flush()

@@ -63,6 +63,10 @@ type Conn struct {
 	// corkDelay after the first is held.
 	corked    atomic.Bool
 	holdTimer *time.Timer // under wsem
+	// heldAt is when the oldest command held was (time since epoch), 0
+	// when none is held.
+	heldAt atomic.Int64
+	epoch  time.Time
 
 	waiters atomic.Int32 // commands waiting for their reply
 
@@ -149,7 +153,7 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 	if opts.EventBytes <= 0 {
 		opts.EventBytes = 64 << 20
 	}
-	c := &Conn{rwc: rwc, opts: opts, log: opts.Logger, done: make(chan struct{}), wsem: make(chan struct{}, 1)}
+	c := &Conn{rwc: rwc, opts: opts, log: opts.Logger, done: make(chan struct{}), wsem: make(chan struct{}, 1), epoch: time.Now()}
 	c.events = newEventQueue(opts.EventBacklog, c.log)
 	c.events.maxBytes = opts.EventBytes
 	c.events.soft = opts.EventBytes / 16
@@ -409,6 +413,7 @@ func (c *Conn) write(ctx context.Context, line, data string, hasData bool, q *pe
 	}
 	if q.cb != nil && c.corked.Load() && c.wbuf.Len() < corkMax {
 		if start == 0 {
+			c.heldAt.Store(max(int64(time.Since(c.epoch)), 1))
 			if c.holdTimer == nil {
 				c.holdTimer = time.AfterFunc(corkDelay, c.flushHeld)
 			} else {
@@ -462,6 +467,7 @@ func (c *Conn) flushLocked(deadline time.Time, what string) {
 		dl.SetWriteDeadline(time.Time{})
 	}
 	c.wbuf.Reset()
+	c.heldAt.Store(0)
 	if werr != nil {
 		c.fail(fmt.Errorf("control connection: write %s: %w", what, werr))
 	}
@@ -472,6 +478,17 @@ func (c *Conn) flushLocked(deadline time.Time, what string) {
 // Commands that wait for their reply are never held: they write what is
 // held first.
 func (c *Conn) Cork() { c.corked.Store(true) }
+
+// HeldFor is how long the oldest command Start holds has waited, 0 when
+// it holds none: a loop that handles a long batch corked flushes when its
+// decisions have waited long enough, with one clock read now and then.
+func (c *Conn) HeldFor() time.Duration {
+	t := c.heldAt.Load()
+	if t == 0 {
+		return 0
+	}
+	return time.Since(c.epoch) - time.Duration(t)
+}
 
 // Flush writes the commands Start held, and ends Cork.
 func (c *Conn) Flush() {

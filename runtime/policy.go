@@ -28,8 +28,9 @@ package runtime
 //     (runtime/grants.go checkCommand, which reads the line with
 //     ctl/cmdline.go ParseCommandLine as tor will) sees the final line,
 //     then "ATTACHSTREAM 42 7" is written to the socket with the batch's
-//     other decisions when the loop flushes (the batch's end, every 256
-//     events, or 1 ms after the first held command). Tor's reply
+//     other decisions when the loop flushes (the batch's end, or 1 ms
+//     after the first held command: the cork's timer, or the loop's own
+//     check every 32 events in a long batch). Tor's reply
 //     comes back through the reader (step 1) to the command's callback;
 //     a refusal is posted to the loop (policyEngine.attachFailed).
 //
