@@ -76,7 +76,7 @@ func (d *Deferred) StreamHead() (id string, status StreamStatus, ok bool) {
 }
 
 // readHead reads the ID and status of a CIRC event, or with stream the
-// positional arguments of a STREAM event (parsePositional).
+// positional arguments of a STREAM event (readStreamHead).
 func (d *Deferred) readHead(stream bool) (id, status string, ok bool) {
 	if d.Raw == nil || len(d.Raw.Lines) == 0 {
 		return "", "", false
@@ -84,11 +84,11 @@ func (d *Deferred) readHead(stream bool) (id, status string, ok bool) {
 	_, rest, _ := cutWord(d.Raw.Lines[0].Text)
 	a := NewArgs(rest)
 	if stream {
-		var s Stream
-		if s.parsePositional(&a) != nil {
+		p, err := readStreamHead(&a)
+		if err != nil {
 			return "", "", false
 		}
-		return s.ID, string(s.Status), true
+		return p.id, p.status, true
 	}
 	id, ok = a.Word()
 	if !ok || !isID(id) {

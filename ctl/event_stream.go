@@ -79,29 +79,41 @@ func splitTarget(s string) (host string, port int, ok bool) {
 
 // parsePositional reads "StreamID SP StreamStatus SP CircuitID SP Target".
 func (s *Stream) parsePositional(a *Args) error {
-	id, ok := a.Word()
-	if !ok || !isID(id) {
-		return errBadStreamID
+	p, err := readStreamHead(a)
+	if err != nil {
+		return err
 	}
-	st, ok := a.Word()
-	if !ok || !isKeyword(st) {
-		return errBadStatus
-	}
-	circ, ok := a.Word()
-	if !ok || !isID(circ) {
-		return errBadCircuitID
-	}
-	target, ok := a.Word()
-	if !ok {
-		return errBadTarget
-	}
-	host, port, ok := splitTarget(target)
-	if !ok {
-		return errBadTarget
-	}
-	s.ID, s.Status, s.CircuitID = id, StreamStatus(st), circ
-	s.Target, s.TargetHost, s.TargetPort = target, host, port
+	s.ID, s.Status, s.CircuitID = p.id, StreamStatus(p.status), p.circ
+	s.Target, s.TargetHost, s.TargetPort = p.target, p.host, p.port
 	return nil
+}
+
+// streamHead is the positional arguments of a stream.
+type streamHead struct {
+	id, status, circ, target, host string
+	port                            int
+}
+
+// readStreamHead reads "StreamID SP StreamStatus SP CircuitID SP Target".
+func readStreamHead(a *Args) (streamHead, error) {
+	var p streamHead
+	var ok bool
+	if p.id, ok = a.Word(); !ok || !isID(p.id) {
+		return p, errBadStreamID
+	}
+	if p.status, ok = a.Word(); !ok || !isKeyword(p.status) {
+		return p, errBadStatus
+	}
+	if p.circ, ok = a.Word(); !ok || !isID(p.circ) {
+		return p, errBadCircuitID
+	}
+	if p.target, ok = a.Word(); !ok {
+		return p, errBadTarget
+	}
+	if p.host, p.port, ok = splitTarget(p.target); !ok {
+		return p, errBadTarget
+	}
+	return p, nil
 }
 
 // set takes the keyword arguments of control-spec 4.1.2.
