@@ -106,6 +106,21 @@ func TestLiveSourceParsedOnRead(t *testing.T) {
 	if l.Has("6") || l.Len() != 1 || len(l.All()) != 1 {
 		t.Fatalf("after Delete: Has %v, Len %d, All %d", l.Has("6"), l.Len(), len(l.All()))
 	}
+	// ReplaceSource and Take give the state before as it was, parsed or
+	// not, and parse nothing.
+	third := &countingSource{c: ctl.Circuit{ID: "5", Status: ctl.CircClosed}}
+	if cur, prev, had := l.ReplaceSource("5", third); !had || prev != nil || cur == nil || cur.Purpose != "HS_VANGUARDS" {
+		t.Fatalf("ReplaceSource over a parsed state: %v, %v, %v", cur, prev, had)
+	}
+	if cur, prev, had := l.Take("5"); !had || cur != nil || prev != third || third.n != 0 || l.Has("5") {
+		t.Fatalf("Take of an unparsed state: %v, %v, %v; parsed %d times", cur, prev, had, third.n)
+	}
+	if cur, prev, had := l.ReplaceSource("9", third); had || cur != nil || prev != nil || !l.Has("9") {
+		t.Fatalf("ReplaceSource of a new item: %v, %v, %v", cur, prev, had)
+	}
+	if _, _, had := l.Take("10"); had {
+		t.Fatal("Take of an item that is not there")
+	}
 }
 
 type countingSource struct {

@@ -65,30 +65,47 @@ func (l *Live[T]) SetSource(id string, src Source[T]) {
 	l.set(id, nil, src)
 }
 
-func (l *Live[T]) set(id string, item *T, src Source[T]) {
+// ReplaceSource is SetSource that also returns id's state before, as it
+// was given (parsed, cur, or not, prev; neither is parsed now); had is
+// false when id is new.
+func (l *Live[T]) ReplaceSource(id string, src Source[T]) (cur *T, prev Source[T], had bool) {
+	return l.set(id, nil, src)
+}
+
+func (l *Live[T]) set(id string, item *T, src Source[T]) (cur *T, prev Source[T], had bool) {
 	if it, ok := l.byID.Get(id); ok {
+		cur, prev = it.cur, it.src
 		it.cur, it.src, it.val = item, src, nil
-		return
+		return cur, prev, true
 	}
 	it := &liveItem[T]{cur: item, src: src}
 	// The key outlives this item's first state: a copy (IDMap.Set), so
 	// that it does not keep the event it was cut from.
 	l.byID.Set(id, it)
 	l.order = append(l.order, it)
+	return nil, nil, false
 }
 
 // Delete removes id, if it is there.
 func (l *Live[T]) Delete(id string) {
+	l.Take(id)
+}
+
+// Take is Delete that returns id's state before, as it was given (see
+// ReplaceSource).
+func (l *Live[T]) Take(id string) (cur *T, prev Source[T], had bool) {
 	it, ok := l.byID.Get(id)
 	if !ok {
-		return
+		return nil, nil, false
 	}
+	cur, prev = it.cur, it.src
 	l.byID.Delete(id)
 	it.cur, it.src, it.val = nil, nil, nil
 	l.holes++
 	if l.holes >= 32 && l.holes*2 >= len(l.order) {
 		l.compact()
 	}
+	return cur, prev, true
 }
 
 // compact drops the holes into a new array: views taken before keep the
@@ -118,15 +135,6 @@ func (l *Live[T]) Get(id string) *T {
 		return it.state()
 	}
 	return nil
-}
-
-// Peek is id's latest state as it was given: parsed (cur) or not (src);
-// ok is false when there is no such item. Nothing is parsed.
-func (l *Live[T]) Peek(id string) (cur *T, src Source[T], ok bool) {
-	if it, ok := l.byID.Get(id); ok {
-		return it.cur, it.src, true
-	}
-	return nil, nil, false
 }
 
 // Has says whether id is live, without parsing its state.

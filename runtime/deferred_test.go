@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torscript/torscript/builtins"
 	"github.com/torscript/torscript/ctl"
 )
 
@@ -181,5 +182,37 @@ print("ready")
 	t.Logf("the batch took %v, its decision went out after %v", took, held)
 	if held > took/2 {
 		t.Fatalf("the batch took %v, its decision went out after %v: held to near its end", took, held)
+	}
+}
+
+// TestDeferredStreamChainIsBounded: a stream's unparsed events wait on each
+// other at most maxStreamChain deep, however many come (XOFF and XON by the
+// hundred), and the last one still shows what NEW said.
+func TestDeferredStreamChainIsBounded(t *testing.T) {
+	s := newLiveState(nil)
+	s.tracking = true
+	deferred := func(line string) *ctl.Deferred {
+		rs, err := ctl.ParseReplies([]byte(line+"\r\n"), ctl.Limits{})
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("%q: %v", line, err)
+		}
+		return ctl.NewDeferred(rs[0])
+	}
+	s.stream(&deferred(`650 STREAM 7 NEW 0 example.com:443 SOURCE_ADDR=127.0.0.1:5000 PURPOSE=USER`).Event().(*ctl.StreamEvent).Stream)
+	var last builtins.Source[ctl.Stream]
+	for i := range 1000 {
+		status := []string{"XOFF_SENT", "XON_SENT"}[i%2]
+		last = s.deferredStream("7", ctl.StreamStatus(status), deferred("650 STREAM 7 "+status+" 5 example.com:443"))
+		depth := 0
+		for p := last.(*deferredStream); p != nil; p = p.prev {
+			depth++
+		}
+		if depth > maxStreamChain {
+			t.Fatalf("event %d: %d unparsed events wait on each other", i, depth)
+		}
+	}
+	st := s.streams.Get("7")
+	if st != last.Parse() || st.Status != "XON_SENT" || st.SourceAddr != "127.0.0.1:5000" || st.Purpose != "USER" {
+		t.Fatalf("the stream after 1000 events: %+v", st)
 	}
 }

@@ -104,23 +104,25 @@ func (s *liveState) deferredStream(id string, status ctl.StreamStatus, d *ctl.De
 	if !s.tracking {
 		return src // as stream: without the live state, nothing to merge
 	}
-	if cur, prev, ok := s.streams.Peek(id); ok {
-		src.prevStream = cur
-		if p, ok := prev.(*deferredStream); ok {
-			if p.depth+1 >= maxStreamChain {
-				src.prevStream = p.Parse()
-			} else {
-				src.prev, src.depth = p, p.depth+1
-			}
-		} else if prev != nil {
-			src.prevStream = prev.Parse()
-		}
-	}
+	var cur *ctl.Stream
+	var prev builtins.Source[ctl.Stream]
 	switch status {
 	case ctl.StreamClosed, ctl.StreamFailed:
-		s.streams.Delete(id)
+		cur, prev, _ = s.streams.Take(id)
 	default:
-		s.streams.SetSource(id, src)
+		cur, prev, _ = s.streams.ReplaceSource(id, src)
+	}
+	// What the stream was before: its parsed state, or an unparsed
+	// event to parse with this one.
+	src.prevStream = cur
+	if p, ok := prev.(*deferredStream); ok {
+		if p.depth+1 >= maxStreamChain {
+			src.prevStream = p.Parse()
+		} else {
+			src.prev, src.depth = p, p.depth+1
+		}
+	} else if prev != nil {
+		src.prevStream = prev.Parse()
 	}
 	return src
 }
