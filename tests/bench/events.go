@@ -158,7 +158,9 @@ func (b *bench) flood(r *Result, f flood) (err error) {
 	// events of a measurement are hundreds of megabytes, and a collection
 	// of them on the fake's CPU would hold back the writes and tor's
 	// answers to torscript's commands, and be measured as torscript's.
-	runtime.GC()
+	// What the last measurement left goes back to the system first, not
+	// while this one runs.
+	debug.FreeOSMemory()
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	from := s.fake.Len()
 	cpu0, cpuErr := cpuTime(s.proc.Pid())
