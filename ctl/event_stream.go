@@ -91,7 +91,7 @@ func (s *Stream) parsePositional(a *Args) error {
 // streamHead is the positional arguments of a stream.
 type streamHead struct {
 	id, status, circ, target, host string
-	port                            int
+	port                           int
 }
 
 // readStreamHead reads "StreamID SP StreamStatus SP CircuitID SP Target".
