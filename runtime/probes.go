@@ -182,6 +182,9 @@ func (ps *probeSet) onStream(r *Runtime, ev *ctl.StreamEvent) {
 				last := c.Path[len(c.Path)-1]
 				pr.res.ExitFP, pr.res.ExitNick = strings.TrimPrefix(last.Fingerprint, "$"), last.Nickname
 			}
+			if pr.netDone && pr.res.Err == "" {
+				r.deliverProbe(pr) // its success waited for this
+			}
 		}
 	case ctl.StreamDetached:
 		pr.res.Reason = streamReason(s)
@@ -227,8 +230,12 @@ func (r *Runtime) probeDecision(s *ctl.Stream, failed []string) (builtins.Decisi
 	return builtins.Attach{Circuit: pr.p.Circuit}, true
 }
 
-// probeNetDone takes the goroutine's result; it is delivered now, or
-// once tor says why the stream ended (at most probeGrace later).
+// probeNetDone takes the goroutine's result. It is delivered now when the
+// events have said what they have to say: for a success, the circuit that
+// carried the stream; for a failure, why tor ended the stream, or that
+// there was none. Else once they do (the goroutine's result can come
+// before tor's events are handled, which are read on another connection),
+// at most probeGrace later.
 func (r *Runtime) probeNetDone(pr *probe, res builtins.ProbeResult) {
 	if pr.done {
 		return
@@ -236,10 +243,10 @@ func (r *Runtime) probeNetDone(pr *probe, res builtins.ProbeResult) {
 	// What the events said stays.
 	res.Stream, res.Circuit, res.ExitFP, res.ExitNick, res.Reason = pr.res.Stream, pr.res.Circuit, pr.res.ExitFP, pr.res.ExitNick, pr.res.Reason
 	pr.res, pr.netDone = res, true
-	if pr.res.Stream == "" || res.Err == "" {
-		pr.ended = true
+	if pr.res.Stream == "" && res.Err != "" {
+		pr.ended = true // failed before tor had a stream for it
 	}
-	if pr.ended {
+	if pr.ended || res.Err == "" && pr.res.Circuit != "" {
 		r.deliverProbe(pr)
 		return
 	}

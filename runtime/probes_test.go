@@ -2,12 +2,15 @@ package runtime
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/torscript/torscript/builtins"
 	"github.com/torscript/torscript/ctl"
 	"github.com/torscript/torscript/runtime/simtor"
+	"go.starlark.net/starlark"
 )
 
 // newModelTor is the simulated tor with its model (simtor.New): relays,
@@ -219,5 +222,45 @@ tor.fetch("http://probe.example/", circuit = "`+c+`", on_done = done)
 	}
 	if n := len(f.Lines("SETCONF " + simtor.LeaveStreams + "=1")); n != 1 {
 		t.Errorf("%s set %d times, want once", simtor.LeaveStreams, n)
+	}
+}
+
+// TestProbeResultWaitsForItsStreamsEvents: a probe's network part can end
+// before the loop has handled tor's events about its stream (they come on
+// the control connection, the answer on the SOCKS one): a success is
+// delivered once SENTCONNECT or SUCCEEDED says which circuit carried it,
+// not at once without one; a failure before tor had a stream at once.
+func TestProbeResultWaitsForItsStreamsEvents(t *testing.T) {
+	r := New(Options{Logger: discardLogger(), Stdout: io.Discard})
+	var got []string
+	onDone := starlark.NewBuiltin("on_done", func(_ *starlark.Thread, _ *starlark.Builtin, args starlark.Tuple, _ []starlark.Tuple) (starlark.Value, error) {
+		v := args[0].(starlark.HasAttrs)
+		ok, _ := v.Attr("ok")
+		circ, _ := v.Attr("circuit")
+		got = append(got, ok.String()+" "+circ.String())
+		return starlark.None, nil
+	})
+	ps := &r.probes
+	ps.byUser, ps.byStream = map[string]*probe{}, map[string]*probe{}
+	newProbe := func(user string) *probe {
+		pr := &probe{p: &builtins.Probe{Kind: "connect", Host: "example.com", Port: 80, Circuit: "5", OnDone: onDone}, user: user, h: handler{fn: onDone}}
+		ps.byUser[user] = pr
+		return pr
+	}
+	pr := newProbe("u1")
+	ps.onStream(r, &ctl.StreamEvent{Stream: ctl.Stream{ID: "7", Status: ctl.StreamNew, CircuitID: "0", SocksUsername: "u1"}})
+	r.probeNetDone(pr, builtins.ProbeResult{Sent: 3})
+	if len(got) != 0 {
+		t.Fatalf("delivered before tor said which circuit carried the stream: %q", got)
+	}
+	ps.onStream(r, &ctl.StreamEvent{Stream: ctl.Stream{ID: "7", Status: ctl.StreamSucceeded, CircuitID: "5"}})
+	if len(got) != 1 || got[0] != `True "5"` {
+		t.Fatalf("after SUCCEEDED: %q, want one success on circuit 5", got)
+	}
+	// A failure before tor had a stream for it comes at once.
+	pr = newProbe("u2")
+	r.probeNetDone(pr, builtins.ProbeResult{Err: "socks: connection refused"})
+	if len(got) != 2 || got[1] != "False None" {
+		t.Fatalf("a failure without a stream: %q", got)
 	}
 }
