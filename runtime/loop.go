@@ -151,7 +151,7 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 	if r.metrics != nil {
 		r.metrics.event(ev)
 	}
-	var stream builtins.Source[ctl.Stream] // a deferred STREAM event's stream
+	var stream builtins.Source[ctl.Stream] // a deferred STREAM event's stream, as the live state keeps it
 	switch e := ev.(type) {
 	case *ctl.StreamEvent:
 		r.state.stream(&e.Stream)

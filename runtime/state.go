@@ -99,11 +99,13 @@ func (s *liveState) stream(st *ctl.Stream) {
 // status are its head), and the event's value for handlers: it is parsed,
 // and filled in from the stream's earlier state (mergeStream), when a
 // script reads the stream. A stream that closed or failed is removed.
+// Without the live state it is nil: the event's value is its own stream
+// (builtins.EventValue).
 func (s *liveState) deferredStream(id string, status ctl.StreamStatus, d *ctl.Deferred) builtins.Source[ctl.Stream] {
-	src := &deferredStream{d: d}
 	if !s.tracking {
-		return src // as stream: without the live state, nothing to merge
+		return nil // as stream: without the live state, nothing to fill in
 	}
+	src := &deferredStream{d: d}
 	var cur *ctl.Stream
 	var prev builtins.Source[ctl.Stream]
 	switch status {
