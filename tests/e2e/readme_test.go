@@ -130,6 +130,7 @@ func TestREADMECLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a network of its own")
 	}
+	testnet.SkipWithoutTor(t)
 	block, root := readmeBlock(t, "go build -o torscript ./cmd/torscript")
 	tmp := t.TempDir()
 	t.Cleanup(func() {
