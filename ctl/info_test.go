@@ -447,3 +447,9 @@ func TestRealTorGetInfo(t *testing.T) {
 		t.Errorf("address-mappings/all: %+v, %v", ms, err)
 	}
 }
+
+// hexUpper is d in upper-case hex, as parseR writes a Fingerprint.
+func hexUpper(d *[20]byte) string {
+	b := hexUpperBytes(d)
+	return string(b[:])
+}

@@ -209,9 +209,9 @@ func (c *Conn) setCountries(ctx context.Context, rs []Relay) error {
 // other), and from the family-ids of microdescriptors (relays that list
 // one id are one family).
 func SetEffectiveFamilies(rs []Relay) {
-	var byNick map[string][]string // made when a family names a nickname
-	declares := make(map[string][]string, len(rs))
-	byID := map[string][]string{} // family-id -> fingerprints
+	var byNick map[string][]string   // made when a family names a nickname
+	var declares map[string][]string // made at the first family: none without descriptors
+	byID := map[string][]string{}    // family-id -> fingerprints
 	for i := range rs {
 		var family []string
 		switch {
@@ -242,6 +242,9 @@ func SetEffectiveFamilies(rs []Relay) {
 				}
 			}
 			fps = append(fps, byNick[e]...)
+		}
+		if declares == nil {
+			declares = make(map[string][]string, len(rs)-i)
 		}
 		declares[rs[i].Fingerprint] = fps
 	}

@@ -498,9 +498,10 @@ func (rr *ReplyReader) endBigData(lo int) string {
 // Growing one buffer by doubling would copy it again at each step, in fresh
 // memory, which costs more than the parsing on some machines (11 µs a page
 // on this project's CI); the pages of a piece that are never written cost
-// nothing but address space.
+// nothing but address space. The pieces are slabs, populated ahead of the
+// writes (see populate).
 type bigData struct {
-	chunks  []*strings.Builder
+	chunks  []*slab
 	n       int
 	lastBig int
 }
@@ -541,36 +542,33 @@ func (d *bigData) writeLines(b []byte, maxLine, room int) (n int, done bool) {
 
 // writeLine appends line and a newline.
 func (d *bigData) writeLine(line []byte) {
-	var c *strings.Builder
+	var c *slab
 	if k := len(d.chunks); k > 0 {
 		c = d.chunks[k-1]
 	}
-	if c == nil || c.Cap()-c.Len() < len(line)+1 {
+	if c == nil || c.room() < len(line)+1 {
 		size := max(bigChunk, d.n/2, len(line)+1)
 		if len(d.chunks) == 0 {
 			size = max(bigFirst, d.lastBig+d.lastBig/8)
 		}
-		c = new(strings.Builder)
-		c.Grow(size)
+		c = newSlab(size)
 		d.chunks = append(d.chunks, c)
 	}
-	c.Write(line)
-	c.WriteByte('\n')
+	c.writeLine(line)
 	d.n += len(line) + 1
 }
 
 // end returns the block, without the newline after its last line.
 func (d *bigData) end() string {
 	var s string
-	if c := d.chunks[0]; len(d.chunks) == 1 && c.Len() >= c.Cap()/2 {
+	if c := d.chunks[0]; len(d.chunks) == 1 && c.b.Len() >= c.b.Cap()/2 {
 		s = c.String()
 	} else {
 		// Several chunks, or a block much smaller than its piece, which
 		// it would keep whole: joined into a piece of its size.
-		var b strings.Builder
-		b.Grow(d.n)
+		b := newSlab(d.n)
 		for _, c := range d.chunks {
-			b.WriteString(c.String())
+			b.writeString(c.String())
 		}
 		s = b.String()
 	}

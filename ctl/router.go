@@ -186,6 +186,8 @@ func ParseRouterStatuses(s string) ([]RouterStatus, error) {
 // straight into Relays, not copying thousands of them.
 func parseRouterStatuses[T any](s string, status func(*T) *RouterStatus) ([]T, error) {
 	out := make([]T, 0, strings.Count(s, "\nr ")+1)
+	populateSlice(out[:cap(out)])
+	hex := digestHex{size: cap(out) * 2 * 40} // a Fingerprint and a Digest each
 	var firstErr error
 	var cur *RouterStatus
 	// The flag sets and policy summaries read so far: thousands of relays
@@ -201,9 +203,14 @@ func parseRouterStatuses[T any](s string, status func(*T) *RouterStatus) ([]T, e
 		kw, rest, _ := strings.Cut(line, " ")
 		if kw == "r" {
 			var zero T
-			out = append(out, zero)
+			if len(out) < cap(out) {
+				out = out[:len(out)+1] // zero: made so, or cleared below
+			} else {
+				out = append(out, zero)
+			}
 			cur = status(&out[len(out)-1])
-			if err := cur.parseR(rest); err != nil {
+			if err := cur.parseR(rest, &hex); err != nil {
+				out[len(out)-1] = zero
 				out, cur = out[:len(out)-1], nil
 				if firstErr == nil {
 					firstErr = &ProtocolError{Msg: "router status: " + err.Error(), Line: line}
@@ -321,7 +328,7 @@ var errBadRLine = errors.New("malformed r line")
 
 // parseR reads an "r" line: nickname, identity, [digest,] publication date
 // and time, address, ORPort, DirPort.
-func (rs *RouterStatus) parseR(s string) error {
+func (rs *RouterStatus) parseR(s string, hex *digestHex) error {
 	var f [9]string
 	n := 0
 	for s != "" && n < len(f) {
@@ -348,13 +355,13 @@ func (rs *RouterStatus) parseR(s string) error {
 		return errBadRLine
 	}
 	rs.Nickname = f[0]
-	rs.Fingerprint = hexUpper(&rs.Identity)
+	rs.Fingerprint = hex.upper(&rs.Identity)
 	if digest != "" {
 		var d [20]byte
 		if !decodeDigest(&d, digest) {
 			return errBadRLine
 		}
-		rs.Digest = hexUpper(&d)
+		rs.Digest = hex.upper(&d)
 	}
 	t, ok := parseDateTime(f[2], f[3], time.UTC)
 	if !ok {
@@ -409,14 +416,30 @@ func decodeDigest(d *[20]byte, s string) bool {
 	return acc&(1<<bits-1) == 0
 }
 
-func hexUpper(d *[20]byte) string {
+// hexUpperBytes is d in upper-case hex.
+func hexUpperBytes(d *[20]byte) (b [40]byte) {
 	const digits = "0123456789ABCDEF"
-	var b [40]byte
 	for i, c := range d {
 		b[2*i] = digits[c>>4]
 		b[2*i+1] = digits[c&15]
 	}
-	return string(b[:])
+	return b
+}
+
+// digestHex makes the hex digests of a table's entries in slabs of size
+// bytes, rather than an allocation each.
+type digestHex struct {
+	size int
+	s    *slab
+}
+
+// upper is d in upper-case hex.
+func (h *digestHex) upper(d *[20]byte) string {
+	b := hexUpperBytes(d)
+	if h.s == nil || h.s.room() < len(b) {
+		h.s = newSlab(max(h.size, len(b)))
+	}
+	return h.s.write(b[:])
 }
 
 // RouterStatuses returns every relay the consensus lists (GETINFO ns/all).

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package ctl
+
+import "unsafe"
+
+// populate is a no-op where there is no MADV_POPULATE_WRITE.
+func populate(p unsafe.Pointer, n uintptr) {}
