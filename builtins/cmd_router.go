@@ -3,6 +3,7 @@ package builtins
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -74,14 +75,26 @@ func (t *torMod) routerValues(rs []ctl.Relay, rejectInternal bool) []starlark.Va
 	if len(rs) > 0 && c.first == &rs[0] && c.n == len(rs) && c.rejectInternal == rejectInternal {
 		return c.vals
 	}
-	vals := make([]starlark.Value, len(rs))
+	// Made in two blocks, not two allocations a relay: thousands of
+	// them are written into fresh memory.
+	vals := ctl.MakePrefaulted[starlark.Value](len(rs))
+	routers := ctl.MakePrefaulted[routerValue](len(rs))
 	for i := range rs {
-		vals[i] = NewRouter(&rs[i], rejectInternal)
+		v := &routers[i]
+		v.s = structOf("tor.router", reflect.ValueOf(&rs[i]).Elem())
+		v.r = Router{R: &rs[i], s: &v.s, rejectInternal: rejectInternal}
+		vals[i] = &v.r
 	}
 	if len(rs) > 0 {
 		*c = routerCache{first: &rs[0], n: len(rs), rejectInternal: rejectInternal, vals: vals}
 	}
 	return vals
+}
+
+// routerValue is a Router and its Struct, made together.
+type routerValue struct {
+	r Router
+	s Struct
 }
 
 // routerCache is the values routerValues made last.
