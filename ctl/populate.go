@@ -73,17 +73,29 @@ func (s *slab) writeLine(line []byte) {
 }
 
 // ahead populates the next slabAhead bytes once the writes near the end
-// of what is populated. A Builder shows its buffer only once something is
-// written, hence after the write.
+// of what is populated. Past the first step (a block of megabytes, most
+// likely), a step that reaches into a huge page's worth of the slab goes
+// to its end, so that populate can map it whole. A Builder shows its
+// buffer only once something is written, hence after the write.
 func (s *slab) ahead() {
 	n, c := s.b.Len(), s.b.Cap()
 	if n+slabAhead/2 <= s.mapped || s.mapped >= c || c < populateMin {
 		return
 	}
+	buf := unsafe.Pointer(unsafe.StringData(s.b.String()))
 	next := min(c, max(s.mapped, n)+slabAhead)
-	populate(unsafe.Add(unsafe.Pointer(unsafe.StringData(s.b.String())), s.mapped), uintptr(next-s.mapped))
+	if h := hugeAlign(); h != 0 && n >= slabAhead/2 {
+		base := uintptr(buf)
+		if end := alignUp(base+uintptr(next), h); end-h >= base && end <= base+uintptr(c) {
+			next = int(end - base)
+		}
+	}
+	populate(unsafe.Add(buf, s.mapped), uintptr(next-s.mapped))
 	s.mapped = next
 }
 
 // String is the whole text written.
 func (s *slab) String() string { return s.b.String() }
+
+func alignUp(x, a uintptr) uintptr   { return (x + a - 1) &^ (a - 1) }
+func alignDown(x, a uintptr) uintptr { return x &^ (a - 1) }
