@@ -79,9 +79,10 @@ func (t *torMod) routerValues(rs []ctl.Relay, rejectInternal bool) []starlark.Va
 	// them are written into fresh memory.
 	vals := ctl.MakePrefaulted[starlark.Value](len(rs))
 	routers := ctl.MakePrefaulted[routerValue](len(rs))
+	info := infoOf(reflect.TypeFor[ctl.Relay](), false)
 	for i := range rs {
 		v := &routers[i]
-		v.s = structOf("tor.router", reflect.ValueOf(&rs[i]).Elem())
+		v.s = Struct{name: "tor.router", v: reflect.ValueOf(&rs[i]).Elem(), info: info}
 		v.r = Router{R: &rs[i], s: &v.s, rejectInternal: rejectInternal}
 		vals[i] = &v.r
 	}

@@ -70,16 +70,10 @@ func NewStruct(name string, x any) starlark.Value {
 		}
 		v = v.Elem()
 	}
-	s := structOf(name, v)
-	return &s
-}
-
-// structOf is NewStruct's value of v, a struct.
-func structOf(name string, v reflect.Value) Struct {
 	if v.Kind() != reflect.Struct {
-		panic(fmt.Sprintf("builtins.NewStruct(%s): not a struct", v.Type()))
+		panic(fmt.Sprintf("builtins.NewStruct(%T): not a struct", x))
 	}
-	return Struct{name: name, v: v, info: infoOf(v.Type(), false)}
+	return &Struct{name: name, v: v, info: infoOf(v.Type(), false)}
 }
 
 // NewEvent wraps an event that has no value type of its own. A
