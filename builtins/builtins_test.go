@@ -757,3 +757,65 @@ func TestEveryMemberTested(t *testing.T) {
 		}
 	}
 }
+
+// TestRouterValues: the tor.router values of a table read their relay's
+// fields, their own attributes and their descriptor's; they are made once
+// for a table and each list of them is the script's own.
+func TestRouterValues(t *testing.T) {
+	st, err := ctl.ParseRouterStatuses(ctltest.NsAll(300))
+	if err != nil || len(st) != 300 {
+		t.Fatalf("%d entries, %v", len(st), err)
+	}
+	rs := make([]ctl.Relay, len(st))
+	for i := range st {
+		rs[i].RouterStatus = st[i]
+	}
+	rs[7].Descriptor = &ctl.ServerDescriptor{Platform: "Tor 0.4.9.3 on Linux", Family: []string{"$" + rs[8].Fingerprint}}
+	tm := &torMod{}
+	vals := tm.routerValues(rs, true)
+	if again := tm.routerValues(rs, true); &again[0] != &vals[0] {
+		t.Error("a second read of the same table made its values again")
+	}
+	for i, v := range vals {
+		r := v.(*Router)
+		if r.R != &rs[i] {
+			t.Fatalf("value %d is of relay %s, want %s", i, r.R.Nickname, rs[i].Nickname)
+		}
+		for name, want := range map[string]string{
+			"nickname":            strconv.Quote(rs[i].Nickname),
+			"fingerprint":         strconv.Quote(rs[i].Fingerprint),
+			"or_port":             strconv.Itoa(rs[i].ORPort),
+			"exit_policy_summary": strconv.Quote(rs[i].ExitPolicy.String()),
+		} {
+			got, err := r.Attr(name)
+			if err != nil || got == nil || got.String() != want {
+				t.Fatalf("router %d .%s = %v, %v; want %s", i, name, got, err, want)
+			}
+		}
+	}
+	r := vals[7].(*Router)
+	if p, _ := r.Attr("platform"); p.(starlark.String) != "Tor 0.4.9.3 on Linux" {
+		t.Errorf(".platform = %v", p)
+	}
+	if f, _ := r.Attr("family"); starlark.Len(f) != 1 {
+		t.Errorf(".family = %v", f)
+	}
+	if f, _ := r.Attr("flags"); f == nil || !strings.Contains(f.String(), "Running") {
+		t.Errorf(".flags = %v", f)
+	}
+	if c, _ := r.Attr("can_exit_to"); c == nil || c.Type() != "builtin_function_or_method" {
+		t.Errorf(".can_exit_to = %v", c)
+	}
+	names := r.AttrNames()
+	for _, want := range []string{"nickname", "flags", "can_exit_to", "platform", "effective_family"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("dir() lacks %q: %v", want, names)
+		}
+	}
+	if s := r.String(); !strings.HasPrefix(s, "tor.router(") || !strings.Contains(s, rs[7].Nickname) {
+		t.Errorf("str() = %s", s)
+	}
+	if _, err := r.Hash(); err == nil {
+		t.Error("a tor.router hashes")
+	}
+}

@@ -3,7 +3,6 @@ package builtins
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"slices"
 	"strings"
 
@@ -75,27 +74,18 @@ func (t *torMod) routerValues(rs []ctl.Relay, rejectInternal bool) []starlark.Va
 	if len(rs) > 0 && c.first == &rs[0] && c.n == len(rs) && c.rejectInternal == rejectInternal {
 		return c.vals
 	}
-	// Made in two blocks, not two allocations a relay: thousands of
-	// them are written into fresh memory.
+	// Made in two blocks, not an allocation a relay: thousands of them
+	// are written into fresh memory.
 	vals := ctl.MakePrefaulted[starlark.Value](len(rs))
-	routers := ctl.MakePrefaulted[routerValue](len(rs))
-	info := infoOf(reflect.TypeFor[ctl.Relay](), false)
+	routers := ctl.MakePrefaulted[Router](len(rs))
 	for i := range rs {
-		v := &routers[i]
-		v.s = Struct{name: "tor.router", v: reflect.ValueOf(&rs[i]).Elem(), info: info}
-		v.r = Router{R: &rs[i], s: &v.s, rejectInternal: rejectInternal}
-		vals[i] = &v.r
+		routers[i] = Router{R: &rs[i], rejectInternal: rejectInternal}
+		vals[i] = &routers[i]
 	}
 	if len(rs) > 0 {
 		*c = routerCache{first: &rs[0], n: len(rs), rejectInternal: rejectInternal, vals: vals}
 	}
 	return vals
-}
-
-// routerValue is a Router and its Struct, made together.
-type routerValue struct {
-	r Router
-	s Struct
 }
 
 // routerCache is the values routerValues made last.

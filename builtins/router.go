@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/torscript/torscript/ctl"
 	"go.starlark.net/starlark"
@@ -25,7 +26,6 @@ import (
 //	can_exit_to(address, port, strict=False)
 type Router struct {
 	R *ctl.Relay
-	s *Struct
 	// rejectInternal is the client's ClientRejectInternalAddresses, which
 	// tor applies to a summary.
 	rejectInternal bool
@@ -33,19 +33,35 @@ type Router struct {
 
 // NewRouter is the Starlark value of r.
 func NewRouter(r *ctl.Relay, rejectInternal bool) *Router {
-	return &Router{R: r, s: NewStruct("tor.router", r).(*Struct), rejectInternal: rejectInternal}
+	return &Router{R: r, rejectInternal: rejectInternal}
 }
+
+// fields is the relay's fields as a Struct, made for each read (on the
+// stack): tor.routers() makes thousands of Routers at once, and each is
+// then only its relay and a flag.
+func (r *Router) fields() Struct {
+	return Struct{name: "tor.router", v: reflect.ValueOf(r.R).Elem(), info: relayInfo()}
+}
+
+// relayInfo is ctl.Relay's field table.
+var relayInfo = sync.OnceValue(func() *structInfo { return infoOf(reflect.TypeFor[ctl.Relay](), false) })
 
 var routerExtra = []string{"can_exit_to", "exit_policy_summary", "family", "platform", "uptime"}
 
-func (r *Router) String() string        { return r.s.String() }
-func (r *Router) Type() string          { return "tor.router" }
-func (r *Router) Freeze()               {}
-func (r *Router) Truth() starlark.Bool  { return true }
-func (r *Router) Hash() (uint32, error) { return r.s.Hash() }
+func (r *Router) String() string {
+	s := r.fields()
+	return s.String()
+}
+func (r *Router) Type() string         { return "tor.router" }
+func (r *Router) Freeze()              {}
+func (r *Router) Truth() starlark.Bool { return true }
+func (r *Router) Hash() (uint32, error) {
+	return 0, fmt.Errorf("unhashable type: %s", r.Type())
+}
 
 func (r *Router) AttrNames() []string {
-	names := append(append([]string(nil), r.s.AttrNames()...), routerExtra...)
+	s := r.fields()
+	names := append(append([]string(nil), s.AttrNames()...), routerExtra...)
 	return uniqueSorted(names)
 }
 
@@ -77,7 +93,8 @@ func (r *Router) Attr(name string) (starlark.Value, error) {
 		}
 		return starlark.Tuple{}, nil
 	}
-	return r.s.Attr(name)
+	s := r.fields()
+	return s.Attr(name)
 }
 
 // canExitTo is r.can_exit_to(address, port, strict=False): whether the
