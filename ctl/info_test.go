@@ -2,9 +2,11 @@ package ctl
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"math/rand/v2"
 	"net"
 	"os"
 	"reflect"
@@ -168,6 +170,25 @@ func TestDecodeDigest(t *testing.T) {
 		}
 		if h := hexUpper(&want); h != strings.ToUpper(hex.EncodeToString(want[:])) {
 			t.Fatalf("hexUpper = %s", h)
+		}
+	}
+	// Whatever the text, decodeDigest reads it as strict base64 does.
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=*- "
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 20000; i++ {
+		b := make([]byte, 26+rnd.IntN(3))
+		for j := range b {
+			if rnd.IntN(40) == 0 {
+				b[j] = alphabet[rnd.IntN(len(alphabet))]
+			} else {
+				b[j] = alphabet[rnd.IntN(64)]
+			}
+		}
+		var got [20]byte
+		ok := decodeDigest(&got, string(b))
+		want, err := base64.RawStdEncoding.Strict().DecodeString(strings.TrimRight(string(b), "="))
+		if ok != (err == nil && len(want) == 20) || ok && !bytes.Equal(got[:], want) {
+			t.Fatalf("decodeDigest(%q) = %x, %v; base64: %x, %v", b, got, ok, want, err)
 		}
 	}
 }

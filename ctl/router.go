@@ -397,23 +397,21 @@ func decodeDigest(d *[20]byte, s string) bool {
 	if len(s) != 27 {
 		return false
 	}
-	var acc uint32
-	bits, j := 0, 0
-	for i := 0; i < len(s); i++ {
-		v := b64[s[i]]
-		if v == 0xff {
-			return false
-		}
-		acc = acc<<6 | uint32(v)
-		bits += 6
-		if bits >= 8 {
-			bits -= 8
-			d[j] = byte(acc >> bits)
-			j++
-		}
+	// Four characters make three bytes; b64's 0xff for a character
+	// outside the alphabet is the only value with its top bits set.
+	var bad byte
+	for i, j := 0, 0; i < 24; i, j = i+4, j+3 {
+		a, b, c, e := b64[s[i]], b64[s[i+1]], b64[s[i+2]], b64[s[i+3]]
+		bad |= a | b | c | e
+		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(e)
+		d[j], d[j+1], d[j+2] = byte(v>>16), byte(v>>8), byte(v)
 	}
+	a, b, c := b64[s[24]], b64[s[25]], b64[s[26]]
+	bad |= a | b | c
+	v := uint32(a)<<12 | uint32(b)<<6 | uint32(c)
+	d[18], d[19] = byte(v>>10), byte(v>>2)
 	// 27*6 = 162 bits: 160 of digest and 2 that must be zero.
-	return acc&(1<<bits-1) == 0
+	return bad&0xc0 == 0 && v&3 == 0
 }
 
 // hexUpperBytes is d in upper-case hex.
