@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -24,7 +25,7 @@ var (
 	// gives them only where asked ("madvise", Debian's default), else 0:
 	// where it gives them always, populating maps them anyway; where
 	// never, it cannot.
-	hugePageSize = func() uintptr {
+	hugePageSize = sync.OnceValue(func() uintptr {
 		mode, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
 		if err != nil || !strings.Contains(string(mode), "[madvise]") {
 			return 0
@@ -38,7 +39,7 @@ var (
 			return 0
 		}
 		return uintptr(n)
-	}()
+	})
 )
 
 // populate has the kernel map the whole pages among the n bytes at p now,
@@ -62,7 +63,7 @@ func populate(p unsafe.Pointer, n uintptr) {
 		return
 	}
 	var hlo, hhi uintptr
-	if h := hugePageSize; h != 0 {
+	if h := hugePageSize(); h != 0 {
 		hlo, hhi = alignUp(start, h), alignDown(start+n, h)
 	}
 	// Advice is only advice: an error leaves the memory as it was.
@@ -77,7 +78,7 @@ func populate(p unsafe.Pointer, n uintptr) {
 }
 
 // hugeAlign is the alignment at which populate maps huge pages, or 0.
-func hugeAlign() uintptr { return hugePageSize }
+func hugeAlign() uintptr { return hugePageSize() }
 
 func madvise(addr, n uintptr, advice int) {
 	syscall.Syscall(syscall.SYS_MADVISE, addr, n, uintptr(advice))
