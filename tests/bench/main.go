@@ -41,6 +41,7 @@ type config struct {
 	events      int
 	torEvents   int
 	startupRuns int
+	floodRuns   int
 }
 
 type bench struct {
@@ -104,6 +105,7 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.events, "events", 2_000_000, "events to send in the events measurement")
 	fs.IntVar(&cfg.torEvents, "tor-events", 2_000_000, "events to send in the events-tor measurements (the issue's flood: 2 M; the first half million of them include the heap's growth into fresh memory)")
 	fs.IntVar(&cfg.startupRuns, "startup-runs", 20, "torscript runs in the startup measurement")
+	fs.IntVar(&cfg.floodRuns, "flood-runs", 3, "fresh torscripts each events measurement runs (the run of the median rate is reported)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
