@@ -60,7 +60,7 @@ func (b *bench) nsAll(r *Result) error {
 		r.Figures = append(r.Figures, fig("page-fault-cost", float64(cost.Nanoseconds())/1000, "µs"))
 	}
 	r.note("%d torscripts, each %d rounds of tor.get_info(\"ns/all\") then tor.routers() on an 8,000-relay ns/all (%d bytes); get-info-p50 is a later round (the get_info, and tor.routers() from the kept table); get-info-first the first get_info, and routers-first the first tor.routers(), which reads the table (ns/all, after the fake has answered the consensus, descriptor and microdescriptor keys empty): the median of the torscripts, and the slowest", nsAllRuns, nsAllRounds, len(ctltest.NsAll(8000)))
-	r.note("page-faults: torscript's minor page faults over the whole run (start included), per round; page-fault-cost: what one costs this machine (64 MiB of fresh memory touched by the bench). A first read writes the document's raw text, its table and their Starlark values into fresh memory, about 8 MB; at 10 µs or more a page, as on some virtual machines, that costs more than the parsing, and torscript has the kernel map it ahead (MADV_POPULATE_WRITE); later reads reuse memory the collector freed")
+	r.note("page-faults: torscript's minor page faults over the whole run (start included), per round; page-fault-cost: what one costs this machine (64 MiB of fresh memory touched by the bench). A first tor.routers() writes the document's raw text, its table, the hex digests and the Starlark values into fresh memory, about 6.5 MB; at 10 µs or more a page, as on some virtual machines, that costs more than the parsing, and torscript has the kernel map it ahead (MADV_POPULATE_WRITE); later reads reuse memory the collector freed")
 	return nil
 }
 
