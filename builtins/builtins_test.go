@@ -759,8 +759,8 @@ func TestEveryMemberTested(t *testing.T) {
 }
 
 // TestRouterValues: the tor.router values of a table read their relay's
-// fields, their own attributes and their descriptor's; they are made once
-// for a table and each list of them is the script's own.
+// fields, their own attributes and their descriptor's, and are made once
+// for a table.
 func TestRouterValues(t *testing.T) {
 	st, err := ctl.ParseRouterStatuses(ctltest.NsAll(300))
 	if err != nil || len(st) != 300 {
