@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -428,6 +429,45 @@ func TestConfRoundTrip(t *testing.T) {
 	err = c.SetConf(ctx, ctl.ConfEntry{Key: "MaxCircuitDirtiness", Value: "soon"})
 	if code := ctl.ErrorCode(err); code != 553 && code != 513 {
 		t.Errorf("SETCONF MaxCircuitDirtiness=soon: %v, want 553", err)
+	}
+}
+
+// TestBigDataBlockFromTor: a data block of tor's over BigData (64 KiB),
+// which ctl reads straight into memory it maps ahead (ctl/populate.go),
+// arrives whole, twice (the second read sized by the first). Tor's
+// config-text is made that big with a ContactInfo of 130 KB.
+func TestBigDataBlockFromTor(t *testing.T) {
+	c := dial(t)
+	ctx := testCtx(t, 30*time.Second)
+	before, err := c.GetConf(ctx, "ContactInfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if vs := before.Values("ContactInfo"); len(vs) == 1 && vs[0] != "" {
+			c.SetConf(ctx, ctl.ConfEntry{Key: "ContactInfo", Value: vs[0]})
+		} else {
+			c.ResetConf(ctx, ctl.ConfEntry{Key: "ContactInfo"})
+		}
+	})
+	var b strings.Builder
+	for i := 0; b.Len() < 130_000; i++ {
+		fmt.Fprintf(&b, "operator-%d ", i)
+	}
+	contact := strings.TrimSpace(b.String())
+	if err := c.SetConf(ctx, ctl.ConfEntry{Key: "ContactInfo", Value: contact}); err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= 2; round++ {
+		text, err := c.GetInfoOne(ctx, "config-text")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(text) < 130_000 || !slices.Contains(strings.Split(text, "\n"), "ContactInfo "+contact) {
+			t.Fatalf("read %d: config-text of %d bytes lacks the ContactInfo line of %d", round, len(text), len(contact))
+		}
 	}
 }
 
