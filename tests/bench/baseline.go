@@ -6,7 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"slices"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/torscript/torscript/ctl"
@@ -67,7 +74,8 @@ func baselineController(ctx context.Context, addr string) error {
 }
 
 // baselineGo is measurement baseline-go: attach-closed with
-// baselineController in place of torscript.
+// baselineController in place of torscript, in the bench process, where it
+// shares a Go scheduler with the fake control port.
 func (b *bench) baselineGo(r *Result) error {
 	f, err := ctltest.NewFakeControlPort()
 	if err != nil {
@@ -90,6 +98,81 @@ func (b *bench) baselineGo(r *Result) error {
 		}
 		return ctlErr
 	}
+	if err := b.baselineLoop(r, f, done, stop); err != nil {
+		return err
+	}
+	r.note("a Go controller on ctl in the bench process (EventBatch, Send), closed loop as attach-closed: %d streams after %d warm-up; it shares the bench's Go scheduler with the fake control port, so a round trip can pass from one to the other without a process switch, which no controller of a real tor has", b.cfg.closedN, b.cfg.warmup)
+	return nil
+}
+
+// goControllerEnv, set to a control port's address, makes the bench
+// binary run baselineController against it and nothing else: the Go
+// controller of baseline-go-proc.
+const goControllerEnv = "TORSCRIPT_BENCH_GO_CONTROLLER"
+
+// goControllerMain is the bench binary run as the Go controller of
+// baseline-go-proc: the Go runtime set as torscript sets it (one
+// processor, GOGC 400), stopped by SIGTERM.
+func goControllerMain(addr string) int {
+	runtime.GOMAXPROCS(1)
+	debug.SetGCPercent(400)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	if err := baselineController(ctx, addr); err != nil {
+		fmt.Fprintln(os.Stderr, "go controller:", err)
+		return 1
+	}
+	return 0
+}
+
+// baselineGoProc is measurement baseline-go-proc: baseline-go with the Go
+// controller in a process of its own, the bench binary started again, as
+// torscript and every controller of a real tor run.
+func (b *bench) baselineGoProc(r *Result) (err error) {
+	f, err := ctltest.NewFakeControlPort()
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	logf, err := os.CreateTemp(b.dir, "go-controller-*.log")
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(self)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(cleanEnv(), goControllerEnv+"="+f.Addr())
+	p := &proc{cmd: cmd, logPath: logf.Name(), exited: make(chan struct{}), started: time.Now()}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the Go controller: %w", err)
+	}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	stop := func() error {
+		if err := p.stop(); err != nil {
+			return err
+		}
+		if n := p.exitNote(); n != "" {
+			return fmt.Errorf("%s; its output: %s", n, firstLines(strings.TrimSpace(p.log()), 5))
+		}
+		return nil
+	}
+	if err := b.baselineLoop(r, f, p.exited, stop); err != nil {
+		return err
+	}
+	r.note("the Go controller of baseline-go in a process of its own (the bench binary started again, with GOMAXPROCS 1 and GOGC 400 as torscript sets them), closed loop as attach-closed: %d streams after %d warm-up", b.cfg.closedN, b.cfg.warmup)
+	return nil
+}
+
+// baselineLoop runs attach-closed's closed loop against a Go controller
+// on f: done is closed when the controller has ended, and stop ends it.
+func (b *bench) baselineLoop(r *Result, f *ctltest.FakeControlPort, done <-chan struct{}, stop func() error) error {
 	fail := func(err error) error {
 		if serr := stop(); serr != nil {
 			err = fmt.Errorf("%w (controller: %v)", err, serr)
@@ -112,7 +195,6 @@ func (b *bench) baselineGo(r *Result) error {
 		return err
 	}
 	r.Figures = closedLoopFigures(lat, wall)
-	r.note("a Go controller on ctl in the bench process (EventBatch, Send), closed loop as attach-closed: %d streams after %d warm-up", b.cfg.closedN, b.cfg.warmup)
 	return nil
 }
 

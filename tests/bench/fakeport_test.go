@@ -311,16 +311,25 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
+// TestMain lets the test binary be baseline-go-proc's Go controller, as
+// the bench binary is.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(goControllerEnv); addr != "" {
+		os.Exit(goControllerMain(addr))
+	}
+	os.Exit(m.Run())
+}
+
 // TestMainRun runs the command with the measurements that need no
 // torscript.
 func TestMainRun(t *testing.T) {
 	var out, errOut bytes.Buffer
 	jsonPath := filepath.Join(t.TempDir(), "bench.json")
-	code := mainRun([]string{"-only", "loopback,baseline-go", "-n", "300", "-warmup", "10", "-json", jsonPath}, &out, &errOut)
+	code := mainRun([]string{"-only", "loopback,baseline-go,baseline-go-proc", "-n", "300", "-warmup", "10", "-json", jsonPath}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
 	}
-	for _, want := range []string{"FAKE control port", "loopback p50", "baseline-go rate", "0 FAILED"} {
+	for _, want := range []string{"FAKE control port", "loopback p50", "baseline-go rate", "baseline-go-proc rate", "0 FAILED"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -362,5 +371,38 @@ time=x level=WARN msg="something else" dropped=9999`
 	}
 	if n := droppedLogged(""); n != 0 {
 		t.Errorf("droppedLogged of nothing = %d", n)
+	}
+}
+
+// TestRatios checks that vs-go is over the Go controller in its own
+// process and sets the exit status, and that vs-go-inproc is reported
+// beside it.
+func TestRatios(t *testing.T) {
+	res := func(name string, p50, p99 float64) *Result {
+		return &Result{Name: name, Figures: []Figure{fig("p50", p50, "µs"), fig("p99", p99, "µs")}}
+	}
+	rs := ratios([]*Result{res("attach-closed", 60, 150), res("baseline-go-proc", 50, 100), res("baseline-go", 30, 100)})
+	if len(rs) != 2 || rs[0].Name != "vs-go" || rs[1].Name != "vs-go-inproc" {
+		t.Fatalf("ratios: %+v", rs)
+	}
+	if v := rs[0].Figures[0]; v.Value != 1.2 || v.verdict() != "PASS" {
+		t.Errorf("vs-go p50-ratio %v %s, want 1.2 PASS", v.Value, v.verdict())
+	}
+	if v := rs[1].Figures[0]; v.Value != 2 || v.verdict() != "MISS" {
+		t.Errorf("vs-go-inproc p50-ratio %v %s, want 2 MISS", v.Value, v.verdict())
+	}
+	if missed(rs, "vs-go") || !missed(rs, "vs-go-inproc") {
+		t.Errorf("missed: vs-go %v, vs-go-inproc %v; want false, true", missed(rs, "vs-go"), missed(rs, "vs-go-inproc"))
+	}
+	if rs := ratios([]*Result{res("attach-closed", 70, 150), res("baseline-go-proc", 50, 100)}); !missed(rs, "vs-go") {
+		t.Errorf("p50 1.4 × over baseline-go-proc: vs-go not missed: %+v", rs[0].Figures)
+	}
+	if rs := ratios([]*Result{res("baseline-go-proc", 50, 100)}); rs != nil {
+		t.Errorf("ratios without attach-closed: %+v", rs)
+	}
+	failed := res("baseline-go-proc", 50, 100)
+	failed.Error = "did not run"
+	if rs := ratios([]*Result{res("attach-closed", 60, 150), failed}); len(rs) != 0 {
+		t.Errorf("ratios over a failed baseline: %+v", rs)
 	}
 }
