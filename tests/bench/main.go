@@ -71,6 +71,7 @@ type measurement struct {
 // attach-closed, so that vs-go compares figures of the same minute (this
 // machine's speed drifts from one minute to the next).
 var measurements = []measurement{
+	{"machine", false, (*bench).machine},
 	{"attach-closed", true, attachClosed(false)},
 	{"baseline-go-proc", false, (*bench).baselineGoProc},
 	{"baseline-go", false, (*bench).baselineGo},
