@@ -129,18 +129,41 @@ func goControllerMain(addr string) int {
 // controller in a process of its own, the bench binary started again, as
 // torscript and every controller of a real tor run.
 func (b *bench) baselineGoProc(r *Result) (err error) {
-	f, err := ctltest.NewFakeControlPort()
+	g, err := b.startGoController()
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer g.fake.Close()
+	if err := b.baselineLoop(r, g.fake, g.proc.exited, g.stop); err != nil {
+		return err
+	}
+	r.note("the Go controller of baseline-go in a process of its own (the bench binary started again, with GOMAXPROCS 1 and GOGC 400 as torscript sets them), closed loop as attach-closed: %d streams after %d warm-up", b.cfg.closedN, b.cfg.warmup)
+	return nil
+}
+
+// goController is the Go controller of baseline-go-proc, running against
+// its own fake control port.
+type goController struct {
+	fake *ctltest.FakeControlPort
+	proc *proc
+}
+
+// startGoController starts a fake control port and the bench binary as
+// the Go controller against it.
+func (b *bench) startGoController() (*goController, error) {
+	f, err := ctltest.NewFakeControlPort()
+	if err != nil {
+		return nil, err
+	}
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		f.Close()
+		return nil, err
 	}
 	logf, err := os.CreateTemp(b.dir, "go-controller-*.log")
 	if err != nil {
-		return err
+		f.Close()
+		return nil, err
 	}
 	defer logf.Close()
 	cmd := exec.Command(self)
@@ -148,25 +171,24 @@ func (b *bench) baselineGoProc(r *Result) (err error) {
 	cmd.Env = append(cleanEnv(), goControllerEnv+"="+f.Addr())
 	p := &proc{cmd: cmd, logPath: logf.Name(), exited: make(chan struct{}), started: time.Now()}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting the Go controller: %w", err)
+		f.Close()
+		return nil, fmt.Errorf("starting the Go controller: %w", err)
 	}
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.exited)
 	}()
-	stop := func() error {
-		if err := p.stop(); err != nil {
-			return err
-		}
-		if n := p.exitNote(); n != "" {
-			return fmt.Errorf("%s; its output: %s", n, firstLines(strings.TrimSpace(p.log()), 5))
-		}
-		return nil
-	}
-	if err := b.baselineLoop(r, f, p.exited, stop); err != nil {
+	return &goController{fake: f, proc: p}, nil
+}
+
+// stop ends the Go controller, and fails if it had ended on its own.
+func (g *goController) stop() error {
+	if err := g.proc.stop(); err != nil {
 		return err
 	}
-	r.note("the Go controller of baseline-go in a process of its own (the bench binary started again, with GOMAXPROCS 1 and GOGC 400 as torscript sets them), closed loop as attach-closed: %d streams after %d warm-up", b.cfg.closedN, b.cfg.warmup)
+	if n := g.proc.exitNote(); n != "" {
+		return fmt.Errorf("%s; its output: %s", n, firstLines(strings.TrimSpace(g.proc.log()), 5))
+	}
 	return nil
 }
 

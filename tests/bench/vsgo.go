@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/torscript/torscript/ctl/ctltest"
+)
+
+// vsGoRounds is how many blocks of closed-loop streams vs-go takes of
+// each controller, in turn.
+const vsGoRounds = 10
+
+// vsGo is measurement vs-go: torscript's attach latency over a Go
+// controller's (baseline-go-proc's), both closed loops as attach-closed,
+// each against its own fake control port, measured in turns: a block of
+// streams through torscript, then one through the Go controller, and
+// again, vsGoRounds times. Both samples then span the same minute, and a
+// stretch in which the machine is slower (see the machine measurement)
+// falls on both alike; measured one after the other, the ratio took the
+// difference between two minutes of this machine's.
+func (b *bench) vsGo(r *Result) (err error) {
+	s, err := b.launch("policy.star")
+	if err != nil {
+		return err
+	}
+	defer s.finish(r, &err)
+	g, err := b.startGoController()
+	if err != nil {
+		return err
+	}
+	defer g.fake.Close()
+	stopGo := func(err error) error {
+		if serr := g.stop(); serr != nil && err == nil {
+			err = fmt.Errorf("Go controller: %w", serr)
+		}
+		return err
+	}
+	if _, err := waitPolicyReady(s.fake, s.exited()); err != nil {
+		return stopGo(err)
+	}
+	if _, _, err := g.fake.WaitCommand(0, readyTimeout, g.proc.exited, func(c ctltest.Command) bool {
+		return c.Keyword() == "SETEVENTS" && c.HasArg("STREAM")
+	}); err != nil {
+		return stopGo(fmt.Errorf("Go controller: waiting for SETEVENTS STREAM: %w", err))
+	}
+	block := max(1, b.cfg.closedN/vsGoRounds)
+	next := map[*ctltest.FakeControlPort]int{s.fake: 1, g.fake: 1}
+	run := func(f *ctltest.FakeControlPort, abort <-chan struct{}, n int) (latencies, error) {
+		lat, _, err := closedLoop(f, abort, next[f], n, false)
+		next[f] += n
+		return lat, err
+	}
+	if _, err := run(s.fake, s.exited(), b.cfg.warmup); err != nil {
+		return stopGo(fmt.Errorf("torscript: warm-up: %w", err))
+	}
+	if _, err := run(g.fake, g.proc.exited, b.cfg.warmup); err != nil {
+		return stopGo(fmt.Errorf("Go controller: warm-up: %w", err))
+	}
+	var ts, gs latencies
+	for range vsGoRounds {
+		lat, err := run(s.fake, s.exited(), block)
+		if err != nil {
+			return stopGo(fmt.Errorf("torscript: %w", err))
+		}
+		ts = append(ts, lat...)
+		if lat, err = run(g.fake, g.proc.exited, block); err != nil {
+			return stopGo(fmt.Errorf("Go controller: %w", err))
+		}
+		gs = append(gs, lat...)
+	}
+	if err := stopGo(nil); err != nil {
+		return err
+	}
+	slices.Sort(ts)
+	slices.Sort(gs)
+	r.Figures = vsGoFigures(ts, gs)
+	r.note("torscript (policy.star) and the Go controller of baseline-go-proc, each in its own process against its own fake, closed loops as attach-closed taken in turns: %d blocks of %d streams each, after %d warm-up streams each; the ratios are torscript's p50 and p99 over the Go controller's; this is the ratio the exit status follows", vsGoRounds, block, b.cfg.warmup)
+	return nil
+}
+
+// vsGoFigures are vs-go's figures from the sorted latencies of torscript
+// (ts) and the Go controller (gs).
+func vsGoFigures(ts, gs latencies) []Figure {
+	return []Figure{
+		fig("p50-ratio", float64(ts.percentile(50))/float64(gs.percentile(50)), "×").atMost(1.3),
+		fig("p99-ratio", float64(ts.percentile(99))/float64(gs.percentile(99)), "×").atMost(2),
+		fig("torscript-p50", us(ts.percentile(50)), "µs"),
+		fig("go-p50", us(gs.percentile(50)), "µs"),
+		fig("torscript-p99", us(ts.percentile(99)), "µs"),
+		fig("go-p99", us(gs.percentile(99)), "µs"),
+	}
+}
