@@ -312,11 +312,14 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
-// TestMain lets the test binary be baseline-go-proc's Go controller, as
-// the bench binary is.
+// TestMain lets the test binary be baseline-go-proc's Go controller and
+// the stall watch's sleepers, as the bench binary is.
 func TestMain(m *testing.M) {
 	if addr := os.Getenv(goControllerEnv); addr != "" {
 		os.Exit(goControllerMain(addr))
+	}
+	if cpu := os.Getenv(stallWatchEnv); cpu != "" {
+		os.Exit(stallSleeperMain(cpu))
 	}
 	os.Exit(m.Run())
 }

@@ -95,6 +95,9 @@ func main() {
 	if addr := os.Getenv(goControllerEnv); addr != "" {
 		os.Exit(goControllerMain(addr))
 	}
+	if cpu := os.Getenv(stallWatchEnv); cpu != "" {
+		os.Exit(stallSleeperMain(cpu))
+	}
 	os.Exit(mainRun(os.Args[1:], os.Stdout, os.Stderr))
 }
 

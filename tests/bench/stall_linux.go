@@ -3,61 +3,112 @@
 package main
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
 
+// stallWatchEnv, set to a CPU number, makes the bench binary a stall
+// watch's sleeper on that CPU (stallSleeperMain).
+const stallWatchEnv = "TORSCRIPT_BENCH_STALL_WATCH"
+
 // stallWatch has a sleeper on each CPU that wakes every stallNap and
 // notes when it woke stallMin or more late: the machine itself stopped
 // (a virtual machine's CPU the host did not run), which no figure of
-// torscript's should be blamed for. It costs each CPU a wake-up every
-// stallNap.
+// torscript's should be blamed for. Each sleeper is a process of its own
+// (the bench binary started again), pinned to its CPU, so that it shares
+// no Go scheduler with the fake control port. It costs each CPU a
+// wake-up every stallNap.
 type stallWatch struct {
-	base   time.Time
-	stop   atomic.Bool
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	stalls []stall
+	base  time.Time
+	procs []*exec.Cmd
+	outs  []io.ReadCloser
 }
 
 func watchStalls() *stallWatch {
 	w := &stallWatch{base: time.Now()}
+	self, err := os.Executable()
+	if err != nil {
+		return w
+	}
 	for cpu := range runtime.NumCPU() {
-		w.wg.Add(1)
-		go w.sleeper(cpu)
+		cmd := exec.Command(self)
+		cmd.Env = append(cleanEnv(), stallWatchEnv+"="+strconv.Itoa(cpu))
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			continue
+		}
+		if err := startOn(cmd, []int{cpu}); err != nil {
+			continue
+		}
+		w.procs = append(w.procs, cmd)
+		w.outs = append(w.outs, out)
 	}
 	return w
 }
 
-// sleeper holds its thread to the end, so the thread, pinned to cpu,
-// exits with it rather than go back to the runtime's pool.
-func (w *stallWatch) sleeper(cpu int) {
-	defer w.wg.Done()
-	runtime.LockOSThread()
-	m := maskOf([]int{cpu})
-	if setAffinity(syscall.Gettid(), &m) != nil {
-		return
+// end stops the sleepers and returns the stalls they saw.
+func (w *stallWatch) end() []stall {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var stalls []stall
+	for i, cmd := range w.procs {
+		cmd.Process.Signal(syscall.SIGTERM)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sc := bufio.NewScanner(w.outs[i])
+			for sc.Scan() {
+				var cpu int
+				var at, late int64
+				if _, err := fmt.Sscan(sc.Text(), &cpu, &at, &late); err == nil {
+					mu.Lock()
+					stalls = append(stalls, stall{cpu: cpu, at: time.Unix(0, at).Sub(w.base), late: time.Duration(late)})
+					mu.Unlock()
+				}
+			}
+			cmd.Wait()
+		}()
 	}
+	wg.Wait()
+	return stalls
+}
+
+// stallSleeperMain is the bench binary as a stall watch's sleeper on cpu:
+// it sleeps stallNap at a time until SIGTERM and writes a line for each
+// time it woke stallMin or more late: the CPU, when it went to sleep
+// (Unix nanoseconds) and how late it woke (nanoseconds).
+func stallSleeperMain(cpuText string) int {
+	runtime.GOMAXPROCS(1)
+	runtime.LockOSThread()
+	cpu, _ := strconv.Atoi(cpuText)
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	var out strings.Builder
 	ts := syscall.NsecToTimespec(int64(stallNap))
-	for !w.stop.Load() {
+	for {
+		select {
+		case <-term:
+			return 0
+		default:
+		}
 		t0 := time.Now()
 		syscall.Nanosleep(&ts, nil)
 		if late := time.Since(t0) - stallNap; late >= stallMin {
-			w.mu.Lock()
-			w.stalls = append(w.stalls, stall{cpu: cpu, at: t0.Sub(w.base), late: late})
-			w.mu.Unlock()
+			out.Reset()
+			fmt.Fprintf(&out, "%d %d %d\n", cpu, t0.UnixNano(), int64(late))
+			os.Stdout.WriteString(out.String())
 		}
 	}
-}
-
-// end stops the sleepers and returns the stalls they saw.
-func (w *stallWatch) end() []stall {
-	w.stop.Store(true)
-	w.wg.Wait()
-	return w.stalls
 }
 
 // machineCheck keeps every CPU busy for d, each with a thread that reads

@@ -5,7 +5,9 @@ package main
 import (
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -22,23 +24,32 @@ func stopSelf(t *testing.T, d time.Duration) *exec.Cmd {
 	return cmd
 }
 
-// TestStallWatchSeesAStop stops the test process for 80 ms and checks that
-// the sleepers saw it.
+// TestStallWatchSeesAStop stops the sleepers for 80 ms, as a host stops
+// a virtual machine's CPUs, and checks that they saw it.
 func TestStallWatchSeesAStop(t *testing.T) {
 	w := watchStalls()
-	cmd := stopSelf(t, 80*time.Millisecond)
-	if err := cmd.Wait(); err != nil {
-		t.Fatal(err)
+	if len(w.procs) != runtime.NumCPU() {
+		t.Fatalf("%d sleepers for %d CPUs", len(w.procs), runtime.NumCPU())
+	}
+	time.Sleep(100 * time.Millisecond)
+	for _, p := range w.procs {
+		p.Process.Signal(syscall.SIGSTOP)
+	}
+	time.Sleep(80 * time.Millisecond)
+	for _, p := range w.procs {
+		p.Process.Signal(syscall.SIGCONT)
 	}
 	time.Sleep(20 * time.Millisecond)
 	stalls := w.end()
 	// The machine may stall on its own as well.
-	seen := false
+	seen := map[int]bool{}
 	for _, s := range stalls {
-		seen = seen || s.late >= 50*time.Millisecond && s.late < time.Second && s.at >= 50*time.Millisecond
+		if s.late >= 50*time.Millisecond && s.late < time.Second && s.at >= 50*time.Millisecond {
+			seen[s.cpu] = true
+		}
 	}
-	if !seen {
-		t.Errorf("stalls: %s; want one of about 80 ms, after the first 100 ms", stallList(stalls))
+	if len(seen) != runtime.NumCPU() {
+		t.Errorf("stalls: %s; want one of about 80 ms on each CPU, after the first 100 ms", stallList(stalls))
 	}
 }
 
