@@ -32,7 +32,7 @@ func (b *bench) vsGo(r *Result) (err error) {
 	defer g.fake.Close()
 	stopGo := func(err error) error {
 		if serr := g.stop(); serr != nil && err == nil {
-			err = fmt.Errorf("Go controller: %w", serr)
+			err = fmt.Errorf("the Go controller: %w", serr)
 		}
 		return err
 	}
@@ -42,7 +42,7 @@ func (b *bench) vsGo(r *Result) (err error) {
 	if _, _, err := g.fake.WaitCommand(0, readyTimeout, g.proc.exited, func(c ctltest.Command) bool {
 		return c.Keyword() == "SETEVENTS" && c.HasArg("STREAM")
 	}); err != nil {
-		return stopGo(fmt.Errorf("Go controller: waiting for SETEVENTS STREAM: %w", err))
+		return stopGo(fmt.Errorf("the Go controller: waiting for SETEVENTS STREAM: %w", err))
 	}
 	block := max(1, b.cfg.closedN/vsGoRounds)
 	next := map[*ctltest.FakeControlPort]int{s.fake: 1, g.fake: 1}
@@ -55,7 +55,7 @@ func (b *bench) vsGo(r *Result) (err error) {
 		return stopGo(fmt.Errorf("torscript: warm-up: %w", err))
 	}
 	if _, err := run(g.fake, g.proc.exited, b.cfg.warmup); err != nil {
-		return stopGo(fmt.Errorf("Go controller: warm-up: %w", err))
+		return stopGo(fmt.Errorf("the Go controller: warm-up: %w", err))
 	}
 	var ts, gs latencies
 	for range vsGoRounds {
@@ -65,7 +65,7 @@ func (b *bench) vsGo(r *Result) (err error) {
 		}
 		ts = append(ts, lat...)
 		if lat, err = run(g.fake, g.proc.exited, block); err != nil {
-			return stopGo(fmt.Errorf("Go controller: %w", err))
+			return stopGo(fmt.Errorf("the Go controller: %w", err))
 		}
 		gs = append(gs, lat...)
 	}
