@@ -169,7 +169,7 @@ func (b *bench) startGoController() (*goController, error) {
 	cmd := exec.Command(self)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(cleanEnv(), goControllerEnv+"="+f.Addr())
-	p := &proc{cmd: cmd, logPath: logf.Name(), exited: make(chan struct{}), started: time.Now()}
+	p := &proc{cmd: cmd, logPath: logf.Name(), exited: make(chan struct{}), started: time.Now(), name: "the Go controller"}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("starting the Go controller: %w", err)

@@ -17,8 +17,9 @@ import (
 	"time"
 )
 
-// stallWatchEnv, set to a CPU number, makes the bench binary a stall
-// watch's sleeper on that CPU (stallSleeperMain).
+// stallWatchEnv, set to "CPU/PID", makes the bench binary a stall watch's
+// sleeper on that CPU for the bench of that process ID
+// (stallSleeperMain).
 const stallWatchEnv = "TORSCRIPT_BENCH_STALL_WATCH"
 
 // stallWatch has a sleeper on each CPU that wakes every stallNap and
@@ -42,7 +43,7 @@ func watchStalls() *stallWatch {
 	}
 	for cpu := range runtime.NumCPU() {
 		cmd := exec.Command(self)
-		cmd.Env = append(cleanEnv(), stallWatchEnv+"="+strconv.Itoa(cpu))
+		cmd.Env = append(cleanEnv(), fmt.Sprintf("%s=%d/%d", stallWatchEnv, cpu, os.Getpid()))
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			continue
@@ -84,13 +85,20 @@ func (w *stallWatch) end() []stall {
 }
 
 // stallSleeperMain is the bench binary as a stall watch's sleeper on cpu:
-// it sleeps stallNap at a time until SIGTERM and writes a line for each
-// time it woke stallMin or more late: the CPU, when it went to sleep
-// (Unix nanoseconds) and how late it woke (nanoseconds).
-func stallSleeperMain(cpuText string) int {
+// it sleeps stallNap at a time until SIGTERM, or until the bench that
+// started it is gone, and writes a line for each time it woke stallMin or
+// more late: the CPU, when it went to sleep (Unix nanoseconds) and how
+// late it woke (nanoseconds).
+func stallSleeperMain(arg string) int {
 	runtime.GOMAXPROCS(1)
 	runtime.LockOSThread()
-	cpu, _ := strconv.Atoi(cpuText)
+	cpuText, parentText, _ := strings.Cut(arg, "/")
+	cpu, err1 := strconv.Atoi(cpuText)
+	parent, err2 := strconv.Atoi(parentText)
+	if err1 != nil || err2 != nil {
+		fmt.Fprintf(os.Stderr, "%s=%q: want CPU/PID\n", stallWatchEnv, arg)
+		return 2
+	}
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	var out strings.Builder
@@ -100,6 +108,9 @@ func stallSleeperMain(cpuText string) int {
 		case <-term:
 			return 0
 		default:
+		}
+		if os.Getppid() != parent {
+			return 0 // the bench is gone, and did not stop it
 		}
 		t0 := time.Now()
 		syscall.Nanosleep(&ts, nil)

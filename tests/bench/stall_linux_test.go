@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -63,5 +64,35 @@ func TestMachineCheckSeesAStop(t *testing.T) {
 	}
 	if longest < 50*time.Millisecond || lost < longest {
 		t.Errorf("lost %v, longest stop %v: want a stop of about 80 ms on each CPU", lost, longest)
+	}
+}
+
+// TestSleeperEndsWithoutItsBench starts a sleeper from a shell that exits
+// at once, as a bench that died would leave it, and checks that the
+// sleeper ends on its own.
+func TestSleeperEndsWithoutItsBench(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", stallWatchEnv+`="0/$$" "$0" >/dev/null 2>&1 & echo $!`, self)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("pid %q: %v", out, err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		// Gone, or a zombie of whoever adopted it.
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatal("the sleeper outlived the process that started it by 5 s")
+		}
 	}
 }

@@ -78,8 +78,17 @@ type proc struct {
 	logPath string
 	started time.Time // just before cmd.Start
 	exited  chan struct{}
-	waitErr error // valid after exited is closed
-	stopped bool  // we sent SIGTERM
+	waitErr error  // valid after exited is closed
+	stopped bool   // we sent SIGTERM
+	name    string // what it is, for messages; "" for torscript
+}
+
+// what names the process in messages.
+func (p *proc) what() string {
+	if p.name == "" {
+		return "torscript"
+	}
+	return p.name
 }
 
 // startTorscript runs "torscript run --control ADDR --log-level warn
@@ -151,7 +160,7 @@ func (p *proc) stop() error {
 	case <-time.After(stopTimeout):
 		p.cmd.Process.Kill()
 		<-p.exited
-		return fmt.Errorf("torscript did not exit within %v of SIGTERM; killed", stopTimeout)
+		return fmt.Errorf("%s did not exit within %v of SIGTERM; killed", p.what(), stopTimeout)
 	}
 }
 
@@ -166,7 +175,7 @@ func (p *proc) exitNote() string {
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
 			if ws.Signaled() {
-				return fmt.Sprintf("torscript was killed by %v", ws.Signal())
+				return fmt.Sprintf("%s was killed by %v", p.what(), ws.Signal())
 			}
 			code := ws.ExitStatus()
 			if p.stopped && (code == 130 || code == 143) {
@@ -176,10 +185,10 @@ func (p *proc) exitNote() string {
 			if p.stopped {
 				when = "after SIGTERM"
 			}
-			return fmt.Sprintf("torscript exited with status %d %s", code, when)
+			return fmt.Sprintf("%s exited with status %d %s", p.what(), code, when)
 		}
 	}
-	return "torscript: " + err.Error()
+	return p.what() + ": " + err.Error()
 }
 
 // log is what torscript wrote to its standard output and error.
