@@ -5,7 +5,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -32,8 +31,11 @@ const stallWatchEnv = "TORSCRIPT_BENCH_STALL_WATCH"
 type stallWatch struct {
 	base  time.Time
 	procs []*exec.Cmd
-	outs  []io.ReadCloser
+	outs  []*bufio.Reader
 }
+
+// stallReadyTimeout bounds the wait for a sleeper to start sleeping.
+const stallReadyTimeout = 5 * time.Second
 
 func watchStalls() *stallWatch {
 	w := &stallWatch{base: time.Now()}
@@ -52,7 +54,35 @@ func watchStalls() *stallWatch {
 			continue
 		}
 		w.procs = append(w.procs, cmd)
-		w.outs = append(w.outs, out)
+		w.outs = append(w.outs, bufio.NewReader(out))
+	}
+	// The watch starts when every sleeper sleeps: each says so first. A
+	// sleeper that does not is left out.
+	deadline := time.Now().Add(stallReadyTimeout)
+	procs, outs := w.procs, w.outs
+	w.procs, w.outs = nil, nil
+	for i, cmd := range procs {
+		ready := make(chan bool, 1)
+		go func() {
+			line, err := outs[i].ReadString('\n')
+			ready <- err == nil && line == "ready\n"
+		}()
+		ok, answered := false, false
+		select {
+		case ok = <-ready:
+			answered = true
+		case <-time.After(time.Until(deadline)):
+		}
+		if !ok {
+			cmd.Process.Kill()
+			if !answered {
+				<-ready // the read ends with the pipe
+			}
+			cmd.Wait()
+			continue
+		}
+		w.procs = append(w.procs, cmd)
+		w.outs = append(w.outs, outs[i])
 	}
 	return w
 }
@@ -102,6 +132,7 @@ func stallSleeperMain(arg string) int {
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	var out strings.Builder
+	os.Stdout.WriteString("ready\n")
 	ts := syscall.NsecToTimespec(int64(stallNap))
 	for {
 		select {
