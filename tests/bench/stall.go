@@ -28,8 +28,8 @@ func (b *bench) machine(r *Result) error {
 	return nil
 }
 
-// stall is a time the machine left a CPU's sleeper waiting: its thread
-// asked to wake after a millisecond and ran late more late.
+// stall is a time the machine left a CPU's sleeper waiting: it asked to
+// wake after stallNap and woke late by stallMin or more.
 type stall struct {
 	cpu  int
 	at   time.Duration // since the watch began

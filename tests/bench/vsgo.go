@@ -45,26 +45,27 @@ func (b *bench) vsGo(r *Result) (err error) {
 		return stopGo(fmt.Errorf("the Go controller: waiting for SETEVENTS STREAM: %w", err))
 	}
 	block := max(1, b.cfg.closedN/vsGoRounds)
-	next := map[*ctltest.FakeControlPort]int{s.fake: 1, g.fake: 1}
-	run := func(f *ctltest.FakeControlPort, abort <-chan struct{}, n int) (latencies, error) {
-		lat, _, err := closedLoop(f, abort, next[f], n, false)
-		next[f] += n
+	// The stream IDs continue from one block to the next on each fake.
+	run := func(f *ctltest.FakeControlPort, abort <-chan struct{}, next *int, n int) (latencies, error) {
+		lat, _, err := closedLoop(f, abort, *next, n, false)
+		*next += n
 		return lat, err
 	}
-	if _, err := run(s.fake, s.exited(), b.cfg.warmup); err != nil {
+	tNext, gNext := 1, 1
+	if _, err := run(s.fake, s.exited(), &tNext, b.cfg.warmup); err != nil {
 		return stopGo(fmt.Errorf("torscript: warm-up: %w", err))
 	}
-	if _, err := run(g.fake, g.proc.exited, b.cfg.warmup); err != nil {
+	if _, err := run(g.fake, g.proc.exited, &gNext, b.cfg.warmup); err != nil {
 		return stopGo(fmt.Errorf("the Go controller: warm-up: %w", err))
 	}
 	var ts, gs latencies
 	for range vsGoRounds {
-		lat, err := run(s.fake, s.exited(), block)
+		lat, err := run(s.fake, s.exited(), &tNext, block)
 		if err != nil {
 			return stopGo(fmt.Errorf("torscript: %w", err))
 		}
 		ts = append(ts, lat...)
-		if lat, err = run(g.fake, g.proc.exited, block); err != nil {
+		if lat, err = run(g.fake, g.proc.exited, &gNext, block); err != nil {
 			return stopGo(fmt.Errorf("the Go controller: %w", err))
 		}
 		gs = append(gs, lat...)
