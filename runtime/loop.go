@@ -46,17 +46,37 @@ func (t *tasks) take(buf []func()) []func() {
 func (r *Runtime) loop() {
 	var evs []ctl.Event
 	var fs []func()
-	sweep := time.NewTicker(200 * time.Millisecond)
-	defer sweep.Stop()
-	for !r.exiting && r.fatal == nil {
-		var ready, done <-chan struct{}
+	// The loop waits on two channels only: the end of ctx and the sweep's
+	// period come as tasks. A select on more costs each round trip of a
+	// policy more (each channel locked twice a wait), and one on a
+	// ticker's channel puts the ticker in the timer heap at every wait,
+	// and takes it out after.
+	stopCtx := context.AfterFunc(r.ctx, func() { r.tasks.post(func() { r.exiting = true }) })
+	defer stopCtx()
+	sweepDone := make(chan struct{})
+	defer close(sweepDone)
+	go func() {
+		t := time.NewTicker(sweepEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-sweepDone:
+				return
+			case <-t.C:
+				r.tasks.post(r.sweep)
+			}
+		}
+	}()
+	for !r.exiting && r.fatal == nil && r.ctx.Err() == nil {
+		var ready <-chan struct{}
 		if r.conn != nil {
-			ready, done = r.conn.EventReady(), r.conn.Done()
+			ready = r.conn.EventReady()
 		}
 		select {
-		case <-r.ctx.Done():
-			r.exiting = true
 		case <-ready:
+			// The connection's end comes this way too: the queue wakes
+			// the loop when it closes, and EventBatch says !ok once
+			// every event before the end is taken.
 			for !r.exiting && r.fatal == nil {
 				var ok bool
 				evs, ok = r.conn.EventBatch(evs)
@@ -68,22 +88,22 @@ func (r *Runtime) loop() {
 				}
 				r.dispatchEvents(evs)
 			}
-		case <-done:
-			// Take the events that came before the end first.
-			if evs, _ = r.conn.EventBatch(evs); len(evs) > 0 {
-				for _, ev := range evs {
-					r.dispatch(ev)
-				}
-				continue
-			}
-			r.disconnected()
 		case <-r.tasks.notify:
 			fs, _ = r.runTasks(fs)
-		case now := <-sweep.C:
-			if r.policy != nil {
-				r.policy.sweep(now)
-			}
 		}
+	}
+	if r.ctx.Err() != nil {
+		r.exiting = true
+	}
+}
+
+// sweepEvery is how often the loop sweeps the policy's waiting streams.
+const sweepEvery = 200 * time.Millisecond
+
+// sweep ends the policy's waits that are past their deadline.
+func (r *Runtime) sweep() {
+	if r.policy != nil {
+		r.policy.sweep(time.Now())
 	}
 }
 
