@@ -76,3 +76,78 @@ for name in ("circ", "stream", "bw", "orconn"):
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 }
+
+// BenchmarkAttachClosed measures the policy's round trip against the fake
+// control port (ctltest, not tor), one stream at a time as tests/bench's
+// attach-closed does: the fake answers each ATTACHSTREAM with 250 OK, the
+// stream's SUCCEEDED and CLOSED and the next stream's NEW in one write.
+// Its allocs/op (the fake's included) is the figure to watch; its time
+// shares one process and one Go scheduler with the fake.
+func BenchmarkAttachClosed(b *testing.B) {
+	f, err := ctltest.NewFakeControlPort()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	newLine := func(buf []byte, id int) []byte {
+		buf = append(buf, "650 STREAM "...)
+		buf = strconv.AppendInt(buf, int64(id), 10)
+		return append(buf, " NEW 0 example.com:80 SOURCE_ADDR=127.0.0.1:40000 PURPOSE=USER\r\n"...)
+	}
+	n := b.N + 100 // a warm-up of 100
+	next := 0
+	done := make(chan struct{})
+	var start time.Time
+	buf := make([]byte, 0, 512)
+	f.SetOnAttach(func(stream, circuit string, _ time.Time) []byte {
+		id := 1000 + next
+		next++
+		if next == 100 {
+			start = time.Now()
+		}
+		buf = append(buf[:0], "650 STREAM "...)
+		buf = strconv.AppendInt(buf, int64(id), 10)
+		buf = append(buf, " SUCCEEDED 1 example.com:80\r\n650 STREAM "...)
+		buf = strconv.AppendInt(buf, int64(id), 10)
+		buf = append(buf, " CLOSED 1 example.com:80 REASON=DONE\r\n"...)
+		if next == n {
+			close(done)
+			return buf
+		}
+		return newLine(buf, id+1)
+	})
+	const src = `
+def policy(stream):
+    if stream.target_port == 80:
+        return "1"
+    return None
+tor.policy(policy)
+`
+	connect := func(ctx context.Context) (*ctl.Conn, error) {
+		return ctl.Dial(ctx, f.Addr(), ctl.Options{Logger: discardLogger()})
+	}
+	rt := New(Options{Connect: connect, Logger: discardLogger(), Stdout: &ctltest.SyncBuffer{}})
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- rt.Run(ctx, "policy.star", []byte(src)) }()
+	if _, _, err := f.WaitCommand(0, 10*time.Second, nil, func(c ctltest.Command) bool { return c.Keyword() == "SETEVENTS" }); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the policy's setup
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := f.Send(newLine(nil, 1000)); err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-done:
+	case err := <-ran:
+		b.Fatalf("Run ended: %v", err)
+	case <-time.After(time.Minute):
+		b.Fatalf("%d of %d streams attached in a minute", next, n)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N), "ns/attach")
+	cancel()
+	<-ran
+}

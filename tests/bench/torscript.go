@@ -253,8 +253,10 @@ func memMiB1(pid int, field string) (float64, error) {
 // 100 on every Linux configuration in use).
 const clockTick = 10 * time.Millisecond
 
-// cpuTime reads the user and system CPU time pid and its descendants have
-// used, all their threads together, from /proc/PID/stat.
+// cpuTime reads the CPU time pid and its descendants have used, all their
+// threads together: from /proc/PID/task/TID/schedstat, to the nanosecond,
+// or else in clock ticks from /proc/PID/stat (a figure per attach from
+// ticks moves by half a microsecond at 20,000 attaches).
 func cpuTime(pid int) (time.Duration, error) {
 	var sum time.Duration
 	for _, p := range tree(pid) {
@@ -268,6 +270,9 @@ func cpuTime(pid int) (time.Duration, error) {
 }
 
 func cpuTime1(pid int) (time.Duration, error) {
+	if d, ok := schedTime(pid); ok {
+		return d, nil
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -287,6 +292,35 @@ func cpuTime1(pid int) (time.Duration, error) {
 		return 0, err
 	}
 	return time.Duration(ut+st) * clockTick, nil
+}
+
+// schedTime adds up the time on CPU of pid's threads, the first field of
+// each one's /proc/PID/task/TID/schedstat, in nanoseconds.
+func schedTime(pid int) (time.Duration, bool) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, false
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue // the thread ended meanwhile
+			}
+			return 0, false
+		}
+		f := strings.Fields(string(b))
+		var ns int64
+		if len(f) == 0 {
+			return 0, false
+		}
+		if _, err := fmt.Sscan(f[0], &ns); err != nil {
+			return 0, false
+		}
+		sum += time.Duration(ns)
+	}
+	return sum, true
 }
 
 // minorFaults reads how many minor page faults pid has taken (field 10 of

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/torscript/torscript/ctl/ctltest"
 )
@@ -59,16 +60,37 @@ func (b *bench) vsGo(r *Result) (err error) {
 		return stopGo(fmt.Errorf("the Go controller: warm-up: %w", err))
 	}
 	var ts, gs latencies
+	// The CPU time each controller took in its blocks (torscript's with
+	// its guardian's): where the latencies part, the work each does a
+	// stream says whether it is torscript's own.
+	var tCPU, gCPU time.Duration
+	cpuOK := true
+	timed := func(pid int, cpu *time.Duration, f func() error) error {
+		c0, err0 := cpuTime(pid)
+		err := f()
+		c1, err1 := cpuTime(pid)
+		if err0 != nil || err1 != nil {
+			cpuOK = false
+		}
+		*cpu += c1 - c0
+		return err
+	}
 	for range vsGoRounds {
-		lat, err := run(s.fake, s.exited(), &tNext, block)
+		err := timed(s.proc.Pid(), &tCPU, func() error {
+			lat, err := run(s.fake, s.exited(), &tNext, block)
+			ts = append(ts, lat...)
+			return err
+		})
 		if err != nil {
 			return stopGo(fmt.Errorf("torscript: %w", err))
 		}
-		ts = append(ts, lat...)
-		if lat, err = run(g.fake, g.proc.exited, &gNext, block); err != nil {
+		if err := timed(g.proc.Pid(), &gCPU, func() error {
+			lat, err := run(g.fake, g.proc.exited, &gNext, block)
+			gs = append(gs, lat...)
+			return err
+		}); err != nil {
 			return stopGo(fmt.Errorf("the Go controller: %w", err))
 		}
-		gs = append(gs, lat...)
 	}
 	if err := stopGo(nil); err != nil {
 		return err
@@ -76,6 +98,12 @@ func (b *bench) vsGo(r *Result) (err error) {
 	slices.Sort(ts)
 	slices.Sort(gs)
 	r.Figures = vsGoFigures(ts, gs)
+	if cpuOK {
+		n := float64(vsGoRounds * block)
+		r.Figures = append(r.Figures,
+			fig("torscript-cpu", us(tCPU)/n, "µs/attach"),
+			fig("go-cpu", us(gCPU)/n, "µs/attach"))
+	}
 	r.note("torscript (policy.star) and the Go controller of baseline-go-proc, each in its own process against its own fake, closed loops as attach-closed taken in turns: %d blocks of %d streams each, after %d warm-up streams each; the ratios are torscript's p50 and p99 over the Go controller's; this is the ratio the exit status follows", vsGoRounds, block, b.cfg.warmup)
 	return nil
 }
