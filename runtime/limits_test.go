@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -365,5 +366,35 @@ func TestSessionLimits(t *testing.T) {
 		return err
 	}); err != nil {
 		t.Errorf("after the interrupt: %v", err)
+	}
+}
+
+// TestWatchdogSleepsWhenIdle: with nothing running for a tick the
+// watchdog sleeps (an idle torscript is not woken every few milliseconds),
+// and the first evaluation after wakes it: a handler that spins after a
+// long idle spell is still stopped at its deadline, twice in a row.
+func TestWatchdogSleepsWhenIdle(t *testing.T) {
+	t.Parallel()
+	f := newTestTor(t)
+	const timeout = 100 * time.Millisecond
+	r := startScript(t, f, "def spin(c):\n    while True:\n        pass\ntor.on(\"circ\", spin)\n", Options{HandlerTimeout: timeout, MaxSteps: 1e15})
+	f.WaitCommand("SETEVENTS CIRC")
+	idle := func() bool {
+		r.rt.watchMu.Lock()
+		defer r.rt.watchMu.Unlock()
+		return r.rt.watchIdle
+	}
+	for i := 1; i <= 2; i++ {
+		waitUntil(t, 5*time.Second, "the watchdog to sleep", idle)
+		sent := time.Now()
+		f.Event(fmt.Sprintf("CIRC %d LAUNCHED", i))
+		waitUntil(t, 5*time.Second, "the spinning handler to be stopped", func() bool {
+			return strings.Count(r.log.String(), "handler timeout") >= i
+		})
+		// Within two ticks of its deadline, as when the watchdog was awake
+		// (and a generous margin for a busy machine).
+		if d := time.Since(sent); d > timeout+2*watchTick(timeout)+time.Second {
+			t.Errorf("spin %d stopped %v after its event", i, d)
+		}
 	}
 }

@@ -424,6 +424,13 @@ func (r *Runtime) enter(w *watch) (outer, own uint64) {
 	r.watchSeq++
 	w.seq, w.stopped, w.wedged = r.watchSeq, false, false
 	r.watches = append(r.watches, w)
+	if r.watchIdle {
+		r.watchIdle = false
+		select {
+		case r.watchWake <- struct{}{}:
+		default:
+		}
+	}
 	r.watchMu.Unlock()
 	return outer, own
 }
@@ -523,10 +530,18 @@ func watchTick(handlerTimeout time.Duration) time.Duration {
 
 // startWatchdog starts the goroutine that stops a supervised evaluation
 // at its deadline and reports one that does not return WedgeGrace after.
+// It sleeps once a tick has passed with no evaluation running or started,
+// until enter wakes it: an idle torscript is not woken a hundred times a
+// second for nothing (each wake costs a virtual machine tens of
+// microseconds).
 func (r *Runtime) startWatchdog() (stop func()) {
 	tick := watchTick(r.opts.HandlerTimeout)
 	quit := make(chan struct{})
 	done := make(chan struct{})
+	wake := make(chan struct{}, 1)
+	r.watchMu.Lock()
+	r.watchWake, r.watchIdle = wake, false
+	r.watchMu.Unlock()
 	go func() {
 		defer close(done)
 		t := time.NewTicker(tick)
@@ -536,12 +551,10 @@ func (r *Runtime) startWatchdog() (stop func()) {
 			since time.Duration
 		}
 		var wedged []wedge
-		for {
-			select {
-			case <-quit:
-				return
-			case <-t.C:
-			}
+		var lastSeq uint64
+		// check looks at the evaluations running, and says whether the
+		// watchdog may sleep.
+		check := func() (idle bool) {
 			now := time.Now()
 			wedged = wedged[:0]
 			r.watchMu.Lock()
@@ -565,10 +578,32 @@ func (r *Runtime) startWatchdog() (stop func()) {
 				// Stopping an evaluation stops those it runs.
 				outerStopped = outerStopped || w.stopped
 			}
+			idle = len(r.watches) == 0 && r.watchSeq == lastSeq
+			lastSeq = r.watchSeq
+			r.watchIdle = idle
 			r.watchMu.Unlock()
 			for _, w := range wedged {
 				r.reportWedged(w.what, w.since)
 			}
+			return idle
+		}
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+			if !check() {
+				continue
+			}
+			t.Stop()
+			select {
+			case <-quit:
+				return
+			case <-wake:
+			}
+			t.Reset(tick)
+			check() // the evaluation that woke it: its clock starts now
 		}
 	}()
 	return func() {

@@ -145,6 +145,8 @@ type Runtime struct {
 	watchMu     sync.Mutex
 	watches     []*watch           // supervised evaluations running, innermost last; under watchMu
 	watchSeq    uint64             // counts supervised evaluations; under watchMu
+	watchIdle   bool               // the watchdog sleeps until enter sends on watchWake; under watchMu
+	watchWake   chan struct{}      // capacity 1; under watchMu
 	arg1        starlark.Tuple     // the arguments of a handler call (argsOf)
 	callWatch   watch              // the outermost call's (loop.go call)
 	loading     []*starlark.Thread // threads of modules being loaded; under watchMu
