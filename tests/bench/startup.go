@@ -101,6 +101,6 @@ func (b *bench) idleRSS(r *Result) (err error) {
 	if cpuErr == nil {
 		r.Figures = append(r.Figures, fig("idle-cpu", ms(cpu1-cpu0)/2, "ms/s"))
 	}
-	r.note("VmRSS 2 s after the policy script was ready, summed over torscript and its guardian (each counts the binary's pages it touched: 3.5 MiB more a process since client_golang, protobuf and cobra's doc are linked in); rss-anon is their anonymous memory alone; and the CPU time torscript used in those 2 s (in 10 ms ticks)")
+	r.note("VmRSS 2 s after the policy script was ready, summed over torscript and its guardian (each counts the binary's pages it touched: 3.5 MiB more a process since client_golang, protobuf and cobra's doc are linked in); rss-anon is their anonymous memory alone; and the CPU time torscript and its guardian used in those 2 s, from schedstat, to the nanosecond (the first of the 2 s still include the end of the start)")
 	return nil
 }
