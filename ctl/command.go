@@ -63,3 +63,15 @@ func (c *Conn) Start(ctx context.Context, cmd Command, done func(*Reply, error))
 	// a policy's cost under a flood).
 	return c.write(ctx, cmd.line, "", false, &pending{cb: done})
 }
+
+// StartGuarded is Start for a caller that guards what a corked connection
+// holds itself: the command, held, arms no timer, and goes out at Flush,
+// or corkDelay after the caller's next Guard. A loop that corks a batch of
+// events and decides about them in Go between its script's calls (the
+// runtime's policy) saves a timer's start and stop at each batch.
+func (c *Conn) StartGuarded(ctx context.Context, cmd Command, done func(*Reply, error)) error {
+	if cmd.line == "" {
+		return errEmptyCommand
+	}
+	return c.write(ctx, cmd.line, "", false, &pending{cb: done, guarded: true})
+}

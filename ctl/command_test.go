@@ -185,3 +185,57 @@ func TestCork(t *testing.T) {
 	}
 	c.Flush()
 }
+
+// TestStartGuarded: a command StartGuarded holds arms no timer: it waits
+// for Flush, or for Guard, which has it written once it has been held for
+// corkDelay; a command Start holds after it arms the timer for both.
+func TestStartGuarded(t *testing.T) {
+	f, c := NewFakeControlPort(t, Options{})
+	ctx := context.Background()
+	a, _ := AttachStreamCommand("1", "5", 0)
+	b, _ := AttachStreamCommand("2", "5", 0)
+	done := func(*Reply, error) {}
+
+	c.Cork()
+	if err := c.StartGuarded(ctx, a, done); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * corkDelay)
+	if w := f.Written(); w != "" {
+		t.Fatalf("a guarded command went out with no Guard or Flush: %q", w)
+	}
+	held := time.Now()
+	c.Guard()
+	if !f.Expect("ATTACHSTREAM 1 5\r\n") {
+		return
+	}
+	if d := time.Since(held); d > 500*time.Millisecond {
+		t.Errorf("held past corkDelay, it went out %v after Guard", d)
+	}
+	c.Flush()
+
+	c.Cork()
+	c.StartGuarded(ctx, a, done)
+	c.Flush()
+	if !f.Expect("ATTACHSTREAM 1 5\r\n") {
+		return
+	}
+
+	c.Cork()
+	c.StartGuarded(ctx, a, done)
+	held = time.Now()
+	c.Start(ctx, b, done)
+	if !f.Expect("ATTACHSTREAM 1 5\r\nATTACHSTREAM 2 5\r\n") {
+		return
+	}
+	if d := time.Since(held); d > 500*time.Millisecond {
+		t.Errorf("a command held by Start went out after %v", d)
+	}
+	c.Flush()
+	before := f.Written()
+	c.Guard() // nothing held: nothing to do
+	time.Sleep(5 * corkDelay)
+	if w := f.Written(); w != before {
+		t.Errorf("nothing held, yet %q went out", w[len(before):])
+	}
+}

@@ -63,6 +63,7 @@ type Conn struct {
 	// corkDelay after the first is held.
 	corked    atomic.Bool
 	holdTimer *time.Timer // under wsem
+	holdArmed atomic.Bool // holdTimer will fire; written under wsem
 	// heldAt is when the oldest command held was (time since epoch), 0
 	// when none is held.
 	heldAt atomic.Int64
@@ -101,6 +102,8 @@ func (c *Conn) SetCheck(f CheckFunc) {
 type pending struct {
 	ch chan result // buffered 1; nil when cb is set
 	cb func(*Reply, error)
+	// guarded: held on a corked connection, it arms no timer (StartGuarded).
+	guarded bool
 }
 
 func (q *pending) complete(res result) {
@@ -419,11 +422,9 @@ func (c *Conn) write(ctx context.Context, line, data string, hasData bool, q *pe
 	if q.cb != nil && c.corked.Load() && c.wbuf.Len() < corkMax {
 		if start == 0 {
 			c.heldAt.Store(max(int64(time.Since(c.epoch)), 1))
-			if c.holdTimer == nil {
-				c.holdTimer = time.AfterFunc(corkDelay, c.flushHeld)
-			} else {
-				c.holdTimer.Reset(corkDelay)
-			}
+		}
+		if !q.guarded {
+			c.armHold()
 		}
 		<-c.wsem
 		return nil
@@ -450,7 +451,41 @@ func (c *Conn) flushHeld() {
 	if !c.takeWsem() {
 		return
 	}
+	c.holdArmed.Store(false)
 	c.flushLocked(time.Now().Add(c.opts.Timeout), "commands")
+	<-c.wsem
+}
+
+// armHold arms the hold timer, under wsem, unless it is armed: to fire
+// corkDelay after the first command held.
+func (c *Conn) armHold() {
+	if c.holdArmed.Load() {
+		return
+	}
+	d := max(corkDelay-c.HeldFor(), 0)
+	c.holdArmed.Store(true)
+	if c.holdTimer == nil {
+		c.holdTimer = time.AfterFunc(d, c.flushHeld)
+	} else {
+		c.holdTimer.Reset(d)
+	}
+}
+
+// Guard makes what a corked connection holds go out at most corkDelay
+// after the first of it was held, Flush or not: the caller of StartGuarded
+// calls it before work that may take long (a script's call) while commands
+// are held. It costs two atomic loads when nothing is held or the timer is
+// armed already.
+func (c *Conn) Guard() {
+	if c.heldAt.Load() == 0 || c.holdArmed.Load() {
+		return
+	}
+	if !c.takeWsem() {
+		return
+	}
+	if c.wbuf.Len() > 0 {
+		c.armHold()
+	}
 	<-c.wsem
 }
 
@@ -518,8 +553,9 @@ func (c *Conn) Flush() {
 	// Nothing is held past here: the timer would only put a wait of a
 	// millisecond in the scheduler's way (a poll with a timeout, which
 	// costs a virtual machine more than one without) at every pause.
-	if c.holdTimer != nil {
+	if c.holdArmed.Load() {
 		c.holdTimer.Stop()
+		c.holdArmed.Store(false)
 	}
 	if c.wbuf.Len() > 0 {
 		c.flushLocked(time.Now().Add(c.opts.Timeout), "commands")

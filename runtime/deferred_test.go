@@ -1,7 +1,9 @@
 package runtime
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	goruntime "runtime"
 	"strings"
 	"testing"
@@ -9,6 +11,8 @@ import (
 
 	"github.com/torscript/torscript/builtins"
 	"github.com/torscript/torscript/ctl"
+	"github.com/torscript/torscript/ctl/ctltest"
+	"go.starlark.net/starlark"
 )
 
 // deferredScript keeps every STREAM and CIRC event's value unread, and on
@@ -182,6 +186,43 @@ print("ready")
 	t.Logf("the batch took %v, its decision went out after %v", took, held)
 	if held > took/2 {
 		t.Fatalf("the batch took %v, its decision went out after %v: held to near its end", took, held)
+	}
+}
+
+// TestDecisionHeldBeforeASlowCall: a decision the policy made (held to go
+// out with the batch's others) is not kept waiting by a slow handler later
+// in the same batch: the call's Guard has it written about 1 ms after.
+func TestDecisionHeldBeforeASlowCall(t *testing.T) {
+	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(1))
+	f := newTestTor(t)
+	log := &ctltest.SyncBuffer{}
+	r := New(Options{Connect: f.Connect, Stdout: &ctltest.SyncBuffer{},
+		Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	const spin = 300 * time.Millisecond
+	r.pre["spin"] = starlark.NewBuiltin("spin", func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
+		for end := time.Now().Add(spin); time.Now().Before(end); {
+		}
+		return starlark.None, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	defer func() { cancel(); <-done }()
+	go func() {
+		defer close(done)
+		r.Run(ctx, "x.star", []byte("def slow(e):\n    spin()\n    tor.get_info(\"version\")\ntor.on(\"bw\", slow)\ntor.policy(lambda s: None)\n"))
+	}()
+	waitUntil(t, 5*time.Second, "the policy to start", func() bool { return strings.Contains(log.String(), "policy started") })
+	start := time.Now()
+	f.Event("650 STREAM 7 NEW 0 example.com:443 PURPOSE=USER", "650 BW 1 2")
+	attach := f.WaitCommand("ATTACHSTREAM 7 0")
+	last := f.WaitCommand("GETINFO version")
+	took, held := last.At.Sub(start), attach.At.Sub(start)
+	t.Logf("the slow call ended after %v, the decision before it went out after %v", took, held)
+	// Held until the call ended, it would go out with the call's own
+	// command; a preemption of the call (every 10 ms or so, with one
+	// processor) lets the timer write it long before.
+	if took < spin || held > spin/2 {
+		t.Fatalf("the slow call ended after %v, the decision before it went out after %v: held until it ended", took, held)
 	}
 }
 

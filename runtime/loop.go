@@ -355,6 +355,9 @@ func (r *Runtime) call(fn starlark.Callable, args starlark.Tuple) (starlark.Valu
 		builtins.SetContext(t, r.callCtx)
 		r.threadCtx = r.callCtx
 	}
+	if c := r.conn; c != nil {
+		c.Guard() // decisions held before the call go out if it takes long
+	}
 	// The outermost call reuses one watch: calls allocate nothing for
 	// their supervision.
 	w := &r.callWatch

@@ -313,7 +313,16 @@ func (p *policyRuntime) send(cmd ctl.Command, onError func(error)) {
 	if r.conn == nil {
 		return
 	}
-	err := r.conn.Start(r.ctx, cmd, func(_ *ctl.Reply, err error) {
+	start := r.conn.Start
+	if len(r.watches) == 0 {
+		// Not inside a script's call (a policy's decision, made after
+		// the call returned): held while the loop's batch runs, it goes
+		// out at the batch's end, or after the Guard of the next call
+		// (Runtime.call). A decision made inside a call (tor.policy in a
+		// handler) keeps the timer of Start.
+		start = r.conn.StartGuarded
+	}
+	err := start(r.ctx, cmd, func(_ *ctl.Reply, err error) {
 		if err == nil {
 			return
 		}
