@@ -60,7 +60,8 @@ type Conn struct {
 	wsem chan struct{}
 	wbuf bytes.Buffer // under wsem: what is to be written, held while corked
 	// corked holds the commands Start writes until Flush (see Cork), or
-	// corkDelay after the first is held.
+	// corkDelay after the first is held; those StartGuarded holds wait
+	// for the timer only once Guard has armed it.
 	corked    atomic.Bool
 	holdTimer *time.Timer // under wsem
 	holdArmed atomic.Bool // holdTimer will fire; written under wsem
