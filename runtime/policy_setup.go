@@ -314,6 +314,8 @@ func (p *policyRuntime) send(cmd ctl.Command, onError func(error)) {
 		return
 	}
 	start := r.conn.Start
+	// r.watches without watchMu: only this goroutine, the loop's,
+	// changes it.
 	if len(r.watches) == 0 {
 		// Not inside a script's call (a policy's decision, made after
 		// the call returned): held while the loop's batch runs, it goes
