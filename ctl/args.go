@@ -31,6 +31,9 @@ type cmdLine struct {
 
 func newCmdLine(keyword string) *cmdLine {
 	l := &cmdLine{}
+	// Room for most commands at once (ATTACHSTREAM, CLOSESTREAM, GETINFO of
+	// a key or two): one allocation rather than one a few arguments.
+	l.b.Grow(max(64, len(keyword)+16))
 	l.b.WriteString(keyword)
 	return l
 }
