@@ -219,7 +219,10 @@ func tree(pid int) []int {
 }
 
 // memMiB reads a memory figure of pid and its descendants, added up, from
-// /proc/PID/status: "VmRSS" (resident now) or "VmHWM" (the peak).
+// /proc/PID/status ("VmRSS", resident now; "VmHWM", the peak) or, for
+// "Pss", from /proc/PID/smaps_rollup: the proportional set size, which
+// counts a page shared by n processes (the binary's, between torscript and
+// its guardian) as 1/n in each, so that the sum is what they take together.
 func memMiB(pid int, field string) (float64, error) {
 	var sum float64
 	for _, p := range tree(pid) {
@@ -233,7 +236,11 @@ func memMiB(pid int, field string) (float64, error) {
 }
 
 func memMiB1(pid int, field string) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	file := "status"
+	if field == "Pss" {
+		file = "smaps_rollup"
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
 	if err != nil {
 		return 0, err
 	}
@@ -246,7 +253,7 @@ func memMiB1(pid int, field string) (float64, error) {
 			return kb / 1024, nil
 		}
 	}
-	return 0, fmt.Errorf("no %s in /proc/PID/status", field)
+	return 0, fmt.Errorf("no %s in /proc/PID/%s", field, file)
 }
 
 // clockTick is the unit of utime and stime in /proc/PID/stat (USER_HZ,
