@@ -74,7 +74,7 @@ func eventsTor(policy bool) func(*bench, *Result) error {
 		m := b.cfg.torEvents
 		mix := newTorMix(1, 2000)
 		data := chunks(m, 64<<10, func(b []byte, _ int) []byte { return mix.next(b) })
-		f := flood{script: "events_tor.star", chunks: data, events: m, want: mix.Counted, target: 1_000_000}
+		f := flood{script: "events_tor.star", chunks: data, events: m, want: mix.Counted, target: 1_000_000, goBaseline: true}
 		what := "handlers counting CIRC, STREAM, BW and ORCONN"
 		if policy {
 			f.script, f.target, f.policy = "events_tor_policy.star", 800_000, true
@@ -112,6 +112,9 @@ type flood struct {
 	policy bool     // the script sets a stream policy: wait for it to start
 	target float64  // events/s
 	note   string
+	// goBaseline: each run is followed by one of the Go controller
+	// (goEventsController) on the same events, for go-rate and of-go.
+	goBaseline bool
 }
 
 // floodRun is what one torscript measured of a flood.
@@ -130,15 +133,23 @@ func (f floodRun) rate(events int) float64 { return float64(events) / f.elapsed.
 // for reasons that are not torscript's (its CPU time an event rises with
 // it), and the memory bound must hold in every run.
 func (b *bench) flood(r *Result, f flood) error {
-	var runs []floodRun
+	var runs, goRuns []floodRun
 	for range max(b.cfg.floodRuns, 1) {
-		run, err := b.floodOnce(r, f)
+		run, err := b.floodOnce(r, f, "torscript", func() (*session, error) { return b.launch(f.script, strconv.Itoa(f.want)) })
 		if err != nil {
 			return err
 		}
 		runs = append(runs, run)
+		if f.goBaseline {
+			run, err := b.floodOnce(r, f, "the Go controller", func() (*session, error) { return b.launchGoEvents(f.want, f.policy) })
+			if err != nil {
+				return fmt.Errorf("the Go controller: %w", err)
+			}
+			goRuns = append(goRuns, run)
+		}
 	}
-	slices.SortFunc(runs, func(a, b floodRun) int { return cmp.Compare(a.elapsed, b.elapsed) })
+	byElapsed := func(a, b floodRun) int { return cmp.Compare(a.elapsed, b.elapsed) }
+	slices.SortFunc(runs, byElapsed)
 	med := runs[len(runs)/2]
 	rate := fig("rate", med.rate(f.events), "events/s")
 	if f.target > 0 {
@@ -163,14 +174,29 @@ func (b *bench) flood(r *Result, f flood) error {
 	if peak >= 0 {
 		r.Figures = append(r.Figures, fig("peak-rss", peak, "MiB").atMost(64))
 	}
+	if len(goRuns) > 0 {
+		slices.SortFunc(goRuns, byElapsed)
+		gmed := goRuns[len(goRuns)/2]
+		r.Figures = append(r.Figures,
+			fig("go-rate", gmed.rate(f.events), "events/s"),
+			fig("of-go", med.rate(f.events)/gmed.rate(f.events), "×"))
+		if gmed.cpu >= 0 {
+			r.Figures = append(r.Figures, fig("go-cpu", gmed.cpu, "ns/event"))
+		}
+		what := "counting the events"
+		if f.policy {
+			what = "counting the events, keeping the circuits in a map and their order of creation, and attaching each client stream to the first BUILT GENERAL circuit"
+		}
+		r.note("go-rate: the same events to a Go controller on ctl written by hand (tests/bench/goevents.go: every event parsed, %s), in a process of its own with GOMAXPROCS 1 and GOGC 400 as torscript sets them, run after each torscript run; go-rate and go-cpu are its median run; of-go is torscript's median rate over it, a ratio this machine's swings from run to run move less than either rate", what)
+	}
 	r.note("%s; in writes of 64 KiB; from the first write to the arrival of GETINFO bench/done, in %d fresh torscripts: rate, elapsed, write, cpu and page-faults are the run of the median rate, rate-min the slowest run, peak-rss the highest of all; 'write' is how long the writes took (torscript reading); cpu is torscript's user+system time per event; page-faults torscript's minor page faults meanwhile (fresh memory the heap grew into, about 11 µs each on this project's CI machines); peak-rss its VmHWM", f.note, len(runs))
 	return nil
 }
 
-// floodOnce writes f's events to torscript running f's script, as fast as
-// it reads them, and times them to the arrival of the script's GETINFO
-// bench/done.
-func (b *bench) floodOnce(r *Result, f flood) (run floodRun, err error) {
+// floodOnce writes f's events to who, started by start (torscript running
+// f's script, or the Go controller), as fast as it reads them, and times
+// them to the arrival of its GETINFO bench/done.
+func (b *bench) floodOnce(r *Result, f flood, who string, start func() (*session, error)) (run floodRun, err error) {
 	run = floodRun{cpu: -1, faults: -1, peak: -1}
 	if b.pin {
 		// The fake on CPU 0, torscript on the others: where the
@@ -187,7 +213,7 @@ func (b *bench) floodOnce(r *Result, f flood) (run floodRun, err error) {
 		defer func() { b.cpus = nil }()
 		r.note("the fake control port on CPU 0, torscript on CPUs 1-%d (-pin=false: anywhere)", runtime.NumCPU()-1)
 	}
-	s, err := b.launch(f.script, strconv.Itoa(f.want))
+	s, err := start()
 	if err != nil {
 		return run, err
 	}
@@ -262,10 +288,10 @@ func (b *bench) floodOnce(r *Result, f flood) (run floodRun, err error) {
 		}
 	}
 	if len(others) > 0 {
-		r.note("commands while events were flowing: %s", summary(others))
+		r.note("commands from %s while events were flowing: %s", who, summary(others))
 	}
 	if f.policy {
-		r.note("policy decisions: %s", countList(decisions))
+		r.note("policy decisions of %s: %s", who, countList(decisions))
 	}
 	run.elapsed, run.written = elapsed, written
 	if cpuErr == nil {

@@ -318,6 +318,9 @@ func TestMain(m *testing.M) {
 	if addr := os.Getenv(goControllerEnv); addr != "" {
 		os.Exit(goControllerMain(addr))
 	}
+	if spec := os.Getenv(goEventsEnv); spec != "" {
+		os.Exit(goEventsMain(spec))
+	}
 	if cpu := os.Getenv(stallWatchEnv); cpu != "" {
 		os.Exit(stallSleeperMain(cpu))
 	}

@@ -97,6 +97,9 @@ func main() {
 	if addr := os.Getenv(goControllerEnv); addr != "" {
 		os.Exit(goControllerMain(addr))
 	}
+	if spec := os.Getenv(goEventsEnv); spec != "" {
+		os.Exit(goEventsMain(spec))
+	}
 	if cpu := os.Getenv(stallWatchEnv); cpu != "" {
 		os.Exit(stallSleeperMain(cpu))
 	}
