@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/torscript/torscript/builtins"
@@ -18,6 +19,10 @@ type tasks struct {
 	mu     sync.Mutex
 	q      []func()
 	notify chan struct{}
+	// pending says that q may hold tasks: the loop looks at it between
+	// events, with an atomic load, so that a flood does not hold tasks
+	// back (timers, the end of the context, the policy's sweep).
+	pending atomic.Bool
 }
 
 func (t *tasks) init() { t.notify = make(chan struct{}, 1) }
@@ -25,6 +30,7 @@ func (t *tasks) init() { t.notify = make(chan struct{}, 1) }
 func (t *tasks) post(f func()) {
 	t.mu.Lock()
 	t.q = append(t.q, f)
+	t.pending.Store(true)
 	t.mu.Unlock()
 	select {
 	case t.notify <- struct{}{}:
@@ -37,6 +43,7 @@ func (t *tasks) take(buf []func()) []func() {
 	buf = append(buf[:0], t.q...)
 	clear(t.q)
 	t.q = t.q[:0]
+	t.pending.Store(false)
 	t.mu.Unlock()
 	return buf
 }
@@ -86,7 +93,13 @@ func (r *Runtime) loop() {
 					}
 					break
 				}
-				r.dispatchEvents(evs)
+				// The tasks posted meanwhile run between the batch's
+				// events (dispatchEvents): events that keep coming
+				// faster than the handlers take them would otherwise
+				// keep this loop from the select below for as long as
+				// they come, and with it the timers, the end of the
+				// context (SIGTERM) and the policy's timeouts.
+				r.dispatchEvents(evs, &fs)
 			}
 		case <-r.tasks.notify:
 			fs, _ = r.runTasks(fs)
@@ -109,13 +122,14 @@ func (r *Runtime) sweep() {
 
 // dispatchEvents dispatches evs in order, and returns how many. Once the
 // script ends, the rest go to the policy for shutdown: it must still see
-// new streams.
+// new streams. With fs (the loop's buffer of tasks), it runs the tasks
+// posted meanwhile between two events.
 //
 // The decisions a batch causes go out together: the connection is corked
 // while it runs, and flushed at its end and, in a long batch, once the
 // oldest decision held has waited flushAfter (looked at every flushCheck
 // events).
-func (r *Runtime) dispatchEvents(evs []ctl.Event) int {
+func (r *Runtime) dispatchEvents(evs []ctl.Event, fs *[]func()) int {
 	if c := r.conn; c != nil {
 		c.Cork()
 		defer c.Flush()
@@ -129,6 +143,9 @@ func (r *Runtime) dispatchEvents(evs []ctl.Event) int {
 		}
 		r.dispatch(ev)
 		evs[i] = nil
+		if fs != nil && r.tasks.pending.Load() {
+			*fs, _ = r.runTasks(*fs)
+		}
 		if c := r.conn; c != nil && i%flushCheck == flushCheck-1 && c.HeldFor() >= flushAfter {
 			c.Flush()
 			c.Cork()

@@ -331,7 +331,7 @@ func (r *Runtime) removePolicy(msg string) {
 		r.log.Warn("after removing the policy: subscribing to events", "err", err)
 	}
 	r.log.Info(msg)
-	r.dispatchEvents(taken) // the handlers still see them
+	r.dispatchEvents(taken, nil) // the handlers still see them
 }
 
 // Docs are the tor module's docstrings.

@@ -115,7 +115,7 @@ func (r *Runtime) RunUntilIdle(barrier string) {
 			return
 		}
 		evs, _ = r.conn.EventBatch(evs)
-		n := r.dispatchEvents(evs)
+		n := r.dispatchEvents(evs, nil)
 		var m int
 		fs, m = r.runTasks(fs)
 		if n+m == 0 {
