@@ -134,24 +134,42 @@ func (r *Runtime) dispatchEvents(evs []ctl.Event, fs *[]func()) int {
 		c.Cork()
 		defer c.Flush()
 	}
-	for i, ev := range evs {
+	n := 0
+	for len(evs) > 0 {
 		if r.exiting || r.fatal != nil {
 			if r.policy != nil {
-				r.policy.pending(evs[i:])
+				r.policy.pending(evs)
 			}
-			return i
+			return n
 		}
+		ev := evs[0]
+		evs[0], evs = nil, evs[1:]
 		r.dispatch(ev)
-		evs[i] = nil
+		n++
 		if fs != nil && r.tasks.pending.Load() {
+			// What is left of the batch is the backlog while the tasks
+			// run: one that takes events takes it first.
+			r.backlog = evs
 			*fs, _ = r.runTasks(*fs)
+			evs, r.backlog = r.backlog, nil
 		}
-		if c := r.conn; c != nil && i%flushCheck == flushCheck-1 && c.HeldFor() >= flushAfter {
+		if c := r.conn; c != nil && n%flushCheck == 0 && c.HeldFor() >= flushAfter {
 			c.Flush()
 			c.Cork()
 		}
 	}
-	return len(evs)
+	return n
+}
+
+// takeEvents is conn.EventBatch for code that runs as a task: the backlog
+// of the loop's batch (dispatchEvents) first, then the events queued
+// since. ok is false once the connection has ended and nothing is left.
+func (r *Runtime) takeEvents(buf []ctl.Event) (evs []ctl.Event, ok bool) {
+	buf = append(buf[:0], r.backlog...)
+	clear(r.backlog)
+	r.backlog = nil
+	more, ok := r.conn.EventBatch(nil)
+	return append(buf, more...), ok || len(buf) > 0
 }
 
 // A long batch (a flood of events) writes the decisions it holds once the

@@ -184,8 +184,9 @@ func (r *Runtime) restoreLeave(ctx context.Context, ps *policyEngine) error {
 
 // policyShutdown hands back every stream the policy holds (or closes it,
 // per on_error), and restores __LeaveStreamsUnattached. It returns the
-// events it took from the connection while it waited for tor's answers,
-// for a session that goes on to handle.
+// events it took from the connection (those queued when it began, and
+// those that came while it waited for tor's answers), in order, for a
+// session that goes on to handle.
 func (r *Runtime) policyShutdown(ctx context.Context) []ctl.Event {
 	ps := r.policy
 	if ps == nil || ps.dryRun || r.conn == nil {
@@ -198,14 +199,16 @@ func (r *Runtime) policyShutdown(ctx context.Context) []ctl.Event {
 			ps.setLeave = false
 		}
 	}
-	// Events still queued may announce streams that wait for us.
-	if evs, _ := r.conn.EventBatch(nil); len(evs) > 0 {
-		for _, ev := range evs {
+	// Events still queued may announce streams that wait for us. They are
+	// the session's too: they go back with those taken below, first.
+	first, _ := r.takeEvents(nil)
+	if len(first) > 0 {
+		for _, ev := range first {
 			if e, ok := ctl.Parsed(ev).(*ctl.StreamEvent); ok {
 				r.state.stream(&e.Stream)
 			}
 		}
-		ps.pending(evs)
+		ps.pending(first)
 	}
 	var wg sync.WaitGroup
 	do := func(cmd ctl.Command) {
@@ -243,7 +246,7 @@ func (r *Runtime) policyShutdown(ctx context.Context) []ctl.Event {
 			}
 		}
 	}
-	taken := r.waitTakingEvents(ctx, &wg)
+	taken := append(first, r.waitTakingEvents(ctx, &wg)...)
 	if n > 0 {
 		r.log.Info("streams handed back at exit", "streams", n, "on_error", ps.p.OnError.String())
 	}
@@ -272,7 +275,7 @@ func (r *Runtime) waitTakingEvents(ctx context.Context, wg *sync.WaitGroup) []ct
 			r.log.Warn("gave up waiting for tor's answers to the streams handed back", "err", ctx.Err())
 			return taken
 		case <-r.conn.EventReady():
-			evs, _ = r.conn.EventBatch(evs)
+			evs, _ = r.takeEvents(evs)
 			taken = append(taken, evs...)
 		}
 	}

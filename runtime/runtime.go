@@ -142,12 +142,17 @@ type Runtime struct {
 	// Supervision: the watchdog stops an evaluation that overruns (loop.go).
 	// watchMu makes "is it still running" and "stop it" one step, so the
 	// watchdog never stops the next one by mistake.
-	watchMu     sync.Mutex
-	watches     []*watch           // supervised evaluations running, innermost last; under watchMu
-	watchSeq    uint64             // counts supervised evaluations; under watchMu
-	watchIdle   bool               // the watchdog sleeps until enter sends on watchWake; under watchMu
-	watchWake   chan struct{}      // capacity 1; under watchMu
-	arg1        starlark.Tuple     // the arguments of a handler call (argsOf)
+	watchMu   sync.Mutex
+	watches   []*watch       // supervised evaluations running, innermost last; under watchMu
+	watchSeq  uint64         // counts supervised evaluations; under watchMu
+	watchIdle bool           // the watchdog sleeps until enter sends on watchWake; under watchMu
+	watchWake chan struct{}  // capacity 1; under watchMu
+	arg1      starlark.Tuple // the arguments of a handler call (argsOf)
+	// backlog is what is left of the loop's batch of events while tasks
+	// run between two of its events (dispatchEvents): a task that takes
+	// events (a policy's shutdown) takes these first (takeEvents), so
+	// that the events keep their order.
+	backlog     []ctl.Event
 	callWatch   watch              // the outermost call's (loop.go call)
 	loading     []*starlark.Thread // threads of modules being loaded; under watchMu
 	interrupted bool               // SIGINT/SIGTERM: keep the thread cancelled; under watchMu
