@@ -149,8 +149,16 @@ func (r *Runtime) dispatchEvents(evs []ctl.Event, fs *[]func()) int {
 		if fs != nil && r.tasks.pending.Load() {
 			// What is left of the batch is the backlog while the tasks
 			// run: one that takes events takes it first.
+			// The decisions held so far go out first: a task may take
+			// long (input at the prompt) without a call that guards them.
 			r.backlog = evs
-			*fs, _ = r.runTasks(*fs)
+			if c := r.conn; c != nil {
+				c.Flush()
+				*fs, _ = r.runTasks(*fs)
+				c.Cork()
+			} else {
+				*fs, _ = r.runTasks(*fs)
+			}
 			evs, r.backlog = r.backlog, nil
 		}
 		if c := r.conn; c != nil && n%flushCheck == 0 && c.HeldFor() >= flushAfter {
