@@ -58,29 +58,43 @@ func startFlood(f *testTor) (end func()) {
 	}
 }
 
-// TestTimerFiresDuringAFlood: a timer is due while a slow handler has a
-// backlog of events that never runs out; it fires on time, not after the
-// flood.
-func TestTimerFiresDuringAFlood(t *testing.T) {
-	t.Parallel()
-	skipUnderRace(t)
-	f := newTestTor(t)
-	f.SetConnOptions(ctl.Options{Logger: discardLogger()})
-	r := startScript(t, f, `
+// slowHandler is a handler on BW far slower than a flood's events come,
+// and src: the script of the flood tests.
+const slowHandler = `
 n = [0]
 def slow(e):
     x = 0
     for i in range(300):
         x += i
     n[0] += 1
+tor.on("bw", slow)
+`
+
+// startSlow runs slowHandler and then src (skipped under the race
+// detector).
+func startSlow(t *testing.T, src string) (*testTor, *scriptRun) {
+	t.Helper()
+	skipUnderRace(t)
+	f := newTestTor(t)
+	f.SetConnOptions(ctl.Options{Logger: discardLogger()})
+	return f, startScript(t, f, slowHandler+src, Options{MaxSteps: 1e12})
+}
+
+// TestTimerFiresDuringAFlood: a timer is due while a slow handler has a
+// backlog of events that never runs out; it fires on time, not after the
+// flood.
+func TestTimerFiresDuringAFlood(t *testing.T) {
+	t.Parallel()
+	f, r := startSlow(t, `
+def arm(e):
     if n[0] == 3000: # the backlog is there
         tor.after(0.05, tick)
         print("armed")
 def tick():
     print("tick after", n[0])
-tor.on("bw", slow)
+tor.on("bw", arm)
 print("ready")
-`, Options{MaxSteps: 1e12})
+`)
 	r.waitOut("ready")
 	end := startFlood(f)
 	defer end()
@@ -96,17 +110,7 @@ print("ready")
 // has a backlog that never runs out ends the run promptly.
 func TestStopDuringAFlood(t *testing.T) {
 	t.Parallel()
-	skipUnderRace(t)
-	f := newTestTor(t)
-	f.SetConnOptions(ctl.Options{Logger: discardLogger()})
-	r := startScript(t, f, `
-def slow(e):
-    x = 0
-    for i in range(300):
-        x += i
-tor.on("bw", slow)
-print("ready")
-`, Options{MaxSteps: 1e12})
+	f, r := startSlow(t, `print("ready")`)
 	r.waitOut("ready")
 	end := startFlood(f)
 	defer end()
@@ -124,20 +128,12 @@ print("ready")
 // events that never runs out: the flood does not leave it hanging.
 func TestHoldTimeoutDuringAFlood(t *testing.T) {
 	t.Parallel()
-	skipUnderRace(t)
-	f := newTestTor(t)
-	f.SetConnOptions(ctl.Options{Logger: discardLogger()})
-	r := startScript(t, f, `
-def slow(e):
-    x = 0
-    for i in range(300):
-        x += i
-tor.on("bw", slow)
+	f, r := startSlow(t, `
 def hold(s):
     print("held", s.id)
     return tor.hold()
 tor.policy(hold, timeout="300ms")
-`, Options{MaxSteps: 1e12})
+`)
 	r.started()
 	end := startFlood(f)
 	defer end()

@@ -36,6 +36,23 @@ func baselineController(ctx context.Context, addr string) error {
 	if err := conn.SetEvents(ctx, "STREAM"); err != nil {
 		return err
 	}
+	return eachEvent(ctx, conn, func(ev ctl.Event) error {
+		se, isStream := ev.(*ctl.StreamEvent)
+		if !isStream || se.Status != ctl.StreamNew || se.TargetPort != 80 {
+			return nil
+		}
+		cmd, err := ctl.AttachStreamCommand(se.ID, "1", 0)
+		if err != nil {
+			return err
+		}
+		return conn.Start(ctx, cmd, func(*ctl.Reply, error) {})
+	})
+}
+
+// eachEvent calls f on each event conn delivers, in order, as a Go
+// controller's loop does (EventReady, EventBatch), until ctx ends (nil),
+// the connection does (its error), or f fails.
+func eachEvent(ctx context.Context, conn *ctl.Conn, f func(ctl.Event) error) error {
 	var buf []ctl.Event
 	for {
 		select {
@@ -55,15 +72,7 @@ func baselineController(ctx context.Context, addr string) error {
 				break
 			}
 			for _, ev := range evs {
-				se, isStream := ev.(*ctl.StreamEvent)
-				if !isStream || se.Status != ctl.StreamNew || se.TargetPort != 80 {
-					continue
-				}
-				cmd, err := ctl.AttachStreamCommand(se.ID, "1", 0)
-				if err != nil {
-					return err
-				}
-				if err := conn.Start(ctx, cmd, func(*ctl.Reply, error) {}); err != nil {
+				if err := f(ev); err != nil {
 					return err
 				}
 			}
@@ -114,12 +123,19 @@ const goControllerEnv = "TORSCRIPT_BENCH_GO_CONTROLLER"
 // baseline-go-proc: the Go runtime set as torscript sets it (one
 // processor, GOGC 400), stopped by SIGTERM.
 func goControllerMain(addr string) int {
+	return runAsTorscript("go controller", func(ctx context.Context) error { return baselineController(ctx, addr) })
+}
+
+// runAsTorscript runs a Go controller of the bench binary (baseline-go-proc's,
+// the event floods') with the Go runtime set as torscript sets it (one
+// processor, GOGC 400) until SIGTERM, and returns its exit status.
+func runAsTorscript(name string, run func(context.Context) error) int {
 	runtime.GOMAXPROCS(1)
 	debug.SetGCPercent(400)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	if err := baselineController(ctx, addr); err != nil {
-		fmt.Fprintln(os.Stderr, "go controller:", err)
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
 		return 1
 	}
 	return 0
@@ -151,34 +167,46 @@ type goController struct {
 // startGoController starts a fake control port and the bench binary as
 // the Go controller against it.
 func (b *bench) startGoController() (*goController, error) {
-	f, err := ctltest.NewFakeControlPort()
+	f, p, err := b.startSelf("go-controller", func(addr string) string { return goControllerEnv + "=" + addr }, nil)
 	if err != nil {
 		return nil, err
+	}
+	return &goController{fake: f, proc: p}, nil
+}
+
+// startSelf starts a fake control port and the bench binary again, on
+// cpus (nil: any), with env(the fake's address) in its environment (which
+// makes it one of its Go controllers), its output in a log named after
+// name.
+func (b *bench) startSelf(name string, env func(addr string) string, cpus []int) (*ctltest.FakeControlPort, *proc, error) {
+	f, err := ctltest.NewFakeControlPort()
+	if err != nil {
+		return nil, nil, err
 	}
 	self, err := os.Executable()
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	logf, err := os.CreateTemp(b.dir, "go-controller-*.log")
+	logf, err := os.CreateTemp(b.dir, name+"-*.log")
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	defer logf.Close()
 	cmd := exec.Command(self)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(cleanEnv(), goControllerEnv+"="+f.Addr())
+	cmd.Env = append(cleanEnv(), env(f.Addr()))
 	p := &proc{cmd: cmd, logPath: logf.Name(), exited: make(chan struct{}), started: time.Now(), name: "the Go controller"}
-	if err := cmd.Start(); err != nil {
+	if err := startOn(cmd, cpus); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("starting the Go controller: %w", err)
+		return nil, nil, fmt.Errorf("starting the Go controller: %w", err)
 	}
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.exited)
 	}()
-	return &goController{fake: f, proc: p}, nil
+	return f, p, nil
 }
 
 // stop ends the Go controller, and fails if it had ended on its own.

@@ -4,17 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/torscript/torscript/ctl"
-	"github.com/torscript/torscript/ctl/ctltest"
 )
 
 // goEventsEnv, set to "ADDR WANT POLICY", makes the bench binary run
@@ -64,50 +57,29 @@ func goEventsController(ctx context.Context, addr string, want int, policy bool)
 		return conn.Start(ctx, cmd, func(*ctl.Reply, error) {})
 	}
 	n := 0
-	var buf []ctl.Event
-	for {
-		select {
-		case <-conn.EventReady():
-		case <-ctx.Done():
-			return nil
+	return eachEvent(ctx, conn, func(ev ctl.Event) error {
+		switch e := ev.(type) {
+		case *ctl.CircEvent:
+			n++
+			if policy {
+				circs.set(&e.Circuit)
+			}
+		case *ctl.StreamEvent:
+			n++
+			if policy && asksPolicy(&e.Stream) {
+				if err := attach(e.ID, circs.firstBuiltGeneral()); err != nil {
+					return err
+				}
+			}
+		case *ctl.BWEvent, *ctl.ORConnEvent:
+			n++
 		}
-		for {
-			evs, ok := conn.EventBatch(buf)
-			if !ok {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return conn.Err()
-			}
-			if len(evs) == 0 {
-				break
-			}
-			for _, ev := range evs {
-				switch e := ev.(type) {
-				case *ctl.CircEvent:
-					n++
-					if policy {
-						circs.set(&e.Circuit)
-					}
-				case *ctl.StreamEvent:
-					n++
-					if policy && asksPolicy(&e.Stream) {
-						if err := attach(e.ID, circs.firstBuiltGeneral()); err != nil {
-							return err
-						}
-					}
-				case *ctl.BWEvent, *ctl.ORConnEvent:
-					n++
-				}
-				if n == want {
-					want = -1
-					go conn.GetInfo(ctx, "bench/done")
-				}
-			}
-			clear(evs)
-			buf = evs
+		if n == want {
+			want = -1
+			go conn.GetInfo(ctx, "bench/done")
 		}
-	}
+		return nil
+	})
 }
 
 // asksPolicy says whether a stream is one torscript's policy is asked
@@ -179,50 +151,23 @@ func goEventsMain(spec string) int {
 		fmt.Fprintln(os.Stderr, goEventsEnv+":", err)
 		return 2
 	}
-	runtime.GOMAXPROCS(1)
-	debug.SetGCPercent(400)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	if err := goEventsController(ctx, f[0], want, f[2] == "policy"); err != nil {
-		fmt.Fprintln(os.Stderr, "go events controller:", err)
-		return 1
-	}
-	return 0
+	return runAsTorscript("go events controller", func(ctx context.Context) error {
+		return goEventsController(ctx, f[0], want, f[2] == "policy")
+	})
 }
 
 // launchGoEvents starts a fake control port and the bench binary as the
 // Go events controller against it, on b.cpus.
 func (b *bench) launchGoEvents(want int, policy bool) (*session, error) {
-	f, err := ctltest.NewFakeControlPort()
-	if err != nil {
-		return nil, err
-	}
-	self, err := os.Executable()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	logf, err := os.CreateTemp(b.dir, "go-events-*.log")
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	defer logf.Close()
 	mode := "counts"
 	if policy {
 		mode = "policy"
 	}
-	cmd := exec.Command(self)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(cleanEnv(), fmt.Sprintf("%s=%s %d %s", goEventsEnv, f.Addr(), want, mode))
-	p := &proc{cmd: cmd, logPath: logf.Name(), exited: make(chan struct{}), started: time.Now(), name: "the Go controller"}
-	if err := startOn(cmd, b.cpus); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("starting the Go controller: %w", err)
+	f, p, err := b.startSelf("go-events", func(addr string) string {
+		return fmt.Sprintf("%s=%s %d %s", goEventsEnv, addr, want, mode)
+	}, b.cpus)
+	if err != nil {
+		return nil, err
 	}
-	go func() {
-		p.waitErr = cmd.Wait()
-		close(p.exited)
-	}()
 	return &session{fake: f, proc: p}, nil
 }
