@@ -25,14 +25,11 @@ import (
 // port 80 to circuit 1, pipelining the ATTACHSTREAMs without waiting for
 // their replies. It returns when ctx is cancelled or the connection ends.
 func baselineController(ctx context.Context, addr string) error {
-	conn, err := ctl.Dial(ctx, addr, ctl.Options{})
+	conn, _, err := ctl.Connect(ctx, addr, ctl.Credentials{}, ctl.Options{})
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.Authenticate(ctx, ctl.Credentials{}); err != nil {
-		return err
-	}
 	if err := conn.SetEvents(ctx, "STREAM"); err != nil {
 		return err
 	}

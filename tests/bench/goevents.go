@@ -24,14 +24,11 @@ const goEventsEnv = "TORSCRIPT_BENCH_GO_EVENTS"
 // asks GETINFO bench/done, as the scripts do. It returns when ctx ends or
 // the connection does.
 func goEventsController(ctx context.Context, addr string, want int, policy bool) error {
-	conn, err := ctl.Dial(ctx, addr, ctl.Options{})
+	conn, _, err := ctl.Connect(ctx, addr, ctl.Credentials{}, ctl.Options{})
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.Authenticate(ctx, ctl.Credentials{}); err != nil {
-		return err
-	}
 	if err := conn.SetEvents(ctx, "CIRC", "STREAM", "BW", "ORCONN"); err != nil {
 		return err
 	}
