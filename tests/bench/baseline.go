@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -129,6 +130,14 @@ func goControllerMain(addr string) int {
 func runAsTorscript(name string, run func(context.Context) error) int {
 	runtime.GOMAXPROCS(1)
 	debug.SetGCPercent(400)
+	// TORSCRIPT_CPUPROFILE=FILE profiles the Go controllers too, to
+	// FILE-go.PID, for a comparison with torscript's FILE.PID.
+	if path := os.Getenv("TORSCRIPT_CPUPROFILE"); path != "" {
+		if pf, err := os.Create(fmt.Sprintf("%s-go.%d", path, os.Getpid())); err == nil {
+			pprof.StartCPUProfile(pf)
+			defer func() { pprof.StopCPUProfile(); pf.Close() }()
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx); err != nil {
