@@ -147,19 +147,20 @@ func (r *Runtime) dispatchEvents(evs []ctl.Event, fs *[]func()) int {
 		r.dispatch(ev)
 		n++
 		if fs != nil && r.tasks.pending.Load() {
-			// What is left of the batch is the backlog while the tasks
-			// run: one that takes events takes it first.
 			// The decisions held so far go out first: a task may take
 			// long (input at the prompt) without a call that guards them.
-			r.backlog = evs
-			if c := r.conn; c != nil {
+			// What is left of the batch is the backlog while the tasks
+			// run: one that takes events takes it first.
+			c := r.conn
+			if c != nil {
 				c.Flush()
-				*fs, _ = r.runTasks(*fs)
-				c.Cork()
-			} else {
-				*fs, _ = r.runTasks(*fs)
 			}
+			r.backlog = evs
+			*fs, _ = r.runTasks(*fs)
 			evs, r.backlog = r.backlog, nil
+			if c != nil {
+				c.Cork()
+			}
 		}
 		if c := r.conn; c != nil && n%flushCheck == 0 && c.HeldFor() >= flushAfter {
 			c.Flush()
@@ -264,7 +265,7 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 		v = builtins.EventValue(ev, (*host)(r))
 	}
 	for _, h := range hs {
-		_, err := r.call(h.fn, r.argsOf(h.fn, v))
+		_, err := r.call(h.fn, r.arg1.of(h.fn, v))
 		r.handlerResult(h, ev.EventType(), err)
 		if r.exiting {
 			return
@@ -284,18 +285,22 @@ func (r *Runtime) streamParsed(d *ctl.Deferred) bool {
 	return !ok || r.policy != nil && needsStream(status) || len(r.probes.byUser) > 0
 }
 
-// argsOf is the arguments (v) of a call to fn: a Starlark function copies
-// its arguments before it runs a step, so its calls share one tuple; a
-// builtin may keep the tuple it was given, so it gets its own.
-func (r *Runtime) argsOf(fn starlark.Callable, v starlark.Value) starlark.Tuple {
+// callArgs is the argument tuple of calls with one argument (a handler's
+// event, the policy's stream): a Starlark function copies its arguments
+// before it runs a step, so its calls share one tuple; a builtin may keep
+// the tuple it was given, so it gets its own.
+type callArgs struct{ t starlark.Tuple }
+
+// of is the arguments (v) of a call to fn.
+func (a *callArgs) of(fn starlark.Callable, v starlark.Value) starlark.Tuple {
 	if _, ok := fn.(*starlark.Function); !ok {
 		return starlark.Tuple{v}
 	}
-	if r.arg1 == nil {
-		r.arg1 = make(starlark.Tuple, 1)
+	if a.t == nil {
+		a.t = make(starlark.Tuple, 1)
 	}
-	r.arg1[0] = v
-	return r.arg1
+	a.t[0] = v
+	return a.t
 }
 
 func (r *Runtime) handlerResult(h *handler, what string, err error) {

@@ -120,7 +120,7 @@ type policyEnv interface {
 // each circuit.
 type policyEngine struct {
 	env    policyEnv
-	arg1   starlark.Tuple // the arguments of a call of the policy (argsOf)
+	arg1   callArgs // the arguments of a call of the policy
 	log    *slog.Logger
 	p      *builtins.Policy
 	dryRun bool
@@ -330,7 +330,7 @@ func (e *policyEngine) dryRunDecide(s *ctl.Stream) {
 	if internalPurpose(s.Purpose) && !e.p.AllStreams {
 		return
 	}
-	v, err := e.env.call(e.p.Fn, e.argsOf(e.env.streamValue(s, nil)))
+	v, err := e.env.call(e.p.Fn, e.arg1.of(e.p.Fn, e.env.streamValue(s, nil)))
 	var d builtins.Decision
 	if err == nil {
 		d, err = builtins.ToDecision(v)
@@ -363,20 +363,6 @@ func (e *policyEngine) applyOnError(st *pstream) {
 	e.apply(st, d)
 }
 
-// argsOf is the arguments (v) of a call of the policy: as for a handler
-// (Runtime.argsOf), a Starlark function's calls share one tuple, which it
-// copies before it runs a step; a builtin gets its own.
-func (e *policyEngine) argsOf(v starlark.Value) starlark.Tuple {
-	if _, ok := e.p.Fn.(*starlark.Function); !ok {
-		return starlark.Tuple{v}
-	}
-	if e.arg1 == nil {
-		e.arg1 = make(starlark.Tuple, 1)
-	}
-	e.arg1[0] = v
-	return e.arg1
-}
-
 // decide asks the policy about a stream and applies its answer.
 func (e *policyEngine) decide(st *pstream) {
 	if e.env.ending() || e.streams[st.s.ID] != st || st.ph != phDeciding {
@@ -403,7 +389,7 @@ func (e *policyEngine) decide(st *pstream) {
 	if e.metrics != nil {
 		start = time.Now()
 	}
-	v, err := e.env.call(e.p.Fn, e.argsOf(e.env.streamValue(st.s, st.failed)))
+	v, err := e.env.call(e.p.Fn, e.arg1.of(e.p.Fn, e.env.streamValue(st.s, st.failed)))
 	if e.metrics != nil {
 		e.metrics.policyCalled(time.Since(start))
 	}

@@ -143,11 +143,11 @@ type Runtime struct {
 	// watchMu makes "is it still running" and "stop it" one step, so the
 	// watchdog never stops the next one by mistake.
 	watchMu   sync.Mutex
-	watches   []*watch       // supervised evaluations running, innermost last; under watchMu
-	watchSeq  uint64         // counts supervised evaluations; under watchMu
-	watchIdle bool           // the watchdog sleeps until enter sends on watchWake; under watchMu
-	watchWake chan struct{}  // capacity 1; under watchMu
-	arg1      starlark.Tuple // the arguments of a handler call (argsOf)
+	watches   []*watch      // supervised evaluations running, innermost last; under watchMu
+	watchSeq  uint64        // counts supervised evaluations; under watchMu
+	watchIdle bool          // the watchdog sleeps until enter sends on watchWake; under watchMu
+	watchWake chan struct{} // capacity 1; under watchMu
+	arg1      callArgs      // the arguments of a handler call
 	// backlog is what is left of the loop's batch of events while tasks
 	// run between two of its events (dispatchEvents): a task that takes
 	// events (a policy's shutdown) takes these first (takeEvents), so

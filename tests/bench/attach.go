@@ -77,7 +77,7 @@ func (s *session) finish(r *Result, err *error) {
 	if *err != nil {
 		r.Log = out
 	} else if out != "" {
-		r.note("torscript wrote to stderr: %s", firstLines(out, 5))
+		r.note("%s wrote to stderr: %s", s.proc.what(), firstLines(out, 5))
 	}
 }
 
