@@ -1,8 +1,10 @@
 package ctl
 
 import (
+	"math"
 	"slices"
 	"sync"
+	"unsafe"
 )
 
 // Deferred is an event the connection read but left unparsed, because its
@@ -22,11 +24,11 @@ type Deferred struct {
 	once sync.Once
 	ev   Event
 
-	// A CIRC or STREAM event's ID and status, read once; headOK is
-	// false for other types and for a malformed head.
-	headID     string
-	headStatus string
-	headOK     bool
+	// A CIRC or STREAM event's ID and status, read once, as offsets in
+	// the text of its first line (a Deferred is allocated for every
+	// event: offsets keep it in a smaller size class than two strings
+	// would); idHi is 0 for other types and for a malformed head.
+	idLo, idHi, statusLo, statusHi uint32
 }
 
 // NewDeferred is r, a 650 reply, as an event to parse later: what a
@@ -40,11 +42,48 @@ func NewDeferred(r *Reply) *Deferred {
 	d.ownReply(&d.own)
 	switch d.Type {
 	case EventCirc:
-		d.headID, d.headStatus, d.headOK = d.readHead(false)
+		d.setHead(d.readHead(false))
 	case EventStream:
-		d.headID, d.headStatus, d.headOK = d.readHead(true)
+		d.setHead(d.readHead(true))
 	}
 	return d
+}
+
+// setHead keeps id and status, substrings of the first line's text, as
+// their offsets in it.
+func (d *Deferred) setHead(id, status string, ok bool) {
+	if !ok {
+		return
+	}
+	text := d.Raw.Lines[0].Text
+	idLo, okID := offsetIn(text, id)
+	stLo, okSt := offsetIn(text, status)
+	if !okID || !okSt || id == "" {
+		return
+	}
+	d.idLo, d.idHi = uint32(idLo), uint32(idLo+len(id))
+	d.statusLo, d.statusHi = uint32(stLo), uint32(stLo+len(status))
+}
+
+// offsetIn is where sub, a substring of s sharing its memory, starts in s.
+func offsetIn(s, sub string) (int, bool) {
+	if sub == "" || len(s) > math.MaxUint32 {
+		return 0, false
+	}
+	off := int(uintptr(unsafe.Pointer(unsafe.StringData(sub))) - uintptr(unsafe.Pointer(unsafe.StringData(s))))
+	if off < 0 || off > len(s)-len(sub) || s[off:off+len(sub)] != sub {
+		return 0, false
+	}
+	return off, true
+}
+
+// head is the ID and status setHead kept.
+func (d *Deferred) head() (id, status string, ok bool) {
+	if d.idHi == 0 {
+		return "", "", false
+	}
+	text := d.Raw.Lines[0].Text
+	return text[d.idLo:d.idHi], text[d.statusLo:d.statusHi], true
 }
 
 // Event is the event parsed (ParseEvent), the first call parsing it.
@@ -58,10 +97,11 @@ func (d *Deferred) Event() Event {
 // event type, or when the ID or the status is malformed (Event then says
 // why).
 func (d *Deferred) CircHead() (id string, status CircStatus, ok bool) {
-	if d.Type != EventCirc || !d.headOK {
+	if d.Type != EventCirc {
 		return "", "", false
 	}
-	return d.headID, CircStatus(d.headStatus), true
+	id, st, ok := d.head()
+	return id, CircStatus(st), ok
 }
 
 // StreamHead is a deferred STREAM event's stream ID and status, read as
@@ -69,10 +109,11 @@ func (d *Deferred) CircHead() (id string, status CircStatus, ok bool) {
 // another event type, or when the ID, the status, the circuit ID or the
 // target is malformed (Event then says why).
 func (d *Deferred) StreamHead() (id string, status StreamStatus, ok bool) {
-	if d.Type != EventStream || !d.headOK {
+	if d.Type != EventStream {
 		return "", "", false
 	}
-	return d.headID, StreamStatus(d.headStatus), true
+	id, st, ok := d.head()
+	return id, StreamStatus(st), ok
 }
 
 // readHead reads the ID and status of a CIRC event, or with stream the

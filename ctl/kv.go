@@ -145,25 +145,34 @@ func (a *Args) next(kv *KeyValue) bool {
 		*kv = KeyValue{Key: w}
 		return ok
 	}
-	tok, rest := s, ""
-	if i := strings.IndexByte(s, ' '); i >= 0 {
-		tok, rest = s[:i], s[i+1:]
+	// Keywords are short and values can be long (a circuit's path): the
+	// key is scanned byte by byte for "=" or a space, the value by
+	// IndexByte.
+	eq := 0
+	for eq < len(s) && s[eq] != '=' && s[eq] != ' ' {
+		eq++
 	}
-	eq := strings.IndexByte(tok, '=')
-	if eq < 0 {
-		a.s = rest
-		*kv = KeyValue{Key: tok}
+	if eq == len(s) || s[eq] == ' ' {
+		*kv = KeyValue{Key: s[:eq]}
+		a.s = ""
+		if eq < len(s) {
+			a.s = s[eq+1:]
+		}
 		return true
 	}
-	kv.Key, kv.HasValue = tok[:eq], true
-	if eq+1 < len(tok) && tok[eq+1] == '"' {
-		a.s = s[eq+1:]
+	kv.Key, kv.HasValue = s[:eq], true
+	v := s[eq+1:]
+	if v != "" && v[0] == '"' {
+		a.s = v
 		v, ok := a.quoted()
 		kv.Value = v
 		return ok
 	}
-	a.s = rest
-	kv.Value = tok[eq+1:]
+	if i := strings.IndexByte(v, ' '); i >= 0 {
+		kv.Value, a.s = v[:i], v[i+1:]
+		return true
+	}
+	kv.Value, a.s = v, ""
 	return true
 }
 
