@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -379,11 +380,7 @@ func TestWatchdogSleepsWhenIdle(t *testing.T) {
 	const timeout = 100 * time.Millisecond
 	r := startScript(t, f, "def spin(c):\n    while True:\n        pass\ntor.on(\"circ\", spin)\n", Options{HandlerTimeout: timeout, MaxSteps: 1e15})
 	f.WaitCommand("SETEVENTS CIRC")
-	idle := func() bool {
-		r.rt.watchMu.Lock()
-		defer r.rt.watchMu.Unlock()
-		return r.rt.watchIdle
-	}
+	idle := func() bool { return r.rt.watchIdle.Load() }
 	for i := 1; i <= 2; i++ {
 		waitUntil(t, 5*time.Second, "the watchdog to sleep", idle)
 		sent := time.Now()
@@ -396,5 +393,58 @@ func TestWatchdogSleepsWhenIdle(t *testing.T) {
 		if d := time.Since(sent); d > timeout+2*watchTick(timeout)+time.Second {
 			t.Errorf("spin %d stopped %v after its event", i, d)
 		}
+	}
+}
+
+// TestStopNeverReachesTheNextCall runs handlers that end about when their
+// deadline comes, some just before it and some after, each followed by a
+// short one. The watchdog decides to stop a call, then (beforeStop) waits
+// long enough for a call just past its deadline to return on its own and
+// the next ones to start: its stop (a compare-and-swap on the outermost
+// call's state, which the call's own end races) must then stop nothing.
+// Every call runs to its end or is an overrun, and every short one runs.
+func TestStopNeverReachesTheNextCall(t *testing.T) {
+	// Not parallel: beforeStop is the package's.
+	f := newTestTor(t)
+	const timeout = 10 * time.Millisecond // the watchdog ticks every 5 ms
+	beforeStop = func() { time.Sleep(8 * time.Millisecond) }
+	t.Cleanup(func() { beforeStop = nil })
+	src := `
+done = {"long": 0, "short": 0}
+def h(c):
+    n = int(c.id)
+    if c.status == "BUILT":
+        done["short"] += 1
+        if n == int(argv[1]):
+            print("long", done["long"], "short", done["short"])
+        return
+    # from 5 to 25 ms: some end before their deadline, some after it,
+    # within the watchdog's wait or later
+    d = time.millisecond * (5 + n % 21)
+    t0 = time.now()
+    while time.now() - t0 < d:
+        pass
+    done["long"] += 1
+tor.on("circ", h)
+`
+	const pairs = 120
+	r := startScript(t, f, src, Options{HandlerTimeout: timeout, MaxSteps: 1e15, Args: []string{strconv.Itoa(pairs)}})
+	f.WaitCommand("SETEVENTS CIRC")
+	for i := 1; i <= pairs; i++ {
+		f.Event(fmt.Sprintf("CIRC %d LAUNCHED", i))
+		f.Event(fmt.Sprintf("CIRC %d BUILT", i))
+	}
+	var long, short int
+	waitUntil(t, 30*time.Second, "the last short handler", func() bool {
+		_, err := fmt.Sscanf(r.out.String(), "long %d short %d", &long, &short)
+		return err == nil
+	})
+	over := int(r.rt.overruns.Load())
+	t.Logf("%d long handlers ran to their end, %d were stopped", long, over)
+	if short != pairs || long+over != pairs {
+		t.Errorf("short handlers ran to their end: %d, long ones %d, stopped %d; want %d, and %d in all; log:\n%s", short, long, over, pairs, pairs, r.log.String())
+	}
+	if over == 0 || long == 0 {
+		t.Errorf("every long handler ran to its end, or none did: the test did not race the deadline")
 	}
 }

@@ -358,6 +358,19 @@ const WedgeGrace = 250 * time.Millisecond
 // watch is one supervised evaluation: a handler, timer or policy call, a
 // top level, a test. They nest (a test's sim calls run the script's
 // policy), the innermost last in Runtime.watches.
+//
+// The outermost call (Runtime.callWatch, reused by every handler, timer
+// and policy call) is shown to the watchdog and taken back without
+// watchMu, which a million calls a second would otherwise take twice
+// each: its state word holds its sequence number and whether it runs and
+// has been stopped. The loop sets it running (enter) and, unless the
+// watchdog stopped it or it failed, ends it with a compare-and-swap
+// (exit); the watchdog stops it with a compare-and-swap under watchMu,
+// which only succeeds while that same evaluation still runs. An exit that
+// loses the race takes watchMu, so it waits for the watchdog to have
+// cancelled what it stopped. fn and stop, which the loop sets before
+// enter, are read by the watchdog only after its swap succeeded: the
+// loop cannot change them before its own exit.
 type watch struct {
 	what    string            // for logs and OnWedged: "top level of x.star"; see name
 	fn      starlark.Callable // a call's function: its what is "call to NAME"
@@ -365,14 +378,26 @@ type watch struct {
 	timeout time.Duration     // its wall deadline
 	stop    func()            // cancels the context of the builtins it calls
 
-	// Under watchMu. seq tells this evaluation from the one before it in
-	// the same watch (calls reuse one); the watchdog sets the rest.
-	seq       uint64
+	// state is seq<<2 | watchStopped | watchRunning: seq tells this
+	// evaluation from the one before it in the same watch.
+	state atomic.Uint64
+
+	// The watchdog's.
 	seen      uint64    // the seq the watchdog first saw, at start
 	start     time.Time // about when it started: the watchdog's tick that first saw it
-	stopped   bool
 	stoppedAt time.Time
 	wedged    bool
+}
+
+const (
+	watchRunning = 1 << iota
+	watchStopped
+)
+
+// isStopped says whether w runs and has been stopped.
+func (w *watch) isStopped() bool {
+	s := w.state.Load()
+	return s&watchRunning != 0 && s&watchStopped != 0
 }
 
 func (w *watch) name() string {
@@ -390,7 +415,8 @@ func (w *watch) reason() string {
 // step budget (MaxSteps) and the handler timeout.
 func (r *Runtime) call(fn starlark.Callable, args starlark.Tuple) (starlark.Value, error) {
 	t := r.thread
-	if len(r.watches) > 0 {
+	nested := r.supervising()
+	if nested {
 		// Nested in a supervised evaluation (a test's sim calls run
 		// the script's handlers): give it back its context after.
 		saved, savedSet := builtins.Context(t), r.threadCtx
@@ -409,14 +435,14 @@ func (r *Runtime) call(fn starlark.Callable, args starlark.Tuple) (starlark.Valu
 	// The outermost call reuses one watch: calls allocate nothing for
 	// their supervision.
 	w := &r.callWatch
-	if len(r.watches) > 0 {
-		w = new(watch)
+	if nested {
+		w = &watch{limit: "handler timeout", timeout: r.opts.HandlerTimeout}
 	}
-	w.fn, w.limit, w.timeout, w.stop = fn, "handler timeout", r.opts.HandlerTimeout, r.callStop
+	w.fn, w.stop = fn, r.callStop
 	outer, own := r.enter(w)
 	v, err := starlark.Call(t, fn, args, nil)
 	err = r.exit(w, outer, own, err)
-	if w.stopped {
+	if w.state.Load()&watchStopped != 0 {
 		// Start afresh for the next call: the context builtins wait on
 		// is cancelled.
 		r.callCtx, r.callStop = context.WithCancel(scriptContext(context.Background()))
@@ -471,38 +497,62 @@ func (r *Runtime) enter(w *watch) (outer, own uint64) {
 	// No clock read here (it costs more than a short handler on some
 	// machines): the watchdog times the evaluation from the tick that
 	// first sees it, so a deadline is met within two ticks.
-	r.watchMu.Lock()
 	r.watchSeq++
-	w.seq, w.stopped, w.wedged = r.watchSeq, false, false
-	r.watches = append(r.watches, w)
-	if r.watchIdle {
-		r.watchIdle = false
-		select {
-		case r.watchWake <- struct{}{}:
-		default:
+	running := r.watchSeq<<2 | watchRunning
+	if w == &r.callWatch {
+		w.state.Store(running) // watches[0]
+	} else {
+		r.watchMu.Lock()
+		w.state.Store(running)
+		r.watches = append(r.watches, w)
+		r.watchMu.Unlock()
+	}
+	// After the state moved: the watchdog, which sets watchIdle before it
+	// looks at callWatch's state a last time, either sees it moved or is
+	// woken here (for other watches watchMu orders the two).
+	if r.watchIdle.Load() && r.watchIdle.CompareAndSwap(true, false) {
+		if wake := r.watchWake.Load(); wake != nil {
+			select {
+			case *wake <- struct{}{}:
+			default:
+			}
 		}
 	}
-	r.watchMu.Unlock()
 	return outer, own
+}
+
+// supervising says whether a supervised evaluation runs (on the loop's
+// goroutine, which alone starts and ends them).
+func (r *Runtime) supervising() bool {
+	return len(r.watches) > 1 || r.callWatch.state.Load()&watchRunning != 0
 }
 
 // exit ends supervising w, the innermost evaluation, which returned err,
 // and returns err or the *OverrunError it was.
 func (r *Runtime) exit(w *watch, outer, own uint64, err error) error {
 	t := r.thread
-	r.watchMu.Lock()
-	r.watches = r.watches[:len(r.watches)-1]
-	// The thread stays cancelled while an enclosing evaluation is being
-	// stopped or the run interrupted; otherwise the next call starts
-	// afresh (the step budget cancels the thread too).
-	keep := r.interrupted
-	for _, o := range r.watches {
-		keep = keep || o.stopped
-	}
-	stopped := w.stopped
-	r.watchMu.Unlock()
-	if !keep && (stopped || err != nil) {
-		t.Uncancel()
+	stopped := false
+	if s := w.state.Load(); w != &r.callWatch || err != nil || !w.state.CompareAndSwap(s&^watchStopped, s&^(watchStopped|watchRunning)) {
+		// Not the outermost call, or it failed, or the watchdog stopped
+		// it: under watchMu, after the watchdog's cancelling.
+		r.watchMu.Lock()
+		s := w.state.Load()
+		w.state.Store(s &^ watchRunning)
+		if w != &r.callWatch {
+			r.watches = r.watches[:len(r.watches)-1]
+		}
+		// The thread stays cancelled while an enclosing evaluation is
+		// being stopped or the run interrupted; otherwise the next call
+		// starts afresh (the step budget cancels the thread too).
+		keep := r.interrupted
+		for _, o := range r.watches {
+			keep = keep || o.isStopped()
+		}
+		stopped = s&watchStopped != 0
+		r.watchMu.Unlock()
+		if !keep && (stopped || err != nil) {
+			t.Uncancel()
+		}
 	}
 	r.stepLimit = outer
 	if outer == 0 {
@@ -539,7 +589,7 @@ func (r *Runtime) stopping() bool {
 		return true
 	}
 	for _, w := range r.watches {
-		if w.stopped {
+		if w.isStopped() {
 			return true
 		}
 	}
@@ -590,9 +640,8 @@ func (r *Runtime) startWatchdog() (stop func()) {
 	quit := make(chan struct{})
 	done := make(chan struct{})
 	wake := make(chan struct{}, 1)
-	r.watchMu.Lock()
-	r.watchWake, r.watchIdle = wake, false
-	r.watchMu.Unlock()
+	r.watchWake.Store(&wake)
+	r.watchIdle.Store(false)
 	go func() {
 		defer close(done)
 		t := time.NewTicker(tick)
@@ -609,29 +658,50 @@ func (r *Runtime) startWatchdog() (stop func()) {
 			now := time.Now()
 			wedged = wedged[:0]
 			r.watchMu.Lock()
-			outerStopped := false
+			outerStopped, busy := false, false
+			seq := r.callWatch.state.Load() >> 2
 			for _, w := range r.watches {
-				if w.seen != w.seq {
-					w.seen, w.start = w.seq, now
+				s := w.state.Load()
+				if s&watchRunning == 0 {
+					continue // callWatch between calls
 				}
+				busy = true
+				if w.seen != s>>2 {
+					w.seen, w.start, w.wedged = s>>2, now, false
+				}
+				stopped := s&watchStopped != 0
 				switch {
-				case !w.stopped && !outerStopped && now.Sub(w.start) >= w.timeout:
-					w.stopped, w.stoppedAt = true, now
+				case !stopped && !outerStopped && now.Sub(w.start) >= w.timeout:
+					if beforeStop != nil {
+						beforeStop()
+					}
+					if !w.state.CompareAndSwap(s, s|watchStopped) {
+						continue // it has just returned
+					}
+					stopped, w.stoppedAt = true, now
 					r.overruns.Add(1)
 					r.cancelThreads(w.reason())
 					if w.stop != nil {
 						w.stop()
 					}
-				case w.stopped && !w.wedged && now.Sub(w.stoppedAt) >= WedgeGrace:
+				case stopped && !w.wedged && now.Sub(w.stoppedAt) >= WedgeGrace:
 					w.wedged = true
 					wedged = append(wedged, wedge{w.name(), now.Sub(w.stoppedAt)})
 				}
 				// Stopping an evaluation stops those it runs.
-				outerStopped = outerStopped || w.stopped
+				outerStopped = outerStopped || stopped
 			}
-			idle = len(r.watches) == 0 && r.watchSeq == lastSeq
-			lastSeq = r.watchSeq
-			r.watchIdle = idle
+			idle = !busy && seq == lastSeq
+			lastSeq = seq
+			if idle {
+				// Then look at callWatch's state again: enter moves it
+				// before it looks at watchIdle.
+				r.watchIdle.Store(true)
+				if r.callWatch.state.Load()>>2 != seq {
+					r.watchIdle.Store(false)
+					idle = false
+				}
+			}
 			r.watchMu.Unlock()
 			for _, w := range wedged {
 				r.reportWedged(w.what, w.since)
@@ -662,6 +732,11 @@ func (r *Runtime) startWatchdog() (stop func()) {
 		<-done
 	}
 }
+
+// beforeStop, when a test sets it, runs between the watchdog's decision to
+// stop an evaluation and its stopping it, to widen the window in which
+// the evaluation returns on its own.
+var beforeStop func()
 
 // reportWedged tells OnWedged, or the log, that a cancelled evaluation has
 // not returned. It runs on the watchdog's goroutine.

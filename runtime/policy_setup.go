@@ -317,9 +317,8 @@ func (p *policyRuntime) send(cmd ctl.Command, onError func(error)) {
 		return
 	}
 	start := r.conn.Start
-	// r.watches without watchMu: only this goroutine, the loop's,
-	// changes it.
-	if len(r.watches) == 0 {
+	// On the loop's goroutine, which alone starts and ends evaluations.
+	if !r.supervising() {
 		// Not inside a script's call (a policy's decision, made after
 		// the call returned): held while the loop's batch runs, it goes
 		// out at the batch's end, or after the Guard of the next call

@@ -140,20 +140,24 @@ type Runtime struct {
 	maps        []mapping
 
 	// Supervision: the watchdog stops an evaluation that overruns (loop.go).
-	// watchMu makes "is it still running" and "stop it" one step, so the
-	// watchdog never stops the next one by mistake.
-	watchMu   sync.Mutex
-	watches   []*watch      // supervised evaluations running, innermost last; under watchMu
-	watchSeq  uint64        // counts supervised evaluations; under watchMu
-	watchIdle bool          // the watchdog sleeps until enter sends on watchWake; under watchMu
-	watchWake chan struct{} // capacity 1; under watchMu
-	arg1      callArgs      // the arguments of a handler call
+	// A watch's state word makes "is it still running" and "stop it" one
+	// step, so the watchdog never stops the next one by mistake; watchMu
+	// orders the watchdog's stopping against the loop's slower paths.
+	watchMu sync.Mutex
+	// watches are the supervised evaluations, outermost first: callWatch
+	// always (running or not), then those running inside it or instead of
+	// it, innermost last; changed under watchMu.
+	watches   []*watch
+	watchSeq  uint64                        // counts supervised evaluations (loop goroutine)
+	watchIdle atomic.Bool                   // the watchdog sleeps until enter sends on watchWake
+	watchWake atomic.Pointer[chan struct{}] // capacity 1
+	arg1      callArgs                      // the arguments of a handler call
 	// backlog is what is left of the loop's batch of events while tasks
 	// run between two of its events (dispatchEvents): a task that takes
 	// events (a policy's shutdown) takes these first (takeEvents), so
 	// that the events keep their order.
 	backlog     []ctl.Event
-	callWatch   watch              // the outermost call's (loop.go call)
+	callWatch   watch              // the outermost call's (loop.go call): watches[0]
 	loading     []*starlark.Thread // threads of modules being loaded; under watchMu
 	interrupted bool               // SIGINT/SIGTERM: keep the thread cancelled; under watchMu
 	stepLimit   uint64             // the step budget in effect; 0 when none (loop goroutine)
@@ -213,6 +217,8 @@ func New(opts Options) *Runtime {
 		timers:   map[*timer]struct{}{},
 		sources:  map[string][]byte{},
 	}
+	r.callWatch.limit, r.callWatch.timeout = "handler timeout", opts.HandlerTimeout
+	r.watches = []*watch{&r.callWatch}
 	r.state = newLiveState((*host)(r))
 	r.tasks.init()
 	var err error
@@ -317,7 +323,7 @@ func (r *Runtime) execModule(parent *starlark.Thread, name string, src []byte) (
 		t.Cancel("interrupted")
 	}
 	for _, w := range r.watches {
-		if w.stopped {
+		if w.isStopped() {
 			t.Cancel(w.reason())
 		}
 	}
