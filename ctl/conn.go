@@ -247,10 +247,37 @@ func (c *Conn) readLoop() {
 			c.fail(&ProtocolError{Msg: fmt.Sprintf("reading the control connection: %v: %v", errParserPanic, p)})
 		}
 	}()
-	rr := NewReplyReader(c.rwc, c.opts.Limits)
+	// Events are queued in batches (one lock and one wake-up for many),
+	// up to maxReadBatch, and always before the reader could block on
+	// the socket (readAhead) or hands a command its reply: an event is
+	// never held back while the reader waits, nor overtaken by a reply.
+	var batch []Event
+	flush := func() bool {
+		if len(batch) == 0 {
+			return true
+		}
+		ok := c.events.pushBatch(batch)
+		clear(batch)
+		batch = batch[:0]
+		return ok
+	}
+	overflow := func() {
+		c.log.Error("event queue overflow: closing the connection", "bound_bytes", c.opts.EventBytes)
+		c.fail(ErrEventOverflow)
+	}
+	failed := false
+	rr := NewReplyReader(&readAhead{r: c.rwc, before: func() {
+		if !failed && !flush() {
+			failed = true
+		}
+	}}, c.opts.Limits)
 	rr.eventScratch = true
 	for {
 		r, err := rr.ReadReply()
+		if failed {
+			overflow()
+			return
+		}
 		if err == ErrEventTooLarge {
 			// Read and left out: an event that big is not kept in memory.
 			n := c.events.dropOne()
@@ -260,6 +287,10 @@ func (c *Conn) readLoop() {
 			continue
 		}
 		if err != nil {
+			if !flush() {
+				overflow()
+				return
+			}
 			c.mu.Lock()
 			closed := c.err != nil
 			c.mu.Unlock()
@@ -280,12 +311,15 @@ func (c *Conn) readLoop() {
 		if r.IsAsync() {
 			ev := c.parseEvent(r)
 			keepReply(ev, &rr.scratch)
-			if !c.events.push(ev) {
-				c.log.Error("event queue overflow: closing the connection", "bound_bytes", c.opts.EventBytes)
-				c.fail(ErrEventOverflow)
+			if batch = append(batch, ev); len(batch) >= maxReadBatch && !flush() {
+				overflow()
 				return
 			}
 			continue
+		}
+		if !flush() {
+			overflow()
+			return
 		}
 		c.mu.Lock()
 		if len(c.pending) == 0 {
@@ -299,6 +333,22 @@ func (c *Conn) readLoop() {
 		c.mu.Unlock()
 		q.complete(result{r: r})
 	}
+}
+
+// maxReadBatch is the most events the reader queues at once.
+const maxReadBatch = 64
+
+// readAhead is the connection as the reader reads it: before each read
+// from the socket, which may block, it runs before (which queues the
+// events read so far).
+type readAhead struct {
+	r      io.Reader
+	before func()
+}
+
+func (ra *readAhead) Read(p []byte) (int, error) {
+	ra.before()
+	return ra.r.Read(p)
 }
 
 func (c *Conn) trace(prefix, raw string) {
@@ -672,36 +722,52 @@ func eventSize(ev Event) int {
 	return 256
 }
 
-// push queues ev; it returns false when an event that may not be dropped
-// does not fit in the bound.
-func (e *eventQueue) push(ev Event) bool {
-	size := eventSize(ev)
-	e.mu.Lock()
-	if e.soft > 0 && e.bytes+size > e.soft && !e.wait(size) {
-		e.mu.Unlock()
-		return true // the connection ended: nobody will take it
+// pushBatch queues evs in order under one lock; it returns false when an
+// event that may not be dropped does not fit in the bound (those before it
+// are queued).
+func (e *eventQueue) pushBatch(evs []Event) bool {
+	type drop struct {
+		n   uint64
+		typ string
 	}
-	// Past the soft bound only while a command waits for its reply.
-	full := e.soft > 0 && e.bytes+size > e.soft
-	if (len(e.q) >= e.backlog || full) && droppable(ev.EventType()) {
-		e.dropped++
-		n := e.dropped
-		e.mu.Unlock()
-		if n&(n-1) == 0 { // 1, 2, 4, 8, ...: loud but bounded
-			e.log.Warn("event consumer is behind; dropping high-volume events", "dropped", n, "type", ev.EventType())
+	var drops []drop
+	defer func() {
+		for _, d := range drops {
+			e.log.Warn("event consumer is behind; dropping high-volume events", "dropped", d.n, "type", d.typ)
 		}
-		return true
+	}()
+	e.mu.Lock()
+	before := len(e.q)
+	for _, ev := range evs {
+		size := eventSize(ev)
+		if e.soft > 0 && e.bytes+size > e.soft && !e.wait(size) {
+			e.mu.Unlock()
+			return true // the connection ended: nobody will take it
+		}
+		// Past the soft bound only while a command waits for its reply.
+		full := e.soft > 0 && e.bytes+size > e.soft
+		if (len(e.q) >= e.backlog || full) && droppable(ev.EventType()) {
+			e.dropped++
+			if n := e.dropped; n&(n-1) == 0 { // 1, 2, 4, 8, ...: loud but bounded
+				drops = append(drops, drop{n, ev.EventType()})
+			}
+			continue
+		}
+		if e.maxBytes > 0 && e.bytes+size > e.maxBytes {
+			e.mu.Unlock()
+			e.wake()
+			return false
+		}
+		e.q = append(e.q, ev)
+		e.bytes += size
 	}
-	if e.maxBytes > 0 && e.bytes+size > e.maxBytes {
-		e.mu.Unlock()
-		return false
-	}
-	e.q = append(e.q, ev)
-	e.bytes += size
 	n := len(e.q)
 	e.mu.Unlock()
+	if n == before {
+		return true
+	}
 	e.wake()
-	if n >= yieldAt && n%yieldAt == 0 {
+	if n/yieldAt > before/yieldAt {
 		// The consumer is behind: give it the processor now and then
 		// rather than parse far ahead of it (with GOMAXPROCS=1 the reader
 		// would otherwise keep it for whole time slices).

@@ -225,3 +225,75 @@ func TestScrubCommand(t *testing.T) {
 		}
 	}
 }
+
+// The reader queues events in batches, but never holds one back: an event
+// whose successor has only partly arrived is delivered while the reader
+// waits for the rest, and every event tor sent before a reply is queued
+// before the command gets that reply.
+func TestReadBatchHoldsNothingBack(t *testing.T) {
+	cli, srv := net.Pipe()
+	defer srv.Close()
+	c := NewConn(cli, Options{})
+	defer c.Close()
+	take := func(within time.Duration) []Event {
+		t.Helper()
+		select {
+		case <-c.EventReady():
+		case <-time.After(within):
+			return nil
+		}
+		evs, _ := c.EventBatch(nil)
+		return evs
+	}
+	write := func(s string) {
+		if _, err := srv.Write([]byte(s)); err != nil {
+			t.Error(err)
+		}
+	}
+	go write("650 CIRC 1 LAUNCHED\r\n650 CIRC 2 LAUN")
+	evs := take(2 * time.Second)
+	if len(evs) != 1 || evs[0].(*CircEvent).ID != "1" {
+		t.Fatalf("with the next event half sent, got %v, want CIRC 1", evs)
+	}
+	go write("CHED\r\n")
+	if evs := take(2 * time.Second); len(evs) != 1 || evs[0].(*CircEvent).ID != "2" {
+		t.Fatalf("got %v, want CIRC 2", evs)
+	}
+
+	// 200 events (more than a batch), then the reply, in one write.
+	var b strings.Builder
+	for i := 3; i < 203; i++ {
+		fmt.Fprintf(&b, "650 CIRC %d LAUNCHED\r\n", i)
+	}
+	b.WriteString("250 OK\r\n")
+	go func() {
+		buf := make([]byte, 512)
+		if _, err := srv.Read(buf); err == nil { // the command
+			write(b.String())
+		}
+	}()
+	// Start's done runs on the reader, when the reply is handed over.
+	queued := make(chan int, 1)
+	cmd, err := AttachStreamCommand("1", "2", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background(), cmd, func(*Reply, error) {
+		n, _ := c.QueuedEvents()
+		queued <- n
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-queued; n != 200 {
+		t.Fatalf("%d events queued when the reply came, want the 200 sent before it", n)
+	}
+	evs, _ = c.EventBatch(nil)
+	if len(evs) != 200 {
+		t.Fatalf("%d events queued when the reply came, want the 200 sent before it", len(evs))
+	}
+	for i, ev := range evs {
+		if id := ev.(*CircEvent).ID; id != fmt.Sprint(i+3) {
+			t.Fatalf("event %d is CIRC %s, want CIRC %d", i, id, i+3)
+		}
+	}
+}
