@@ -191,6 +191,21 @@ func (c *Conn) EventBatch(buf []Event) (evs []Event, ok bool) { return c.events.
 // rest waited in tor).
 func (c *Conn) Stalls() uint64 { return c.events.stallCount() }
 
+// Behind reports whether the consumer is behind tor by much: from when the
+// reader has waited a second for it (the events queued past the soft
+// bound, a sixteenth of Options.EventBytes, and tor holding those that
+// came after them, client streams' STREAM events among them) until the
+// reader has read all tor had sent. A consumer may then hurry through the
+// high-volume telemetry it has (Droppable) to reach those sooner. Cheap
+// enough to ask for every event.
+func (c *Conn) Behind() bool { return c.events.behind.Load() }
+
+// Droppable reports whether events of type typ (BW, DEBUG, ...) are
+// high-volume telemetry the connection drops rather than grow past its
+// bound (see Options.EventBytes); never STREAM, CIRC or any event a
+// program's state follows.
+func Droppable(typ string) bool { return droppable(typ) }
+
 // DroppedEvents counts the high-volume events dropped because the consumer
 // fell behind by more than Options.EventBacklog.
 func (c *Conn) DroppedEvents() uint64 { return c.events.droppedCount() }
@@ -270,6 +285,10 @@ func (c *Conn) readLoop() {
 		if !failed && !flush() {
 			failed = true
 		}
+	}, drained: func() {
+		if c.events.behind.Load() {
+			c.events.behind.Store(false)
+		}
 	}}, c.opts.Limits)
 	rr.eventScratch = true
 	for {
@@ -340,15 +359,23 @@ const maxReadBatch = 64
 
 // readAhead is the connection as the reader reads it: before each read
 // from the socket, which may block, it runs before (which queues the
-// events read so far).
+// events read so far), and drained too when the read before did not fill
+// its buffer: the reader has then read all the socket had.
 type readAhead struct {
-	r      io.Reader
-	before func()
+	r       io.Reader
+	before  func()
+	drained func()
+	short   bool // the last read did not fill its buffer
 }
 
 func (ra *readAhead) Read(p []byte) (int, error) {
 	ra.before()
-	return ra.r.Read(p)
+	if ra.short {
+		ra.drained()
+	}
+	n, err := ra.r.Read(p)
+	ra.short = n < len(p)
+	return n, err
 }
 
 func (c *Conn) trace(prefix, raw string) {
@@ -696,8 +723,11 @@ type eventQueue struct {
 	maxBytes int // 0: no bound
 	dropped  uint64
 	stalls   uint64 // how often the reader waited for the consumer
-	log      *slog.Logger
-	notify   chan struct{} // capacity 1
+	// behind is set once the reader has waited for the consumer for
+	// behindAfter, until it has read all tor had sent (see Conn.Behind).
+	behind atomic.Bool
+	log    *slog.Logger
+	notify chan struct{} // capacity 1
 
 	space   chan struct{}   // capacity 1: take made room
 	urgent  chan struct{}   // capacity 1: a command waits for its reply
@@ -780,17 +810,23 @@ func (e *eventQueue) pushBatch(evs []Event) bool {
 // size fits under the soft bound or a command waits for its reply. It
 // returns false when the connection ended.
 func (e *eventQueue) wait(size int) bool {
-	stalled := false
+	var long <-chan time.Time // behindAfter from the first wait
 	for e.bytes+size > e.soft && !e.closed && (e.waiters == nil || e.waiters.Load() == 0) {
-		if !stalled {
-			stalled = true
+		if long == nil {
 			e.stalls++
+			t := time.NewTimer(behindAfter)
+			defer t.Stop()
+			long = t.C
 		}
 		e.mu.Unlock()
 		e.wake()
 		select {
 		case <-e.space:
 		case <-e.urgent:
+		case <-long:
+			e.behind.Store(true)
+			e.mu.Lock()
+			continue
 		case <-e.stop:
 			e.mu.Lock()
 			return false
@@ -799,6 +835,10 @@ func (e *eventQueue) wait(size int) bool {
 	}
 	return true
 }
+
+// behindAfter is how long the reader waits for the consumer before the
+// connection says it is behind (Conn.Behind).
+const behindAfter = time.Second
 
 // hurry tells a reader waiting for the consumer that a command waits for
 // its reply.

@@ -297,3 +297,53 @@ func TestReadBatchHoldsNothingBack(t *testing.T) {
 		}
 	}
 }
+
+// Behind turns true once the reader has waited a second for a consumer
+// that takes no events, and false again once the consumer caught up and
+// the reader took all there was to read.
+func TestBehind(t *testing.T) {
+	cli, srv := net.Pipe()
+	defer srv.Close()
+	c := NewConn(cli, Options{EventBytes: 64 << 10}) // the reader waits past 4 KiB
+	defer c.Close()
+	var b strings.Builder
+	for i := range 2000 {
+		fmt.Fprintf(&b, "650 BW %d 0\r\n", i)
+	}
+	wrote := make(chan error, 1)
+	go func() { _, err := srv.Write([]byte(b.String())); wrote <- err }()
+	time.Sleep(500 * time.Millisecond)
+	if c.Behind() {
+		t.Fatal("behind after half a second")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !c.Behind() {
+		if time.Now().After(deadline) {
+			t.Fatal("not behind after the reader waited 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n := 0
+	for n < 2000 {
+		select {
+		case <-c.EventReady():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d events of 2000 taken", n)
+		}
+		evs, _ := c.EventBatch(nil)
+		n += len(evs)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for c.Behind() {
+		if time.Now().After(deadline) {
+			t.Fatal("still behind after every event was taken")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !Droppable("BW") || !Droppable("DEBUG") || Droppable("STREAM") || Droppable("CIRC") {
+		t.Error("Droppable: BW and DEBUG are, STREAM and CIRC are not")
+	}
+}

@@ -258,6 +258,10 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 	if len(hs) == 0 {
 		return
 	}
+	if r.policy != nil && r.conn != nil && r.conn.Behind() && ctl.Droppable(ev.EventType()) {
+		r.skip(ev.EventType())
+		return
+	}
 	var v starlark.Value
 	if stream != nil {
 		v = builtins.DeferredStream(ev.(*ctl.Deferred), stream, (*host)(r))
@@ -272,6 +276,24 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 		}
 	}
 }
+
+// skip leaves out the handlers of ev, high-volume telemetry, while the
+// loop is over a second behind tor and a policy waits: client streams
+// wait in tor behind the events queued, and a slow handler (one on DEBUG
+// events, say) would hold them for as long as it takes to get through
+// the 4 MiB queued. The loop gets through that telemetry at once instead;
+// STREAM, CIRC and every other event still go to their handlers, in order.
+func (r *Runtime) skip(typ string) {
+	n := r.skipped.Add(1)
+	r.metrics.skip()
+	if n&(n-1) == 0 { // 1, 2, 4, 8, ...: loud but bounded
+		r.log.Warn("the loop is over a second behind tor while the policy waits for streams: the handlers of high-volume events are skipped until it catches up",
+			"skipped", n, "type", typ)
+	}
+}
+
+// skippedCount is skip's count, read from any goroutine.
+func (r *Runtime) skippedCount() uint64 { return r.skipped.Load() }
 
 // streamParsed says whether a deferred event is a STREAM event that
 // dispatch takes parsed: one malformed in its head (an unknown event, as

@@ -32,6 +32,7 @@ type Metrics struct {
 	events       *prometheus.CounterVec
 	reconnects   prometheus.Counter
 	failures     *prometheus.CounterVec
+	skipped      prometheus.Counter
 
 	// On the loop goroutine only.
 	eventCount map[string]prometheus.Counter
@@ -81,6 +82,8 @@ func NewMetrics(reg prometheus.Registerer, instance string) (*Metrics, error) {
 		Help: "Events read from tor, by type."}, []string{"type"})
 	m.reconnects = prometheus.NewCounter(prometheus.CounterOpts{Name: "torscript_reconnects_total",
 		Help: "Times the control connection was lost and made again."})
+	m.skipped = prometheus.NewCounter(prometheus.CounterOpts{Name: "torscript_handler_calls_skipped_total",
+		Help: "Events of high-volume telemetry (BW, CIRC_BW, DEBUG, ...) whose handlers were not called because the loop was over a second behind tor while a policy waited for the streams behind them; never STREAM or CIRC."})
 	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "torscript_handler_failures_total",
 		Help: "Failed calls of the script's handlers, timers and policy, by kind: handler, timer, policy."}, []string{"kind"})
 	queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "torscript_event_queue_depth",
@@ -99,7 +102,7 @@ func NewMetrics(reg prometheus.Registerer, instance string) (*Metrics, error) {
 		return 0
 	})
 	for _, c := range []prometheus.Collector{m.decisions, m.onError, m.policyCall, m.attachDelay, m.successDelay,
-		m.streamEnds, m.circBuild, m.circFailed, m.events, m.reconnects, m.failures, queued, dropped} {
+		m.streamEnds, m.circBuild, m.circFailed, m.events, m.reconnects, m.failures, m.skipped, queued, dropped} {
 		if err := m.reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
@@ -115,6 +118,13 @@ func (m *Metrics) useConn(c *ctl.Conn) {
 }
 
 func (m *Metrics) connection() *ctl.Conn { return m.cur.Load() }
+
+// skip counts an event whose handlers the loop skipped (Runtime.skip).
+func (m *Metrics) skip() {
+	if m != nil {
+		m.skipped.Inc()
+	}
+}
 
 // event counts an event and times streams and circuits from it.
 func (m *Metrics) event(ev ctl.Event) {

@@ -152,6 +152,7 @@ type Runtime struct {
 	watchIdle atomic.Bool                   // the watchdog sleeps until enter sends on watchWake
 	watchWake atomic.Pointer[chan struct{}] // capacity 1
 	arg1      callArgs                      // the arguments of a handler call
+	skipped   atomic.Uint64                 // events whose handlers were skipped (loop.go skip)
 	// backlog is what is left of the loop's batch of events while tasks
 	// run between two of its events (dispatchEvents): a task that takes
 	// events (a policy's shutdown) takes these first (takeEvents), so

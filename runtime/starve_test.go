@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -265,5 +266,49 @@ tor.policy(lambda s: None)
 	}
 	if len(got) != n {
 		t.Fatalf("%d events seen, want %d", len(got), n)
+	}
+}
+
+// TestStreamNotHeldBehindTelemetry: a handler on BW events far slower than
+// they come, a policy, and a client stream's NEW event behind a backlog of
+// BW events that would take the handler many seconds. Once the loop has
+// been over a second behind tor, it skips the BW handlers (counted) and
+// the stream is decided within seconds, not after the backlog; the
+// handler still ran for the events before.
+func TestStreamNotHeldBehindTelemetry(t *testing.T) {
+	t.Parallel()
+	skipUnderRace(t)
+	f := newTestTor(t)
+	f.SetConnOptions(ctl.Options{Logger: discardLogger()})
+	r := startScript(t, f, `
+n = [0]
+def slow(e):
+    x = 0
+    for i in range(3000):
+        x += i
+    n[0] += 1
+tor.on("bw", slow)
+tor.policy(lambda s: None)
+`, Options{MaxSteps: 1e12})
+	r.started()
+	end := startFlood(f)
+	defer end()
+	time.Sleep(500 * time.Millisecond) // the backlog is there
+	sent := time.Now()
+	f.Event(stream7New) // behind the backlog
+	c, ok := f.Tor.WaitCommand("ATTACHSTREAM 7 0", 1, 60*time.Second)
+	if !ok {
+		t.Fatalf("no ATTACHSTREAM 7 0; log:\n%s", r.log.String())
+	}
+	took := c.At.Sub(sent)
+	t.Logf("the stream behind the backlog was decided after %v; %d BW handler calls skipped", took.Round(time.Millisecond), r.rt.skippedCount())
+	if took > 4*time.Second {
+		t.Errorf("a stream behind a backlog of telemetry was decided after %v", took)
+	}
+	if r.rt.skippedCount() == 0 {
+		t.Errorf("no handler call was skipped")
+	}
+	if !strings.Contains(r.log.String(), "handlers of high-volume events are skipped") {
+		t.Errorf("the skipping was not logged; log:\n%s", r.log.String())
 	}
 }
