@@ -59,17 +59,23 @@ func startFlood(f *testTor) (end func()) {
 	}
 }
 
-// slowHandler is a handler on BW far slower than a flood's events come,
-// and src: the script of the flood tests.
-const slowHandler = `
+// slowHandler is a handler on BW far slower than a flood's events come:
+// the script of the flood tests, before their own.
+var slowHandler = slowBW(300)
+
+// slowBW is a script whose handler on BW takes steps steps an event and
+// counts the events in n[0].
+func slowBW(steps int) string {
+	return fmt.Sprintf(`
 n = [0]
 def slow(e):
     x = 0
-    for i in range(300):
+    for i in range(%d):
         x += i
     n[0] += 1
 tor.on("bw", slow)
-`
+`, steps)
+}
 
 // startSlow runs slowHandler and then src (skipped under the race
 // detector).
@@ -280,14 +286,7 @@ func TestStreamNotHeldBehindTelemetry(t *testing.T) {
 	skipUnderRace(t)
 	f := newTestTor(t)
 	f.SetConnOptions(ctl.Options{Logger: discardLogger()})
-	r := startScript(t, f, `
-n = [0]
-def slow(e):
-    x = 0
-    for i in range(3000):
-        x += i
-    n[0] += 1
-tor.on("bw", slow)
+	r := startScript(t, f, slowBW(3000)+`
 tor.policy(lambda s: None)
 `, Options{MaxSteps: 1e12})
 	r.started()
