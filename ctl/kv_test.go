@@ -3,6 +3,7 @@ package ctl
 import (
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -241,4 +242,64 @@ func TestSplitList(t *testing.T) {
 	if got := splitWords(" a  b c "); !reflect.DeepEqual(got, []string{"a", "b", "c"}) {
 		t.Errorf("splitWords = %q", got)
 	}
+}
+
+// refNext is Args.next as it read arguments before it scanned a keyword
+// in one pass: the token up to the first space, then its first "=".
+func refNext(a *Args, kv *KeyValue) bool {
+	a.skipSpace()
+	if a.err != nil || a.s == "" {
+		return false
+	}
+	s := a.s
+	if s[0] == '"' {
+		w, ok := a.quoted()
+		*kv = KeyValue{Key: w}
+		return ok
+	}
+	tok, rest := s, ""
+	if i := strings.IndexByte(s, ' '); i >= 0 {
+		tok, rest = s[:i], s[i+1:]
+	}
+	eq := strings.IndexByte(tok, '=')
+	if eq < 0 {
+		a.s = rest
+		*kv = KeyValue{Key: tok}
+		return true
+	}
+	kv.Key, kv.HasValue = tok[:eq], true
+	if eq+1 < len(tok) && tok[eq+1] == '"' {
+		a.s = s[eq+1:]
+		v, ok := a.quoted()
+		kv.Value = v
+		return ok
+	}
+	a.s = rest
+	kv.Value = tok[eq+1:]
+	return true
+}
+
+// FuzzArgsNext: Args.next reads every text as refNext does, argument by
+// argument, error included.
+func FuzzArgsNext(f *testing.F) {
+	for _, s := range []string{
+		`PURPOSE=GENERAL TIME_CREATED=2026-12-06T08:00:00.000000`,
+		`$AAAA~a,$BBBB~b BUILD_FLAGS=NEED_CAPACITY REASON="a b" x = =y "q" K="" K= K`,
+		`A="x\"y" B="unterminated`, `  lead  trail  `, `K="v"x`, `=`, `a=b=c`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a, b := NewArgs(s), NewArgs(s)
+		for i := 0; ; i++ {
+			var x, y KeyValue
+			okA, okB := a.next(&x), refNext(&b, &y)
+			if okA != okB || x != y || a.s != b.s || (a.err == nil) != (b.err == nil) {
+				t.Fatalf("%q, argument %d: next = %v %+v rest %q err %v; before: %v %+v rest %q err %v", s, i, okA, x, a.s, a.err, okB, y, b.s, b.err)
+			}
+			if !okA {
+				return
+			}
+		}
+	})
 }
