@@ -280,11 +280,10 @@ func (c *Conn) readLoop() {
 		c.log.Error("event queue overflow: closing the connection", "bound_bytes", c.opts.EventBytes)
 		c.fail(ErrEventOverflow)
 	}
-	failed := false
-	rr := NewReplyReader(&readAhead{r: c.rwc, before: func() {
-		if !failed && !flush() {
-			failed = true
-		}
+	failed := false // a flush before a read found the queue full
+	rr := NewReplyReader(&readAhead{r: c.rwc, before: func() bool {
+		failed = failed || !flush()
+		return !failed
 	}, drained: func() {
 		if c.events.behind.Load() {
 			c.events.behind.Store(false)
@@ -359,17 +358,23 @@ const maxReadBatch = 64
 
 // readAhead is the connection as the reader reads it: before each read
 // from the socket, which may block, it runs before (which queues the
-// events read so far), and drained too when the read before did not fill
-// its buffer: the reader has then read all the socket had.
+// events read so far; false stops the reading), and drained too when the
+// read before did not fill its buffer: the reader has then read all the
+// socket had.
 type readAhead struct {
 	r       io.Reader
-	before  func()
+	before  func() bool
 	drained func()
 	short   bool // the last read did not fill its buffer
 }
 
+// errStopRead ends a read that before stopped.
+var errStopRead = errors.New("reading stopped")
+
 func (ra *readAhead) Read(p []byte) (int, error) {
-	ra.before()
+	if !ra.before() {
+		return 0, errStopRead
+	}
 	if ra.short {
 		ra.drained()
 	}

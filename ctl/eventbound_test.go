@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -157,5 +158,35 @@ func TestHugeEventLeftOutFake(t *testing.T) {
 	}
 	if c.Err() != nil {
 		t.Errorf("the connection ended: %v", c.Err())
+	}
+}
+
+// TestEventOverflowOnAQuietSocket: events that may not be dropped overflow
+// the bound in a batch the reader queues before its next read, and tor
+// sends nothing more: the connection still ends at once, with
+// ErrEventOverflow, rather than wait on the socket.
+func TestEventOverflowOnAQuietSocket(t *testing.T) {
+	cli, srv := net.Pipe()
+	defer srv.Close()
+	c := NewConn(cli, Options{EventBytes: 4 << 10})
+	defer c.Close()
+	var b strings.Builder
+	for i := range 20 { // fewer than a batch, more than 4 KiB queued
+		fmt.Fprintf(&b, "650 STREAM %d NEW 0 example.com:443 SOURCE_ADDR=127.0.0.1:%d PURPOSE=USER\r\n", i, 1000+i)
+	}
+	go func() {
+		buf := make([]byte, 512)
+		if _, err := srv.Read(buf); err == nil { // the command
+			srv.Write([]byte(b.String()))
+		}
+	}()
+	go c.Do(context.Background(), "GETINFO version") // its reply never comes
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection did not end")
+	}
+	if err := c.Err(); !errors.Is(err, ErrEventOverflow) {
+		t.Errorf("Err = %v, want ErrEventOverflow", err)
 	}
 }
