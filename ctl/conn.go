@@ -347,7 +347,13 @@ func (c *Conn) readLoop() {
 		}
 		q := c.pending[0]
 		c.pending[0] = nil
-		c.pending = c.pending[1:]
+		if len(c.pending) == 1 {
+			// Keep the array: the next command goes in it without an
+			// allocation (one command at a time is the common case).
+			c.pending = c.pending[:0]
+		} else {
+			c.pending = c.pending[1:]
+		}
 		c.mu.Unlock()
 		q.complete(result{r: r})
 	}
