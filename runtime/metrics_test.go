@@ -3,6 +3,7 @@ package runtime
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -40,6 +41,11 @@ tor.policy(policy)
 	f.Event("STREAM 7 CLOSED 5 example.com:80 REASON=DONE")
 	f.Event("STREAM 8 CLOSED 0 example.org:443 REASON=END REMOTE_REASON=EXITPOLICY")
 	r.waitLog("policy failed")
+	// Every event read before the run ends: stopping does not wait for
+	// what is still in the socket.
+	waitUntil(t, 5*time.Second, "the five STREAM events counted", func() bool {
+		return metricValue(t, reg, "torscript_events_total", "type", "STREAM") == 5
+	})
 	code, err := r.stop()
 	checkExit(t, r, code, err, 0)
 
