@@ -122,12 +122,11 @@ func (id *StreamID) Unpack(v starlark.Value) error {
 }
 
 func unpackID(v starlark.Value, what string, out *string) error {
+	if c, ok := CircuitOfValue(v); ok && what == "circuit" {
+		*out = c.ID
+		return nil
+	}
 	switch v := v.(type) {
-	case *Circuit:
-		if what == "circuit" {
-			*out = v.Circ().ID
-			return nil
-		}
 	case *Stream:
 		if what == "stream" {
 			*out = v.Strm().ID

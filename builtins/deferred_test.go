@@ -160,3 +160,45 @@ func TestIDMap(t *testing.T) {
 		t.Errorf("Len after Clear: %d", m.Len())
 	}
 }
+
+// TestDeferredEventValuesAllocateNothing: handing a deferred CIRC, BW or
+// ORCONN event to a handler allocates nothing (its value is the Deferred
+// itself); a CIRC event's value still equals, and hashes as, the live
+// state's value of its circuit, and is a circuit to tor.attach.
+func TestDeferredEventValuesAllocateNothing(t *testing.T) {
+	for _, text := range []string{
+		"650 CIRC 12 BUILT $AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA~a PURPOSE=GENERAL\r\n",
+		"650 BW 10 20\r\n",
+		"650 ORCONN $AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA~a CONNECTED ID=5\r\n",
+	} {
+		d := ctl.NewDeferred(reply(t, text))
+		if n := testing.AllocsPerRun(100, func() { EventValue(d, nil) }); n != 0 {
+			t.Errorf("%q: %v allocations a value, want 0", text, n)
+		}
+	}
+	ev := EventValue(ctl.NewDeferred(reply(t, "650 CIRC 12 BUILT $AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA~a PURPOSE=GENERAL\r\n")), nil)
+	live := &Circuit{C: &ctl.Circuit{ID: "12", Status: ctl.CircBuilt}}
+	other := &Circuit{C: &ctl.Circuit{ID: "13", Status: ctl.CircBuilt}}
+	for _, c := range []struct {
+		x, y starlark.Value
+		want bool
+	}{{ev, live, true}, {live, ev, true}, {ev, other, false}, {other, ev, false}, {ev, ev, true}} {
+		if eq, err := starlark.Equal(c.x, c.y); err != nil || eq != c.want {
+			t.Errorf("%v == %v: %v, %v; want %v", c.x, c.y, eq, err, c.want)
+		}
+	}
+	dict := starlark.NewDict(1)
+	if err := dict.SetKey(live, starlark.True); err != nil {
+		t.Fatal(err)
+	}
+	if v, found, err := dict.Get(ev); err != nil || !found || v != starlark.True {
+		t.Errorf("the event's circuit is not the live circuit's key: %v %v %v", v, found, err)
+	}
+	var id CircuitID
+	if err := id.Unpack(ev); err != nil || id != "12" {
+		t.Errorf("CircuitID.Unpack(event) = %q, %v", id, err)
+	}
+	if d, err := ToDecision(ev); err != nil || d != (Attach{Circuit: "12"}) {
+		t.Errorf("ToDecision(event) = %v, %v", d, err)
+	}
+}

@@ -24,29 +24,6 @@ type Struct struct {
 	v    reflect.Value // a struct
 	info *structInfo
 	ev   ctl.Event // for events, else nil
-	// deferred is set for an event the connection left unparsed; the
-	// Struct is then a shell and every read goes to deferred.get().
-	deferred *deferredStruct
-}
-
-// deferredStruct is a deferred event's Struct, made on first read.
-type deferredStruct struct {
-	d    *ctl.Deferred
-	once sync.Once
-	s    *Struct
-}
-
-func (l *deferredStruct) get() *Struct {
-	l.once.Do(func() { l.s = NewEvent(l.d.Event()).(*Struct) })
-	return l.s
-}
-
-// resolved is the Struct s shows: s, or its deferred event parsed.
-func (s *Struct) resolved() *Struct {
-	if s.deferred != nil {
-		return s.deferred.get()
-	}
-	return s
 }
 
 var _ starlark.HasAttrs = (*Struct)(nil)
@@ -77,25 +54,49 @@ func NewStruct(name string, x any) starlark.Value {
 }
 
 // NewEvent wraps an event that has no value type of its own. A
-// *ctl.Deferred is parsed on the value's first read.
+// *ctl.Deferred is its own value (eventShell), parsed on its first read.
 func NewEvent(ev ctl.Event) starlark.Value {
 	if d, ok := ev.(*ctl.Deferred); ok {
-		x := &struct {
-			Struct
-			l deferredStruct
-		}{}
-		x.l.d = d
-		x.Struct = Struct{name: "tor.event", ev: d, deferred: &x.l}
-		return &x.Struct
+		return (*eventShell)(d)
 	}
+	s := eventStruct(ev)
+	return &s
+}
+
+// eventStruct is NewEvent's Struct of ev.
+func eventStruct(ev ctl.Event) Struct {
 	v := reflect.ValueOf(ev)
 	for v.Kind() == reflect.Pointer {
 		v = v.Elem()
 	}
 	if v.Kind() != reflect.Struct {
-		return &Struct{name: "tor.event", v: reflect.ValueOf(struct{}{}), info: infoOf(reflect.TypeOf(struct{}{}), true), ev: ev}
+		return Struct{name: "tor.event", v: reflect.ValueOf(struct{}{}), info: infoOf(reflect.TypeOf(struct{}{}), true), ev: ev}
 	}
-	return &Struct{name: "tor.event", v: v, info: infoOf(v.Type(), true), ev: ev}
+	return Struct{name: "tor.event", v: v, info: infoOf(v.Type(), true), ev: ev}
+}
+
+// eventShell is a deferred event of a type with no value of its own (BW,
+// ORCONN, ...) as handlers receive it: the *ctl.Deferred itself under
+// another type, so that handing an event to a handler allocates nothing
+// (a handler that only counts events reads none of it). A read parses it
+// (once: Deferred.Event) and reads it as NewEvent's Struct of it.
+type eventShell ctl.Deferred
+
+var _ starlark.HasAttrs = (*eventShell)(nil)
+
+func (e *eventShell) view() Struct { return eventStruct((*ctl.Deferred)(e).Event()) }
+
+func (e *eventShell) String() string       { s := e.view(); return s.String() }
+func (e *eventShell) Type() string         { return "tor.event" }
+func (e *eventShell) Freeze()              {}
+func (e *eventShell) Truth() starlark.Bool { return true }
+func (e *eventShell) Hash() (uint32, error) {
+	return 0, fmt.Errorf("unhashable type: tor.event")
+}
+func (e *eventShell) AttrNames() []string { s := e.view(); return s.info.names }
+func (e *eventShell) Attr(name string) (starlark.Value, error) {
+	s := e.view()
+	return s.Attr(name)
 }
 
 func infoOf(t reflect.Type, event bool) *structInfo {
@@ -142,7 +143,6 @@ func infoOf(t reflect.Type, event bool) *structInfo {
 }
 
 func (s *Struct) String() string {
-	s = s.resolved()
 	var b strings.Builder
 	b.WriteString(s.name)
 	b.WriteByte('(')
@@ -171,10 +171,9 @@ func (s *Struct) Truth() starlark.Bool { return true }
 func (s *Struct) Hash() (uint32, error) {
 	return 0, fmt.Errorf("unhashable type: %s", s.name)
 }
-func (s *Struct) AttrNames() []string { return s.resolved().info.names }
+func (s *Struct) AttrNames() []string { return s.info.names }
 
 func (s *Struct) Attr(name string) (starlark.Value, error) {
-	s = s.resolved()
 	if s.ev != nil {
 		switch name {
 		case "type":

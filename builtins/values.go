@@ -108,9 +108,51 @@ type Circuit struct {
 // DeferredCircuit is the value of a CIRC event the connection left
 // unparsed (ctl.Conn.Defer), as handlers receive it: it is parsed when a
 // handler first reads it, so a handler that only counts circuits does not
-// pay for their paths and keywords.
-func DeferredCircuit(d *ctl.Deferred) *Circuit {
-	return &Circuit{Raw: d.Raw, Event: d.Type, deferred: d}
+// pay for their paths and keywords. It is the *ctl.Deferred itself under
+// another type (circEvent), so that handing it to a handler allocates
+// nothing; it reads, compares and hashes as the Circuit it shows.
+func DeferredCircuit(d *ctl.Deferred) starlark.Value { return (*circEvent)(d) }
+
+// circEvent is a deferred CIRC event as handlers receive it
+// (DeferredCircuit).
+type circEvent ctl.Deferred
+
+var (
+	_ starlark.HasAttrs   = (*circEvent)(nil)
+	_ starlark.Comparable = (*circEvent)(nil)
+)
+
+// view is the Circuit e shows.
+func (e *circEvent) view() Circuit {
+	d := (*ctl.Deferred)(e)
+	return Circuit{Raw: d.Raw, Event: d.Type, deferred: d}
+}
+
+func (e *circEvent) String() string        { c := e.view(); return c.String() }
+func (e *circEvent) Type() string          { return "tor.circuit" }
+func (e *circEvent) Freeze()               {}
+func (e *circEvent) Truth() starlark.Bool  { return true }
+func (e *circEvent) Hash() (uint32, error) { c := e.view(); return c.Hash() }
+func (e *circEvent) AttrNames() []string   { return circuitAttrs }
+func (e *circEvent) Attr(name string) (starlark.Value, error) {
+	c := e.view()
+	return c.Attr(name)
+}
+func (e *circEvent) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bool, error) {
+	c := e.view()
+	return c.CompareSameType(op, y, depth)
+}
+
+// CircuitOfValue is the circuit a Starlark value shows: a circuit, or a
+// CIRC event as handlers receive it. ok is false for any other value.
+func CircuitOfValue(v starlark.Value) (c *ctl.Circuit, ok bool) {
+	switch v := v.(type) {
+	case *Circuit:
+		return v.Circ(), true
+	case *circEvent:
+		return CircuitOf((*ctl.Deferred)(v)), true
+	}
+	return nil, false
 }
 
 // Circ is the circuit c shows.
@@ -165,7 +207,8 @@ func (c *Circuit) Truth() starlark.Bool  { return true }
 func (c *Circuit) Hash() (uint32, error) { return starlark.String("circuit " + c.Circ().ID).Hash() }
 
 func (c *Circuit) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bool, error) {
-	return eqOnly(op, c.Circ().ID == y.(*Circuit).Circ().ID, c, y)
+	yc, ok := CircuitOfValue(y)
+	return eqOnly(op, ok && c.Circ().ID == yc.ID, c, y)
 }
 
 var circuitAttrs = sortedNames(

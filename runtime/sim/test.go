@@ -283,6 +283,9 @@ func (sm *simModule) settle() { sm.r.RunUntilIdle(simtor.SyncCommand) }
 // idString is a circuit or stream id given as an int or a str; None is 0
 // (tor chooses).
 func idString(v starlark.Value) string {
+	if c, ok := builtins.CircuitOfValue(v); ok {
+		return c.ID
+	}
 	switch v := v.(type) {
 	case starlark.String:
 		return string(v)
@@ -290,8 +293,6 @@ func idString(v starlark.Value) string {
 		return v.String()
 	case starlark.NoneType:
 		return "0"
-	case *builtins.Circuit:
-		return v.Circ().ID
 	case *builtins.Stream:
 		return v.Strm().ID
 	}
