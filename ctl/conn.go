@@ -778,7 +778,7 @@ func (e *eventQueue) pushBatch(evs []Event) bool {
 		}
 	}()
 	e.mu.Lock()
-	before := len(e.q)
+	before, queued := len(e.q), false
 	for _, ev := range evs {
 		size := eventSize(ev)
 		if e.soft > 0 && e.bytes+size > e.soft && !e.wait(size) {
@@ -801,10 +801,11 @@ func (e *eventQueue) pushBatch(evs []Event) bool {
 		}
 		e.q = append(e.q, ev)
 		e.bytes += size
+		queued = true
 	}
 	n := len(e.q)
 	e.mu.Unlock()
-	if n == before {
+	if !queued {
 		return true
 	}
 	e.wake()
