@@ -323,20 +323,30 @@ reads each circuit in its latest state, skipping one that closed since;
 len() and [i] read it whole once.`
 
 func (t *torMod) circuits(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var status, purpose string
-	var exit starlark.Value
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "status?", &status, "purpose?", &purpose, "exit?", &exit); err != nil {
-		return nil, err
-	}
-	keep, err := circuitFilter(status, purpose, exit)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	var keep func(*ctl.Circuit) bool
+	if len(args) > 0 || len(kwargs) > 0 {
+		// Unpacked only when given: what UnpackArgs fills escapes, and
+		// a policy calls tor.circuits() for every stream.
+		var f circuitArgs
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "status?", &f.status, "purpose?", &f.purpose, "exit?", &f.exit); err != nil {
+			return nil, err
+		}
+		var err error
+		if keep, err = circuitFilter(f.status, f.purpose, f.exit); err != nil {
+			return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		}
 	}
 	live, err := t.h.Circuits(Context(thread))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	return live.View("tor.circuits", keep), nil
+}
+
+// circuitArgs are tor.circuits' arguments.
+type circuitArgs struct {
+	status, purpose string
+	exit            starlark.Value
 }
 
 // circuitFilter is what tor.circuits keeps: nil for all.

@@ -299,10 +299,19 @@ type Stream struct {
 // the event shows it, is parsed when a handler first reads the value. A
 // nil src is the event's own stream (StreamOf).
 func DeferredStream(d *ctl.Deferred, src Source[ctl.Stream], h Host) *Stream {
+	s := new(Stream)
+	s.SetDeferred(d, src, h)
+	return s
+}
+
+// SetDeferred makes s what DeferredStream(d, src, h) returns: for a
+// program that allocates the value with something else (the runtime, with
+// the live state's record of the event: one allocation for both).
+func (s *Stream) SetDeferred(d *ctl.Deferred, src Source[ctl.Stream], h Host) {
 	if src == nil {
 		src = (*deferredStream)(d)
 	}
-	return &Stream{Raw: d.Raw, Event: d.Type, Host: h, src: src}
+	*s = Stream{Raw: d.Raw, Event: d.Type, Host: h, src: src}
 }
 
 // deferredStream is a deferred STREAM event as a Source.

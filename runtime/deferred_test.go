@@ -243,7 +243,7 @@ func TestDeferredStreamChainIsBounded(t *testing.T) {
 	var last builtins.Source[ctl.Stream]
 	for i := range 1000 {
 		status := []string{"XOFF_SENT", "XON_SENT"}[i%2]
-		last = s.deferredStream("7", ctl.StreamStatus(status), deferred("650 STREAM 7 "+status+" 5 example.com:443"))
+		last, _ = s.deferredStream("7", ctl.StreamStatus(status), deferred("650 STREAM 7 "+status+" 5 example.com:443"), i%3 == 0)
 		depth := 0
 		for p := last.(*deferredStream); p != nil; p = p.prev {
 			depth++

@@ -216,6 +216,7 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 		r.metrics.event(ev)
 	}
 	var stream builtins.Source[ctl.Stream] // a deferred STREAM event's stream, as the live state keeps it
+	var streamVal *builtins.Stream         // and its value for handlers, allocated with it
 	switch e := ev.(type) {
 	case *ctl.StreamEvent:
 		r.state.stream(&e.Stream)
@@ -240,7 +241,7 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 				r.policy.onCircuit(id, status)
 			}
 		} else if id, status, ok := e.StreamHead(); ok {
-			stream = r.state.deferredStream(id, status, e)
+			stream, streamVal = r.state.deferredStream(id, status, e, len(r.handlers[ctl.EventStream]) > 0)
 			if r.policy != nil {
 				r.policy.onStreamStatus(id, status)
 			}
@@ -263,7 +264,10 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 		return
 	}
 	var v starlark.Value
-	if stream != nil {
+	if streamVal != nil {
+		streamVal.SetDeferred(ev.(*ctl.Deferred), stream, (*host)(r))
+		v = streamVal
+	} else if stream != nil {
 		v = builtins.DeferredStream(ev.(*ctl.Deferred), stream, (*host)(r))
 	} else {
 		v = builtins.EventValue(ev, (*host)(r))

@@ -101,11 +101,20 @@ func (s *liveState) stream(st *ctl.Stream) {
 // script reads the stream. A stream that closed or failed is removed.
 // Without the live state it is nil: the event's value is its own stream
 // (builtins.EventValue).
-func (s *liveState) deferredStream(id string, status ctl.StreamStatus, d *ctl.Deferred) builtins.Source[ctl.Stream] {
+//
+// With value, the event's value for handlers comes in the same allocation
+// (streamWithValue), for SetDeferred to fill in; it is nil otherwise.
+func (s *liveState) deferredStream(id string, status ctl.StreamStatus, d *ctl.Deferred, value bool) (_ builtins.Source[ctl.Stream], val *builtins.Stream) {
 	if !s.tracking {
-		return nil // as stream: without the live state, nothing to fill in
+		return nil, nil // as stream: without the live state, nothing to fill in
 	}
-	src := &deferredStream{d: d}
+	var src *deferredStream
+	if value {
+		x := &streamWithValue{deferredStream: deferredStream{d: d}}
+		src, val = &x.deferredStream, &x.val
+	} else {
+		src = &deferredStream{d: d}
+	}
 	var cur *ctl.Stream
 	var prev builtins.Source[ctl.Stream]
 	switch status {
@@ -126,7 +135,14 @@ func (s *liveState) deferredStream(id string, status ctl.StreamStatus, d *ctl.De
 	} else if prev != nil {
 		src.prevStream = prev.Parse()
 	}
-	return src
+	return src, val
+}
+
+// streamWithValue is a deferredStream and the value of its event for
+// handlers, allocated together.
+type streamWithValue struct {
+	deferredStream
+	val builtins.Stream
 }
 
 // maxStreamChain bounds how many unparsed events of one stream wait on
