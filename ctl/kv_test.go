@@ -248,34 +248,24 @@ func TestSplitList(t *testing.T) {
 // in one pass: the token up to the first space, then its first "=".
 func refNext(a *Args, kv *KeyValue) bool {
 	a.skipSpace()
-	if a.err != nil || a.s == "" {
+	switch {
+	case a.err != nil || a.s == "":
 		return false
-	}
-	s := a.s
-	if s[0] == '"' {
+	case a.s[0] == '"': // a quoted word
 		w, ok := a.quoted()
 		*kv = KeyValue{Key: w}
 		return ok
 	}
-	tok, rest := s, ""
-	if i := strings.IndexByte(s, ' '); i >= 0 {
-		tok, rest = s[:i], s[i+1:]
-	}
-	eq := strings.IndexByte(tok, '=')
-	if eq < 0 {
-		a.s = rest
-		*kv = KeyValue{Key: tok}
-		return true
-	}
-	kv.Key, kv.HasValue = tok[:eq], true
-	if eq+1 < len(tok) && tok[eq+1] == '"' {
-		a.s = s[eq+1:]
+	tok, rest, _ := strings.Cut(a.s, " ")
+	key, val, hasEq := strings.Cut(tok, "=")
+	if hasEq && strings.HasPrefix(val, `"`) {
+		a.s = a.s[len(key)+1:]
 		v, ok := a.quoted()
-		kv.Value = v
+		*kv = KeyValue{Key: key, Value: v, HasValue: true}
 		return ok
 	}
 	a.s = rest
-	kv.Value = tok[eq+1:]
+	*kv = KeyValue{Key: key, Value: val, HasValue: hasEq}
 	return true
 }
 
