@@ -822,20 +822,23 @@ func (e *eventQueue) pushBatch(evs []Event) bool {
 // size fits under the soft bound or a command waits for its reply. It
 // returns false when the connection ended.
 func (e *eventQueue) wait(size int) bool {
-	var long <-chan time.Time // behindAfter from the first wait
+	var long *time.Timer // behindAfter from the first wait
+	defer func() {
+		if long != nil {
+			long.Stop()
+		}
+	}()
 	for e.bytes+size > e.soft && !e.closed && (e.waiters == nil || e.waiters.Load() == 0) {
 		if long == nil {
 			e.stalls++
-			t := time.NewTimer(behindAfter)
-			defer t.Stop()
-			long = t.C
+			long = time.NewTimer(behindAfter)
 		}
 		e.mu.Unlock()
 		e.wake()
 		select {
 		case <-e.space:
 		case <-e.urgent:
-		case <-long:
+		case <-long.C:
 			e.behind.Store(true)
 			e.mu.Lock()
 			continue

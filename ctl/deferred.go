@@ -3,8 +3,8 @@ package ctl
 import (
 	"math"
 	"slices"
+	"strings"
 	"sync"
-	"unsafe"
 )
 
 // Deferred is an event the connection read but left unparsed, because its
@@ -49,32 +49,19 @@ func NewDeferred(r *Reply) *Deferred {
 	return d
 }
 
-// setHead keeps id and status, substrings of the first line's text, as
-// their offsets in it.
+// setHead keeps id and status, the first two words after the type in the
+// first line's text (readHead: neither is empty or holds a space), as
+// their offsets in it: each is the first match past the one before.
 func (d *Deferred) setHead(id, status string, ok bool) {
-	if !ok {
-		return
-	}
 	text := d.Raw.Lines[0].Text
-	idLo, okID := offsetIn(text, id)
-	stLo, okSt := offsetIn(text, status)
-	if !okID || !okSt || id == "" {
+	if !ok || len(text) > math.MaxUint32 {
 		return
 	}
-	d.idLo, d.idHi = uint32(idLo), uint32(idLo+len(id))
+	idLo := len(d.Type) + strings.Index(text[len(d.Type):], id)
+	idHi := idLo + len(id)
+	stLo := idHi + strings.Index(text[idHi:], status)
+	d.idLo, d.idHi = uint32(idLo), uint32(idHi)
 	d.statusLo, d.statusHi = uint32(stLo), uint32(stLo+len(status))
-}
-
-// offsetIn is where sub, a substring of s sharing its memory, starts in s.
-func offsetIn(s, sub string) (int, bool) {
-	if sub == "" || len(s) > math.MaxUint32 {
-		return 0, false
-	}
-	off := int(uintptr(unsafe.Pointer(unsafe.StringData(sub))) - uintptr(unsafe.Pointer(unsafe.StringData(s))))
-	if off < 0 || off > len(s)-len(sub) || s[off:off+len(sub)] != sub {
-		return 0, false
-	}
-	return off, true
 }
 
 // head is the ID and status setHead kept.
