@@ -50,23 +50,70 @@ func NewDeferred(r *Reply) *Deferred {
 }
 
 // setHead keeps id and status, the first two words after the type in the
-// first line's text (readHead: neither is empty or holds a space), as
-// their offsets in it: each is the first match past the one before.
+// first line's text (readHead: neither is empty or holds a space or a
+// quote), as their offsets in it. A word quoted with an escape in it
+// (tor sends none) is no substring of the text: the event is parsed now,
+// and the head is the parsed event's.
 func (d *Deferred) setHead(id, status string, ok bool) {
 	text := d.Raw.Lines[0].Text
-	if !ok || len(text) > math.MaxUint32 {
+	if !ok || len(text) >= headParsed {
 		return
 	}
-	idLo := len(d.Type) + strings.Index(text[len(d.Type):], id)
+	idLo := wordAt(text, len(d.Type), id)
+	if idLo < 0 {
+		d.parseHead()
+		return
+	}
 	idHi := idLo + len(id)
-	stLo := idHi + strings.Index(text[idHi:], status)
+	stLo := wordAt(text, idHi, status)
+	if stLo < 0 {
+		d.parseHead()
+		return
+	}
 	d.idLo, d.idHi = uint32(idLo), uint32(idHi)
 	d.statusLo, d.statusHi = uint32(stLo), uint32(stLo+len(status))
 }
 
+// headParsed is idHi for a head read from the event parsed by NewDeferred.
+const headParsed = math.MaxUint32
+
+// parseHead parses the event, before the Deferred is handed to anyone:
+// head reads its ev without the once.
+func (d *Deferred) parseHead() {
+	d.Event()
+	d.idHi = headParsed
+}
+
+// wordAt is the offset in text of word, the next word Args read past
+// offset from: right after the spaces there, where it was not quoted;
+// else (a quoted word) its first match past from, inside the quotes; -1
+// when it is not in the text as it reads (a quoted escape).
+func wordAt(text string, from int, word string) int {
+	i := from
+	for i < len(text) && text[i] == ' ' {
+		i++
+	}
+	if strings.HasPrefix(text[i:], word) {
+		return i
+	}
+	if j := strings.Index(text[from:], word); j >= 0 {
+		return from + j
+	}
+	return -1
+}
+
 // head is the ID and status setHead kept.
 func (d *Deferred) head() (id, status string, ok bool) {
-	if d.idHi == 0 {
+	switch d.idHi {
+	case 0:
+		return "", "", false
+	case headParsed:
+		switch e := d.ev.(type) {
+		case *CircEvent:
+			return e.ID, string(e.Status), true
+		case *StreamEvent:
+			return e.Stream.ID, string(e.Stream.Status), true
+		}
 		return "", "", false
 	}
 	text := d.Raw.Lines[0].Text

@@ -86,6 +86,33 @@ func TestDeferredRecordedEvents(t *testing.T) {
 	}
 }
 
+// TestDeferredQuotedHead: tor quotes no ID or status, but one quoted reads
+// as ParseEvent reads it, an escape in it too (the head is then no
+// substring of the text), and spaces before it do not move it.
+func TestDeferredQuotedHead(t *testing.T) {
+	for _, line := range []string{
+		`CIRC "12" BUILT`,
+		`CIRC 12 "BUILT" PURPOSE=GENERAL`,
+		`CIRC "12" "BU\ILT"`,
+		`CIRC "1\2" BUILT`,
+		`CIRC  12   BUILT`,
+		`CIRC 1 1 PURPOSE=GENERAL`,
+		`STREAM "7" "SUCC\EEDED" 12 a.example:443`,
+		`STREAM 7 "NEW" 0 a.example:443 PURPOSE=USER`,
+		`STREAM  7  NEW  0  a.example:443`,
+	} {
+		rs, err := ParseReplies([]byte("650 "+line+"\r\n"), Limits{})
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("%s: %v", line, err)
+		}
+		ev := ParseEvent(rs[0])
+		if u, ok := ev.(*UnknownEvent); ok && !strings.Contains(line, `1\2`) {
+			t.Errorf("%s: ParseEvent: %v", line, u.ParseErr)
+		}
+		checkDeferred(t, rs[0], ev)
+	}
+}
+
 // TestDeferredMalformed: a CIRC or STREAM event malformed in its head has
 // no head and parses to an UnknownEvent; one malformed past its head keeps
 // its head, and parses to the UnknownEvent ParseEvent makes of it.

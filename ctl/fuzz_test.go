@@ -26,6 +26,7 @@ func fuzzEventSeeds() [][]byte {
 		[]byte(evCRLF("650-CLIENTS_SEEN TimeStarted=\"Thu Dec 25 23:50:43 EST 2008\"\n650 CountrySummary=us=16,de=8,uk=8")),
 		[]byte("650 CIRC 1 BUILT\n650 STREAM 1 NEW 0 a:1\n"), // bare LF, two events
 		[]byte(evCRLF("650 FOOBAR x=1")),
+		[]byte(evCRLF(`650 CIRC "12" "BU\ILT" PURPOSE=GENERAL`)), // a head no substring of the text
 	)
 	// What a real tor 0.4.9 sent.
 	if data, err := os.ReadFile("testdata/tor-0.4.9/events.txt"); err == nil {
