@@ -1,6 +1,7 @@
 package builtins
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/torscript/torscript/ctl"
@@ -158,6 +159,21 @@ func TestIDMap(t *testing.T) {
 	m.Clear()
 	if m.Len() != 0 {
 		t.Errorf("Len after Clear: %d", m.Len())
+	}
+}
+
+// TestNumID: an ID written the one way is its number, as strconv reads it.
+func TestNumID(t *testing.T) {
+	for _, id := range []string{"0", "7", "12", "21", "4294967296", "9999999999999999999", "1234567890123456789"} {
+		want, err := strconv.ParseUint(id, 10, 64)
+		if n, ok := numID(id); err != nil || !ok || n != want {
+			t.Errorf("numID(%q) = %d, %v; want %d (%v)", id, n, ok, want, err)
+		}
+	}
+	for _, id := range []string{"", "00", "01", "-1", "+1", "1_0", "1a", "a1", " 1", "1 ", "10000000000000000000", "99999999999999999999", "1\x00"} {
+		if n, ok := numID(id); ok {
+			t.Errorf("numID(%q) = %d, ok", id, n)
+		}
 	}
 }
 

@@ -1,9 +1,6 @@
 package builtins
 
-import (
-	"strconv"
-	"strings"
-)
+import "strings"
 
 // IDMap maps tor's circuit and stream IDs to values. Tor's IDs are decimal
 // numbers (control-spec allows up to 16 letters and digits), and a map keyed
@@ -16,16 +13,20 @@ type IDMap[V any] struct {
 }
 
 // numID is id as a number, if it is one written the one way: digits only,
-// no leading zero.
+// no leading zero, at most 19 of them (any such fits in a uint64).
 func numID(id string) (uint64, bool) {
-	if id == "" || id[0] < '0' || id[0] > '9' || id[0] == '0' && len(id) > 1 {
+	if id == "" || len(id) > 19 || id[0] == '0' && len(id) > 1 {
 		return 0, false
 	}
-	n, err := strconv.Atoi(id)
-	if err != nil {
-		return 0, false
+	var n uint64
+	for i := 0; i < len(id); i++ {
+		c := id[i] - '0'
+		if c > 9 {
+			return 0, false
+		}
+		n = n*10 + uint64(c)
 	}
-	return uint64(n), true
+	return n, true
 }
 
 // Get is id's value.
