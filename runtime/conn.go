@@ -14,7 +14,7 @@ import (
 // session asked for, and CIRC and STREAM while the live state is kept.
 func (r *Runtime) wantedEvents() []string {
 	var names []string
-	for typ, hs := range r.handlers {
+	for typ, hs := range r.handlers.m {
 		if len(hs) > 0 {
 			names = append(names, typ)
 		}

@@ -32,10 +32,10 @@ func (h *host) Conn() (*ctl.Conn, error) {
 func (h *host) On(typ string, fn starlark.Callable) (func() bool, error) {
 	r := h.rt()
 	hd := &handler{fn: fn}
-	r.handlers[typ] = append(r.handlers[typ], hd)
+	r.handlers.set(typ, append(r.handlers.get(typ), hd))
 	if err := r.subscribe(); err != nil {
-		hs := r.handlers[typ]
-		r.handlers[typ] = hs[:len(hs)-1]
+		hs := r.handlers.get(typ)
+		r.handlers.set(typ, hs[:len(hs)-1])
 		return nil, err
 	}
 	return func() bool { return r.removeHandlers(typ, func(x *handler) bool { return x == hd }) > 0 }, nil
@@ -49,7 +49,7 @@ func (h *host) Off(typ string, fn starlark.Callable) int {
 // from what no one needs any more. The slice is copied, not changed in
 // place: a dispatch may be iterating the old one.
 func (r *Runtime) removeHandlers(typ string, match func(*handler) bool) int {
-	hs := r.handlers[typ]
+	hs := r.handlers.get(typ)
 	kept := make([]*handler, 0, len(hs))
 	for _, x := range hs {
 		if !match(x) {
@@ -60,7 +60,7 @@ func (r *Runtime) removeHandlers(typ string, match func(*handler) bool) int {
 	if n == 0 {
 		return 0
 	}
-	r.handlers[typ] = kept
+	r.handlers.set(typ, kept)
 	if err := r.subscribe(); err != nil {
 		r.log.Debug("unsubscribing after a handler was removed", "err", err)
 	}

@@ -241,7 +241,7 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 				r.policy.onCircuit(id, status)
 			}
 		} else if id, status, ok := e.StreamHead(); ok {
-			stream, streamVal = r.state.deferredStream(id, status, e, len(r.handlers[ctl.EventStream]) > 0)
+			stream, streamVal = r.state.deferredStream(id, status, e, len(r.handlers.get(ctl.EventStream)) > 0)
 			if r.policy != nil {
 				r.policy.onStreamStatus(id, status)
 			}
@@ -255,7 +255,7 @@ func (r *Runtime) dispatch(ev ctl.Event) {
 			return
 		}
 	}
-	hs := r.handlers[ev.EventType()]
+	hs := r.handlers.get(ev.EventType())
 	if len(hs) == 0 {
 		return
 	}

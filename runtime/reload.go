@@ -76,7 +76,7 @@ type registrations struct {
 // registered is every handler and timer now.
 func (r *Runtime) registered() registrations {
 	reg := registrations{handlers: map[*handler]bool{}, timers: maps.Clone(r.timers)}
-	for _, hs := range r.handlers {
+	for _, hs := range r.handlers.m {
 		for _, h := range hs {
 			reg.handlers[h] = true
 		}
@@ -98,7 +98,7 @@ func (r *Runtime) registeredSince(before registrations) registrations {
 
 // drop removes handlers and stops timers.
 func (r *Runtime) drop(reg registrations) {
-	for typ := range r.handlers {
+	for typ := range r.handlers.m {
 		r.removeHandlers(typ, func(h *handler) bool { return reg.handlers[h] })
 	}
 	for t := range reg.timers {

@@ -100,7 +100,7 @@ func TestSessionReload(t *testing.T) {
 	defer s.Close()
 	count := func(typ string) int {
 		var n int
-		s.Do(func(*starlark.Thread, starlark.StringDict) error { n = len(r.handlers[typ]); return nil })
+		s.Do(func(*starlark.Thread, starlark.StringDict) error { n = len(r.handlers.get(typ)); return nil })
 		return n
 	}
 	write("x = 1\ntor.on(\"circ\", lambda c: None)\n")

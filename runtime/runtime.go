@@ -128,7 +128,7 @@ type Runtime struct {
 
 	tasks tasks
 
-	handlers    map[string][]*handler // by event type
+	handlers    handlerTable
 	extraEvents map[string][]string   // events a Session asked for, by owner
 	subs        string                // the SETEVENTS argument in effect
 	timers      map[*timer]struct{}
@@ -186,6 +186,45 @@ type handler struct {
 	failures int // in a row
 }
 
+// handlerTable is the script's handlers by event type. Those of the types
+// the connection defers (CIRC, STREAM, BW, ORCONN: most of a flood) are
+// also in an array, found by comparing the type with four constants
+// rather than by hashing it for a map on every event.
+type handlerTable struct {
+	m   map[string][]*handler // every type's; iterate it, change it with set
+	hot [4][]*handler         // CIRC, STREAM, BW and ORCONN's (hotIndex)
+}
+
+func hotIndex(typ string) int {
+	switch typ {
+	case ctl.EventCirc:
+		return 0
+	case ctl.EventStream:
+		return 1
+	case ctl.EventBW:
+		return 2
+	case ctl.EventORConn:
+		return 3
+	}
+	return -1
+}
+
+// get is typ's handlers.
+func (t *handlerTable) get(typ string) []*handler {
+	if i := hotIndex(typ); i >= 0 {
+		return t.hot[i]
+	}
+	return t.m[typ]
+}
+
+// set makes hs typ's handlers.
+func (t *handlerTable) set(typ string, hs []*handler) {
+	t.m[typ] = hs
+	if i := hotIndex(typ); i >= 0 {
+		t.hot[i] = hs
+	}
+}
+
 type mapping struct {
 	ctl.AddrMap
 	keep bool
@@ -214,7 +253,7 @@ func New(opts Options) *Runtime {
 	r := &Runtime{
 		opts:     opts,
 		log:      opts.Logger,
-		handlers: map[string][]*handler{},
+		handlers: handlerTable{m: map[string][]*handler{}},
 		timers:   map[*timer]struct{}{},
 		sources:  map[string][]byte{},
 	}
@@ -488,7 +527,7 @@ func (r *Runtime) longRunning() bool {
 	if r.policy != nil || len(r.timers) > 0 || len(r.waiters) > 0 || r.probesPending() {
 		return true
 	}
-	for _, hs := range r.handlers {
+	for _, hs := range r.handlers.m {
 		if len(hs) > 0 {
 			return true
 		}
