@@ -42,11 +42,86 @@ func NewDeferred(r *Reply) *Deferred {
 	d.ownReply(&d.own)
 	switch d.Type {
 	case EventCirc:
-		d.setHead(d.readHead(false))
+		if !d.scanHead(false) {
+			d.setHead(d.readHead(false))
+		}
 	case EventStream:
-		d.setHead(d.readHead(true))
+		if !d.scanHead(true) {
+			d.setHead(d.readHead(true))
+		}
 	}
 	return d
+}
+
+// scanHead is readHead and setHead for a head without a quoted word (what
+// tor sends), read in place: each word as Args.Word reads an unquoted
+// one. It says whether it could; a quoted word leaves the head to
+// readHead, which unquotes it. A malformed head is none, as there.
+func (d *Deferred) scanHead(stream bool) bool {
+	text := d.Raw.Lines[0].Text
+	if len(text) >= headParsed {
+		return true
+	}
+	i := len(d.Type) // cutWord: the type, a space, the rest
+	if i < len(text) {
+		i++
+	}
+	idLo, idHi, ok, quoted := headWord(text, i)
+	if quoted {
+		return false
+	}
+	if !ok || !isID(text[idLo:idHi]) {
+		return true
+	}
+	stLo, stHi, ok, quoted := headWord(text, idHi)
+	if quoted {
+		return false
+	}
+	if !ok || !isKeyword(text[stLo:stHi]) {
+		return true
+	}
+	if stream { // readStreamHead
+		cLo, cHi, ok, quoted := headWord(text, stHi)
+		if quoted {
+			return false
+		}
+		if !ok || !isID(text[cLo:cHi]) {
+			return true
+		}
+		tLo, tHi, ok, quoted := headWord(text, cHi)
+		if quoted {
+			return false
+		}
+		if !ok {
+			return true
+		}
+		if _, _, ok := splitTarget(text[tLo:tHi]); !ok {
+			return true
+		}
+	}
+	d.idLo, d.idHi = uint32(idLo), uint32(idHi)
+	d.statusLo, d.statusHi = uint32(stLo), uint32(stHi)
+	return true
+}
+
+// headWord is where the next word of text from offset i is, as Args.Word
+// reads an unquoted one: past the spaces there, up to the next space or
+// the end. ok is false at the end of the text; quoted says the word
+// there starts with a quote (Args.Word would unquote it).
+func headWord(text string, i int) (lo, hi int, ok, quoted bool) {
+	for i < len(text) && text[i] == ' ' {
+		i++
+	}
+	if i == len(text) {
+		return i, i, false, false
+	}
+	if text[i] == '"' {
+		return i, i, false, true
+	}
+	if j := strings.IndexByte(text[i:], ' '); j >= 0 {
+		return i, i + j, true, false
+	}
+	return i, len(text), true, false
 }
 
 // setHead keeps id and status, the first two words after the type in the

@@ -243,3 +243,39 @@ func TestEventsKeepTheirReplies(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDeferredHead: the head NewDeferred reads in place (scanHead) is the
+// one readHead and setHead read through Args, whatever follows the type.
+func FuzzDeferredHead(f *testing.F) {
+	for _, s := range []string{
+		"12 BUILT $AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA~a PURPOSE=GENERAL",
+		"7 NEW 0 a.example:443 SOURCE_ADDR=127.0.0.1:5 PURPOSE=USER",
+		`"12" BUILT`, `12 "BU\ILT"`, `7 NEW "0" a:1`, `7 NEW 0 "a:1"`, `7 NEW 0 [::1]:80`,
+		"  12   BUILT  ", "12", "", "12 BUILT\x00", `1"2 BUILT`, "7 NEW 0 a:", "7 NEW 0 :1",
+	} {
+		f.Add(false, s)
+		f.Add(true, s)
+	}
+	f.Fuzz(func(t *testing.T, stream bool, rest string) {
+		if strings.ContainsAny(rest, "\r\n") {
+			return
+		}
+		typ := EventCirc
+		if stream {
+			typ = EventStream
+		}
+		rs, err := ParseReplies([]byte("650 "+typ+" "+rest+"\r\n"), Limits{})
+		if err != nil || len(rs) != 1 {
+			return
+		}
+		d := NewDeferred(rs[0])
+		ref := &Deferred{}
+		ref.Raw, ref.Type = rs[0], typ
+		ref.setHead(ref.readHead(stream))
+		id, status, ok := d.head()
+		rid, rstatus, rok := ref.head()
+		if id != rid || status != rstatus || ok != rok {
+			t.Fatalf("%s %q: head %q, %q, %v; through Args %q, %q, %v", typ, rest, id, status, ok, rid, rstatus, rok)
+		}
+	})
+}
