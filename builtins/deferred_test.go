@@ -156,6 +156,18 @@ func TestIDMap(t *testing.T) {
 	if _, ok := m.Get("01"); !ok {
 		t.Error("deleting 1 deleted 01")
 	}
+	all := map[string]string{}
+	for id, v := range m.All() {
+		all[id] = v
+	}
+	if len(all) != m.Len() {
+		t.Errorf("All gave %d IDs, Len is %d", len(all), m.Len())
+	}
+	for _, id := range ids {
+		if v, ok := all[id]; id != "1" && (!ok || v != "v"+id) {
+			t.Errorf("All: %q = %q, %v", id, v, ok)
+		}
+	}
 	m.Clear()
 	if m.Len() != 0 {
 		t.Errorf("Len after Clear: %d", m.Len())

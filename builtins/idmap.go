@@ -1,6 +1,10 @@
 package builtins
 
-import "strings"
+import (
+	"iter"
+	"strconv"
+	"strings"
+)
 
 // IDMap maps tor's circuit and stream IDs to values. Tor's IDs are decimal
 // numbers (control-spec allows up to 16 letters and digits), and a map keyed
@@ -74,4 +78,20 @@ func (m *IDMap[V]) Len() int { return len(m.num) + len(m.str) }
 func (m *IDMap[V]) Clear() {
 	clear(m.num)
 	clear(m.str)
+}
+
+// All is every ID in m and its value, in no order.
+func (m *IDMap[V]) All() iter.Seq2[string, V] {
+	return func(yield func(string, V) bool) {
+		for n, v := range m.num {
+			if !yield(strconv.FormatUint(n, 10), v) {
+				return
+			}
+		}
+		for id, v := range m.str {
+			if !yield(id, v) {
+				return
+			}
+		}
+	}
 }

@@ -133,10 +133,10 @@ type policyEngine struct {
 	// and p.Fn is nil; a tor.policy later takes it over (adoptPolicy).
 	own bool
 
-	streams  map[string]*pstream
-	waiting  map[*pstream]struct{} // held or waiting for a circuit
-	byCirc   map[string][]*pstream // phWaitCirc, by circuit
-	failures int                   // in a row
+	streams  builtins.IDMap[*pstream] // by stream ID (stream)
+	waiting  map[*pstream]struct{}    // held or waiting for a circuit
+	byCirc   map[string][]*pstream    // phWaitCirc, by circuit
+	failures int                      // in a row
 
 	// What starting the policy changed in tor, for its end to undo
 	// (policy_setup.go).
@@ -155,7 +155,7 @@ func newPolicyEngine(env policyEnv, log *slog.Logger, p *builtins.Policy, dryRun
 // flight is unknown; the resync after reconnecting takes over whatever
 // still waits (takeOver).
 func (e *policyEngine) reset() {
-	e.streams = map[string]*pstream{}
+	e.streams = builtins.IDMap[*pstream]{}
 	e.waiting = map[*pstream]struct{}{}
 	e.byCirc = map[string][]*pstream{}
 }
@@ -181,11 +181,11 @@ func (e *policyEngine) takeOver(streams []*ctl.Stream) int {
 		if !waitingForController(s) {
 			continue
 		}
-		if _, known := e.streams[s.ID]; known {
+		if _, known := e.streams.Get(s.ID); known {
 			continue
 		}
 		st := &pstream{s: s}
-		e.streams[s.ID] = st
+		e.streams.Set(s.ID, st)
 		n++
 		e.env.post(func() { e.decide(st) })
 	}
@@ -210,7 +210,7 @@ func (e *policyEngine) onStream(ev *ctl.StreamEvent) {
 	if s == nil {
 		s = &ev.Stream
 	}
-	st := e.streams[id]
+	st := e.stream(id)
 	switch ev.Stream.Status {
 	case ctl.StreamNew, ctl.StreamNewResolve, ctl.StreamControllerWait:
 		e.newStream(ev.Stream.Status, s, st)
@@ -238,7 +238,7 @@ func (e *policyEngine) onStreamStatus(id string, status ctl.StreamStatus) {
 	if e.env.ending() {
 		return
 	}
-	e.streamMoved(id, status, nil, e.streams[id])
+	e.streamMoved(id, status, nil, e.stream(id))
 }
 
 // streamMoved follows a stream the policy decided about (st, or nil) past
@@ -257,7 +257,7 @@ func (e *policyEngine) streamMoved(id string, status ctl.StreamStatus, s *ctl.St
 		st.ph = phDone
 	case ctl.StreamClosed, ctl.StreamFailed:
 		e.unwait(st)
-		delete(e.streams, id)
+		e.streams.Delete(id)
 		st.release()
 	}
 }
@@ -297,7 +297,7 @@ func (e *policyEngine) newStream(status ctl.StreamStatus, s *ctl.Stream, st *pst
 	}
 	if st == nil {
 		st = &pstream{s: s}
-		e.streams[s.ID] = st
+		e.streams.Set(s.ID, st)
 	} else {
 		st.s, st.ph = s, phDeciding
 	}
@@ -311,7 +311,7 @@ func (e *policyEngine) detached(ev *ctl.StreamEvent, s *ctl.Stream, st *pstream)
 	}
 	if st == nil {
 		st = &pstream{s: s}
-		e.streams[s.ID] = st
+		e.streams.Set(s.ID, st)
 	}
 	failed := st.circ
 	if failed == "" || failed == "0" {
@@ -365,7 +365,7 @@ func (e *policyEngine) applyOnError(st *pstream) {
 
 // decide asks the policy about a stream and applies its answer.
 func (e *policyEngine) decide(st *pstream) {
-	if e.env.ending() || e.streams[st.s.ID] != st || st.ph != phDeciding {
+	if e.env.ending() || e.stream(st.s.ID) != st || st.ph != phDeciding {
 		return
 	}
 	if d, ok := e.env.probe(st.s, st.failed); ok {
@@ -403,13 +403,13 @@ func (e *policyEngine) decide(st *pstream) {
 		}
 		e.failures++
 		e.env.reportFailure("policy failed; on_error applies", e.failures, err, "stream", st.s.ID, "target", st.s.Target, "on_error", e.p.OnError.String())
-		if !e.env.broken() && e.streams[st.s.ID] == st {
+		if !e.env.broken() && e.stream(st.s.ID) == st {
 			e.applyOnError(st)
 		}
 		return
 	}
 	e.failures = 0
-	if e.streams[st.s.ID] != st || st.ph != phDeciding {
+	if e.stream(st.s.ID) != st || st.ph != phDeciding {
 		return // the policy handled it itself (tor.attach_stream) or it ended
 	}
 	if e.log.Enabled(context.Background(), e.decisions) {
@@ -460,7 +460,7 @@ func (e *policyEngine) apply(st *pstream, d builtins.Decision) {
 			// (the stream is not left to us any more); close it all
 			// the same if it is still ours.
 			e.log.Warn("REDIRECTSTREAM failed; closing the stream", "stream", id, "err", err)
-			if st := e.streams[id]; st != nil && st.ph != phDone {
+			if st := e.stream(id); st != nil && st.ph != phDone {
 				e.apply(st, builtins.Close{Reason: ctl.RelayEndMisc})
 			}
 		})
@@ -585,7 +585,7 @@ func (e *policyEngine) sendAttach(st *pstream, circ string, hop int) {
 // attachFailed handles a refused ATTACHSTREAM: the races of a stream that
 // ended, a circuit that died, or a stream tor took back.
 func (e *policyEngine) attachFailed(st *pstream, circ string, err error) {
-	if e.streams[st.s.ID] != st || st.circ != circ || st.ph != phSent {
+	if e.stream(st.s.ID) != st || st.circ != circ || st.ph != phSent {
 		return
 	}
 	code := ctl.ErrorCode(err)
@@ -601,7 +601,7 @@ func (e *policyEngine) attachFailed(st *pstream, circ string, err error) {
 		st.ph = phDone
 	case circ == "0":
 		e.log.Warn("tor refused to take back a stream", "stream", st.s.ID, "err", msg)
-		delete(e.streams, st.s.ID)
+		e.streams.Delete(st.s.ID)
 	case code == ctl.CodeInternal && !st.sentBuilt && (e.pendingCircuit(circ) || e.env.circuit(circ) != nil):
 		// Not built yet, and its first CIRC event not seen yet (a circuit
 		// the policy has just asked for): wait for it.
@@ -691,9 +691,15 @@ func (e *policyEngine) sweep(now time.Time) {
 	}
 }
 
+// stream is the stream of that ID the policy knows of, or nil.
+func (e *policyEngine) stream(id string) *pstream {
+	st, _ := e.streams.Get(id)
+	return st
+}
+
 // forget is called when the script attached or closed a stream itself.
 func (e *policyEngine) forget(id string) {
-	if st := e.streams[id]; st != nil {
+	if st := e.stream(id); st != nil {
 		e.unwait(st)
 		st.ph = phDone
 	}
@@ -712,11 +718,11 @@ func (e *policyEngine) pending(evs []ctl.Event) {
 		}
 		switch se.Stream.Status {
 		case ctl.StreamNew, ctl.StreamNewResolve, ctl.StreamControllerWait, ctl.StreamDetached:
-			if st := e.streams[se.Stream.ID]; st == nil || st.ph == phDone {
-				e.streams[se.Stream.ID] = &pstream{s: &se.Stream}
+			if st := e.stream(se.Stream.ID); st == nil || st.ph == phDone {
+				e.streams.Set(se.Stream.ID, &pstream{s: &se.Stream})
 			}
 		case ctl.StreamClosed, ctl.StreamFailed:
-			delete(e.streams, se.Stream.ID)
+			e.streams.Delete(se.Stream.ID)
 		}
 	}
 }
@@ -725,7 +731,7 @@ func (e *policyEngine) pending(evs []ctl.Event) {
 // holds: each goes back to tor, or is closed when on_error says close.
 func (e *policyEngine) handBack() (cmds []ctl.Command, ids map[string]bool) {
 	ids = map[string]bool{}
-	for id, st := range e.streams {
+	for id, st := range e.streams.All() {
 		if st.ph == phDone || st.ph == phSent {
 			continue
 		}

@@ -137,8 +137,8 @@ func TestEngineAttach(t *testing.T) {
 	g.want("ATTACHSTREAM 42 7")
 	g.event("650 STREAM 42 SENTCONNECT 7 example.com:443")
 	g.event("650 STREAM 42 CLOSED 7 example.com:443 REASON=DONE")
-	if len(g.e.streams) != 0 {
-		t.Fatalf("a closed stream is still kept: %v", g.e.streams)
+	if n := g.e.streams.Len(); n != 0 {
+		t.Fatalf("a closed stream is still kept: %d streams", n)
 	}
 }
 

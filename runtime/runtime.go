@@ -129,8 +129,8 @@ type Runtime struct {
 	tasks tasks
 
 	handlers    handlerTable
-	extraEvents map[string][]string   // events a Session asked for, by owner
-	subs        string                // the SETEVENTS argument in effect
+	extraEvents map[string][]string // events a Session asked for, by owner
+	subs        string              // the SETEVENTS argument in effect
 	timers      map[*timer]struct{}
 	policy      *policyEngine
 	state       *liveState
