@@ -296,9 +296,6 @@ func (r *Runtime) skip(typ string) {
 	}
 }
 
-// skippedCount is skip's count, read from any goroutine.
-func (r *Runtime) skippedCount() uint64 { return r.skipped.Load() }
-
 // streamParsed says whether a deferred event is a STREAM event that
 // dispatch takes parsed: one malformed in its head (an unknown event, as
 // parsed at once), one the policy asks about (needsStream), or any while
