@@ -147,6 +147,12 @@ func (p *proc) stop() error {
 	}
 	p.stopped = true
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		if errors.Is(err, os.ErrProcessDone) {
+			// It exited on its own and was reaped, but the goroutine
+			// that reaped it has not closed exited yet.
+			<-p.exited
+			return nil
+		}
 		select {
 		case <-p.exited:
 			return nil
