@@ -257,3 +257,43 @@ func TestDeferredStreamChainIsBounded(t *testing.T) {
 		t.Fatalf("the stream after 1000 events: %+v", st)
 	}
 }
+
+// TestDeferredStreamClosed checks a deferred CLOSED or FAILED event: the
+// live state drops the stream whether or not a handler takes the event,
+// and the event's stream, for a handler, still shows what NEW said.
+func TestDeferredStreamClosed(t *testing.T) {
+	deferred := func(line string) *ctl.Deferred {
+		rs, err := ctl.ParseReplies([]byte(line+"\r\n"), ctl.Limits{})
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("%q: %v", line, err)
+		}
+		return ctl.NewDeferred(rs[0])
+	}
+	for _, status := range []string{"CLOSED", "FAILED"} {
+		for _, value := range []bool{false, true} {
+			s := newLiveState(nil)
+			s.tracking = true
+			s.stream(&deferred(`650 STREAM 7 NEW 0 example.com:443 SOURCE_ADDR=127.0.0.1:5000 PURPOSE=USER`).Event().(*ctl.StreamEvent).Stream)
+			s.stream(&deferred(`650 STREAM 8 NEW 0 example.org:80 PURPOSE=USER`).Event().(*ctl.StreamEvent).Stream)
+			src, val := s.deferredStream("7", ctl.StreamStatus(status), deferred("650 STREAM 7 "+status+" 5 example.com:443 REASON=DONE"), value)
+			if got := s.streams.Get("7"); got != nil {
+				t.Errorf("%s, value %v: stream 7 still live: %+v", status, value, got)
+			}
+			if s.streams.Get("8") == nil {
+				t.Errorf("%s, value %v: stream 8 gone", status, value)
+			}
+			if !value {
+				if src != nil || val != nil {
+					t.Errorf("%s without a handler: stream %v, value %v; want none", status, src, val)
+				}
+				continue
+			}
+			if src == nil || val == nil {
+				t.Fatalf("%s with a handler: stream %v, value %v", status, src, val)
+			}
+			if st := src.Parse(); st.Status != ctl.StreamStatus(status) || st.Reason != "DONE" || st.SourceAddr != "127.0.0.1:5000" || st.Purpose != "USER" {
+				t.Errorf("%s with a handler: the event's stream %+v", status, st)
+			}
+		}
+	}
+}

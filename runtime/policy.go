@@ -479,10 +479,11 @@ func (e *policyEngine) apply(st *pstream, d builtins.Decision) {
 // one the stream names, after the circuit is built when it is not yet.
 func (e *policyEngine) attach(st *pstream, d builtins.Attach) {
 	if d.Circuit != "0" {
-		if why := e.onlyTor(st); why != "" {
+		host := streamHost(st)
+		if why := onlyTor(host); why != "" {
 			e.log.Debug("only tor can carry this stream; it goes to tor", "stream", st.s.ID, "target", st.s.Target, "why", why, "circuit", d.Circuit)
 			d = builtins.Attach{Circuit: "0"}
-		} else if why := e.wrongExit(st, d.Circuit); why != "" {
+		} else if why := e.wrongExit(host, d.Circuit); why != "" {
 			e.log.Warn("stream closed: the policy's circuit cannot carry it", "stream", st.s.ID, "target", st.s.Target, "why", why)
 			e.apply(st, builtins.Close{Reason: ctl.RelayEndMisc})
 			return
@@ -497,11 +498,12 @@ func (e *policyEngine) attach(st *pstream, d builtins.Attach) {
 	e.sendAttach(st, d.Circuit, d.Hop)
 }
 
-// onlyTor says why a stream cannot ride a circuit of ours and must go to
-// tor, or "": an onion service's stream rides a rendezvous circuit that
-// tor builds itself (ATTACHSTREAM to any other circuit fails with 551).
-func (e *policyEngine) onlyTor(st *pstream) string {
-	if strings.HasSuffix(streamHost(st), ".onion") {
+// onlyTor says why a stream to host (as streamHost gives it) cannot ride a
+// circuit of ours and must go to tor, or "": an onion service's stream
+// rides a rendezvous circuit that tor builds itself (ATTACHSTREAM to any
+// other circuit fails with 551).
+func onlyTor(host string) string {
+	if strings.HasSuffix(host, ".onion") {
 		return "an onion service: tor builds its rendezvous circuit"
 	}
 	return ""
@@ -517,13 +519,14 @@ func streamHost(st *pstream) string {
 	return strings.ToLower(strings.TrimSuffix(host, "."))
 }
 
-// wrongExit says why circ cannot carry a HOST.RELAY.exit stream, or "":
+// wrongExit says why circ cannot carry a stream to host (as streamHost
+// gives it) when host is HOST.RELAY.exit, or "":
 // the user named the exit, and circ, built, leaves through another. Tor
 // 0.4.9 does not carry such a name itself (a stream it is handed fails
 // with TORPROTOCOL), so the stream is closed rather than sent out of an
 // exit the user did not choose.
-func (e *policyEngine) wrongExit(st *pstream, circ string) string {
-	name, ok := strings.CutSuffix(streamHost(st), ".exit")
+func (e *policyEngine) wrongExit(host, circ string) string {
+	name, ok := strings.CutSuffix(host, ".exit")
 	if !ok {
 		return ""
 	}

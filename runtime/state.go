@@ -100,13 +100,20 @@ func (s *liveState) stream(st *ctl.Stream) {
 // and filled in from the stream's earlier state (mergeStream), when a
 // script reads the stream. A stream that closed or failed is removed.
 // Without the live state it is nil: the event's value is its own stream
-// (builtins.EventValue).
+// (builtins.EventValue). It is nil too for a stream that closed or failed
+// when no handler takes the event (not value).
 //
 // With value, the event's value for handlers comes in the same allocation
 // (streamWithValue), for SetDeferred to fill in; it is nil otherwise.
 func (s *liveState) deferredStream(id string, status ctl.StreamStatus, d *ctl.Deferred, value bool) (_ builtins.Source[ctl.Stream], val *builtins.Stream) {
 	if !s.tracking {
 		return nil, nil // as stream: without the live state, nothing to fill in
+	}
+	if !value && (status == ctl.StreamClosed || status == ctl.StreamFailed) {
+		// No handler takes the event, and the live state drops the
+		// stream: nothing reads what it was.
+		s.streams.Take(id)
+		return nil, nil
 	}
 	var src *deferredStream
 	if value {
