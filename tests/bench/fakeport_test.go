@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -381,22 +382,23 @@ time=x level=WARN msg="something else" dropped=9999`
 	}
 }
 
-// TestRatios checks that vs-go, from the two controllers' latencies,
-// sets the exit status, and that vs-go-inproc, over the in-process
-// baseline, is reported and does not.
+// TestRatios checks that binary-over-go-inproc, the binary over the
+// in-process baseline, is printed without a target, and that vs-go and
+// vs-go-inproc, from their two controllers' latencies, set the exit
+// status.
 func TestRatios(t *testing.T) {
 	res := func(name string, p50, p99 float64) *Result {
 		return &Result{Name: name, Figures: []Figure{fig("p50", p50, "µs"), fig("p99", p99, "µs")}}
 	}
 	rs := ratios([]*Result{res("attach-closed", 60, 150), res("baseline-go-proc", 50, 100), res("baseline-go", 30, 100)})
-	if len(rs) != 1 || rs[0].Name != "vs-go-inproc" {
+	if len(rs) != 1 || rs[0].Name != "binary-over-go-inproc" {
 		t.Fatalf("ratios: %+v", rs)
 	}
-	if v := rs[0].Figures[0]; v.Value != 2 || v.verdict() != "MISS" {
-		t.Errorf("vs-go-inproc p50-ratio %v %s, want 2 MISS", v.Value, v.verdict())
+	if v := rs[0].Figures[0]; v.Value != 2 || v.Pass != nil {
+		t.Errorf("binary-over-go-inproc p50-ratio %v %s, want 2 without a verdict", v.Value, v.verdict())
 	}
-	if missed(rs, "vs-go") || !missed(rs, "vs-go-inproc") {
-		t.Errorf("missed: vs-go %v, vs-go-inproc %v; want false, true", missed(rs, "vs-go"), missed(rs, "vs-go-inproc"))
+	if missed(rs, "binary-over-go-inproc") {
+		t.Error("binary-over-go-inproc counted as missed")
 	}
 	if rs := ratios([]*Result{res("baseline-go", 50, 100)}); rs != nil {
 		t.Errorf("ratios without attach-closed: %+v", rs)
@@ -429,5 +431,60 @@ func TestRatios(t *testing.T) {
 	miss := &Result{Name: "vs-go", Figures: vsGoFigures(lat(70*time.Microsecond, 150*time.Microsecond), lat(50*time.Microsecond, 100*time.Microsecond))}
 	if !missed([]*Result{miss}, "vs-go") {
 		t.Errorf("p50 1.4 ×: vs-go not missed: %+v", miss.Figures)
+	}
+	// The exit status follows either ratio, and not the binary's over
+	// the in-process baseline.
+	inproc := func(r *Result) *Result { return &Result{Name: "vs-go-inproc", Figures: r.Figures} }
+	for _, c := range []struct {
+		results []*Result
+		want    bool
+	}{
+		{[]*Result{pass, inproc(pass)}, false},
+		{[]*Result{miss, inproc(pass)}, true},
+		{[]*Result{pass, inproc(miss)}, true},
+		{append([]*Result{pass, inproc(pass)}, rs...), false},
+	} {
+		if got := ratioTargetMissed(c.results); got != c.want {
+			t.Errorf("ratioTargetMissed(%s) = %v, want %v", resultNames(c.results), got, c.want)
+		}
+	}
+}
+
+func resultNames(rs []*Result) string {
+	var n []string
+	for _, r := range rs {
+		v := "PASS"
+		if missed([]*Result{r}, r.Name) {
+			v = "MISS"
+		}
+		n = append(n, r.Name+" "+v)
+	}
+	return strings.Join(n, ", ")
+}
+
+// TestVsGoInproc runs vs-go-inproc small: both controllers attach every
+// stream in the bench's process, and the Go runtime's settings are back
+// as they were afterwards.
+func TestVsGoInproc(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	b := &bench{cfg: config{closedN: 200, warmup: 10}, dir: t.TempDir()}
+	r := &Result{Name: "vs-go-inproc"}
+	if err := b.vsGoInproc(r); err != nil {
+		t.Fatal(err)
+	}
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Errorf("GOMAXPROCS %d after vs-go-inproc, was %d", got, procs)
+	}
+	got := map[string]float64{}
+	for _, f := range r.Figures {
+		got[f.Name] = f.Value
+	}
+	for _, name := range []string{"p50-ratio", "p99-ratio", "torscript-p50", "go-p50"} {
+		if got[name] <= 0 {
+			t.Errorf("%s = %v; figures %+v", name, got[name], r.Figures)
+		}
+	}
+	if math.Abs(got["p50-ratio"]-got["torscript-p50"]/got["go-p50"]) > 0.01*got["p50-ratio"] {
+		t.Errorf("p50-ratio %v, torscript-p50 %v over go-p50 %v", got["p50-ratio"], got["torscript-p50"], got["go-p50"])
 	}
 }

@@ -95,3 +95,38 @@ func runMix(b *testing.B, src string, data [][]byte, want int) {
 	}
 	b.ReportMetric(float64(attached), "attaches")
 }
+
+// BenchmarkAttachInproc runs vs-go-inproc's two controllers as Go
+// benchmarks, each a closed loop as attach-closed in this process against
+// its own fake control port: torscript's runtime with policy.star, and the
+// Go controller written by hand. Their instructions a stream (valgrind
+// --tool=callgrind, the fake's included in both) compare the two
+// controllers' work without this machine's swings in speed.
+func BenchmarkAttachInproc(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		start func(*bench) (*inprocController, error)
+	}{
+		{"torscript", (*bench).startRuntimeInproc},
+		{"go", func(*bench) (*inprocController, error) { return startGoInproc() }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			ctrl, err := c.start(&bench{dir: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() {
+				if err := ctrl.close(); err != nil {
+					b.Error(err)
+				}
+			}()
+			if _, _, err := closedLoop(ctrl.fake, ctrl.done, 1, 200, false); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			if _, _, err := closedLoop(ctrl.fake, ctrl.done, 201, b.N, false); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}

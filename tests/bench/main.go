@@ -13,11 +13,12 @@
 //	go run ./tests/bench -bin ./torscript -json bench.json
 //
 // It builds cmd/torscript itself unless -bin is given. It exits 1 if a
-// measurement could not be run, and 3 if a ratio target (vs-go: torscript's
-// attach latency over a Go controller's in its own process, the two
-// measured in turns) is missed; another figure that misses its target,
-// vs-go-inproc's among them, is printed as MISS and does not change the
-// exit status.
+// measurement could not be run, and 3 if a ratio target is missed (vs-go:
+// torscript's attach latency over a Go controller's in its own process;
+// vs-go-inproc: torscript's runtime over the Go controller, both in the
+// bench's process; each pair measured in turns); another figure that
+// misses its target is printed as MISS and does not change the exit
+// status.
 package main
 
 import (
@@ -54,8 +55,10 @@ type bench struct {
 	// (attach-closed-no-guardian: --no-guardian).
 	flags []string
 	// pin: the events measurements run the fake control port on CPU 0
-	// and torscript on the others (-pin); cpus is torscript's CPUs for
-	// the measurement under way, nil for any.
+	// and torscript on the others, vs-go the bench and both controllers
+	// on the last CPU (-pin); cpus is the CPUs of torscript (and of the
+	// Go controller it is compared with) for the measurement under way,
+	// nil for any.
 	pin  bool
 	cpus []int
 }
@@ -68,13 +71,14 @@ type measurement struct {
 }
 
 // measurements run in this order: the baselines right after
-// attach-closed, so that vs-go-inproc compares figures of the same minute
-// (this machine's speed drifts from one minute to the next); vs-go takes
-// its two controllers in turns.
+// attach-closed, so that binary-over-go-inproc compares figures of the
+// same minute (this machine's speed drifts from one minute to the next);
+// vs-go and vs-go-inproc take their two controllers in turns.
 var measurements = []measurement{
 	{"attach-closed", true, attachClosed(false)},
 	{"baseline-go-proc", false, (*bench).baselineGoProc},
 	{"baseline-go", false, (*bench).baselineGo},
+	{"vs-go-inproc", false, (*bench).vsGoInproc},
 	{"vs-go", true, (*bench).vsGo},
 	{"attach-closed-split", true, attachClosed(true)},
 	{"attach-closed-no-guardian", true, attachClosedNoGuardian},
@@ -115,7 +119,7 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 		only     = fs.String("only", "", "run only these measurements, comma-separated: "+names())
 		jsonPath = fs.String("json", "", "also write the figures to this file as JSON")
 		keep     = fs.Bool("keep", false, "keep the temporary directory (scripts, torscript's logs)")
-		pin      = fs.Bool("pin", true, "events measurements: run the fake control port on CPU 0 and torscript on the other CPUs (Linux, 2 CPUs or more)")
+		pin      = fs.Bool("pin", true, "events measurements: run the fake control port on CPU 0 and torscript on the other CPUs; vs-go: run the bench and both controllers on the last CPU (Linux, 2 CPUs or more)")
 	)
 	fs.IntVar(&cfg.closedN, "n", 20000, "streams in the closed loops (attach-closed, attach-closed-split, baseline-go, baseline-go-proc, loopback; vs-go takes as many of each controller, in 10 blocks)")
 	fs.IntVar(&cfg.warmup, "warmup", 200, "warm-up streams before each attach measurement, not counted")
@@ -189,7 +193,7 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 		printResult(stdout, r)
 	}
 	results = append(results, rs...)
-	ratioMissed := missed(results, "vs-go")
+	ratioMissed := ratioTargetMissed(results)
 
 	fmt.Fprintln(stdout)
 	printTable(stdout, results)
@@ -203,18 +207,19 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if ratioMissed {
-		fmt.Fprintln(stderr, "bench: a ratio target was missed (see vs-go)")
+		fmt.Fprintln(stderr, "bench: a ratio target was missed (see vs-go and vs-go-inproc)")
 		return 3
 	}
 	return 0
 }
 
-// ratios compares attach-closed with baseline-go, the Go controller in
-// the bench's process, measured in the same run (targets: p50 at most 1.3
-// times, p99 at most twice): vs-go-inproc. It is reported beside vs-go
-// and does not set the exit status: the in-process controller passes a
-// round trip to the fake without a process switch (see README). Nil
-// unless both ran.
+// ratios compares attach-closed, the torscript binary, with baseline-go,
+// the Go controller in the bench's process, measured one after the other
+// in the same run: binary-over-go-inproc, printed without a target. It is
+// not a like-for-like ratio: the in-process controller passes a round trip
+// to the fake without a process switch, and the bench's second processor
+// can catch its wake-ups (see README); vs-go and vs-go-inproc are the
+// like-for-like ratios with the targets. Nil unless both ran.
 func ratios(results []*Result) []*Result {
 	get := func(name, fig string) (float64, bool) {
 		for _, r := range results {
@@ -236,12 +241,18 @@ func ratios(results []*Result) []*Result {
 	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return nil
 	}
-	r := &Result{Name: "vs-go-inproc", Figures: []Figure{
-		fig("p50-ratio", p50/g50, "×").atMost(1.3),
-		fig("p99-ratio", p99/g99, "×").atMost(2),
+	r := &Result{Name: "binary-over-go-inproc", Figures: []Figure{
+		fig("p50-ratio", p50/g50, "×"),
+		fig("p99-ratio", p99/g99, "×"),
 	}}
-	r.note("attach-closed over baseline-go, both from this run; reported, not counted in the exit status: the in-process controller saves the two process switches a round trip costs torscript or any controller of a real tor")
+	r.note("attach-closed (the binary, in a process of its own) over baseline-go (in the bench's process, on its %d processors), one after the other in this run; printed only: the in-process controller saves the two process switches a round trip costs torscript or any controller of a real tor (vs-go compares torscript with the Go controller in a process of its own, vs-go-inproc the two controllers both in the bench's process)", runtime.GOMAXPROCS(0))
 	return []*Result{r}
+}
+
+// ratioTargetMissed reports whether vs-go or vs-go-inproc missed a
+// target: the misses that set the exit status to 3.
+func ratioTargetMissed(results []*Result) bool {
+	return missed(results, "vs-go") || missed(results, "vs-go-inproc")
 }
 
 // missed reports whether a figure of the result named name misses its
