@@ -171,9 +171,10 @@ type goController struct {
 }
 
 // startGoController starts a fake control port and the bench binary as
-// the Go controller against it.
+// the Go controller against it, on the CPUs of the measurement under way
+// (b.cpus).
 func (b *bench) startGoController() (*goController, error) {
-	f, p, err := b.startSelf("go-controller", func(addr string) string { return goControllerEnv + "=" + addr }, nil)
+	f, p, err := b.startSelf("go-controller", func(addr string) string { return goControllerEnv + "=" + addr }, b.cpus)
 	if err != nil {
 		return nil, err
 	}

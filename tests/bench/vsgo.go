@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
@@ -31,6 +32,16 @@ const vsGoPairs = 3
 // fresh process runs the same work up to a third faster or slower than
 // the one before it (a microbenchmark in one process too), so the ratio
 // of one pair is one draw of that spread.
+//
+// With -pin (on two CPUs or more) the bench, with its fake control ports,
+// and both controllers run on one CPU, the last. Left to the scheduler, a
+// controller and its fake are on one CPU for some blocks and on two for
+// others, and a round trip between two CPUs costs either controller about
+// 5 µs more on this project's machines (a wake-up across CPUs): the p50
+// ratio of one pair of processes ranged over 1.08–1.52 × that way, and
+// over 1.13–1.19 × pinned, with the Go controller's p50 at its lowest (10
+// to 13 µs, against 16 to 20 µs between two CPUs), so the ratio is the
+// least diluted by what the round trip costs both.
 func (b *bench) vsGo(r *Result) error {
 	var pairs []vsGoPair
 	for range vsGoPairs {
@@ -51,7 +62,10 @@ func (b *bench) vsGo(r *Result) error {
 			fig("torscript-cpu", us(med.tCPU)/float64(med.n), "µs/attach"),
 			fig("go-cpu", us(med.gCPU)/float64(med.n), "µs/attach"))
 	}
-	r.note("torscript (policy.star) and the Go controller of baseline-go-proc, each in its own process against its own fake, closed loops as attach-closed taken in turns: %d blocks of %d streams each, after %d warm-up streams each, in %d pairs of fresh processes; the figures are the pair of the median p50 ratio (p50-ratio-min and -max the others'); the ratios are torscript's p50 and p99 over the Go controller's; this is the ratio the exit status follows", vsGoRounds, max(1, b.cfg.closedN/vsGoRounds), b.cfg.warmup, len(pairs))
+	r.note("torscript (policy.star) and the Go controller of baseline-go-proc, each in its own process against its own fake, closed loops as attach-closed taken in turns: %d blocks of %d streams each, after %d warm-up streams each, in %d pairs of fresh processes; the figures are the pair of the median p50 ratio (p50-ratio-min and -max the others'); the ratios are torscript's p50 and p99 over the Go controller's; the exit status follows them", vsGoRounds, max(1, b.cfg.closedN/vsGoRounds), b.cfg.warmup, len(pairs))
+	if b.pin {
+		r.note("the bench (its fake control ports) and both controllers on CPU %d (-pin=false: anywhere)", runtime.NumCPU()-1)
+	}
 	return nil
 }
 
@@ -70,6 +84,18 @@ func (p vsGoPair) ratio() float64 {
 }
 
 func (b *bench) vsGoOnce(r *Result) (pair vsGoPair, err error) {
+	if b.pin {
+		// The bench (its fake control ports) and both controllers on
+		// one CPU: see vsGoPin.
+		cpu := []int{runtime.NumCPU() - 1}
+		restore, err := pinThreads(cpu)
+		if err != nil {
+			return pair, fmt.Errorf("pinning the bench to CPU %d: %w", cpu[0], err)
+		}
+		defer restore()
+		b.cpus = cpu
+		defer func() { b.cpus = nil }()
+	}
 	s, err := b.launch("policy.star")
 	if err != nil {
 		return pair, err
