@@ -11,23 +11,26 @@ import (
 	"github.com/torscript/torscript/ctl"
 )
 
-// firstBuiltPolicy is the most ordinary policy there is, as users write
-// it: the first BUILT GENERAL circuit that tor.circuits() lists (in the
-// order the circuits were created), one that leaves through an exit (not
-// IS_INTERNAL), else tor's choice.
+// firstBuiltPolicy is the README's first_built, the most ordinary policy
+// there is as users write it: the first BUILT GENERAL circuit that
+// tor.circuits() lists (in the order the circuits were created) that
+// leaves through an exit (neither ONEHOP_TUNNEL nor IS_INTERNAL) and has
+// not failed the stream, else tor's choice.
 const firstBuiltPolicy = `
-def policy(stream):
-    for c in tor.circuits():
-        if c.built and c.purpose == "GENERAL" and "IS_INTERNAL" not in c.build_flags:
-            print("stream %s to %s -> circuit %s" % (stream.id, stream.target, c.id))
-            return c
+def first_built(stream):
+    for c in tor.circuits(status = "BUILT", purpose = "GENERAL"):
+        if c.id in stream.failed_circuits or "ONEHOP_TUNNEL" in c.build_flags or "IS_INTERNAL" in c.build_flags:
+            continue
+        print("stream %s to %s -> circuit %s" % (stream.id, stream.target, c.id))
+        return c
     print("stream %s to %s -> circuit none" % (stream.id, stream.target))
-    return None
-tor.policy(policy)
+    return None    # tor chooses
+tor.policy(first_built)
 `
 
-// exitCircuits are the IDs of tor's BUILT GENERAL circuits that are not
-// IS_INTERNAL, as GETINFO circuit-status lists them now.
+// exitCircuits are the IDs of tor's BUILT GENERAL circuits that are
+// neither IS_INTERNAL nor ONEHOP_TUNNEL, as GETINFO circuit-status lists
+// them now.
 func exitCircuits(t *testing.T, c *ctl.Conn) map[string]bool {
 	t.Helper()
 	circs, err := c.Circuits(testCtx(t, 10*time.Second))
@@ -36,7 +39,7 @@ func exitCircuits(t *testing.T, c *ctl.Conn) map[string]bool {
 	}
 	ids := map[string]bool{}
 	for _, ci := range circs {
-		if ci.Status == ctl.CircBuilt && ci.Purpose == "GENERAL" && !slices.Contains(ci.BuildFlags, "IS_INTERNAL") {
+		if ci.Status == ctl.CircBuilt && ci.Purpose == "GENERAL" && !slices.Contains(ci.BuildFlags, "IS_INTERNAL") && !slices.Contains(ci.BuildFlags, "ONEHOP_TUNNEL") {
 			ids[ci.ID] = true
 		}
 	}
