@@ -121,7 +121,7 @@ func mainRun(args []string, stdout, stderr io.Writer) int {
 		keep     = fs.Bool("keep", false, "keep the temporary directory (scripts, torscript's logs)")
 		pin      = fs.Bool("pin", true, "events measurements: run the fake control port on CPU 0 and torscript on the other CPUs; vs-go: run the bench and both controllers on the last CPU (Linux, 2 CPUs or more)")
 	)
-	fs.IntVar(&cfg.closedN, "n", 20000, "streams in the closed loops (attach-closed, attach-closed-split, baseline-go, baseline-go-proc, loopback; vs-go takes as many of each controller, in 10 blocks)")
+	fs.IntVar(&cfg.closedN, "n", 20000, "streams in the closed loops (attach-closed, attach-closed-split, baseline-go, baseline-go-proc, loopback; vs-go and vs-go-inproc take as many of each controller, in 10 blocks)")
 	fs.IntVar(&cfg.warmup, "warmup", 200, "warm-up streams before each attach measurement, not counted")
 	fs.DurationVar(&cfg.openDur, "open-duration", 3*time.Second, "how long the open loops send")
 	fs.DurationVar(&cfg.spin, "spin", 50*time.Microsecond, "open loops: spin (rather than sleep) this long before each due time; 0 to only sleep")

@@ -145,7 +145,6 @@ func (p *proc) stop() error {
 		return nil
 	default:
 	}
-	p.stopped = true
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		if errors.Is(err, os.ErrProcessDone) {
 			// It exited on its own and was reaped, but the goroutine
@@ -160,6 +159,7 @@ func (p *proc) stop() error {
 			return fmt.Errorf("SIGTERM: %w", err)
 		}
 	}
+	p.stopped = true
 	select {
 	case <-p.exited:
 		return nil

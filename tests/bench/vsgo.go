@@ -39,7 +39,7 @@ const vsGoPairs = 3
 // others, and a round trip between two CPUs costs either controller about
 // 5 µs more on this project's machines (a wake-up across CPUs): the p50
 // ratio of one pair of processes ranged over 1.08–1.52 × that way, and
-// over 1.13–1.19 × pinned, with the Go controller's p50 at its lowest (10
+// over 1.12–1.26 × pinned, with the Go controller's p50 at its lowest (10
 // to 13 µs, against 16 to 20 µs between two CPUs), so the ratio is the
 // least diluted by what the round trip costs both.
 func (b *bench) vsGo(r *Result) error {
@@ -86,7 +86,7 @@ func (p vsGoPair) ratio() float64 {
 func (b *bench) vsGoOnce(r *Result) (pair vsGoPair, err error) {
 	if b.pin {
 		// The bench (its fake control ports) and both controllers on
-		// one CPU: see vsGoPin.
+		// one CPU: see vsGo.
 		cpu := []int{runtime.NumCPU() - 1}
 		restore, err := pinThreads(cpu)
 		if err != nil {
