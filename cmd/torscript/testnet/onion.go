@@ -1,10 +1,14 @@
 package testnet
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +21,8 @@ import (
 // (DirPortFrontPage). A tor is the web server, so the service keeps
 // working when the network runs detached from the process that started
 // it (torscript testnet up). The authorities alone are HSDirs (see
-// torrcParams.hsDirs). Up waits until the descriptor has been uploaded.
+// torrcParams.hsDirs). Up waits until the descriptor has been uploaded
+// and the client has fetched the page through the service (reachOnion).
 
 // OnionPage is the body of http://ADDRESS.onion/ (OnionURL).
 const OnionPage = "<!doctype html><title>torscript testnet</title><p>torscript testnet onion service</p>\n"
@@ -163,4 +168,71 @@ func (w *onionWatch) address(fromEvents string) (string, error) {
 		return "", fmt.Errorf("testnet: %s: hostname file says %q, HS_DESC events %q", w.nd.Name, host, fromEvents)
 	}
 	return host, nil
+}
+
+// onionReachWait bounds how long Up tries to fetch the onion service's
+// page through the client once the descriptor is uploaded, and
+// onionFetchWait one try.
+const (
+	onionReachWait = 90 * time.Second
+	onionFetchWait = 30 * time.Second
+)
+
+// reachOnion fetches the onion service's page through the client's
+// SocksPort until it gets OnionPage: an uploaded descriptor is not yet a
+// reachable service. The client may still hold a consensus older than the
+// service's, and then asks other HSDirs than those the service uploaded
+// to, and SOCKS fails (a README user's first curl did, once in a CI run).
+// Each try comes with SOCKS credentials of its own, so that tor isolates
+// it from the one before. It returns an error, with the last try's, after
+// onionReachWait.
+func reachOnion(ctx context.Context, n *Network, progress func(string, ...any)) error {
+	ctx, cancel := context.WithTimeout(ctx, onionReachWait)
+	defer cancel()
+	start := time.Now()
+	for try := 1; ; try++ {
+		err := fetchOnion(ctx, n, try)
+		if err == nil {
+			progress("onion: the client reached %s in %v (%d tries)", n.OnionURL(), time.Since(start).Round(time.Millisecond), try)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err := interrupted(ctx); err != nil {
+				return err
+			}
+			return nodeError(n.Client, false, "the client did not reach the onion service %s in %v (%d tries): %v", n.OnionURL(), onionReachWait, try, err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// fetchOnion is one try of reachOnion: GET / over a stream to the
+// service's port 80 through the client, and the body must be OnionPage.
+func fetchOnion(ctx context.Context, n *Network, try int) error {
+	ctx, cancel := context.WithTimeout(ctx, onionFetchWait)
+	defer cancel()
+	c, err := ctl.DialSOCKS(ctx, n.SocksAddr(), "testnet-onion-check", strconv.Itoa(try), n.OnionAddress, 80)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if _, err := io.WriteString(c, "GET / HTTP/1.0\r\nHost: "+n.OnionAddress+"\r\n\r\n"); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || string(body) != OnionPage {
+		return fmt.Errorf("GET %s: %s, body %q", n.OnionURL(), resp.Status, body)
+	}
+	return nil
 }

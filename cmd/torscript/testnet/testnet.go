@@ -610,6 +610,9 @@ func up(ctx context.Context, cfg *Config, tor, gencert string) (_ *Network, err 
 		if n.OnionAddress, err = onion.wait(ctx, n.Nodes, cfg.progress); err != nil {
 			return nil, err
 		}
+		if err := reachOnion(ctx, n, cfg.progress); err != nil {
+			return nil, err
+		}
 	}
 	n.Ready = true
 	n.BootstrapTime = time.Since(n.Started).Round(time.Millisecond)

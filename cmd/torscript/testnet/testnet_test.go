@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -476,5 +477,63 @@ func TestUpRefusesForeignDir(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "precious")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReachOnionFails: when the client cannot fetch the onion service's
+// page, Up's check tries again until its deadline and then says so, with
+// the last try's error; it does not report the service as reachable.
+func TestReachOnionFails(t *testing.T) {
+	// A SocksPort that answers every CONNECT with "general failure", as
+	// tor does when the descriptor cannot be fetched.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var tries atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tries.Add(1)
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				var hello [3]byte
+				if _, err := io.ReadFull(r, hello[:2]); err != nil {
+					return
+				}
+				r.Discard(int(hello[1]))
+				c.Write([]byte{5, 2}) // username and password
+				var auth [2]byte
+				io.ReadFull(r, auth[:])
+				r.Discard(int(auth[1]))
+				plen, _ := r.ReadByte()
+				r.Discard(int(plen))
+				c.Write([]byte{1, 0})
+				var req [5]byte
+				io.ReadFull(r, req[:])
+				r.Discard(int(req[4]) + 2)
+				c.Write([]byte{5, 1, 0, 1, 0, 0, 0, 0, 0, 0})
+			}()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	n := &Network{Client: &Node{Name: "client", Dir: t.TempDir(), SocksPort: port}, OnionAddress: "aaaa.onion"}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var said []string
+	err = reachOnion(ctx, n, func(f string, a ...any) { said = append(said, fmt.Sprintf(f, a...)) })
+	if err == nil || !strings.Contains(err.Error(), "did not reach the onion service") || !strings.Contains(err.Error(), "general") {
+		t.Fatalf("reachOnion: %v; want the service not reached, with the SOCKS failure", err)
+	}
+	if len(said) != 0 {
+		t.Errorf("reachOnion said %q", said)
+	}
+	if n := tries.Load(); n < 2 {
+		t.Errorf("%d tries in 3 s, want it to try again", n)
 	}
 }
