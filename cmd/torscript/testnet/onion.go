@@ -201,7 +201,7 @@ func reachOnion(ctx context.Context, n *Network, progress func(string, ...any)) 
 			if err := interrupted(ctx); err != nil {
 				return err
 			}
-			return nodeError(n.Client, false, "the client did not reach the onion service %s in %v (%d tries): %v", n.OnionURL(), onionReachWait, try, err)
+			return nodeError(n.Client, false, "the client did not reach the onion service %s in %v (%d tries): %v", n.OnionURL(), time.Since(start).Round(time.Second), try, err)
 		case <-time.After(time.Second):
 		}
 	}

@@ -502,8 +502,8 @@ func TestReachOnionFails(t *testing.T) {
 			go func() {
 				defer c.Close()
 				r := bufio.NewReader(c)
-				var hello [3]byte
-				if _, err := io.ReadFull(r, hello[:2]); err != nil {
+				var hello [2]byte
+				if _, err := io.ReadFull(r, hello[:]); err != nil {
 					return
 				}
 				r.Discard(int(hello[1]))
@@ -527,7 +527,7 @@ func TestReachOnionFails(t *testing.T) {
 	defer cancel()
 	var said []string
 	err = reachOnion(ctx, n, func(f string, a ...any) { said = append(said, fmt.Sprintf(f, a...)) })
-	if err == nil || !strings.Contains(err.Error(), "did not reach the onion service") || !strings.Contains(err.Error(), "general") {
+	if err == nil || !strings.Contains(err.Error(), "did not reach the onion service") || !strings.Contains(err.Error(), "in 3s") || !strings.Contains(err.Error(), "general") {
 		t.Fatalf("reachOnion: %v; want the service not reached, with the SOCKS failure", err)
 	}
 	if len(said) != 0 {
