@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"testing"
@@ -104,22 +105,8 @@ func TestPolicyFirstBuiltCircuit(t *testing.T) {
 				t.Errorf("stream %s rode circuit %s, but circuit %s, created before it, was BUILT GENERAL before the curl and after it", id, circ, other)
 			}
 		}
-		t.Logf("stream %s to %s:%d SUCCEEDED on circuit %s (%s); exit circuits before the curl %v", id, h, port, circ, exPathString(path), sortedIDs(before))
+		t.Logf("stream %s to %s:%d SUCCEEDED on circuit %s (%s); exit circuits before the curl %v", id, h, port, circ, exPathString(path), slices.Sorted(maps.Keys(before)))
 		prev = circ
 	}
 	p.finish(t)
-}
-
-// sortedIDs are the circuit IDs of m in numeric order.
-func sortedIDs(m map[string]bool) []string {
-	ids := make([]string, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, func(a, b string) int {
-		x, _ := strconv.Atoi(a)
-		y, _ := strconv.Atoi(b)
-		return x - y
-	})
-	return ids
 }
