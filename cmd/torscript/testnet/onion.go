@@ -193,7 +193,7 @@ func reachOnion(ctx context.Context, n *Network, progress func(string, ...any)) 
 	for try := 1; ; try++ {
 		err := fetchOnion(ctx, n, try)
 		if err == nil {
-			progress("onion: the client reached %s in %v (%d tries)", n.OnionURL(), time.Since(start).Round(time.Millisecond), try)
+			progress("onion: the client reached %s in %v (%s)", n.OnionURL(), time.Since(start).Round(time.Millisecond), plural(try, "try", "tries"))
 			return nil
 		}
 		select {
@@ -201,7 +201,7 @@ func reachOnion(ctx context.Context, n *Network, progress func(string, ...any)) 
 			if err := interrupted(ctx); err != nil {
 				return err
 			}
-			return nodeError(n.Client, false, "the client did not reach the onion service %s in %v (%d tries): %v", n.OnionURL(), time.Since(start).Round(time.Second), try, err)
+			return nodeError(n.Client, false, "the client did not reach the onion service %s in %v (%s): %v", n.OnionURL(), time.Since(start).Round(time.Second), plural(try, "try", "tries"), err)
 		case <-time.After(time.Second):
 		}
 	}
@@ -235,4 +235,12 @@ func fetchOnion(ctx context.Context, n *Network, try int) error {
 		return fmt.Errorf("GET %s: %s, body %q", n.OnionURL(), resp.Status, body)
 	}
 	return nil
+}
+
+// plural is "1 try" or "N tries".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
