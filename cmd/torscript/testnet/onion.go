@@ -180,9 +180,9 @@ const (
 
 // reachOnion fetches the onion service's page through the client's
 // SocksPort until it gets OnionPage: an uploaded descriptor is not yet a
-// reachable service. The client may still hold a consensus older than the
-// service's, and then asks other HSDirs than those the service uploaded
-// to, and SOCKS fails (a README user's first curl did, once in a CI run).
+// reachable service (once in a CI run, a README user's first curl got
+// SOCKS general failure right after up; the client may, for one, still
+// hold a consensus older than the service's and ask other HSDirs).
 // Each try comes with SOCKS credentials of its own, so that tor isolates
 // it from the one before. It returns an error, with the last try's, after
 // onionReachWait.
